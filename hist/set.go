@@ -1,0 +1,221 @@
+package hist
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+)
+
+// Key names a series within one agent's or one region's measurements.
+type Key struct {
+	Scenario string
+	Flow     string
+	Request  string
+	// Status is a status class ("2xx".."5xx") or an error kind ("timeout",
+	// "refused", "reset", "tls", "dns", "protocol", "other").
+	Status string
+}
+
+func compareKeys(a, b Key) int {
+	return cmp.Or(
+		cmp.Compare(a.Scenario, b.Scenario),
+		cmp.Compare(a.Flow, b.Flow),
+		cmp.Compare(a.Request, b.Request),
+		cmp.Compare(a.Status, b.Status),
+	)
+}
+
+// Counters are per-series sums.
+type Counters struct {
+	Requests     int64
+	Failures     int64
+	Retries      int64
+	BytesIn      int64
+	BytesOut     int64
+	ChecksPassed int64
+	ChecksFailed int64
+}
+
+// Add adds o into c.
+func (c *Counters) Add(o Counters) {
+	c.Requests += o.Requests
+	c.Failures += o.Failures
+	c.Retries += o.Retries
+	c.BytesIn += o.BytesIn
+	c.BytesOut += o.BytesOut
+	c.ChecksPassed += o.ChecksPassed
+	c.ChecksFailed += o.ChecksFailed
+}
+
+func countersFromProto(p *surgev1.Counters) Counters {
+	return Counters{
+		Requests:     p.GetRequests(),
+		Failures:     p.GetFailures(),
+		Retries:      p.GetRetries(),
+		BytesIn:      p.GetBytesIn(),
+		BytesOut:     p.GetBytesOut(),
+		ChecksPassed: p.GetChecksPassed(),
+		ChecksFailed: p.GetChecksFailed(),
+	}
+}
+
+func (c Counters) proto() *surgev1.Counters {
+	return &surgev1.Counters{
+		Requests:     c.Requests,
+		Failures:     c.Failures,
+		Retries:      c.Retries,
+		BytesIn:      c.BytesIn,
+		BytesOut:     c.BytesOut,
+		ChecksPassed: c.ChecksPassed,
+		ChecksFailed: c.ChecksFailed,
+	}
+}
+
+func (c Counters) valid() error {
+	for _, v := range []int64{c.Requests, c.Failures, c.Retries, c.BytesIn, c.BytesOut, c.ChecksPassed, c.ChecksFailed} {
+		if v < 0 {
+			return fmt.Errorf("%w: negative counter", ErrInvalid)
+		}
+	}
+	if c.Failures > c.Requests {
+		return fmt.Errorf("%w: %d failures of %d requests", ErrInvalid, c.Failures, c.Requests)
+	}
+	return nil
+}
+
+// Series is one key's counters and histograms.
+type Series struct {
+	Counters Counters
+	// Latency from the intended send time (open model) or the send (closed).
+	Latency *hdrhistogram.Histogram
+	// Service time from the actual send.
+	Service *hdrhistogram.Histogram
+}
+
+// NewSeries returns an empty series.
+func NewSeries() *Series {
+	return &Series{Latency: New(), Service: New()}
+}
+
+// Merge adds o into s exactly; it returns the values the histograms dropped.
+func (s *Series) Merge(o *Series) (dropped int64) {
+	s.Counters.Add(o.Counters)
+	dropped += s.Latency.Merge(o.Latency)
+	dropped += s.Service.Merge(o.Service)
+	return dropped
+}
+
+// Set is a set of series by key. It is not safe for concurrent use.
+type Set struct {
+	m map[Key]*Series
+}
+
+// NewSet returns an empty set.
+func NewSet() *Set { return &Set{m: make(map[Key]*Series)} }
+
+// Get returns the series for k, creating it if needed.
+func (s *Set) Get(k Key) *Series {
+	sr, ok := s.m[k]
+	if !ok {
+		sr = NewSeries()
+		s.m[k] = sr
+	}
+	return sr
+}
+
+// Lookup returns the series for k, or nil.
+func (s *Set) Lookup(k Key) *Series { return s.m[k] }
+
+// Len is the number of series.
+func (s *Set) Len() int { return len(s.m) }
+
+// Keys returns the keys sorted.
+func (s *Set) Keys() []Key {
+	keys := make([]Key, 0, len(s.m))
+	for k := range s.m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareKeys)
+	return keys
+}
+
+// Merge adds every series of o into s.
+func (s *Set) Merge(o *Set) (dropped int64) {
+	for k, sr := range o.m {
+		dropped += s.Get(k).Merge(sr)
+	}
+	return dropped
+}
+
+// Total merges the series whose key satisfies keep (nil: all) into one.
+func (s *Set) Total(keep func(Key) bool) *Series {
+	t := NewSeries()
+	for k, sr := range s.m {
+		if keep == nil || keep(k) {
+			t.Merge(sr)
+		}
+	}
+	return t
+}
+
+// ToProto encodes the set, sorted by key.
+func (s *Set) ToProto() []*surgev1.Series {
+	out := make([]*surgev1.Series, 0, len(s.m))
+	for _, k := range s.Keys() {
+		sr := s.m[k]
+		out = append(out, &surgev1.Series{
+			Key:      &surgev1.SeriesKey{Scenario: k.Scenario, Flow: k.Flow, Request: k.Request, Status: k.Status},
+			Counters: sr.Counters.proto(),
+			Latency:  ToProto(sr.Latency),
+			Service:  ToProto(sr.Service),
+		})
+	}
+	return out
+}
+
+// ValidateProto checks wire series without merging them: keys present,
+// counters sane, histograms valid, and no more than maxSeries series.
+func ValidateProto(ps []*surgev1.Series, maxSeries int) error {
+	if len(ps) > maxSeries {
+		return fmt.Errorf("%w: %d series, at most %d", ErrInvalid, len(ps), maxSeries)
+	}
+	for i, p := range ps {
+		if p.GetKey() == nil {
+			return fmt.Errorf("series %d: %w: no key", i, ErrInvalid)
+		}
+		if err := countersFromProto(p.GetCounters()).valid(); err != nil {
+			return fmt.Errorf("series %d: %w", i, err)
+		}
+		if err := Validate(p.GetLatency()); err != nil {
+			return fmt.Errorf("series %d latency: %w", i, err)
+		}
+		if err := Validate(p.GetService()); err != nil {
+			return fmt.Errorf("series %d service: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// MergeProto merges wire series into s. Call ValidateProto first: an invalid
+// series met here is reported and merging stops there.
+func (s *Set) MergeProto(ps []*surgev1.Series) (dropped int64, err error) {
+	for i, p := range ps {
+		k := p.GetKey()
+		sr := s.Get(Key{Scenario: k.GetScenario(), Flow: k.GetFlow(), Request: k.GetRequest(), Status: k.GetStatus()})
+		d, err := MergeProto(sr.Latency, p.GetLatency())
+		if err != nil {
+			return dropped, fmt.Errorf("series %d latency: %w", i, err)
+		}
+		dropped += d
+		if d, err = MergeProto(sr.Service, p.GetService()); err != nil {
+			return dropped, fmt.Errorf("series %d service: %w", i, err)
+		}
+		dropped += d
+		sr.Counters.Add(countersFromProto(p.GetCounters()))
+	}
+	return dropped, nil
+}

@@ -1,0 +1,449 @@
+package plan
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Parse decodes a plan from YAML strictly (unknown keys are errors), applies
+// defaults and validates it. file names the source in errors, which read
+// "file:line:col: path: message", e.g.
+// `plan.yaml:12:9: scenarios.burst.stages[2].target: must be >= 0`.
+// Every problem is reported (errors.Join of *Error), not only the first.
+//
+// A plan without a name is named after file's base name without extension.
+func Parse(file string, src []byte) (*Plan, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(src, &root); err != nil {
+		return nil, syntaxError(file, src, err)
+	}
+	if root.Kind == 0 || (root.Kind == yaml.DocumentNode && len(root.Content) == 0) {
+		return nil, &Error{File: file, Line: 1, Col: 1, Msg: "empty plan"}
+	}
+	w := &walker{errs: errorList{file: file, pos: newPositions()}}
+	w.walk(&root, reflect.TypeFor[Plan](), "", 0)
+	if err := w.errs.err(); err != nil {
+		return nil, err
+	}
+
+	var p Plan
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	dec.KnownFields(true)
+	if err := dec.Decode(&p); err != nil {
+		return nil, yamlError(file, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, &Error{File: file, Line: extra.Line, Col: extra.Column, Msg: "a plan file holds one YAML document"}
+	}
+	if p.Name == "" {
+		p.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	}
+	if err := check(&p, file, w.errs.pos); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// MarshalCanonical encodes a parsed plan as canonical JSON for the wire:
+// struct fields in declaration order, map keys sorted, defaults filled in.
+func MarshalCanonical(p *Plan) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(p); err != nil {
+		return nil, fmt.Errorf("marshal plan: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// FromJSON decodes a plan encoded by MarshalCanonical and re-validates it.
+// Errors name the file "plan.json" and carry no position.
+func FromJSON(b []byte) (*Plan, error) {
+	const file = "plan.json"
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var p Plan
+	if err := dec.Decode(&p); err != nil {
+		return nil, &Error{File: file, Msg: err.Error()}
+	}
+	if dec.More() {
+		return nil, &Error{File: file, Msg: "trailing data after the plan"}
+	}
+	var tree any
+	if err := json.Unmarshal(b, &tree); err != nil {
+		return nil, &Error{File: file, Msg: err.Error()}
+	}
+	ps := newPositions()
+	indexJSON(tree, "", ps)
+	if err := check(&p, file, ps); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// indexJSON records every path of a decoded JSON value, without positions,
+// so that validation knows which keys were written.
+func indexJSON(v any, path string, ps *positions) {
+	ps.val[path] = pos{}
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			indexJSON(x, joinPath(path, k), ps)
+		}
+	case []any:
+		for i, x := range v {
+			indexJSON(x, indexPath(path, i), ps)
+		}
+	}
+}
+
+// syntaxError reports malformed YAML. go.yaml.in/yaml names the line where
+// the enclosing construct starts, which is often far above the mistake, so
+// the line is refined to the first one at which the document stops parsing.
+func syntaxError(file string, src []byte, err error) error {
+	e := yamlError(file, err)
+	var pe *Error
+	if !errors.As(e, &pe) || pe.Line == 0 {
+		return e
+	}
+	pe.Msg = "invalid YAML: " + pe.Msg
+	const maxLines = 5000
+	lines := bytes.SplitAfter(src, []byte("\n"))
+	if len(lines) > maxLines {
+		return pe
+	}
+	var n yaml.Node
+	end := 0
+	for i, line := range lines {
+		end += len(line)
+		if i+1 <= pe.Line {
+			continue
+		}
+		if yaml.Unmarshal(src[:end], &n) != nil {
+			pe.Line = i + 1
+			break
+		}
+	}
+	return pe
+}
+
+var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// yamlError turns a go.yaml.in/yaml error into *Error values with lines.
+func yamlError(file string, err error) error {
+	var lines []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		lines = te.Errors
+	} else {
+		lines = []string{err.Error()}
+	}
+	l := errorList{file: file}
+	for _, s := range lines {
+		if m := yamlLineRE.FindStringSubmatch(s); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			l.addAt(pos{line: n}, "", m[2])
+			continue
+		}
+		l.addAt(pos{}, "", strings.TrimPrefix(s, "yaml: "))
+	}
+	return l.err()
+}
+
+// walker checks a yaml.Node tree against the plan's Go types before
+// decoding: unknown and duplicate keys, node kinds and scalar types, each
+// reported with its path and position. It also builds the position index
+// that validation uses afterwards.
+type walker struct {
+	errs errorList
+}
+
+const maxDepth = 64
+
+var (
+	durationType  = reflect.TypeFor[Duration]()
+	thresholdType = reflect.TypeFor[Threshold]()
+)
+
+func (w *walker) fail(n *yaml.Node, path, format string, args ...any) {
+	w.errs.addAt(pos{n.Line, n.Column}, path, fmt.Sprintf(format, args...))
+}
+
+func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
+	if depth > maxDepth {
+		w.fail(n, path, "nested too deeply")
+		return
+	}
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) > 0 {
+			w.walk(n.Content[0], t, path, depth+1)
+		}
+		return
+	}
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if _, ok := w.errs.pos.val[path]; !ok {
+		w.errs.pos.val[path] = pos{n.Line, n.Column}
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return // zero value
+	}
+	switch t {
+	case durationType:
+		var d Duration
+		if err := n.Decode(&d); err != nil {
+			w.fail(n, path, "%s", yamlMsg(err))
+		}
+		return
+	case thresholdType:
+		if n.Kind == yaml.MappingNode {
+			w.walkStruct(n, t, path, depth)
+			return
+		}
+		var th Threshold
+		if err := n.Decode(&th); err != nil {
+			w.fail(n, path, "%s", yamlMsg(err))
+		}
+		return
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		w.walk(n, t.Elem(), path, depth+1)
+	case reflect.Struct:
+		w.walkStruct(n, t, path, depth)
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			w.fail(n, path, "expected a mapping, got %s", kindName(n))
+			return
+		}
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode {
+				w.fail(k, path, "keys must be strings")
+				continue
+			}
+			cp := joinPath(path, k.Value)
+			if seen[k.Value] {
+				w.fail(k, cp, "duplicate key %q", k.Value)
+				continue
+			}
+			seen[k.Value] = true
+			w.errs.pos.key[cp] = pos{k.Line, k.Column}
+			w.walk(v, t.Elem(), cp, depth+1)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			w.fail(n, path, "expected a list, got %s", kindName(n))
+			return
+		}
+		for i, v := range n.Content {
+			w.walk(v, t.Elem(), indexPath(path, i), depth+1)
+		}
+	default:
+		if n.Kind != yaml.ScalarNode {
+			w.fail(n, path, "expected %s, got %s", typeName(t), kindName(n))
+			return
+		}
+		v := reflect.New(t)
+		if err := n.Decode(v.Interface()); err != nil {
+			w.fail(n, path, "expected %s, got %q", typeName(t), n.Value)
+		}
+	}
+}
+
+func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, path string, depth int) {
+	if n.Kind != yaml.MappingNode {
+		w.fail(n, path, "expected a mapping, got %s", kindName(n))
+		return
+	}
+	fields := yamlFields(t)
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			w.fail(k, path, "keys must be strings")
+			continue
+		}
+		if k.Value == "<<" { // merge key: the merged mappings' keys are ours
+			if v.Kind == yaml.AliasNode && v.Alias != nil {
+				v = v.Alias
+			}
+			if v.Kind == yaml.SequenceNode {
+				for _, m := range v.Content {
+					w.walk(m, t, path, depth+1)
+				}
+			} else {
+				w.walk(v, t, path, depth+1)
+			}
+			continue
+		}
+		cp := joinPath(path, k.Value)
+		f, ok := fields[k.Value]
+		if !ok {
+			w.fail(k, cp, "unknown key %q (valid keys: %s)", k.Value, strings.Join(sortedKeys(fields), ", "))
+			continue
+		}
+		if seen[k.Value] {
+			w.fail(k, cp, "duplicate key %q", k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		w.errs.pos.key[cp] = pos{k.Line, k.Column}
+		w.walk(v, f.Type, cp, depth+1)
+	}
+}
+
+// yamlFields maps a struct's YAML keys to its fields.
+func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	m := make(map[string]reflect.StructField, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		m[name] = f
+	}
+	return m
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return strconv.Quote(n.Value)
+	}
+	return "nothing"
+}
+
+func typeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	}
+	return t.String()
+}
+
+// yamlMsg strips go.yaml.in/yaml's prefixes from an error our own
+// unmarshalers returned.
+func yamlMsg(err error) string {
+	s := err.Error()
+	s = strings.TrimPrefix(s, "yaml: unmarshal errors:\n  ")
+	if m := yamlLineRE.FindStringSubmatch(s); m != nil {
+		return m[2]
+	}
+	return s
+}
+
+// UnmarshalYAML reads Go duration text such as "1m30s".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("expected a duration such as \"1m30s\", got %s", kindName(n))
+	}
+	return d.parse(n.Value)
+}
+
+// MarshalYAML writes d as Go duration text.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// UnmarshalJSON reads a JSON string of Go duration text.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: expected a string such as \"1m30s\": %w", err)
+	}
+	return d.parse(s)
+}
+
+// MarshalJSON writes d as a JSON string of Go duration text.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// String is Go duration text, such as "1m30s".
+func (d Duration) String() string { return time.Duration(d).String() }
+
+func (d *Duration) parse(s string) error {
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: want Go duration text such as \"500ms\" or \"1m30s\"", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// thresholdFields is Threshold without its methods, for plain decoding.
+type thresholdFields Threshold
+
+// UnmarshalYAML reads either an expression string ("p(95)<500") or a
+// mapping {threshold, abort_on_fail, delay_abort_eval}.
+func (t *Threshold) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*t = Threshold{Expr: n.Value}
+		return nil
+	case yaml.MappingNode:
+		var f thresholdFields
+		if err := n.Decode(&f); err != nil {
+			return err
+		}
+		*t = Threshold(f)
+		return nil
+	}
+	return fmt.Errorf("expected a threshold such as \"p(95)<500\" or a mapping {threshold, abort_on_fail, delay_abort_eval}, got %s", kindName(n))
+}
+
+// UnmarshalJSON reads either an expression string or an object.
+func (t *Threshold) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*t = Threshold{Expr: s}
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var f thresholdFields
+	if err := dec.Decode(&f); err != nil {
+		return fmt.Errorf("threshold: %w", err)
+	}
+	*t = Threshold(f)
+	return nil
+}

@@ -1,0 +1,110 @@
+// Package plan is surge's test-plan language: strict YAML decoding with
+// file:line errors, defaults, validation, and the exact split of a plan into
+// per-agent shares.
+//
+// Plan values are data. They travel to agents as canonical JSON
+// (see MarshalCanonical and FromJSON) and carry no behaviour beyond the pure
+// schedule functions an executor needs (RateAt, Cumulative, ...).
+package plan
+
+import (
+	"time"
+)
+
+// Executor names, with k6's semantics.
+const (
+	ConstantArrivalRate = "constant-arrival-rate"
+	RampingArrivalRate  = "ramping-arrival-rate"
+	ConstantVUs         = "constant-vus"
+	RampingVUs          = "ramping-vus"
+)
+
+// Plan is a whole test plan.
+type Plan struct {
+	// Name identifies the plan in run lists and reports.
+	Name        string `yaml:"name" json:"name"`
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	// Regions weights the plan's load across regions. Empty: all agents,
+	// regardless of region, share the load evenly.
+	Regions map[string]Region `yaml:"regions,omitempty" json:"regions,omitempty"`
+	// Scenarios run in parallel (staggered by start_time), keyed by name.
+	Scenarios map[string]*Scenario `yaml:"scenarios" json:"scenarios"`
+	// Thresholds maps a metric with optional tag filter, in k6 syntax
+	// (`http_req_duration{scenario:x,region:y}`), to its conditions.
+	Thresholds map[string][]Threshold `yaml:"thresholds,omitempty" json:"thresholds,omitempty"`
+	// Interval is the snapshot interval; default 1s.
+	Interval Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+}
+
+// Region is one region's part of the load.
+type Region struct {
+	Weight float64 `yaml:"weight" json:"weight"`
+}
+
+// Scenario is one executor with its options and the requests an iteration
+// sends. Which options apply depends on Executor, as in k6.
+type Scenario struct {
+	Executor string `yaml:"executor" json:"executor"`
+
+	// Arrival-rate executors: Rate iterations per TimeUnit (default 1s).
+	Rate      float64  `yaml:"rate,omitempty" json:"rate,omitempty"`
+	StartRate float64  `yaml:"start_rate,omitempty" json:"start_rate,omitempty"`
+	TimeUnit  Duration `yaml:"time_unit,omitempty" json:"time_unit,omitempty"`
+	// PreAllocatedVUs and MaxVUs bound the VUs an arrival-rate executor may use;
+	// an arrival with no free VU is a dropped iteration.
+	PreAllocatedVUs int64 `yaml:"pre_allocated_vus,omitempty" json:"pre_allocated_vus,omitempty"`
+	MaxVUs          int64 `yaml:"max_vus,omitempty" json:"max_vus,omitempty"`
+
+	// VU executors.
+	VUs      int64 `yaml:"vus,omitempty" json:"vus,omitempty"`
+	StartVUs int64 `yaml:"start_vus,omitempty" json:"start_vus,omitempty"`
+
+	// Duration for constant-* executors; Stages for ramping-*.
+	Duration Duration `yaml:"duration,omitempty" json:"duration,omitempty"`
+	Stages   []Stage  `yaml:"stages,omitempty" json:"stages,omitempty"`
+
+	// StartTime delays the scenario from the run's start.
+	StartTime Duration `yaml:"start_time,omitempty" json:"start_time,omitempty"`
+	// GracefulStop lets in-flight iterations finish after the scenario's
+	// duration (default 30s, as in k6).
+	GracefulStop Duration `yaml:"graceful_stop,omitempty" json:"graceful_stop"` // always in JSON: 0 is meaningful
+
+	// Regions overrides the plan's region weights for this scenario.
+	Regions map[string]Region `yaml:"regions,omitempty" json:"regions,omitempty"`
+
+	// Requests are sent in order, one after the other, by each iteration.
+	Requests []Request `yaml:"requests" json:"requests"`
+}
+
+// Stage is one segment of a ramping executor: reach Target over Duration.
+type Stage struct {
+	Duration Duration `yaml:"duration" json:"duration"`
+	Target   float64  `yaml:"target" json:"target"`
+}
+
+// Request is one HTTP request of an iteration.
+type Request struct {
+	// Name labels the request's metrics; default METHOD + " " + URL.
+	Name    string            `yaml:"name,omitempty" json:"name,omitempty"`
+	Method  string            `yaml:"method,omitempty" json:"method,omitempty"`
+	URL     string            `yaml:"url" json:"url"`
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	Body    string            `yaml:"body,omitempty" json:"body,omitempty"`
+	// Timeout for the whole request; default 30s.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// Threshold is one condition on a metric, such as "p(95)<500". In YAML it is
+// either that string or a mapping {threshold, abort_on_fail, delay_abort_eval}.
+type Threshold struct {
+	Expr           string   `yaml:"threshold" json:"threshold"`
+	AbortOnFail    bool     `yaml:"abort_on_fail,omitempty" json:"abort_on_fail,omitempty"`
+	DelayAbortEval Duration `yaml:"delay_abort_eval,omitempty" json:"delay_abort_eval,omitempty"`
+}
+
+// Duration is a time.Duration written as Go duration text ("1m30s") in YAML
+// and JSON.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

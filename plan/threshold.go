@@ -1,0 +1,207 @@
+package plan
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ThresholdSpec is one parsed threshold condition: Agg of Metric (filtered
+// by Tags) compared by Op with Value.
+type ThresholdSpec struct {
+	Metric string
+	Tags   map[string]string
+	// Agg is "p", "avg", "min", "max", "med", "rate" or "count".
+	Agg string
+	// Percentile is N of p(N), in [0, 100].
+	Percentile float64
+	// Op is one of < <= > >= == !=.
+	Op    string
+	Value float64
+	// Expr is the condition as written, such as "p(95)<500".
+	Expr string
+	// Key is the thresholds map key as written, such as
+	// "http_req_duration{scenario:browse}".
+	Key            string
+	AbortOnFail    bool
+	DelayAbortEval time.Duration
+}
+
+// thresholdMetrics lists each supported metric's aggregations. Durations
+// are in milliseconds, rates of http_reqs per second, as in k6.
+var thresholdMetrics = map[string][]string{
+	"http_req_duration":  {"p", "avg", "min", "max", "med"},
+	"http_req_failed":    {"rate"},
+	"http_reqs":          {"count", "rate"},
+	"dropped_iterations": {"count"},
+	"iterations":         {"count"},
+}
+
+// thresholdTags are the tag keys a threshold may filter on.
+var thresholdTags = []string{"scenario", "region", "request", "status"}
+
+// thresholdOps are the comparison operators, longest first for parsing.
+var thresholdOps = []string{"<=", ">=", "==", "!=", "<", ">"}
+
+var (
+	metricKeyRE = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\{(.*)\})?\s*$`)
+	aggRE       = regexp.MustCompile(`^\s*(?:(p)\(\s*([0-9.eE+-]+)\s*\)|(avg|min|max|med|rate|count))\s*$`)
+)
+
+// ThresholdSpecs parses every threshold of the plan, sorted by key and then
+// in the order written.
+func (p *Plan) ThresholdSpecs() ([]ThresholdSpec, error) {
+	l := &errorList{file: "plan"}
+	specs := p.thresholdSpecs(l)
+	return specs, l.err()
+}
+
+func (p *Plan) thresholdSpecs(l *errorList) []ThresholdSpec {
+	var specs []ThresholdSpec
+	for _, key := range sortedKeys(p.Thresholds) {
+		kp := joinPath("thresholds", key)
+		metric, tags, err := parseMetricKey(key)
+		if err != nil {
+			l.addKey(kp, "%v", err)
+			continue
+		}
+		aggs := thresholdMetrics[metric]
+		for i, th := range p.Thresholds[key] {
+			ip := indexPath(kp, i)
+			spec, err := parseThresholdExpr(th.Expr)
+			if err != nil {
+				l.add(ip, "%v", err)
+				continue
+			}
+			if !contains(aggs, spec.Agg) {
+				l.add(ip, "aggregation %q does not apply to %s (valid: %s)", spec.Agg, metric, strings.Join(aggs, ", "))
+				continue
+			}
+			if th.DelayAbortEval < 0 {
+				l.add(joinPath(ip, "delay_abort_eval"), "must be >= 0, got %s", th.DelayAbortEval)
+				continue
+			}
+			spec.Metric, spec.Tags, spec.Key = metric, tags, key
+			spec.AbortOnFail, spec.DelayAbortEval = th.AbortOnFail, th.DelayAbortEval.D()
+			specs = append(specs, spec)
+		}
+	}
+	return specs
+}
+
+// checkThresholds validates the plan's thresholds, including that scenario
+// tags name a scenario of the plan.
+func checkThresholds(l *errorList, p *Plan) {
+	for _, spec := range p.thresholdSpecs(l) {
+		if sc, ok := spec.Tags["scenario"]; ok {
+			if _, ok := p.Scenarios[sc]; !ok {
+				l.addKey(joinPath("thresholds", spec.Key), "unknown scenario %q in tag filter (scenarios: %s)",
+					sc, strings.Join(p.ScenarioNames(), ", "))
+			}
+		}
+	}
+}
+
+// parseMetricKey parses `metric{tag:value,...}`.
+func parseMetricKey(key string) (string, map[string]string, error) {
+	m := metricKeyRE.FindStringSubmatch(key)
+	if m == nil {
+		return "", nil, fmt.Errorf("invalid metric %q: want metric or metric{tag:value,...}", key)
+	}
+	metric := m[1]
+	if _, ok := thresholdMetrics[metric]; !ok {
+		return "", nil, fmt.Errorf("unknown metric %q (valid: %s)", metric, strings.Join(sortedKeys(thresholdMetrics), ", "))
+	}
+	if strings.TrimSpace(m[2]) == "" {
+		if strings.Contains(key, "{") {
+			return "", nil, fmt.Errorf("empty tag filter in %q", key)
+		}
+		return metric, nil, nil
+	}
+	tags := map[string]string{}
+	for _, kv := range strings.Split(m[2], ",") {
+		k, v, ok := strings.Cut(kv, ":")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch {
+		case !ok || k == "" || v == "":
+			return "", nil, fmt.Errorf("invalid tag filter %q: want tag:value", strings.TrimSpace(kv))
+		case !contains(thresholdTags, k):
+			return "", nil, fmt.Errorf("unknown tag %q (valid: %s)", k, strings.Join(thresholdTags, ", "))
+		case tags[k] != "":
+			return "", nil, fmt.Errorf("tag %q given twice", k)
+		}
+		if k == "status" {
+			if n, err := strconv.Atoi(v); err != nil || n < 100 || n > 599 {
+				return "", nil, fmt.Errorf("invalid status %q: want an HTTP status code", v)
+			}
+		}
+		tags[k] = v
+	}
+	return metric, tags, nil
+}
+
+// parseThresholdExpr parses "agg op value", such as "p(95) < 500".
+func parseThresholdExpr(expr string) (ThresholdSpec, error) {
+	spec := ThresholdSpec{Expr: expr}
+	bad := func(why string) error {
+		return fmt.Errorf("invalid threshold %q: %s (want e.g. \"p(95)<500\", \"rate<0.01\", \"count>=100\")", expr, why)
+	}
+	i, op := -1, ""
+	for _, o := range thresholdOps {
+		if j := strings.Index(expr, o); j >= 0 && (i < 0 || j < i) {
+			i, op = j, o
+		}
+	}
+	if i < 0 {
+		return spec, bad("no comparison operator")
+	}
+	// At the same index a two-character operator wins over its prefix.
+	if i+1 < len(expr) && expr[i+1] == '=' && (op == "<" || op == ">") {
+		op += "="
+	}
+	lhs, rhs := expr[:i], expr[i+len(op):]
+	m := aggRE.FindStringSubmatch(lhs)
+	if m == nil {
+		return spec, bad(fmt.Sprintf("unknown aggregation %q", strings.TrimSpace(lhs)))
+	}
+	if m[1] == "p" {
+		pc, err := strconv.ParseFloat(m[2], 64)
+		if err != nil || !(pc >= 0 && pc <= 100) {
+			return spec, bad(fmt.Sprintf("percentile %q must be a number in [0, 100]", m[2]))
+		}
+		spec.Agg, spec.Percentile = "p", pc
+	} else {
+		spec.Agg = m[3]
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(rhs), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return spec, bad(fmt.Sprintf("value %q is not a finite number", strings.TrimSpace(rhs)))
+	}
+	spec.Op, spec.Value = op, v
+	return spec, nil
+}
+
+// Holds reports whether v satisfies the condition. NaN never does.
+func (t ThresholdSpec) Holds(v float64) bool {
+	if math.IsNaN(v) {
+		return false
+	}
+	switch t.Op {
+	case "<":
+		return v < t.Value
+	case "<=":
+		return v <= t.Value
+	case ">":
+		return v > t.Value
+	case ">=":
+		return v >= t.Value
+	case "==":
+		return v == t.Value
+	case "!=":
+		return v != t.Value
+	}
+	return false
+}
