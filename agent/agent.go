@@ -1,0 +1,237 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/surgeload/surge/agent/httpclient"
+	"github.com/surgeload/surge/cluster"
+)
+
+// flushTimeout bounds how long a stopping agent tries to deliver its last
+// snapshots and events.
+const flushTimeout = 3 * time.Second
+
+// Agent is one load generator. Create it with New and run it with Run.
+type Agent struct {
+	cfg         Config
+	log         *slog.Logger
+	allow       *httpclient.AllowList
+	resolver    *net.Resolver
+	incarnation string
+	out         *outbox
+	conns       atomic.Int64
+	running     atomic.Bool
+
+	gossipMu   sync.Mutex
+	gossipAddr string
+
+	runsMu   sync.Mutex
+	runCtx   context.Context
+	runs     map[string]*runState
+	finished map[string]uint64 // run id -> epoch of runs that ended
+	closing  bool
+	runWG    sync.WaitGroup
+}
+
+// New checks cfg and returns an agent. It does no I/O.
+func New(cfg Config) (*Agent, error) {
+	var errs []error
+	if cfg.ID == "" {
+		errs = append(errs, errors.New("id is required"))
+	}
+	if cfg.Region == "" {
+		errs = append(errs, errors.New("region is required"))
+	}
+	if cfg.Controller == "" && cfg.GossipBind == "" {
+		errs = append(errs, errors.New("a controller address or a gossip bind address is required"))
+	}
+	allow, err := httpclient.ParseAllowList(cfg.Allow)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.MaxRate < 0 {
+		errs = append(errs, fmt.Errorf("max rate must be >= 0, got %v", cfg.MaxRate))
+	}
+	if cfg.MaxVUs < 0 {
+		errs = append(errs, fmt.Errorf("max VUs must be >= 0, got %d", cfg.MaxVUs))
+	}
+	if cfg.ReconnectMin == 0 {
+		cfg.ReconnectMin = DefaultReconnectMin
+	}
+	if cfg.ReconnectMax == 0 {
+		cfg.ReconnectMax = DefaultReconnectMax
+	}
+	if cfg.ReconnectMin < 0 || cfg.ReconnectMax < cfg.ReconnectMin {
+		errs = append(errs, fmt.Errorf("reconnect backoff %s..%s: want 0 < min <= max", cfg.ReconnectMin, cfg.ReconnectMax))
+	}
+	if cfg.SnapshotBuffer == 0 {
+		cfg.SnapshotBuffer = DefaultSnapshotBuffer
+	}
+	if cfg.SnapshotBuffer < 1 {
+		errs = append(errs, fmt.Errorf("snapshot buffer must be >= 1, got %d", cfg.SnapshotBuffer))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("agent config: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	log := cfg.Logger.With("agent", cfg.ID)
+	return &Agent{
+		cfg:         cfg,
+		log:         log,
+		allow:       allow,
+		resolver:    &net.Resolver{},
+		incarnation: cluster.NewIncarnation(),
+		out:         newOutbox(cfg.SnapshotBuffer, log),
+		runs:        make(map[string]*runState),
+		finished:    make(map[string]uint64),
+	}, nil
+}
+
+// GossipAddr is the bound gossip address once Run has joined, else "".
+func (a *Agent) GossipAddr() string {
+	a.gossipMu.Lock()
+	defer a.gossipMu.Unlock()
+	return a.gossipAddr
+}
+
+func (a *Agent) setGossipAddr(s string) {
+	a.gossipMu.Lock()
+	a.gossipAddr = s
+	a.gossipMu.Unlock()
+}
+
+// Run joins the gossip cluster (when GossipBind is set), finds the
+// controller (Config.Controller overrides discovery), holds a session with
+// it, reconnecting with backoff, and runs the shares it is assigned. When
+// ctx ends it stops every run, tries briefly to deliver the final snapshots
+// and events, and returns nil once every goroutine it started has returned.
+// An Agent runs once.
+func (a *Agent) Run(ctx context.Context) error {
+	if !a.running.CompareAndSwap(false, true) {
+		return errors.New("agent: already run")
+	}
+	var node *cluster.Node
+	if a.cfg.GossipBind != "" {
+		var err error
+		node, err = cluster.Join(ctx, cluster.Config{
+			BindAddr: a.cfg.GossipBind,
+			Join:     a.cfg.GossipJoin,
+			// Seeds may come up later: keep re-joining instead of failing.
+			JoinBestEffort: true,
+			Meta: cluster.Meta{Role: cluster.RoleAgent, ID: a.cfg.ID, Incarnation: a.incarnation,
+				Region: a.cfg.Region, Zone: a.cfg.Zone, Version: a.cfg.Version},
+			Profile:   a.cfg.GossipProfile,
+			SecretKey: a.cfg.GossipKey,
+			Label:     a.cfg.GossipLabel,
+			Logger:    a.cfg.Logger,
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("agent: join gossip: %w", err)
+		}
+		a.setGossipAddr(node.LocalAddr())
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+			defer cancel()
+			if err := node.Close(cctx); err != nil {
+				a.log.Warn("leave gossip", "err", err)
+			}
+			a.setGossipAddr("")
+		}()
+	}
+
+	a.runsMu.Lock()
+	a.runCtx = ctx
+	a.runsMu.Unlock()
+
+	// The session outlives ctx a little, to deliver the final snapshots.
+	sessCtx, cancelSess := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSess()
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		a.connectLoop(sessCtx, node)
+	}()
+
+	<-ctx.Done()
+	a.runsMu.Lock()
+	a.closing = true
+	a.runsMu.Unlock()
+	a.runWG.Wait()
+	a.out.close()
+	flush := time.NewTimer(flushTimeout)
+	select {
+	case <-loopDone:
+	case <-flush.C:
+		a.log.Warn("could not deliver the last snapshots and events before stopping")
+	}
+	flush.Stop()
+	cancelSess()
+	<-loopDone
+	return nil
+}
+
+// connectLoop holds sessions with the controller until ctx ends or the
+// outbox is closed and delivered.
+func (a *Agent) connectLoop(ctx context.Context, node *cluster.Node) {
+	backoff := a.cfg.ReconnectMin
+	for {
+		addr, err := a.controllerAddr(ctx, node)
+		if err == nil {
+			var established bool
+			established, err = a.session(ctx, addr)
+			if established {
+				backoff = a.cfg.ReconnectMin
+			}
+			if err == nil { // closed and delivered
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if a.out.isClosed() {
+			return // stopping and not connected: nothing more to do
+		}
+		// Full jitter over [backoff/2, backoff].
+		wait := backoff/2 + rand.N(backoff/2+1)
+		a.log.Warn("controller session ended; reconnecting", "addr", addr, "err", err, "in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(backoff*2, a.cfg.ReconnectMax)
+	}
+}
+
+// controllerAddr is the configured controller, or one found by gossip.
+func (a *Agent) controllerAddr(ctx context.Context, node *cluster.Node) (string, error) {
+	if a.cfg.Controller != "" {
+		return a.cfg.Controller, nil
+	}
+	if node == nil {
+		return "", errors.New("no controller address and no gossip")
+	}
+	m, err := cluster.WaitForMember(ctx, node, func(m cluster.Member) bool {
+		return m.Meta.Role == cluster.RoleController && m.Meta.GRPCAddr != ""
+	})
+	if err != nil {
+		return "", fmt.Errorf("discover controller: %w", err)
+	}
+	return m.Meta.GRPCAddr, nil
+}

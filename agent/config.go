@@ -1,0 +1,63 @@
+// Package agent runs a surge agent: it joins the cluster's gossip, dials the
+// controller's AgentGateway, and runs the shares of plans it is assigned,
+// generating open- and closed-model HTTP load, recording every latency in
+// HdrHistograms and streaming interval snapshots to the controller.
+package agent
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Config configures an agent. Zero values take the documented defaults.
+type Config struct {
+	// ID is the agent's stable identity; required.
+	ID string
+	// Region and Zone label the agent; Region is required.
+	Region string
+	Zone   string
+	// Controller, if set, is the controller's gRPC address and overrides
+	// discovery through gossip.
+	Controller string
+	// GossipBind is the memberlist address (host:port; port 0 picks one).
+	GossipBind string
+	// GossipJoin are the seeds (usually the controller's gossip address).
+	GossipJoin []string
+	// GossipProfile is "local", "lan" or "wan"; default by address.
+	GossipProfile string
+	// Allow lists the hosts and CIDRs this agent may send traffic to,
+	// checked at dial time on the resolved IP. Empty: loopback only.
+	Allow []string
+	// MaxRate and MaxVUs are the capacity the agent declares and enforces;
+	// zero means unlimited.
+	MaxRate float64
+	MaxVUs  int64
+	// ReconnectMin/Max bound the backoff between controller dial attempts;
+	// defaults 100ms and 5s.
+	ReconnectMin, ReconnectMax time.Duration
+	// Logger; default discards.
+	Logger *slog.Logger
+	// Version is reported in Hello.
+	Version string
+
+	// GossipKey encrypts gossip (16, 24 or 32 bytes); GossipLabel keeps
+	// clusters apart. Both must match the controller's.
+	GossipKey   []byte
+	GossipLabel string
+	// OnSample, if set, is called with every latency the agent records (in
+	// microseconds, before clamping). It runs on the hot path; it exists for
+	// tests that check the controller's merge against raw values.
+	OnSample func(scenario, request, status string, latencyUS int64)
+	// Labels are reported in Hello.
+	Labels map[string]string
+	// SnapshotBuffer bounds the unacknowledged snapshots kept per run for
+	// resending after a reconnect; default 600 (10 minutes at 1s).
+	SnapshotBuffer int
+}
+
+// Defaults for zero Config fields.
+const (
+	DefaultReconnectMin   = 100 * time.Millisecond
+	DefaultReconnectMax   = 5 * time.Second
+	DefaultSnapshotBuffer = 600
+)

@@ -1,0 +1,517 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/surgeload/surge/agent/httpclient"
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/plan"
+)
+
+// DefaultLateBound is how late an arrival may be sent before it counts as
+// deficit.
+const DefaultLateBound = 10 * time.Millisecond
+
+// IterFunc runs one iteration. intended is the arrival's intended start
+// (open model) or the zero time (closed model). It reports whether the
+// iteration ran to its end (false when ctx interrupted it).
+type IterFunc func(ctx context.Context, vu int64, intended time.Time) bool
+
+// Scenario is one scenario's executor: the plan's options (data) and the
+// agent's share, run by Run.
+type Scenario struct {
+	Name  string
+	Plan  *plan.Scenario
+	Share *surgev1.ScenarioShare
+	// Pacer paces arrival-rate executors; nil uses a SchedulePacer.
+	Pacer   Pacer
+	Iterate IterFunc
+	Rec     *ScenarioRecorder
+	Clock   Clock
+	// LateBound: see DefaultLateBound; zero uses it.
+	LateBound time.Duration
+	Logger    *slog.Logger
+}
+
+// Run runs the scenario from runStart (plus the scenario's start_time)
+// until its schedule ends and in-flight iterations finished or its graceful
+// stop expired, or until ctx ends. It returns only when every goroutine it
+// started has returned.
+func (s *Scenario) Run(ctx context.Context, runStart time.Time) error {
+	if s.Clock == nil {
+		s.Clock = RealClock{}
+	}
+	if s.LateBound == 0 {
+		s.LateBound = DefaultLateBound
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	start := runStart.Add(s.Plan.StartTime.D())
+	switch s.Plan.Executor {
+	case plan.ConstantArrivalRate, plan.RampingArrivalRate:
+		return s.runArrivals(ctx, start)
+	case plan.ConstantVUs, plan.RampingVUs:
+		return s.runVUs(ctx, start)
+	}
+	return fmt.Errorf("scenario %s: unknown executor %q", s.Name, s.Plan.Executor)
+}
+
+// sleepUntil waits for t on the scenario's clock; false if ctx ended first.
+func (s *Scenario) sleepUntil(ctx context.Context, t time.Time) bool {
+	d := t.Sub(s.Clock.Now())
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	tm := s.Clock.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-tm.C():
+		return true
+	}
+}
+
+// finish waits for done until deadline (the end of the graceful stop), then
+// cancels hard and waits for done.
+func (s *Scenario) finish(ctx context.Context, done <-chan struct{}, deadline time.Time, cancelHard context.CancelFunc) {
+	d := deadline.Sub(s.Clock.Now())
+	if d > 0 {
+		tm := s.Clock.NewTimer(d)
+		select {
+		case <-done:
+		case <-ctx.Done():
+		case <-tm.C():
+		}
+		tm.Stop()
+	}
+	cancelHard()
+	<-done
+}
+
+type vuSlot struct {
+	id   int64
+	jobs chan time.Time // intended times; capacity 1
+}
+
+func (s *Scenario) runArrivals(ctx context.Context, start time.Time) error {
+	pacer := s.Pacer
+	if pacer == nil {
+		pacer = NewSchedulePacer(s.Plan, s.Share.GetArrivals(), s.Share.GetTotalArrivals())
+	}
+	counter, _ := pacer.(DueCounter)
+	if counter != nil {
+		s.Rec.SetScheduled(func(at time.Time) int64 {
+			if at.Before(start) {
+				return 0
+			}
+			return counter.DueBy(at.Sub(start))
+		})
+	}
+	maxVUs := max(s.Share.GetMaxVus(), s.Share.GetPreAllocatedVus())
+	end := start.Add(s.Plan.Length())
+
+	hard, cancelHard := context.WithCancel(ctx)
+	defer cancelHard()
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex // guards all, allocated, active
+		all       []*vuSlot
+		allocated int64
+		active    int64
+	)
+	idle := make(chan *vuSlot, max(maxVUs, 1))
+	s.Rec.SetGauges(func(at time.Time) Gauges {
+		mu.Lock()
+		defer mu.Unlock()
+		return Gauges{ActiveVUs: active, AllocatedVUs: allocated, TargetRate: pacer.Rate(at.Sub(start))}
+	})
+	defer s.Rec.SetGauges(nil)
+
+	newVU := func() *vuSlot {
+		mu.Lock()
+		allocated++
+		v := &vuSlot{id: allocated, jobs: make(chan time.Time, 1)}
+		all = append(all, v)
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for intended := range v.jobs {
+				if s.Iterate(hard, v.id, intended) {
+					s.Rec.Completed()
+				}
+				mu.Lock()
+				active--
+				mu.Unlock()
+				idle <- v // capacity maxVUs: never blocks
+			}
+		}()
+		return v
+	}
+	for range s.Share.GetPreAllocatedVus() {
+		idle <- newVU()
+	}
+
+	if s.sleepUntil(ctx, start) {
+		var issued int64
+		for n := int64(0); ; n++ {
+			due, stop := pacer.Next(n)
+			if stop {
+				break
+			}
+			intended := start.Add(due)
+			if !s.sleepUntil(ctx, intended) {
+				break
+			}
+			issued++
+			var v *vuSlot
+			select {
+			case v = <-idle:
+			default:
+				mu.Lock()
+				grow := allocated < maxVUs
+				mu.Unlock()
+				if grow {
+					v = newVU()
+				}
+			}
+			if v == nil {
+				s.Rec.Dropped()
+				continue
+			}
+			mu.Lock()
+			active++
+			mu.Unlock()
+			late := s.Clock.Now().Sub(intended)
+			s.Rec.Arrival(late, late > s.LateBound)
+			v.jobs <- intended
+		}
+		if ctx.Err() != nil && counter != nil {
+			// Stopped: arrivals already due but never sent are deficit.
+			if due := counter.DueBy(s.Clock.Now().Sub(start)); due > issued {
+				s.Rec.Deficit(due - issued)
+			}
+		}
+	}
+
+	mu.Lock()
+	for _, v := range all {
+		close(v.jobs)
+	}
+	mu.Unlock()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	s.finish(ctx, done, end.Add(s.Plan.GracefulStop.D()), cancelHard)
+	return nil
+}
+
+// vusCurve returns the VU count of this agent's share at elapsed.
+func (s *Scenario) vusCurve(elapsed time.Duration) int64 {
+	if elapsed < 0 || elapsed >= s.Plan.Length() {
+		return 0
+	}
+	if s.Plan.Executor == plan.ConstantVUs {
+		return s.Share.GetVus()
+	}
+	targets := s.Share.GetStageTargets()
+	var from time.Duration
+	for i, st := range s.Plan.Stages {
+		d := st.Duration.D()
+		if elapsed < from+d && i+1 < len(targets) {
+			a, b := float64(targets[i]), float64(targets[i+1])
+			return int64(a + (b-a)*float64(elapsed-from)/float64(d))
+		}
+		from += d
+	}
+	return 0
+}
+
+// rampTick is how often a ramping-vus executor re-reads its curve.
+const rampTick = 10 * time.Millisecond
+
+func (s *Scenario) runVUs(ctx context.Context, start time.Time) error {
+	hard, cancelHard := context.WithCancel(ctx)
+	defer cancelHard()
+	soft, cancelSoft := context.WithCancel(hard)
+	defer cancelSoft()
+	end := start.Add(s.Plan.Length())
+
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		running []chan struct{} // stop channels of running VUs, oldest first
+		active  int64
+		nextID  int64
+	)
+	s.Rec.SetGauges(func(time.Time) Gauges {
+		mu.Lock()
+		defer mu.Unlock()
+		return Gauges{ActiveVUs: active, AllocatedVUs: int64(len(running))}
+	})
+	defer s.Rec.SetGauges(nil)
+
+	startVU := func() {
+		stop := make(chan struct{})
+		mu.Lock()
+		running = append(running, stop)
+		nextID++
+		id := nextID
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-soft.Done():
+					return
+				default:
+				}
+				mu.Lock()
+				active++
+				mu.Unlock()
+				s.Rec.Started()
+				ok := s.Iterate(hard, id, time.Time{})
+				mu.Lock()
+				active--
+				mu.Unlock()
+				if !ok {
+					return
+				}
+				s.Rec.Completed()
+			}
+		}()
+	}
+	// stopVU gracefully stops the newest VU: it ends after its iteration.
+	stopVU := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		n := len(running)
+		close(running[n-1])
+		running = running[:n-1]
+	}
+
+	if s.sleepUntil(ctx, start) {
+		for {
+			now := s.Clock.Now()
+			if !now.Before(end) {
+				break
+			}
+			want := s.vusCurve(now.Sub(start))
+			mu.Lock()
+			have := int64(len(running))
+			mu.Unlock()
+			for ; have < want; have++ {
+				startVU()
+			}
+			for ; have > want; have-- {
+				stopVU()
+			}
+			next := end
+			if s.Plan.Executor == plan.RampingVUs {
+				next = minTime(end, now.Add(rampTick))
+			}
+			if !s.sleepUntil(ctx, next) {
+				break
+			}
+		}
+	}
+	cancelSoft()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	s.finish(ctx, done, end.Add(s.Plan.GracefulStop.D()), cancelHard)
+	mu.Lock()
+	running = nil
+	mu.Unlock()
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// HTTPIteration returns an IterFunc that sends reqs in order with c and
+// records each result. The first request's latency is measured from the
+// intended time when there is one (open model: no coordinated omission).
+// Requests interrupted by ctx (a stop) are not recorded.
+func HTTPIteration(c *httpclient.Client, reqs []*httpclient.Request, rec *ScenarioRecorder, clock Clock) IterFunc {
+	return func(ctx context.Context, _ int64, intended time.Time) bool {
+		for i, r := range reqs {
+			res := c.Do(ctx, r, clock.Now)
+			if res.Err != nil && ctx.Err() != nil {
+				return false
+			}
+			from := res.Sent
+			if i == 0 && !intended.IsZero() {
+				from = intended
+			}
+			cn := hist.Counters{Requests: 1, BytesIn: res.BytesIn, BytesOut: res.BytesOut}
+			if res.Failed() {
+				cn.Failures = 1
+			}
+			rec.Request(r.Name, res.Status, res.End.Sub(from), res.End.Sub(res.Sent), cn)
+		}
+		return true
+	}
+}
+
+// ShareOptions configure RunShare.
+type ShareOptions struct {
+	Plan     *plan.Plan
+	Share    *surgev1.Share
+	Client   *httpclient.Client
+	Recorder *Recorder
+	// Clock: nil uses RealClock.
+	Clock  Clock
+	Logger *slog.Logger
+}
+
+// ValidateShare checks a share against its plan: every scenario exists,
+// counts are sane, and ramping-vus shares have one target per stage plus
+// the start.
+func ValidateShare(p *plan.Plan, share *surgev1.Share) error {
+	var errs []error
+	seen := make(map[string]bool)
+	for _, ss := range share.GetScenarios() {
+		name := ss.GetScenario()
+		sc := p.Scenarios[name]
+		switch {
+		case sc == nil:
+			errs = append(errs, fmt.Errorf("share: scenario %q is not in the plan", name))
+			continue
+		case seen[name]:
+			errs = append(errs, fmt.Errorf("share: scenario %q appears twice", name))
+			continue
+		}
+		seen[name] = true
+		switch sc.Executor {
+		case plan.ConstantArrivalRate, plan.RampingArrivalRate:
+			if ss.GetArrivals() < 0 || ss.GetArrivals() > ss.GetTotalArrivals() {
+				errs = append(errs, fmt.Errorf("share: scenario %q: %d arrivals of %d", name, ss.GetArrivals(), ss.GetTotalArrivals()))
+			}
+			if ss.GetPreAllocatedVus() < 0 || ss.GetMaxVus() < 0 {
+				errs = append(errs, fmt.Errorf("share: scenario %q: negative VUs", name))
+			}
+		case plan.ConstantVUs:
+			if ss.GetVus() < 0 {
+				errs = append(errs, fmt.Errorf("share: scenario %q: %d VUs", name, ss.GetVus()))
+			}
+		case plan.RampingVUs:
+			if len(ss.GetStageTargets()) != len(sc.Stages)+1 {
+				errs = append(errs, fmt.Errorf("share: scenario %q: %d stage targets for %d stages, want start plus one per stage",
+					name, len(ss.GetStageTargets()), len(sc.Stages)))
+			}
+			for _, t := range ss.GetStageTargets() {
+				if t < 0 {
+					errs = append(errs, fmt.Errorf("share: scenario %q: negative stage target %d", name, t))
+					break
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// PeakRate is the most arrivals per second the share plans (the sum of
+// every scenario's peak: a conservative bound for staggered scenarios).
+func PeakRate(p *plan.Plan, share *surgev1.Share) float64 {
+	var r float64
+	for _, ss := range share.GetScenarios() {
+		sc := p.Scenarios[ss.GetScenario()]
+		if sc == nil || !sc.IsArrivalRate() || ss.GetTotalArrivals() <= 0 {
+			continue
+		}
+		r += sc.PeakRate() * float64(ss.GetArrivals()) / float64(ss.GetTotalArrivals())
+	}
+	return r
+}
+
+// PeakVUs is the most VUs the share may run (sum over scenarios).
+func PeakVUs(p *plan.Plan, share *surgev1.Share) int64 {
+	var n int64
+	for _, ss := range share.GetScenarios() {
+		sc := p.Scenarios[ss.GetScenario()]
+		if sc == nil {
+			continue
+		}
+		switch sc.Executor {
+		case plan.ConstantArrivalRate, plan.RampingArrivalRate:
+			n += max(ss.GetMaxVus(), ss.GetPreAllocatedVus())
+		case plan.ConstantVUs:
+			n += ss.GetVus()
+		case plan.RampingVUs:
+			var peak int64
+			for _, t := range ss.GetStageTargets() {
+				peak = max(peak, t)
+			}
+			n += peak
+		}
+	}
+	return n
+}
+
+// RunShare runs every scenario of the share in parallel from start and
+// returns when all have ended (or ctx ended and they stopped).
+func RunShare(ctx context.Context, start time.Time, o ShareOptions) error {
+	if o.Clock == nil {
+		o.Clock = RealClock{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	var scens []*Scenario
+	for _, ss := range o.Share.GetScenarios() {
+		sc := o.Plan.Scenarios[ss.GetScenario()]
+		if sc == nil {
+			return fmt.Errorf("run share: scenario %q is not in the plan", ss.GetScenario())
+		}
+		reqs := make([]*httpclient.Request, 0, len(sc.Requests))
+		for _, r := range sc.Requests {
+			pr, err := httpclient.Prepare(r)
+			if err != nil {
+				return fmt.Errorf("run share: scenario %s: %w", ss.GetScenario(), err)
+			}
+			reqs = append(reqs, pr)
+		}
+		rec := o.Recorder.Scenario(ss.GetScenario())
+		scens = append(scens, &Scenario{
+			Name:    ss.GetScenario(),
+			Plan:    sc,
+			Share:   ss,
+			Iterate: HTTPIteration(o.Client, reqs, rec, o.Clock),
+			Rec:     rec,
+			Clock:   o.Clock,
+			Logger:  o.Logger.With("scenario", ss.GetScenario()),
+		})
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, s := range scens {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Run(ctx, start); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,161 @@
+package agent
+
+import (
+	"log/slog"
+	"sync"
+
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+)
+
+// outbox holds what the agent has to tell the controller, in order: run
+// events until they were sent, and snapshots until the controller acked
+// them, so they survive a broken stream and are resent on the next one.
+// Snapshots are bounded per run: past the bound the oldest non-final one is
+// dropped and counted. It is safe for concurrent use.
+type outbox struct {
+	log    *slog.Logger
+	limit  int
+	notify chan struct{} // capacity 1: something to send, or closed
+
+	mu      sync.Mutex
+	items   []*outItem
+	perRun  map[string]int
+	dropped map[string]int64
+	gen     uint64
+	closed  bool
+}
+
+type outItem struct {
+	msg      *surgev1.AgentMessage
+	run      string
+	seq      uint64
+	snapshot bool
+	final    bool
+	sentGen  uint64 // the session that sent it; 0: not sent
+}
+
+func newOutbox(limit int, log *slog.Logger) *outbox {
+	return &outbox{log: log, limit: limit, notify: make(chan struct{}, 1),
+		perRun: make(map[string]int), dropped: make(map[string]int64)}
+}
+
+func (o *outbox) wake() {
+	select {
+	case o.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (o *outbox) addEvent(e *surgev1.RunEvent) {
+	o.mu.Lock()
+	o.items = append(o.items, &outItem{msg: &surgev1.AgentMessage{Msg: &surgev1.AgentMessage_RunEvent{RunEvent: e}}, run: e.GetRunId()})
+	o.mu.Unlock()
+	o.wake()
+}
+
+func (o *outbox) addSnapshot(s *surgev1.Snapshot) {
+	o.mu.Lock()
+	run := s.GetRunId()
+	o.items = append(o.items, &outItem{msg: &surgev1.AgentMessage{Msg: &surgev1.AgentMessage_Snapshot{Snapshot: s}},
+		run: run, seq: s.GetSeq(), snapshot: true, final: s.GetFinal()})
+	o.perRun[run]++
+	if o.perRun[run] > o.limit {
+		for i, it := range o.items {
+			if it.snapshot && !it.final && it.run == run {
+				o.items = append(o.items[:i], o.items[i+1:]...)
+				o.perRun[run]--
+				o.dropped[run]++
+				o.log.Warn("snapshot buffer full: dropped the oldest unacknowledged snapshot",
+					"run", run, "seq", it.seq, "limit", o.limit, "dropped_total", o.dropped[run])
+				break
+			}
+		}
+	}
+	o.mu.Unlock()
+	o.wake()
+}
+
+// newSession starts a session generation: everything not acked is unsent
+// for it.
+func (o *outbox) newSession() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.gen++
+	return o.gen
+}
+
+// unsent returns the items session gen has not sent yet, in order.
+func (o *outbox) unsent(gen uint64) []*outItem {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []*outItem
+	for _, it := range o.items {
+		if it.sentGen != gen {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// sent marks it sent by session gen: events are done, snapshots wait for
+// their ack.
+func (o *outbox) sent(it *outItem, gen uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	it.sentGen = gen
+	if it.snapshot {
+		return
+	}
+	for i, x := range o.items {
+		if x == it {
+			o.items = append(o.items[:i], o.items[i+1:]...)
+			return
+		}
+	}
+}
+
+// ack drops the acknowledged snapshot.
+func (o *outbox) ack(run string, seq uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i, it := range o.items {
+		if it.snapshot && it.run == run && it.seq == seq {
+			o.items = append(o.items[:i], o.items[i+1:]...)
+			o.perRun[run]--
+			if o.perRun[run] == 0 {
+				delete(o.perRun, run)
+			}
+			return
+		}
+	}
+}
+
+// close marks the end: no more items will be added.
+func (o *outbox) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	o.wake()
+}
+
+// drained reports that the outbox is closed and session gen sent
+// everything.
+func (o *outbox) drained(gen uint64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.closed {
+		return false
+	}
+	for _, it := range o.items {
+		if it.sentGen != gen {
+			return false
+		}
+	}
+	return true
+}
+
+func (o *outbox) isClosed() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.closed
+}
