@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/surgeload/surge/agent"
+	"github.com/surgeload/surge/cmd/surge/target"
+	"github.com/surgeload/surge/controller"
+)
+
+// readyTimeout bounds the wait for a daemon's gossip address to log it.
+const readyTimeout = 30 * time.Second
+
+// newLogger is the daemons' logger: slog text on stderr at level.
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageErrorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// serve runs run(ctx) and, once ready() holds, calls onReady once; it
+// returns what run returns.
+func serve(ctx context.Context, run func(context.Context) error, ready func() bool, onReady func()) error {
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case <-tick.C:
+			if ready() || time.Now().After(deadline) {
+				onReady()
+				return <-errc
+			}
+		}
+	}
+}
+
+// --- controller ---
+
+type controllerOptions struct {
+	cfg      controller.Config
+	logLevel string
+}
+
+func newControllerCmd(e env) *cobra.Command {
+	var o controllerOptions
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run a controller until interrupted",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runController(cmd.Context(), o, e.stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.cfg.Listen, "listen", "127.0.0.1:7070", "gRPC `ADDR` for agents and the CLI")
+	f.StringVar(&o.cfg.GossipBind, "gossip", "127.0.0.1:7946", "gossip (memberlist) `ADDR`")
+	f.StringSliceVar(&o.cfg.GossipJoin, "join", nil, "gossip seeds to join, `ADDR[,ADDR...]`")
+	f.StringVar(&o.cfg.GossipProfile, "gossip-profile", "", "gossip timing profile: local, lan or wan (default by address)")
+	f.StringVar(&o.cfg.DataDir, "data-dir", "", "`DIR` of the run store (required)")
+	f.StringVar(&o.cfg.ID, "id", "", "controller id (default \"controller\")")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	_ = cmd.MarkFlagRequired("data-dir")
+	return cmd
+}
+
+// runController is `surge controller`.
+func runController(ctx context.Context, o controllerOptions, stderr io.Writer) error {
+	log, err := newLogger(stderr, o.logLevel)
+	if err != nil {
+		return err
+	}
+	cfg := o.cfg
+	cfg.Logger = log
+	cfg.Version = versionString()
+	c, err := controller.New(cfg)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, c.Run, func() bool { return c.GossipAddr() != "" }, func() {
+		log.Info("controller ready", "grpc", c.Addr(), "gossip", c.GossipAddr(), "data_dir", cfg.DataDir, "version", cfg.Version)
+	})
+}
+
+// --- agent ---
+
+type agentOptions struct {
+	cfg      agent.Config
+	logLevel string
+}
+
+func newAgentCmd(e env) *cobra.Command {
+	var o agentOptions
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run an agent until interrupted",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAgent(cmd.Context(), o, e.stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.cfg.ID, "id", "", "agent id, stable across restarts (required)")
+	f.StringVar(&o.cfg.Region, "region", "", "region label (required)")
+	f.StringVar(&o.cfg.Zone, "zone", "", "zone label")
+	f.StringSliceVar(&o.cfg.GossipJoin, "join", nil, "gossip seeds, usually the controller's gossip address, `ADDR[,ADDR...]`")
+	f.StringVar(&o.cfg.GossipBind, "gossip", "127.0.0.1:0", "gossip (memberlist) `ADDR`")
+	f.StringVar(&o.cfg.GossipProfile, "gossip-profile", "", "gossip timing profile: local, lan or wan (default by address)")
+	f.StringVar(&o.cfg.Controller, "controller", "", "controller gRPC `ADDR` (default: discovered through gossip)")
+	f.StringSliceVar(&o.cfg.Allow, "allow", nil, "targets this agent may load, `CIDR|HOST[,...]` (default: loopback only)")
+	f.Float64Var(&o.cfg.MaxRate, "max-rate", 0, "most arrivals per second this agent takes (0: unlimited)")
+	f.Int64Var(&o.cfg.MaxVUs, "max-vus", 0, "most VUs this agent runs (0: unlimited)")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	_ = cmd.MarkFlagRequired("id")
+	_ = cmd.MarkFlagRequired("region")
+	return cmd
+}
+
+// runAgent is `surge agent`.
+func runAgent(ctx context.Context, o agentOptions, stderr io.Writer) error {
+	if len(o.cfg.GossipJoin) == 0 && o.cfg.Controller == "" {
+		return usageErrorf("agent: give --join (the controller's gossip address) or --controller")
+	}
+	log, err := newLogger(stderr, o.logLevel)
+	if err != nil {
+		return err
+	}
+	cfg := o.cfg
+	cfg.Logger = log
+	cfg.Version = versionString()
+	a, err := agent.New(cfg)
+	if err != nil {
+		return withExitCode(exitUsage, err)
+	}
+	return serve(ctx, a.Run, func() bool { return cfg.GossipBind == "" || a.GossipAddr() != "" }, func() {
+		log.Info("agent ready", "id", cfg.ID, "region", cfg.Region, "gossip", a.GossipAddr(),
+			"join", strings.Join(cfg.GossipJoin, ","), "controller", cfg.Controller, "version", cfg.Version)
+	})
+}
+
+// --- target ---
+
+type targetOptions struct {
+	cfg      target.Config
+	logLevel string
+}
+
+func newTargetCmd(e env) *cobra.Command {
+	var o targetOptions
+	cmd := &cobra.Command{
+		Use:   "target",
+		Short: "Run the built-in test target until interrupted",
+		Long: `Target is a small HTTP/1.1 keep-alive server to load: it answers "ok" after a
+delay drawn from --latency, or 500 for a fraction --error-rate of requests.
+GET /__surge/stats reports its counters as JSON; POST /__surge/reset zeroes them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runTarget(cmd.Context(), o, e.stdout, e.stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.cfg.Listen, "listen", "127.0.0.1:8080", "HTTP `ADDR`")
+	f.StringVar(&o.cfg.Latency, "latency", "0", "response delay: a duration, uniform(a,b), normal(mean,sd) or exp(mean)")
+	f.Float64Var(&o.cfg.ErrorRate, "error-rate", 0, "fraction of requests answered 500, 0 to 1")
+	f.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	return cmd
+}
+
+// runTarget is `surge target`.
+func runTarget(ctx context.Context, o targetOptions, stdout, stderr io.Writer) error {
+	log, err := newLogger(stderr, o.logLevel)
+	if err != nil {
+		return err
+	}
+	cfg := o.cfg
+	cfg.Logger = log
+	s, err := target.New(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "target listening on http://%s\n", s.Addr())
+	return s.Run(ctx)
+}

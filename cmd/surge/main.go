@@ -1,0 +1,21 @@
+// Command surge is the one binary of surge, a distributed load-testing
+// cluster: controller, agent, the CLI that submits plans and reads results,
+// a demo cluster in one process and a test target.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := execute(ctx, os.Args[1:], newEnv())
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/surgeload/surge/controller/report"
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/plan"
+)
+
+// --- validate ---
+
+func newValidateCmd(e env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate PLAN.yaml",
+		Short: "Check a plan without running it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return runValidate(args[0], e.stdout, e.stderr)
+		},
+	}
+}
+
+// runValidate is `surge validate`.
+func runValidate(file string, stdout, stderr io.Writer) error {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("read plan: %w", err)
+	}
+	p, err := plan.Parse(file, src)
+	if err != nil {
+		return reportPlanErrors(stderr, err)
+	}
+	n := len(p.Scenarios)
+	scenarios := "scenarios"
+	if n == 1 {
+		scenarios = "scenario"
+	}
+	_, err = fmt.Fprintf(stdout, "%s: ok (%d %s, total duration %s)\n", file, n, scenarios, p.TotalDuration())
+	return err
+}
+
+// --- queries against the controller ---
+
+type queryOptions struct {
+	controller string
+	json       bool
+	runID      string
+}
+
+// withController dials the controller for one command.
+func withController(addr string, fn func(*grpcClients) error) error {
+	conn, err := dial(addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return fn(&grpcClients{
+		runs:   runsClient{surgev1.NewRunsClient(conn), addr},
+		agents: surgev1.NewAgentsClient(conn),
+	})
+}
+
+type grpcClients struct {
+	runs   runsClient
+	agents surgev1.AgentsClient
+}
+
+func newQueryCmd(e env, use, short string, args cobra.PositionalArgs, jsonFlag bool,
+	run func(context.Context, queryOptions, io.Writer) error) *cobra.Command {
+	var o queryOptions
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  args,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				o.runID = args[0]
+			}
+			return run(cmd.Context(), o, e.stdout)
+		},
+	}
+	controllerFlag(cmd, e, &o.controller)
+	if jsonFlag {
+		cmd.Flags().BoolVar(&o.json, "json", false, "print JSON")
+	}
+	return cmd
+}
+
+func newAgentsCmd(e env) *cobra.Command {
+	return newQueryCmd(e, "agents", "List the controller's agents", cobra.NoArgs, true, runAgents)
+}
+
+func newRunsCmd(e env) *cobra.Command {
+	return newQueryCmd(e, "runs", "List runs, newest first", cobra.NoArgs, true, runRuns)
+}
+
+func newReportCmd(e env) *cobra.Command {
+	return newQueryCmd(e, "report RUN_ID", "Print a run's summary", cobra.ExactArgs(1), true, runReport)
+}
+
+func newStopCmd(e env) *cobra.Command {
+	return newQueryCmd(e, "stop RUN_ID", "Stop a run", cobra.ExactArgs(1), false, runStop)
+}
+
+// runAgents is `surge agents`.
+func runAgents(ctx context.Context, o queryOptions, stdout io.Writer) error {
+	return withController(o.controller, func(c *grpcClients) error {
+		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		resp, err := c.agents.List(ctx, &surgev1.ListAgentsRequest{})
+		if err != nil {
+			return rpcErr("list agents", o.controller, err)
+		}
+		if o.json {
+			return writeProtoJSON(stdout, resp)
+		}
+		agents := slices.Clone(resp.GetAgents())
+		slices.SortFunc(agents, func(a, b *surgev1.AgentInfo) int {
+			return cmp.Or(cmp.Compare(a.GetRegion(), b.GetRegion()), cmp.Compare(a.GetId(), b.GetId()))
+		})
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprint(tw, "ID\tREGION\tZONE\tSTATE\tOFFSET\tCPU\tRUNS\n")
+		for _, a := range agents {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.0f%%\t%s\n", a.GetId(), a.GetRegion(), dash(a.GetZone()), a.GetState(),
+				time.Duration(a.GetClockOffsetUs())*time.Microsecond, a.GetCpuPercent(), dash(strings.Join(a.GetRuns(), ",")))
+		}
+		return tw.Flush()
+	})
+}
+
+// runRuns is `surge runs`.
+func runRuns(ctx context.Context, o queryOptions, stdout io.Writer) error {
+	return withController(o.controller, func(c *grpcClients) error {
+		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		resp, err := c.runs.List(ctx, &surgev1.ListRunsRequest{})
+		if err != nil {
+			return rpcErr("list runs", o.controller, err)
+		}
+		runs := slices.Clone(resp.GetRuns())
+		slices.SortStableFunc(runs, func(a, b *surgev1.RunInfo) int {
+			return cmp.Or(cmp.Compare(b.GetStartedAtUnixMs(), a.GetStartedAtUnixMs()), cmp.Compare(b.GetRunId(), a.GetRunId()))
+		})
+		if o.json {
+			return writeProtoJSON(stdout, &surgev1.ListRunsResponse{Runs: runs})
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprint(tw, "RUN_ID\tPLAN\tSTATUS\tVERDICT\tSTARTED\n")
+		for _, r := range runs {
+			started := "-"
+			if ms := r.GetStartedAtUnixMs(); ms != 0 {
+				started = time.UnixMilli(ms).UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.GetRunId(), r.GetPlanName(), r.GetStatus(), dash(r.GetVerdict()), started)
+		}
+		return tw.Flush()
+	})
+}
+
+// runReport is `surge report`.
+func runReport(ctx context.Context, o queryOptions, stdout io.Writer) error {
+	return withController(o.controller, func(c *grpcClients) error {
+		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		sum, err := c.runs.Report(ctx, &surgev1.ReportRequest{RunId: o.runID})
+		if err != nil {
+			return rpcErr("report "+o.runID, o.controller, err)
+		}
+		if o.json {
+			b, err := report.JSON(sum)
+			if err != nil {
+				return err
+			}
+			_, err = stdout.Write(b)
+			return err
+		}
+		return report.Text(stdout, sum)
+	})
+}
+
+// runStop is `surge stop`.
+func runStop(ctx context.Context, o queryOptions, stdout io.Writer) error {
+	return withController(o.controller, func(c *grpcClients) error {
+		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		if _, err := c.runs.Stop(ctx, &surgev1.StopRunRequest{RunId: o.runID}); err != nil {
+			return rpcErr("stop "+o.runID, o.controller, err)
+		}
+		_, err := fmt.Fprintf(stdout, "run %s stopping\n", o.runID)
+		return err
+	})
+}
+
+func writeProtoJSON(w io.Writer, m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode json: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,266 @@
+package target_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/surgeload/surge/cmd/surge/target"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParseLatency(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    string // String() of the result
+		wantErr string
+	}{
+		{in: "", want: "0s"},
+		{in: "0", want: "0s"},
+		{in: "10ms", want: "10ms"},
+		{in: " 1.5s ", want: "1.5s"},
+		{in: "uniform(5ms,20ms)", want: "uniform(5ms,20ms)"},
+		{in: "uniform( 5ms , 20ms )", want: "uniform(5ms,20ms)"},
+		{in: "normal(20ms,5ms)", want: "normal(20ms,5ms)"},
+		{in: "exp(10ms)", want: "exp(10ms)"},
+		{in: "exponential(1s)", want: "exp(1s)"},
+		{in: "foo", wantErr: "want a duration or uniform(a,b), normal(mean,sd), exp(mean)"},
+		{in: "10", wantErr: "want a duration"},
+		{in: "-5ms", wantErr: "negative duration -5ms"},
+		{in: "uniform(5ms)", wantErr: "want a duration"},
+		{in: "uniform(20ms,5ms)", wantErr: "a (20ms) is greater than b (5ms)"},
+		{in: "normal(20ms,5ms", wantErr: "want a duration"},
+		{in: "exp(1ms,2ms)", wantErr: "want a duration"},
+		{in: "gamma(1ms)", wantErr: "want a duration"},
+		{in: "uniform(a,b)", wantErr: "want a duration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			l, err := target.ParseLatency(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseLatency(%q) error = %v, want it to contain %q", tt.in, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseLatency(%q): %v", tt.in, err)
+			}
+			if got := l.String(); got != tt.want {
+				t.Errorf("ParseLatency(%q) = %s, want %s", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLatencyDraw(t *testing.T) {
+	for _, tt := range []struct {
+		in       string
+		min, max time.Duration
+	}{
+		{"7ms", 7 * time.Millisecond, 7 * time.Millisecond},
+		{"uniform(5ms,20ms)", 5 * time.Millisecond, 20 * time.Millisecond},
+		{"normal(1ms,10ms)", 0, time.Hour},
+		{"exp(1ms)", 0, time.Hour},
+	} {
+		l, err := target.ParseLatency(tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 1000 {
+			if d := l.Draw(); d < tt.min || d > tt.max {
+				t.Fatalf("%s: Draw() = %s, want in [%s, %s]", tt.in, d, tt.min, tt.max)
+			}
+		}
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	_, err := target.New(target.Config{Listen: "127.0.0.1:0", Latency: "foo"})
+	const want = `target: --latency "foo": want a duration or uniform(a,b), normal(mean,sd), exp(mean)`
+	if err == nil || err.Error() != want {
+		t.Errorf("bad latency: got %v, want %s", err, want)
+	}
+	if _, err := target.New(target.Config{Listen: "127.0.0.1:0", ErrorRate: 1.5}); err == nil ||
+		!strings.Contains(err.Error(), "--error-rate") {
+		t.Errorf("bad error rate: got %v", err)
+	}
+	if _, err := target.New(target.Config{Listen: "256.0.0.1:0"}); err == nil {
+		t.Error("bad listen address: want an error")
+	}
+}
+
+// start runs a target until the test ends.
+func start(t *testing.T, cfg target.Config) *target.Server {
+	t.Helper()
+	cfg.Listen = "127.0.0.1:0"
+	s, err := target.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return s
+}
+
+func get(t *testing.T, c *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func newClient(t *testing.T) *http.Client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 4}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+func TestServerCounts(t *testing.T) {
+	s := start(t, target.Config{Latency: "uniform(0s,1ms)"})
+	c := newClient(t)
+	base := "http://" + s.Addr()
+	for i := range 10 {
+		path := "/a"
+		if i%2 == 1 {
+			path = "/b"
+		}
+		code, body := get(t, c, base+path)
+		if code != http.StatusOK || body != "ok\n" {
+			t.Fatalf("GET %s = %d %q", path, code, body)
+		}
+	}
+	st := s.Stats()
+	if st.Requests != 10 || st.Errors != 0 || st.ByPath["/a"] != 5 || st.ByPath["/b"] != 5 {
+		t.Errorf("stats = %+v, want 10 requests, 5 per path", st)
+	}
+	// Sequential requests on a keep-alive client reuse one connection.
+	if st.ConnsAccepted != 1 || st.ConnsActive != 1 {
+		t.Errorf("conns accepted/active = %d/%d, want 1/1", st.ConnsAccepted, st.ConnsActive)
+	}
+
+	// The stats endpoint reports the same and is not counted itself.
+	code, body := get(t, c, base+target.StatsPath)
+	if code != http.StatusOK {
+		t.Fatalf("GET stats = %d", code)
+	}
+	var remote target.Stats
+	if err := json.Unmarshal([]byte(body), &remote); err != nil {
+		t.Fatalf("stats JSON %q: %v", body, err)
+	}
+	if remote.Requests != 10 || remote.ByPath["/a"] != 5 || remote.ConnsAccepted != 1 {
+		t.Errorf("remote stats = %+v", remote)
+	}
+	if got := s.Stats().Requests; got != 10 {
+		t.Errorf("after stats request: requests = %d, want 10", got)
+	}
+
+	resp, err := c.Post(base+target.ResetPath, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Errorf("reset = %d", resp.StatusCode)
+	}
+	st = s.Stats()
+	if st.Requests != 0 || st.ConnsAccepted != 0 || len(st.ByPath) != 0 || st.ConnsActive != 1 {
+		t.Errorf("after reset: %+v, want zeros but one active conn", st)
+	}
+
+	// Closing the client's connection is seen by the server.
+	c.CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().ConnsActive != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("conns active = %d after client closed, want 0", s.Stats().ConnsActive)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
+	}
+}
+
+func TestServerErrorRate(t *testing.T) {
+	s := start(t, target.Config{ErrorRate: 1})
+	c := newClient(t)
+	for range 5 {
+		if code, body := get(t, c, "http://"+s.Addr()+"/x"); code != http.StatusInternalServerError || body != "error\n" {
+			t.Fatalf("got %d %q, want 500", code, body)
+		}
+	}
+	if st := s.Stats(); st.Requests != 5 || st.Errors != 5 {
+		t.Errorf("stats = %+v, want 5 requests, 5 errors", st)
+	}
+}
+
+func TestServerShutdownCutsDelays(t *testing.T) {
+	s, err := target.New(target.Config{Listen: "127.0.0.1:0", Latency: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+
+	c := newClient(t)
+	reqErr := make(chan error, 1)
+	go func() {
+		resp, err := c.Get("http://" + s.Addr() + "/slow")
+		if err == nil {
+			resp.Body.Close()
+		}
+		reqErr <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().Requests == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("request never arrived")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(4 * time.Second):
+		t.Fatal("Run did not return promptly with a delayed request in flight")
+	}
+	<-reqErr
+}
+
+func TestCloseWithoutRun(t *testing.T) {
+	s, err := target.New(target.Config{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if c, err := net.Dial("tcp", s.Addr()); err == nil {
+		c.Close()
+		t.Error("listener still accepts after Close")
+	}
+}

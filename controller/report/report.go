@@ -1,0 +1,197 @@
+// Package report renders a run's summary: the stable JSON document that
+// `surge run --json` and `surge report --json` write, and the human text
+// summary printed at the end of a run.
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+)
+
+// Summary is the stable JSON form of a run summary. Field names and meanings
+// are part of surge's documented interface; add fields, never rename them.
+type Summary struct {
+	RunID     string  `json:"run_id"`
+	Plan      string  `json:"plan"`
+	Status    string  `json:"status"`
+	Verdict   string  `json:"verdict"`
+	DurationS float64 `json:"duration_s"`
+	// StartedAt is RFC 3339 (UTC); empty if the run never started.
+	StartedAt string `json:"started_at"`
+	EndedAt   string `json:"ended_at,omitempty"`
+	// Stats are the whole run's, across every region and scenario.
+	Stats
+	Regions       map[string]RegionStats `json:"regions"`
+	Scenarios     map[string]Stats       `json:"scenarios"`
+	Agents        []Agent                `json:"agents"`
+	Thresholds    []Threshold            `json:"thresholds"`
+	StartSpreadUS int64                  `json:"start_spread_us"`
+	Notes         []string               `json:"notes"`
+	Error         string                 `json:"error,omitempty"`
+}
+
+// Stats are the counters and latency of a run, a region or a scenario.
+type Stats struct {
+	Requests          int64            `json:"requests"`
+	Failures          int64            `json:"failures"`
+	RPS               float64          `json:"rps"`
+	LatencyUS         Latency          `json:"latency_us"`
+	DroppedIterations int64            `json:"dropped_iterations"`
+	Deficit           int64            `json:"deficit"`
+	Errors            map[string]int64 `json:"errors"`
+}
+
+// RegionStats are one region's Stats and how many agents ran in it.
+type RegionStats struct {
+	Stats
+	Agents int64 `json:"agents"`
+}
+
+// Latency is a latency distribution's summary in microseconds.
+type Latency struct {
+	P50  int64   `json:"p50"`
+	P90  int64   `json:"p90"`
+	P95  int64   `json:"p95"`
+	P99  int64   `json:"p99"`
+	P999 int64   `json:"p999"`
+	Max  int64   `json:"max"`
+	Min  int64   `json:"min"`
+	Mean float64 `json:"mean"`
+}
+
+// Agent is one agent's part in the run.
+type Agent struct {
+	ID            string `json:"id"`
+	Region        string `json:"region"`
+	Requests      int64  `json:"requests"`
+	ClockOffsetUS int64  `json:"clock_offset_us"`
+}
+
+// Threshold is one threshold's final state. Value is null when the metric
+// had no finite value (no data).
+type Threshold struct {
+	Metric string   `json:"metric"`
+	Expr   string   `json:"expr"`
+	OK     bool     `json:"ok"`
+	Value  *float64 `json:"value"`
+}
+
+// FromProto converts a wire summary to its stable JSON form. Maps and lists
+// are never nil, so they encode as {} and [] rather than null.
+func FromProto(s *surgev1.RunSummary) *Summary {
+	out := &Summary{
+		RunID:         s.GetRunId(),
+		Plan:          s.GetPlanName(),
+		Status:        s.GetStatus(),
+		Verdict:       s.GetVerdict(),
+		DurationS:     finite(s.GetDurationS()),
+		StartedAt:     unixMs(s.GetStartedAtUnixMs()),
+		EndedAt:       unixMs(s.GetEndedAtUnixMs()),
+		Stats:         statsFromProto(s.GetAll()),
+		Regions:       make(map[string]RegionStats),
+		Scenarios:     make(map[string]Stats),
+		Agents:        []Agent{},
+		Thresholds:    []Threshold{},
+		StartSpreadUS: s.GetStartSpreadUs(),
+		Notes:         append([]string{}, s.GetNotes()...),
+		Error:         s.GetError(),
+	}
+	for name, st := range s.GetRegions() {
+		out.Regions[name] = RegionStats{Stats: statsFromProto(st), Agents: s.GetRegionAgents()[name]}
+	}
+	for name, n := range s.GetRegionAgents() {
+		if _, ok := out.Regions[name]; !ok {
+			out.Regions[name] = RegionStats{Stats: statsFromProto(nil), Agents: n}
+		}
+	}
+	for name, st := range s.GetScenarios() {
+		out.Scenarios[name] = statsFromProto(st)
+	}
+	for _, a := range s.GetAgents() {
+		out.Agents = append(out.Agents, Agent{
+			ID:            a.GetId(),
+			Region:        a.GetRegion(),
+			Requests:      a.GetRequests(),
+			ClockOffsetUS: a.GetClockOffsetUs(),
+		})
+	}
+	for _, t := range s.GetThresholds() {
+		th := Threshold{Metric: t.GetMetric(), Expr: t.GetExpr(), OK: t.GetOk()}
+		if v := t.GetValue(); !math.IsNaN(v) && !math.IsInf(v, 0) {
+			th.Value = &v
+		}
+		out.Thresholds = append(out.Thresholds, th)
+	}
+	return out
+}
+
+func statsFromProto(st *surgev1.Stats) Stats {
+	l := st.GetLatencyUs()
+	out := Stats{
+		Requests: st.GetRequests(),
+		Failures: st.GetFailures(),
+		RPS:      finite(st.GetRps()),
+		LatencyUS: Latency{
+			P50: l.GetP50(), P90: l.GetP90(), P95: l.GetP95(), P99: l.GetP99(),
+			P999: l.GetP999(), Max: l.GetMax(), Min: l.GetMin(), Mean: finite(l.GetMean()),
+		},
+		DroppedIterations: st.GetDroppedIterations(),
+		Deficit:           st.GetDeficit(),
+		Errors:            make(map[string]int64, len(st.GetErrors())),
+	}
+	for k, v := range st.GetErrors() {
+		out.Errors[k] = v
+	}
+	return out
+}
+
+// JSON encodes a run summary as surge's stable, indented JSON document
+// (not protojson), ending in a newline.
+func JSON(s *surgev1.RunSummary) ([]byte, error) {
+	b, err := json.MarshalIndent(FromProto(s), "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode summary: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// ParseJSON decodes a document written by JSON. Unknown fields are errors,
+// so a test reading a file back notices a changed format.
+func ParseJSON(b []byte) (*Summary, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var s Summary
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("decode summary: %w", err)
+	}
+	return &s, nil
+}
+
+func unixMs(ms int64) string {
+	if ms == 0 {
+		return ""
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+}
+
+func finite(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return v
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
