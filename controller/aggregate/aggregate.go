@@ -1,0 +1,462 @@
+// Package aggregate merges one run's agent snapshots exactly: per interval
+// and region, per region over the whole run, per agent and per scenario. It
+// validates every snapshot before merging, is idempotent by (agent, seq),
+// decides when an interval can be emitted, evaluates thresholds on the
+// merged data and builds the run summary.
+//
+// A Run is plain state with no goroutines and no I/O; it is not safe for
+// concurrent use: the controller's per-run goroutine owns it.
+package aggregate
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/plan"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultMaxSeries    = 10_000
+	DefaultMaxScenarios = 1_000
+	DefaultRetain       = 5
+)
+
+// RegionAll names the all-regions aggregate in progress updates.
+const RegionAll = "all"
+
+// ErrRejected marks a snapshot that failed validation; nothing of it was
+// merged.
+var ErrRejected = errors.New("snapshot rejected")
+
+// Config describes one run to aggregate.
+type Config struct {
+	RunID string
+	// Start is the run's start in the controller's clock; interval i covers
+	// [Start + i*Interval, Start + (i+1)*Interval).
+	Start    time.Time
+	Interval time.Duration
+	// MaxInterval is the highest interval index accepted.
+	MaxInterval int64
+	// Epoch is the share epoch snapshots must carry.
+	Epoch uint64
+	// Agents maps the run's agent ids to their regions.
+	Agents map[string]string
+	// MaxSeries bounds the series in one snapshot (DefaultMaxSeries).
+	MaxSeries int
+	// MaxScenarios bounds the scenario stats in one snapshot.
+	MaxScenarios int
+	// Retain is how many emitted intervals keep their histograms so late
+	// snapshots still merge into them (DefaultRetain). Older intervals are
+	// released; late snapshots for them merge into the whole run only.
+	Retain int
+	// Thresholds are evaluated by Evaluate.
+	Thresholds []plan.ThresholdSpec
+}
+
+// Outcome tells what Add did with a valid snapshot.
+type Outcome int
+
+const (
+	// Merged: merged into its interval (still pending) and the whole run.
+	Merged Outcome = iota
+	// MergedLate: its interval had been emitted already; merged into the
+	// interval (if still retained) and the whole run.
+	MergedLate
+	// Duplicate: the (agent, seq) was merged before; nothing changed.
+	Duplicate
+)
+
+type agentState struct {
+	region    string
+	seqs      map[uint64]struct{}
+	requests  int64
+	snapshots int64
+	// finalInterval is the interval of the agent's final snapshot, -1 until
+	// it arrives.
+	finalInterval int64
+	gone          bool
+	targetRate    float64
+}
+
+type interval struct {
+	sets     map[string]*hist.Set // by region; nil once released
+	requests map[string]int64
+	failures map[string]int64
+	reported map[string]bool    // by agent
+	target   map[string]float64 // by agent: sum of its scenarios' target_rate
+	emitted  bool
+}
+
+type scenRegion struct{ scenario, region string }
+
+type scenTotals struct {
+	dropped, deficit, completed int64
+}
+
+// Run is one run's aggregation state.
+type Run struct {
+	cfg       Config
+	agents    map[string]*agentState
+	intervals map[int64]*interval
+	whole     map[string]*hist.Set // by region
+	scen      map[scenRegion]*scenTotals
+	// releasedBelow: intervals below it no longer keep histograms.
+	releasedBelow int64
+	nextEmit      int64
+	maxSeen       int64 // highest interval index merged, -1 before any
+
+	lateMerges    int64
+	rejected      int64
+	droppedValues int64
+}
+
+// New returns an empty aggregation for cfg.
+func New(cfg Config) *Run {
+	if cfg.MaxSeries <= 0 {
+		cfg.MaxSeries = DefaultMaxSeries
+	}
+	if cfg.MaxScenarios <= 0 {
+		cfg.MaxScenarios = DefaultMaxScenarios
+	}
+	if cfg.Retain <= 0 {
+		cfg.Retain = DefaultRetain
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	r := &Run{
+		cfg:       cfg,
+		agents:    make(map[string]*agentState, len(cfg.Agents)),
+		intervals: map[int64]*interval{},
+		whole:     map[string]*hist.Set{},
+		scen:      map[scenRegion]*scenTotals{},
+		maxSeen:   -1,
+	}
+	for id, region := range cfg.Agents {
+		r.agents[id] = &agentState{region: region, seqs: map[uint64]struct{}{}, finalInterval: -1}
+	}
+	return r
+}
+
+// Counters reports how many snapshots were merged late, rejected, and how
+// many histogram values merges dropped.
+func (r *Run) Counters() (late, rejected, droppedValues int64) {
+	return r.lateMerges, r.rejected, r.droppedValues
+}
+
+func (r *Run) reject(format string, args ...any) error {
+	r.rejected++
+	return fmt.Errorf("%w: %s", ErrRejected, fmt.Sprintf(format, args...))
+}
+
+func finiteNonNeg(v float64) bool { return v >= 0 && !math.IsInf(v, 0) }
+
+// validate checks s without changing anything.
+func (r *Run) validate(s *surgev1.Snapshot) (*agentState, error) {
+	if s.GetRunId() != r.cfg.RunID {
+		return nil, r.reject("run %q, this is run %q", s.GetRunId(), r.cfg.RunID)
+	}
+	a, ok := r.agents[s.GetAgentId()]
+	if !ok {
+		return nil, r.reject("agent %q is not part of run %s", s.GetAgentId(), r.cfg.RunID)
+	}
+	if s.GetEpoch() != r.cfg.Epoch {
+		return nil, r.reject("epoch %d, current epoch is %d", s.GetEpoch(), r.cfg.Epoch)
+	}
+	if s.GetSeq() == 0 {
+		return nil, r.reject("seq 0 (sequence numbers start at 1)")
+	}
+	if iv := s.GetInterval(); iv < 0 || iv > r.cfg.MaxInterval {
+		return nil, r.reject("interval %d outside [0, %d]", iv, r.cfg.MaxInterval)
+	}
+	if err := hist.ValidateProto(s.GetSeries(), r.cfg.MaxSeries); err != nil {
+		return nil, r.reject("%v", err)
+	}
+	if n := len(s.GetScenarios()); n > r.cfg.MaxScenarios {
+		return nil, r.reject("%d scenario stats, at most %d", n, r.cfg.MaxScenarios)
+	}
+	for i, sc := range s.GetScenarios() {
+		for _, v := range []int64{sc.GetScheduled(), sc.GetStarted(), sc.GetCompleted(), sc.GetDropped(), sc.GetDeficit(), sc.GetActiveVus(), sc.GetAllocatedVus()} {
+			if v < 0 {
+				return nil, r.reject("scenario stats %d (%q): negative counter", i, sc.GetScenario())
+			}
+		}
+		if !finiteNonNeg(sc.GetTargetRate()) {
+			return nil, r.reject("scenario stats %d (%q): target rate %v", i, sc.GetScenario(), sc.GetTargetRate())
+		}
+		if err := hist.Validate(sc.GetLateness()); err != nil {
+			return nil, r.reject("scenario stats %d (%q) lateness: %v", i, sc.GetScenario(), err)
+		}
+	}
+	if st := s.GetAgent(); st != nil && !finiteNonNeg(st.GetCpuPercent()) {
+		return nil, r.reject("agent cpu %v", st.GetCpuPercent())
+	}
+	return a, nil
+}
+
+// Add validates s and merges it. A duplicate (agent, seq) is reported as
+// Duplicate and not merged again. An invalid snapshot returns an error
+// wrapping ErrRejected and changes nothing but the rejected counter.
+func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
+	a, err := r.validate(s)
+	if err != nil {
+		return 0, err
+	}
+	if _, dup := a.seqs[s.GetSeq()]; dup {
+		return Duplicate, nil
+	}
+	a.seqs[s.GetSeq()] = struct{}{}
+	idx := s.GetInterval()
+	out := Merged
+
+	var requests, failures int64
+	for _, sr := range s.GetSeries() {
+		requests += sr.GetCounters().GetRequests()
+		failures += sr.GetCounters().GetFailures()
+	}
+	var target float64
+	for _, sc := range s.GetScenarios() {
+		target += sc.GetTargetRate()
+		k := scenRegion{sc.GetScenario(), a.region}
+		t := r.scen[k]
+		if t == nil {
+			t = &scenTotals{}
+			r.scen[k] = t
+		}
+		t.dropped += sc.GetDropped()
+		t.deficit += sc.GetDeficit()
+		t.completed += sc.GetCompleted()
+	}
+
+	if idx < r.releasedBelow {
+		out = MergedLate
+	} else {
+		iv := r.interval(idx)
+		if iv.emitted {
+			out = MergedLate
+		}
+		set := iv.sets[a.region]
+		if set == nil {
+			set = hist.NewSet()
+			iv.sets[a.region] = set
+		}
+		d, err := set.MergeProto(s.GetSeries())
+		if err != nil { // validated above; cannot happen
+			return 0, r.reject("%v", err)
+		}
+		r.droppedValues += d
+		iv.requests[a.region] += requests
+		iv.failures[a.region] += failures
+		iv.reported[s.GetAgentId()] = true
+		iv.target[s.GetAgentId()] = target
+	}
+	w := r.whole[a.region]
+	if w == nil {
+		w = hist.NewSet()
+		r.whole[a.region] = w
+	}
+	d, err := w.MergeProto(s.GetSeries())
+	if err != nil {
+		return 0, r.reject("%v", err)
+	}
+	r.droppedValues += d
+
+	a.requests += requests
+	a.snapshots++
+	a.targetRate = target
+	if s.GetFinal() {
+		a.finalInterval = max(a.finalInterval, idx)
+	}
+	r.maxSeen = max(r.maxSeen, idx)
+	if out == MergedLate {
+		r.lateMerges++
+	}
+	return out, nil
+}
+
+func (r *Run) interval(idx int64) *interval {
+	iv := r.intervals[idx]
+	if iv == nil {
+		iv = &interval{
+			sets:     map[string]*hist.Set{},
+			requests: map[string]int64{},
+			failures: map[string]int64{},
+			reported: map[string]bool{},
+			target:   map[string]float64{},
+		}
+		r.intervals[idx] = iv
+	}
+	return iv
+}
+
+// MarkGone stops waiting for agent id: it was lost, failed or finished
+// without a final snapshot.
+func (r *Run) MarkGone(id string) {
+	if a := r.agents[id]; a != nil {
+		a.gone = true
+	}
+}
+
+// Done reports whether agent id sent its final snapshot or is gone.
+func (r *Run) Done(id string) bool {
+	a := r.agents[id]
+	return a == nil || a.gone || a.finalInterval >= 0
+}
+
+// AllDone reports whether every agent is Done.
+func (r *Run) AllDone() bool {
+	for id := range r.agents {
+		if !r.Done(id) {
+			return false
+		}
+	}
+	return true
+}
+
+// Snapshots returns how many snapshots agent id had merged.
+func (r *Run) Snapshots(id string) int64 {
+	if a := r.agents[id]; a != nil {
+		return a.snapshots
+	}
+	return 0
+}
+
+// intervalEnd is when interval i ends in the controller's clock.
+func (r *Run) intervalEnd(i int64) time.Time {
+	return r.cfg.Start.Add(time.Duration(i+1) * r.cfg.Interval)
+}
+
+// ready reports whether interval i can be emitted at now: every agent still
+// expected has reported it, or grace has passed since it ended.
+func (r *Run) ready(i int64, now time.Time, grace time.Duration) bool {
+	if i > r.cfg.MaxInterval {
+		return false
+	}
+	if !now.Before(r.intervalEnd(i).Add(grace)) {
+		return true
+	}
+	iv := r.intervals[i]
+	expected := 0
+	for id, a := range r.agents {
+		if a.gone || (a.finalInterval >= 0 && a.finalInterval < i) {
+			continue
+		}
+		expected++
+		if iv == nil || !iv.reported[id] {
+			return false
+		}
+	}
+	// With nobody left to report, only intervals that have data are due.
+	return expected > 0 || i <= r.maxSeen
+}
+
+// Ready returns the intervals that can be emitted at now, in order.
+func (r *Run) Ready(now time.Time, grace time.Duration) []int64 {
+	var out []int64
+	for i := r.nextEmit; r.ready(i, now, grace); i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// Remaining returns the intervals not yet emitted up to the highest one any
+// agent reported, for the end of a run.
+func (r *Run) Remaining() []int64 {
+	var out []int64
+	for i := r.nextEmit; i <= r.maxSeen; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// Emit marks interval i emitted (Ready or Remaining gives i in order) and
+// returns its progress: per region and "all", agents, target and achieved
+// rate over the interval, and latency percentiles over the run so far.
+func (r *Run) Emit(i int64) *surgev1.Progress {
+	iv := r.interval(i)
+	iv.emitted = true
+	r.nextEmit = max(r.nextEmit, i+1)
+
+	secs := r.cfg.Interval.Seconds()
+	regions := r.regions()
+	p := &surgev1.Progress{RunId: r.cfg.RunID, Interval: i}
+	allHist := hist.New()
+	all := &surgev1.RegionProgress{Region: RegionAll}
+	for _, region := range regions {
+		rp := &surgev1.RegionProgress{Region: region}
+		for id, a := range r.agents {
+			if a.region != region {
+				continue
+			}
+			if !a.gone {
+				rp.Agents++
+			}
+			if t, ok := iv.target[id]; ok {
+				rp.TargetRps += t
+			} else if !a.gone {
+				rp.TargetRps += a.targetRate
+			}
+		}
+		rp.AchievedRps = float64(iv.requests[region]) / secs
+		if w := r.whole[region]; w != nil {
+			t := w.Total(nil)
+			rp.Requests, rp.Failures = t.Counters.Requests, t.Counters.Failures
+			setPercentiles(rp, t.Latency)
+			allHist.Merge(t.Latency)
+		}
+		all.Agents += rp.Agents
+		all.TargetRps += rp.TargetRps
+		all.AchievedRps += rp.AchievedRps
+		all.Requests += rp.Requests
+		all.Failures += rp.Failures
+		p.Regions = append(p.Regions, rp)
+	}
+	setPercentiles(all, allHist)
+	p.All = all
+
+	// Release histograms of intervals too old for late merges.
+	for ; r.releasedBelow < i+1-int64(r.cfg.Retain); r.releasedBelow++ {
+		delete(r.intervals, r.releasedBelow)
+	}
+	return p
+}
+
+func setPercentiles(rp *surgev1.RegionProgress, h *hdrhistogram.Histogram) {
+	if h == nil || h.TotalCount() == 0 {
+		return
+	}
+	rp.P50Us, rp.P95Us, rp.P99Us = h.ValueAtQuantile(50), h.ValueAtQuantile(95), h.ValueAtQuantile(99)
+}
+
+// regions lists the run's agent regions, sorted.
+func (r *Run) regions() []string {
+	set := map[string]bool{}
+	for _, a := range r.agents {
+		set[a.region] = true
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// MeasuredDuration is from the start to the end of the last interval any
+// agent reported; zero before any.
+func (r *Run) MeasuredDuration() time.Duration {
+	return time.Duration(r.maxSeen+1) * r.cfg.Interval
+}
+
+// WholeSeries returns the whole-run merged series per region, for storage.
+func (r *Run) WholeSeries() map[string][]*surgev1.Series {
+	out := make(map[string][]*surgev1.Series, len(r.whole))
+	for region, set := range r.whole {
+		out[region] = set.ToProto()
+	}
+	return out
+}

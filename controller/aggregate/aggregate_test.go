@@ -1,0 +1,140 @@
+package aggregate
+
+import (
+	"errors"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/plan"
+)
+
+func snap(agent string, seq uint64, interval int64, final bool, vals []int64) *surgev1.Snapshot {
+	set := hist.NewSet()
+	sr := set.Get(hist.Key{Scenario: "s", Request: "r", Status: "2xx"})
+	for _, v := range vals {
+		_ = sr.Latency.RecordValue(v)
+		sr.Counters.Requests++
+	}
+	return &surgev1.Snapshot{RunId: "run", AgentId: agent, Seq: seq, Epoch: 1, Interval: interval, Final: final,
+		Series: set.ToProto(), Scenarios: []*surgev1.ScenarioStats{{Scenario: "s", TargetRate: 10, Completed: int64(len(vals))}}}
+}
+
+func newRun(start time.Time) *Run {
+	return New(Config{
+		RunID: "run", Start: start, Interval: time.Second, MaxInterval: 20, Epoch: 1,
+		Agents: map[string]string{"a": "us", "b": "eu"},
+		Thresholds: []plan.ThresholdSpec{
+			{Metric: "http_req_duration", Agg: "p", Percentile: 99, Op: "<", Value: 1, Key: "http_req_duration", Expr: "p(99)<1"},
+			{Metric: "http_reqs", Tags: map[string]string{"region": "eu"}, Agg: "count", Op: ">=", Value: 1, Key: "http_reqs{region:eu}", Expr: "count>=1"},
+		},
+	})
+}
+
+func TestExactMergeAndIdempotence(t *testing.T) {
+	start := time.Unix(1000, 0)
+	r := newRun(start)
+	rng := rand.New(rand.NewPCG(1, 2))
+	all := hist.New()
+	seqs := map[string]uint64{}
+	for i := range int64(5) {
+		for _, ag := range []string{"a", "b"} {
+			vals := make([]int64, 200)
+			for k := range vals {
+				vals[k] = 1 + rng.Int64N(2_000_000)
+				_ = all.RecordValue(vals[k])
+			}
+			seqs[ag]++
+			s := snap(ag, seqs[ag], i, i == 4, vals)
+			if out, err := r.Add(s); err != nil || out != Merged {
+				t.Fatalf("Add = %v, %v", out, err)
+			}
+			if out, err := r.Add(s); err != nil || out != Duplicate {
+				t.Fatalf("re-Add = %v, %v", out, err)
+			}
+		}
+		// Both reported: ready without waiting for the grace.
+		if got := r.Ready(start, time.Hour); len(got) != 1 || got[0] != i {
+			t.Fatalf("Ready after interval %d = %v", i, got)
+		}
+		p := r.Emit(i)
+		if p.GetAll().GetAchievedRps() != 400 || p.GetAll().GetTargetRps() != 20 || len(p.GetRegions()) != 2 {
+			t.Fatalf("progress %v", p)
+		}
+	}
+	if !r.AllDone() {
+		t.Fatal("not done after finals")
+	}
+	sum := r.Summary(r.MeasuredDuration())
+	if sum.GetAll().GetRequests() != 2000 || sum.GetAll().GetLatencyUs().GetP99() != all.ValueAtQuantile(99) ||
+		sum.GetAll().GetLatencyUs().GetP999() != all.ValueAtQuantile(99.9) || sum.GetAll().GetRps() != 400 {
+		t.Fatalf("summary all %v, want p99 %d", sum.GetAll(), all.ValueAtQuantile(99))
+	}
+	res := r.Evaluate(5 * time.Second)
+	if res[0].OK || res[0].Value != float64(all.ValueAtQuantile(99))/1000 || res[0].AbortReason(time.Second) != "" {
+		t.Fatalf("threshold 0 %+v", res[0])
+	}
+	if !res[1].OK || res[1].Value != 1000 {
+		t.Fatalf("threshold 1 %+v", res[1])
+	}
+}
+
+func TestRejects(t *testing.T) {
+	r := newRun(time.Unix(1000, 0))
+	bad := snap("a", 1, 0, false, []int64{5})
+	bad.Series[0].Latency.Sparse = []byte{0xff}
+	cases := map[string]*surgev1.Snapshot{
+		"unknown agent": snap("zz", 1, 0, false, nil),
+		"bad epoch":     func() *surgev1.Snapshot { s := snap("a", 1, 0, false, nil); s.Epoch = 2; return s }(),
+		"interval":      snap("a", 1, 21, false, nil),
+		"negative":      snap("a", 1, -1, false, nil),
+		"seq 0":         snap("a", 0, 0, false, nil),
+		"histogram":     bad,
+		"target rate": func() *surgev1.Snapshot {
+			s := snap("a", 1, 0, false, nil)
+			s.Scenarios[0].TargetRate = -1
+			return s
+		}(),
+	}
+	for name, s := range cases {
+		if _, err := r.Add(s); !errors.Is(err, ErrRejected) {
+			t.Errorf("%s: err %v", name, err)
+		}
+	}
+	if _, rejected, _ := r.Counters(); rejected != int64(len(cases)) {
+		t.Errorf("rejected %d", rejected)
+	}
+	// A rejected seq can be sent again validly.
+	if out, err := r.Add(snap("a", 1, 0, false, []int64{5})); err != nil || out != Merged {
+		t.Fatalf("Add = %v, %v", out, err)
+	}
+}
+
+func TestGraceAndLate(t *testing.T) {
+	start := time.Unix(1000, 0)
+	r := newRun(start)
+	if _, err := r.Add(snap("a", 1, 0, false, []int64{10})); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Ready(start.Add(1500*time.Millisecond), time.Second); len(got) != 0 {
+		t.Fatalf("ready before grace: %v", got)
+	}
+	got := r.Ready(start.Add(2*time.Second), time.Second)
+	if len(got) != 1 {
+		t.Fatalf("ready after grace: %v", got)
+	}
+	r.Emit(0)
+	if out, err := r.Add(snap("b", 1, 0, false, []int64{10})); err != nil || out != MergedLate {
+		t.Fatalf("late Add = %v, %v", out, err)
+	}
+	if late, _, _ := r.Counters(); late != 1 {
+		t.Fatalf("late %d", late)
+	}
+	r.MarkGone("a")
+	r.MarkGone("b")
+	if !r.AllDone() || len(r.Remaining()) != 0 {
+		t.Fatalf("done %v remaining %v", r.AllDone(), r.Remaining())
+	}
+}

@@ -1,0 +1,290 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/surgeload/surge/cluster"
+	"github.com/surgeload/surge/controller/store"
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+)
+
+// Defaults for Config fields left zero, and fixed limits.
+const (
+	DefaultID        = "controller"
+	DefaultListen    = "127.0.0.1:0"
+	DefaultEmitGrace = 2 * time.Second
+	DefaultStartLead = time.Second
+
+	// MaxRecvMsgSize bounds one gRPC message from an agent or the CLI. A
+	// snapshot holds at most aggregate.DefaultMaxSeries series of two sparse
+	// histograms each; 16 MiB fits thousands of busy series while keeping a
+	// single bad sender from making the controller allocate without bound.
+	MaxRecvMsgSize = 16 << 20
+
+	// acceptTimeout is how long Submit waits for every agent's ACCEPTED.
+	acceptTimeout = 5 * time.Second
+	// stopTimeout is how long a stopped run waits for the agents' finals.
+	stopTimeout = 5 * time.Second
+	// deadlineSlack is added to a run's duration and graceful stop before
+	// it is ended regardless of missing agents.
+	deadlineSlack = 10 * time.Second
+	// shutdownGrace bounds the gRPC graceful stop at shutdown.
+	shutdownGrace = 5 * time.Second
+)
+
+// Controller is surge's controller. Create it with New, then call Run.
+type Controller struct {
+	cfg   Config
+	log   *slog.Logger
+	store *store.Store
+	lis   net.Listener
+	srv   *grpc.Server
+
+	started atomic.Bool
+	closed  atomic.Bool
+
+	// handlersCtx bounds the agent streams; it ends after every run has
+	// finalized, so agents still receive their Stop at shutdown.
+	handlersCtx    context.Context
+	cancelHandlers context.CancelFunc
+
+	mu       sync.Mutex
+	agents   map[string]*agentConn
+	runs     map[string]*run
+	node     *cluster.Node
+	runsCtx  context.Context // nil until Run
+	stopping bool
+
+	runWG  sync.WaitGroup // run goroutines
+	recvWG sync.WaitGroup // agent stream receive loops
+
+	stats counters
+}
+
+// counters are the controller's own, for logs and tests.
+type counters struct {
+	snapshotsRejected atomic.Int64
+	snapshotsUnknown  atomic.Int64
+	snapshotsLate     atomic.Int64
+	snapshotsDup      atomic.Int64
+}
+
+// New opens the run store in cfg.DataDir (runs.db), marks runs a previous
+// process left running as interrupted, and binds the gRPC listener, so Addr
+// works before Run. Call Run, or Close if Run is never called.
+func New(cfg Config) (*Controller, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("controller: data dir is required")
+	}
+	if cfg.ID == "" {
+		cfg.ID = DefaultID
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.EmitGrace <= 0 {
+		cfg.EmitGrace = DefaultEmitGrace
+	}
+	if cfg.StartLead <= 0 {
+		cfg.StartLead = DefaultStartLead
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	log := cfg.Logger.With(slog.String("component", "controller"), slog.String("id", cfg.ID))
+
+	st, err := store.Open(filepath.Join(cfg.DataDir, "runs.db"))
+	if err != nil {
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	ids, err := st.MarkInterrupted()
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("controller: %w", err)
+	}
+	for _, id := range ids {
+		log.Warn("run was left running by a previous controller; marked interrupted", slog.String("run", id))
+	}
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("controller: listen %s: %w", cfg.Listen, err)
+	}
+	c := &Controller{
+		cfg:    cfg,
+		log:    log,
+		store:  st,
+		lis:    lis,
+		agents: map[string]*agentConn{},
+		runs:   map[string]*run{},
+	}
+	c.handlersCtx, c.cancelHandlers = context.WithCancel(context.Background())
+	c.srv = grpc.NewServer(
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			// At most the agents' client keepalive Time (10s), so their
+			// pings are never answered with GOAWAY too_many_pings.
+			MinTime:             5 * time.Second,
+			PermitWithoutStream: true,
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:    10 * time.Second,
+			Timeout: 5 * time.Second,
+		}),
+		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
+	)
+	surgev1.RegisterAgentGatewayServer(c.srv, &gateway{c: c})
+	surgev1.RegisterRunsServer(c.srv, &runsService{c: c})
+	surgev1.RegisterAgentsServer(c.srv, &agentsService{c: c})
+	return c, nil
+}
+
+// Addr is the bound gRPC address, host:port.
+func (c *Controller) Addr() string { return c.lis.Addr().String() }
+
+// GossipAddr is the bound gossip address once Run has joined gossip; empty
+// otherwise.
+func (c *Controller) GossipAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.node == nil {
+		return ""
+	}
+	return c.node.LocalAddr()
+}
+
+// Close releases what New opened. It is for a controller whose Run was never
+// called; Run releases everything itself when it returns.
+func (c *Controller) Close() error {
+	if c.started.Load() || c.closed.Swap(true) {
+		return nil
+	}
+	c.cancelHandlers()
+	var errs []error
+	if err := c.lis.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		errs = append(errs, fmt.Errorf("controller: close listener: %w", err))
+	}
+	if err := c.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("controller: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Run joins gossip (when GossipBind is set) and serves gRPC until ctx is
+// done. Then it stops every active run (agents receive Stop; each run is
+// finalized and stored as stopped), ends the agent streams, stops the gRPC
+// server, leaves gossip, closes the store and waits for every goroutine. It
+// returns nil when ctx was cancelled.
+func (c *Controller) Run(ctx context.Context) (err error) {
+	if c.closed.Load() {
+		return errors.New("controller: run after close")
+	}
+	if c.started.Swap(true) {
+		return errors.New("controller: run called twice")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	c.mu.Lock()
+	c.runsCtx = ctx
+	c.mu.Unlock()
+
+	var bg sync.WaitGroup
+	if c.cfg.GossipBind != "" {
+		node, err := cluster.Join(ctx, cluster.Config{
+			BindAddr:       c.cfg.GossipBind,
+			Join:           c.cfg.GossipJoin,
+			JoinBestEffort: true,
+			Profile:        c.cfg.GossipProfile,
+			Logger:         c.cfg.Logger,
+			Meta: cluster.Meta{
+				Role:     cluster.RoleController,
+				ID:       c.cfg.ID,
+				GRPCAddr: c.Addr(),
+				Version:  c.cfg.Version,
+			},
+		})
+		if err != nil {
+			c.started.Store(false)
+			_ = c.Close()
+			return fmt.Errorf("controller: join gossip: %w", err)
+		}
+		c.mu.Lock()
+		c.node = node
+		c.mu.Unlock()
+		bg.Go(func() { c.logMembership(node) })
+	}
+
+	serveErr := make(chan error, 1)
+	bg.Go(func() { serveErr <- c.srv.Serve(c.lis) })
+	c.log.Info("controller serving", slog.String("grpc", c.Addr()), slog.String("gossip", c.GossipAddr()))
+
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("controller: serve grpc: %w", err)
+		cancel()
+	}
+
+	// Shutdown, in order: runs (their agents still connected to get Stop),
+	// then agent streams and the gRPC server, then gossip and the store.
+	c.mu.Lock()
+	c.stopping = true
+	c.mu.Unlock()
+	c.runWG.Wait()
+	c.cancelHandlers()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		c.srv.GracefulStop()
+	}()
+	timer := time.NewTimer(shutdownGrace)
+	select {
+	case <-stopped:
+	case <-timer.C:
+		c.srv.Stop()
+		<-stopped
+	}
+	timer.Stop()
+	c.recvWG.Wait()
+
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.mu.Lock()
+	node := c.node
+	c.mu.Unlock()
+	if node != nil {
+		closeCtx, closeCancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := node.Close(closeCtx); err != nil {
+			errs = append(errs, fmt.Errorf("controller: leave gossip: %w", err))
+		}
+		closeCancel()
+	}
+	bg.Wait()
+	c.closed.Store(true)
+	if err := c.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("controller: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// logMembership logs gossip membership changes until the node closes its
+// event channel.
+func (c *Controller) logMembership(node *cluster.Node) {
+	for ev := range node.Events() {
+		c.log.Debug("gossip membership", slog.String("event", ev.Kind.String()),
+			slog.String("member", ev.Member.Name), slog.String("role", string(ev.Member.Meta.Role)))
+	}
+}

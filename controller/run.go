@@ -1,0 +1,542 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/surgeload/surge/controller/aggregate"
+	"github.com/surgeload/surge/controller/store"
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/plan"
+)
+
+// Run statuses (RunSummary.status).
+const (
+	StatusPending  = "pending"
+	StatusRunning  = "running"
+	StatusFinished = "finished"
+	StatusStopped  = "stopped"
+	StatusAborted  = "aborted"
+	StatusFailed   = "failed"
+)
+
+// Verdicts.
+const (
+	VerdictPass = "pass"
+	VerdictFail = "fail"
+)
+
+type phase int
+
+const (
+	phasePending phase = iota // assigned, waiting for every ACCEPTED
+	phaseRunning
+	phaseStopping // Stop sent; waiting for finals or stopTimeout
+)
+
+// runAgent is one agent's part in a run, owned by the run goroutine.
+type runAgent struct {
+	id, region string
+	conn       *agentConn
+	share      *surgev1.Share
+	offsetNs   int64 // at assignment
+
+	accepted   bool
+	startedNs  int64 // STARTED, controller clock; 0 until then
+	finishedAt time.Time
+	failed     string
+	lost       bool
+}
+
+// runInput is one message to a run goroutine; exactly one field group is set.
+type runInput struct {
+	snap    *surgev1.Snapshot
+	event   *surgev1.RunEvent
+	lost    bool
+	from    *agentConn
+	stop    bool
+	summary chan *surgev1.RunSummary // live summary request
+}
+
+// run is one active run. Its goroutine (loop) owns every field below
+// "owned by loop"; the rest is immutable or guarded by mu.
+type run struct {
+	c        *Controller
+	log      *slog.Logger
+	id       string
+	planName string
+	planYAML []byte
+	planJSON []byte
+	start    time.Time // controller clock
+	interval time.Duration
+	total    time.Duration
+	deadline time.Time
+	epoch    uint64
+	members  map[string]*runAgent // keys immutable; values owned by loop
+	order    []string             // member ids sorted
+	specs    []plan.ThresholdSpec
+
+	in       chan runInput
+	done     chan struct{}
+	accepted chan error // Submit's answer, buffered 1
+
+	mu       sync.Mutex
+	watchers map[chan *surgev1.Progress]struct{}
+	final    *surgev1.RunSummary // set before done closes
+
+	// owned by loop
+	agg          *aggregate.Run
+	phase        phase
+	stopStatus   string
+	stopDeadline time.Time
+	errMsg       string
+	notes        []string
+}
+
+// deliver hands in to the run goroutine, giving up when the run ended or
+// ctx is done.
+func (r *run) deliver(ctx context.Context, in runInput) bool {
+	select {
+	case r.in <- in:
+		return true
+	case <-r.done:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (r *run) subscribe() (chan *surgev1.Progress, func()) {
+	ch := make(chan *surgev1.Progress, 64)
+	r.mu.Lock()
+	r.watchers[ch] = struct{}{}
+	r.mu.Unlock()
+	return ch, func() {
+		r.mu.Lock()
+		delete(r.watchers, ch)
+		r.mu.Unlock()
+	}
+}
+
+// broadcast sends p to every watcher without blocking; a watcher too slow to
+// keep 64 updates queued misses some (the summary always arrives).
+func (r *run) broadcast(p *surgev1.Progress) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for ch := range r.watchers {
+		select {
+		case ch <- p:
+		default:
+		}
+	}
+}
+
+func (r *run) note(format string, args ...any) {
+	r.notes = append(r.notes, fmt.Sprintf(format, args...))
+}
+
+func (r *run) sendAll(m func(a *runAgent) *surgev1.ControllerMessage, skip func(a *runAgent) bool) {
+	for _, id := range r.order {
+		a := r.members[id]
+		if a.lost || (skip != nil && skip(a)) {
+			continue
+		}
+		a.conn.send(m(a))
+	}
+}
+
+func (r *run) sendStop(reason string) {
+	r.sendAll(func(*runAgent) *surgev1.ControllerMessage {
+		return &surgev1.ControllerMessage{Msg: &surgev1.ControllerMessage_Stop{Stop: &surgev1.Stop{RunId: r.id, Epoch: r.epoch, Reason: reason}}}
+	}, func(a *runAgent) bool { return r.agg.Done(a.id) })
+}
+
+// loop is the run goroutine: it assigns, collects accepts, merges snapshots,
+// emits intervals, evaluates thresholds and finalizes.
+func (r *run) loop(ctx context.Context) {
+	defer close(r.done)
+	for _, id := range r.order {
+		a := r.members[id]
+		a.conn.send(&surgev1.ControllerMessage{Msg: &surgev1.ControllerMessage_Assign{Assign: &surgev1.Assign{
+			RunId:                 r.id,
+			Epoch:                 r.epoch,
+			PlanJson:              r.planJSON,
+			Share:                 a.share,
+			StartUnixNs:           r.start.UnixNano() - a.offsetNs,
+			ControllerStartUnixNs: r.start.UnixNano(),
+			IntervalMs:            r.interval.Milliseconds(),
+		}}})
+	}
+	acceptTimer := time.NewTimer(acceptTimeout)
+	defer acceptTimer.Stop()
+	tick := time.NewTicker(min(max(r.interval/5, 20*time.Millisecond), 250*time.Millisecond))
+	defer tick.Stop()
+
+	for {
+		select {
+		case <-ctx.Done():
+			r.note("controller shut down during the run")
+			if r.phase == phasePending {
+				r.failPending("controller is shutting down")
+				return
+			}
+			r.sendStop("controller shutting down")
+			r.finish(StatusStopped)
+			return
+		case <-acceptTimer.C:
+			if r.phase == phasePending {
+				var missing []string
+				for _, id := range r.order {
+					if !r.members[id].accepted {
+						missing = append(missing, id)
+					}
+				}
+				r.failPending(fmt.Sprintf("agents %s did not accept the run within %s", strings.Join(missing, ", "), acceptTimeout))
+				return
+			}
+		case in := <-r.in:
+			if r.handle(in, time.Now()) {
+				return
+			}
+		case now := <-tick.C:
+			if r.tick(now) {
+				return
+			}
+		}
+	}
+}
+
+// handle processes one input; true means the run ended.
+func (r *run) handle(in runInput, now time.Time) bool {
+	switch {
+	case in.summary != nil:
+		in.summary <- r.summary(r.liveStatus(), now)
+		return false
+	case in.stop:
+		if r.phase == phasePending {
+			r.failPending("run stopped before it started")
+			return true
+		}
+		r.beginStop(StatusStopped, "stopped on request", now)
+		return r.checkEnd(now)
+	case in.lost:
+		a := r.members[in.from.id]
+		if a == nil || a.conn != in.from || a.lost {
+			return false
+		}
+		wasDone := r.agg.Done(a.id)
+		a.lost = true
+		r.agg.MarkGone(a.id)
+		if r.phase == phasePending {
+			r.failPending(fmt.Sprintf("agent %s (%s) disconnected before accepting the run", a.id, a.region))
+			return true
+		}
+		if !wasDone {
+			r.note("agent %s (%s) was lost during the run after %d snapshots; the run continued with the others",
+				a.id, a.region, r.agg.Snapshots(a.id))
+			r.log.Warn("agent lost during run", slog.String("agent", a.id))
+		}
+		return r.checkEnd(now)
+	case in.event != nil:
+		return r.handleEvent(in.event, in.from, now)
+	case in.snap != nil:
+		r.handleSnapshot(in.snap, in.from, now)
+		return r.checkEnd(now)
+	}
+	return false
+}
+
+func (r *run) handleEvent(ev *surgev1.RunEvent, from *agentConn, now time.Time) bool {
+	a := r.members[from.id]
+	if a == nil {
+		r.log.Warn("run event from an agent not in the run", slog.String("agent", from.id))
+		return false
+	}
+	if ev.GetEpoch() != r.epoch {
+		r.log.Warn("run event with a stale epoch", slog.String("agent", a.id), slog.Uint64("epoch", ev.GetEpoch()))
+		return false
+	}
+	switch ev.GetKind() {
+	case surgev1.RunEvent_KIND_ACCEPTED:
+		a.accepted = true
+		if r.phase == phasePending && r.allAccepted() {
+			r.phase = phaseRunning
+			if err := r.c.store.Put(r.storeRecord(StatusRunning, "", nil, nil)); err != nil {
+				r.log.Error("store run", slog.Any("err", err))
+			}
+			r.accepted <- nil
+		}
+	case surgev1.RunEvent_KIND_REJECTED:
+		msg := fmt.Sprintf("agent %s (%s) rejected the run: %s", a.id, a.region, ev.GetMessage())
+		if r.phase == phasePending {
+			r.failPending(msg)
+			return true
+		}
+		a.failed = msg
+		r.agg.MarkGone(a.id)
+		r.note("%s", msg)
+	case surgev1.RunEvent_KIND_STARTED:
+		at := ev.GetAtUnixNs()
+		if at == 0 {
+			at = now.UnixNano() - from.offset()
+		}
+		a.startedNs = at + from.offset()
+	case surgev1.RunEvent_KIND_FINISHED:
+		if a.finishedAt.IsZero() {
+			a.finishedAt = now
+		}
+	case surgev1.RunEvent_KIND_FAILED:
+		a.failed = fmt.Sprintf("agent %s (%s) failed: %s", a.id, a.region, ev.GetMessage())
+		r.agg.MarkGone(a.id)
+		r.note("%s", a.failed)
+	}
+	return r.checkEnd(now)
+}
+
+func (r *run) allAccepted() bool {
+	for _, a := range r.members {
+		if !a.accepted {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *run) handleSnapshot(s *surgev1.Snapshot, from *agentConn, now time.Time) {
+	out, err := r.agg.Add(s)
+	if err != nil {
+		r.c.stats.snapshotsRejected.Add(1)
+		r.log.Warn("snapshot rejected", slog.String("agent", s.GetAgentId()), slog.Uint64("seq", s.GetSeq()), slog.Any("err", err))
+		return
+	}
+	switch out {
+	case aggregate.Duplicate:
+		r.c.stats.snapshotsDup.Add(1)
+	case aggregate.MergedLate:
+		r.c.stats.snapshotsLate.Add(1)
+	}
+	from.send(&surgev1.ControllerMessage{Msg: &surgev1.ControllerMessage_SnapshotAck{SnapshotAck: &surgev1.SnapshotAck{RunId: r.id, Seq: s.GetSeq()}}})
+	if out != aggregate.Duplicate {
+		r.emitReady(now)
+	}
+}
+
+// tick emits intervals due by time and enforces deadlines; true means the
+// run ended.
+func (r *run) tick(now time.Time) bool {
+	if r.phase == phasePending {
+		return false
+	}
+	for _, id := range r.order {
+		a := r.members[id]
+		// FINISHED without a final snapshot: stop waiting after the grace.
+		if !a.finishedAt.IsZero() && !r.agg.Done(id) && now.Sub(a.finishedAt) >= r.c.cfg.EmitGrace {
+			r.agg.MarkGone(id)
+			r.note("agent %s finished without a final snapshot", id)
+		}
+	}
+	r.emitReady(now)
+	if r.phase == phaseRunning && now.After(r.deadline) {
+		var missing []string
+		for _, id := range r.order {
+			if !r.agg.Done(id) {
+				missing = append(missing, id)
+			}
+		}
+		r.note("run deadline passed before agents %s sent their final snapshots", strings.Join(missing, ", "))
+		r.finish(StatusFinished)
+		return true
+	}
+	if r.phase == phaseStopping && now.After(r.stopDeadline) {
+		r.note("agents did not all send their final snapshots within %s of the stop", stopTimeout)
+		r.finish(r.stopStatus)
+		return true
+	}
+	return r.checkEnd(now)
+}
+
+// checkEnd finalizes the run once every agent is done.
+func (r *run) checkEnd(now time.Time) bool {
+	if r.phase == phasePending || !r.agg.AllDone() {
+		return false
+	}
+	st := StatusFinished
+	if r.phase == phaseStopping {
+		st = r.stopStatus
+	} else if r.allFailed() {
+		st = StatusFailed
+		r.errMsg = "every agent failed"
+	}
+	r.finish(st)
+	return true
+}
+
+func (r *run) allFailed() bool {
+	for _, a := range r.members {
+		if a.failed == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *run) beginStop(st, reason string, now time.Time) {
+	if r.phase == phaseStopping {
+		return
+	}
+	r.phase, r.stopStatus, r.stopDeadline = phaseStopping, st, now.Add(stopTimeout)
+	r.sendStop(reason)
+	r.log.Info("stopping run", slog.String("status", st), slog.String("reason", reason))
+}
+
+func (r *run) emitReady(now time.Time) {
+	for _, i := range r.agg.Ready(now, r.c.cfg.EmitGrace) {
+		r.emit(i, now)
+	}
+}
+
+func (r *run) emit(i int64, now time.Time) {
+	p := r.agg.Emit(i)
+	elapsed := time.Duration(i+1) * r.interval
+	p.Status = r.liveStatus()
+	p.ElapsedMs = elapsed.Milliseconds()
+	p.TotalMs = r.total.Milliseconds()
+	results := r.agg.Evaluate(elapsed)
+	for _, t := range results {
+		p.Thresholds = append(p.Thresholds, t.Proto())
+	}
+	r.broadcast(p)
+	if r.phase != phaseRunning {
+		return
+	}
+	for _, t := range results {
+		if reason := t.AbortReason(elapsed); reason != "" {
+			r.errMsg = reason
+			r.note("aborted: %s", reason)
+			r.beginStop(StatusAborted, reason, now)
+			return
+		}
+	}
+}
+
+func (r *run) liveStatus() string {
+	switch r.phase {
+	case phasePending:
+		return StatusPending
+	case phaseStopping:
+		return r.stopStatus
+	}
+	return StatusRunning
+}
+
+// failPending ends a run that never started: Stop to the agents that got
+// it, store it failed, and answer Submit.
+func (r *run) failPending(msg string) {
+	r.sendAll(func(*runAgent) *surgev1.ControllerMessage {
+		return &surgev1.ControllerMessage{Msg: &surgev1.ControllerMessage_Stop{Stop: &surgev1.Stop{RunId: r.id, Epoch: r.epoch, Reason: msg}}}
+	}, nil)
+	r.errMsg = msg
+	r.finish(StatusFailed)
+	r.accepted <- errors.New(msg)
+}
+
+// summary builds the run summary as of now with status st.
+func (r *run) summary(st string, now time.Time) *surgev1.RunSummary {
+	dur := r.agg.MeasuredDuration()
+	sum := r.agg.Summary(dur)
+	sum.PlanName = r.planName
+	sum.Status = st
+	sum.StartedAtUnixMs = r.start.UnixMilli()
+	sum.Error = r.errMsg
+	okAll := true
+	for _, t := range r.agg.Evaluate(dur) {
+		sum.Thresholds = append(sum.Thresholds, t.Proto())
+		okAll = okAll && t.OK
+	}
+	var minStart, maxStart int64
+	for _, as := range sum.Agents {
+		a := r.members[as.Id]
+		if a == nil {
+			continue
+		}
+		as.ClockOffsetUs = a.offsetNs / 1000
+		if a.startedNs != 0 {
+			if minStart == 0 || a.startedNs < minStart {
+				minStart = a.startedNs
+			}
+			maxStart = max(maxStart, a.startedNs)
+		}
+	}
+	sum.StartSpreadUs = (maxStart - minStart) / 1000
+	switch st {
+	case StatusPending, StatusRunning:
+	default:
+		sum.EndedAtUnixMs = now.UnixMilli()
+		sum.Verdict = VerdictFail
+		if st == StatusFinished && okAll {
+			sum.Verdict = VerdictPass
+		}
+	}
+	sum.Notes = slices.Clone(r.notes)
+	late, rejected, dropped := r.agg.Counters()
+	if late > 0 {
+		sum.Notes = append(sum.Notes, fmt.Sprintf("%d late snapshots merged after their interval was emitted", late))
+	}
+	if rejected > 0 {
+		sum.Notes = append(sum.Notes, fmt.Sprintf("%d invalid snapshots rejected", rejected))
+	}
+	if dropped > 0 {
+		sum.Notes = append(sum.Notes, fmt.Sprintf("%d histogram values dropped by merges", dropped))
+	}
+	return sum
+}
+
+// finish emits what is left, builds the final summary, stores it and
+// publishes it to watchers (done closes when loop returns).
+func (r *run) finish(st string) {
+	now := time.Now()
+	for _, i := range r.agg.Remaining() {
+		r.emit(i, now)
+	}
+	sum := r.summary(st, now)
+	if err := r.c.store.Put(r.storeRecord(st, sum.GetVerdict(), sum, r.agg.WholeSeries())); err != nil {
+		r.log.Error("store run summary", slog.Any("err", err))
+		sum.Notes = append(sum.Notes, "the run could not be stored: "+err.Error())
+	}
+	r.mu.Lock()
+	r.final = sum
+	r.mu.Unlock()
+	r.log.Info("run ended", slog.String("status", st), slog.String("verdict", sum.GetVerdict()),
+		slog.Int64("requests", sum.GetAll().GetRequests()))
+}
+
+func (r *run) storeRecord(st, verdict string, sum *surgev1.RunSummary, series map[string][]*surgev1.Series) *store.Run {
+	return &store.Run{
+		Info: store.Info{
+			ID:        r.id,
+			PlanName:  r.planName,
+			Status:    st,
+			Verdict:   verdict,
+			StartedAt: r.start,
+		},
+		PlanYAML: r.planYAML,
+		Summary:  sum,
+		Series:   series,
+	}
+}
+
+// regionsOf lists the distinct regions of agents, sorted.
+func regionsOf(agents []*agentConn) []string {
+	set := map[string]bool{}
+	for _, a := range agents {
+		set[a.region] = true
+	}
+	return slices.Sorted(maps.Keys(set))
+}
