@@ -3,9 +3,9 @@ package cluster
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/surgeload/surge/cluster/clustertest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	clustertest.VerifyTestMain(m)
 }

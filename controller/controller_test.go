@@ -11,19 +11,19 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/surgeload/surge/cluster/clustertest"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	clustertest.VerifyTestMain(m)
 }
 
 const waitFor = 15 * time.Second

@@ -6,14 +6,13 @@ import (
 	"sync"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/surgeload/surge/agent"
+	"github.com/surgeload/surge/cluster/clustertest"
 	"github.com/surgeload/surge/cmd/surge/target"
 	"github.com/surgeload/surge/hist"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { clustertest.VerifyTestMain(m) }
 
 // rawRecorder keeps every latency the agents measured, to check the
 // controller's merge against one histogram of all raw values.
