@@ -35,7 +35,7 @@ func randomHist(r *rand.Rand, n int) (*hdrhistogram.Histogram, []int64) {
 	vals := make([]int64, n)
 	for i := range vals {
 		// Log-uniform from 1 µs to about 1 h.
-		v := Clamp(int64(1 << (r.IntN(32))) + r.Int64N(1000))
+		v := Clamp(int64(1<<(r.IntN(32))) + r.Int64N(1000))
 		vals[i] = v
 		if err := h.RecordValue(v); err != nil {
 			panic(err)
