@@ -45,6 +45,11 @@ func (w slogWriter) Write(p []byte) (int, error) {
 			}
 		}
 	}
+	// memberlist's own socket closed under a gossip or probe in flight: that
+	// is this node shutting down, not a fault worth an error line.
+	if level > slog.LevelDebug && bytes.Contains(msg, []byte("use of closed network connection")) {
+		level = slog.LevelDebug
+	}
 	w.l.Log(context.Background(), level, string(msg), slog.String("component", "memberlist"))
 	return len(p), nil
 }

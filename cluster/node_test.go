@@ -482,6 +482,7 @@ func TestMemberlistLogLevels(t *testing.T) {
 	ml.Printf("[WARN] memberlist: something odd")
 	ml.Printf("[DEBUG] memberlist: detail")
 	ml.Printf("[ERR] memberlist: bad")
+	ml.Printf("[ERR] memberlist: Failed to send gossip to 127.0.0.1:1: write udp 127.0.0.1:2->127.0.0.1:1: use of closed network connection")
 	ml.Printf("plain")
 	out := buf.String()
 	for _, want := range []string{
@@ -489,6 +490,7 @@ func TestMemberlistLogLevels(t *testing.T) {
 		`level=DEBUG msg="memberlist: detail"`,
 		`level=ERROR msg="memberlist: bad"`,
 		`level=INFO msg=plain`,
+		`level=DEBUG msg="memberlist: Failed to send gossip`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log output lacks %q:\n%s", want, out)

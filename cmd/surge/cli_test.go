@@ -196,10 +196,10 @@ func (f *fakeController) start(t *testing.T) string {
 func progress(elapsedMs int64) *surgev1.Progress {
 	return &surgev1.Progress{
 		RunId: "r-1", Status: "running", ElapsedMs: elapsedMs, TotalMs: 2000,
-		All: &surgev1.RegionProgress{Agents: 3, TargetRps: 10, AchievedRps: 9.5, P50Us: 1234, P95Us: 5678, P99Us: 9012, Requests: 19, Failures: 1},
+		All: &surgev1.RegionProgress{Agents: 3, TargetRps: 10, AchievedRps: 9.5, ArrivalRps: 9.5, P50Us: 1234, P95Us: 5678, P99Us: 9012, Requests: 19, Failures: 1},
 		Regions: []*surgev1.RegionProgress{
 			{Region: "eu-west", Agents: 1, TargetRps: 4, AchievedRps: 4, P50Us: 1500, Requests: 8},
-			{Region: "us-east", Agents: 2, TargetRps: 6, AchievedRps: 5.5, P50Us: 1000, Requests: 11, Failures: 1},
+			{Region: "us-east", Agents: 2, TargetRps: 6, AchievedRps: 5.5, ArrivalRps: 5.5, P50Us: 1000, Requests: 11, Failures: 1},
 		},
 		Thresholds: []*surgev1.ThresholdResult{{Metric: "http_req_duration", Expr: "p(95)<500", Ok: true, Value: 5.678}},
 	}
@@ -336,8 +336,8 @@ func TestRunPass(t *testing.T) {
 	}
 	for _, want := range []string{
 		"run r-1 accepted: 3 agents in regions eu-west, us-east (plan smoke, 2s)\n",
-		"[1.0s/2.0s running] all        agents=3 rps=9.5/10.0 p50=1.23ms p95=5.68ms p99=9.01ms requests=19 errors=1\n",
-		"[2.0s/2.0s running] us-east    agents=2 rps=5.5/6.0 p50=1.00ms",
+		"[1.0s/2.0s running] all        agents=3 rps=9.5 arrivals=9.5/10.0 p50=1.23ms p95=5.68ms p99=9.01ms requests=19 errors=1\n",
+		"[2.0s/2.0s running] us-east    agents=2 rps=5.5 arrivals=5.5/6.0 p50=1.00ms",
 		"[2.0s/2.0s running] thresholds ✓ http_req_duration p(95)<500\n",
 		"verdict PASS",
 		"✓ http_req_duration",

@@ -73,8 +73,8 @@ func progressLines(p *surgev1.Progress) []string {
 		if i == 0 {
 			name = "all"
 		}
-		out = append(out, fmt.Sprintf("%s %-10s agents=%d rps=%.1f/%.1f p50=%s p95=%s p99=%s requests=%d errors=%d",
-			prefix, name, r.GetAgents(), r.GetAchievedRps(), r.GetTargetRps(),
+		out = append(out, fmt.Sprintf("%s %-10s agents=%d rps=%.1f arrivals=%.1f/%.1f p50=%s p95=%s p99=%s requests=%d errors=%d",
+			prefix, name, r.GetAgents(), r.GetAchievedRps(), r.GetArrivalRps(), r.GetTargetRps(),
 			msStr(r.GetP50Us()), msStr(r.GetP95Us()), msStr(r.GetP99Us()), r.GetRequests(), r.GetFailures()))
 	}
 	if th := thresholdStates(p.GetThresholds()); th != "" {
@@ -88,7 +88,7 @@ func progressBlock(p *surgev1.Progress) []string {
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "%s  %s  %s\n", p.GetRunId(), p.GetStatus(), elapsed(p))
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "REGION\tAGENTS\tRPS\tTARGET\tP50\tP95\tP99\tREQUESTS\tERRORS\t\n")
+	fmt.Fprint(tw, "REGION\tAGENTS\tRPS\tARRIVALS\tTARGET\tP50\tP95\tP99\tREQUESTS\tERRORS\t\n")
 	rows := append([]*surgev1.RegionProgress{p.GetAll()}, p.GetRegions()...)
 	for i, r := range rows {
 		if r == nil {
@@ -98,8 +98,8 @@ func progressBlock(p *surgev1.Progress) []string {
 		if i == 0 {
 			name = "all"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%s\t%s\t%s\t%d\t%d\t\n", name, r.GetAgents(), r.GetAchievedRps(),
-			r.GetTargetRps(), msStr(r.GetP50Us()), msStr(r.GetP95Us()), msStr(r.GetP99Us()), r.GetRequests(), r.GetFailures())
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%d\t%d\t\n", name, r.GetAgents(), r.GetAchievedRps(),
+			r.GetArrivalRps(), r.GetTargetRps(), msStr(r.GetP50Us()), msStr(r.GetP95Us()), msStr(r.GetP99Us()), r.GetRequests(), r.GetFailures())
 	}
 	_ = tw.Flush()
 	if th := thresholdStates(p.GetThresholds()); th != "" {

@@ -93,6 +93,7 @@ type interval struct {
 	failures map[string]int64
 	reported map[string]bool    // by agent
 	target   map[string]float64 // by agent: sum of its scenarios' target_rate
+	arrivals map[string]int64   // by region: open-model iterations started
 	emitted  bool
 }
 
@@ -224,8 +225,12 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 		failures += sr.GetCounters().GetFailures()
 	}
 	var target float64
+	var arrivals int64
 	for _, sc := range s.GetScenarios() {
 		target += sc.GetTargetRate()
+		if sc.GetTargetRate() > 0 || sc.GetScheduled() > 0 { // open model
+			arrivals += sc.GetStarted()
+		}
 		k := scenRegion{sc.GetScenario(), a.region}
 		t := r.scen[k]
 		if t == nil {
@@ -258,6 +263,7 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 		iv.failures[a.region] += failures
 		iv.reported[s.GetAgentId()] = true
 		iv.target[s.GetAgentId()] = target
+		iv.arrivals[a.region] += arrivals
 	}
 	w := r.whole[a.region]
 	if w == nil {
@@ -292,6 +298,7 @@ func (r *Run) interval(idx int64) *interval {
 			failures: map[string]int64{},
 			reported: map[string]bool{},
 			target:   map[string]float64{},
+			arrivals: map[string]int64{},
 		}
 		r.intervals[idx] = iv
 	}
@@ -407,6 +414,7 @@ func (r *Run) Emit(i int64) *surgev1.Progress {
 			}
 		}
 		rp.AchievedRps = float64(iv.requests[region]) / secs
+		rp.ArrivalRps = float64(iv.arrivals[region]) / secs
 		if w := r.whole[region]; w != nil {
 			t := w.Total(nil)
 			rp.Requests, rp.Failures = t.Counters.Requests, t.Counters.Failures
@@ -416,6 +424,7 @@ func (r *Run) Emit(i int64) *surgev1.Progress {
 		all.Agents += rp.Agents
 		all.TargetRps += rp.TargetRps
 		all.AchievedRps += rp.AchievedRps
+		all.ArrivalRps += rp.ArrivalRps
 		all.Requests += rp.Requests
 		all.Failures += rp.Failures
 		p.Regions = append(p.Regions, rp)

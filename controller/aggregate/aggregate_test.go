@@ -19,7 +19,7 @@ func snap(agent string, seq uint64, interval int64, final bool, vals []int64) *s
 		sr.Counters.Requests++
 	}
 	return &surgev1.Snapshot{RunId: "run", AgentId: agent, Seq: seq, Epoch: 1, Interval: interval, Final: final,
-		Series: set.ToProto(), Scenarios: []*surgev1.ScenarioStats{{Scenario: "s", TargetRate: 10, Completed: int64(len(vals))}}}
+		Series: set.ToProto(), Scenarios: []*surgev1.ScenarioStats{{Scenario: "s", TargetRate: 10, Started: 10, Completed: int64(len(vals))}}}
 }
 
 func newRun(start time.Time) *Run {
@@ -60,7 +60,7 @@ func TestExactMergeAndIdempotence(t *testing.T) {
 			t.Fatalf("Ready after interval %d = %v", i, got)
 		}
 		p := r.Emit(i)
-		if p.GetAll().GetAchievedRps() != 400 || p.GetAll().GetTargetRps() != 20 || len(p.GetRegions()) != 2 {
+		if p.GetAll().GetAchievedRps() != 400 || p.GetAll().GetArrivalRps() != 20 || p.GetAll().GetTargetRps() != 20 || len(p.GetRegions()) != 2 {
 			t.Fatalf("progress %v", p)
 		}
 	}

@@ -430,18 +430,22 @@ func (x *Progress) GetThresholds() []*ThresholdResult {
 }
 
 type RegionProgress struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Region    string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
-	Agents    int64                  `protobuf:"varint,2,opt,name=agents,proto3" json:"agents,omitempty"`
-	TargetRps float64                `protobuf:"fixed64,3,opt,name=target_rps,json=targetRps,proto3" json:"target_rps,omitempty"`
-	// Achieved over the last interval.
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	Agents int64                  `protobuf:"varint,2,opt,name=agents,proto3" json:"agents,omitempty"`
+	// Planned open-model arrivals per second (arrival-rate scenarios).
+	TargetRps float64 `protobuf:"fixed64,3,opt,name=target_rps,json=targetRps,proto3" json:"target_rps,omitempty"`
+	// Requests per second over the last interval, all scenarios.
 	AchievedRps float64 `protobuf:"fixed64,4,opt,name=achieved_rps,json=achievedRps,proto3" json:"achieved_rps,omitempty"`
 	// Latency over the run so far, microseconds.
-	P50Us         int64 `protobuf:"varint,5,opt,name=p50_us,json=p50Us,proto3" json:"p50_us,omitempty"`
-	P95Us         int64 `protobuf:"varint,6,opt,name=p95_us,json=p95Us,proto3" json:"p95_us,omitempty"`
-	P99Us         int64 `protobuf:"varint,7,opt,name=p99_us,json=p99Us,proto3" json:"p99_us,omitempty"`
-	Requests      int64 `protobuf:"varint,8,opt,name=requests,proto3" json:"requests,omitempty"`
-	Failures      int64 `protobuf:"varint,9,opt,name=failures,proto3" json:"failures,omitempty"`
+	P50Us    int64 `protobuf:"varint,5,opt,name=p50_us,json=p50Us,proto3" json:"p50_us,omitempty"`
+	P95Us    int64 `protobuf:"varint,6,opt,name=p95_us,json=p95Us,proto3" json:"p95_us,omitempty"`
+	P99Us    int64 `protobuf:"varint,7,opt,name=p99_us,json=p99Us,proto3" json:"p99_us,omitempty"`
+	Requests int64 `protobuf:"varint,8,opt,name=requests,proto3" json:"requests,omitempty"`
+	Failures int64 `protobuf:"varint,9,opt,name=failures,proto3" json:"failures,omitempty"`
+	// Open-model iterations started per second over the last interval: what
+	// target_rps is compared with.
+	ArrivalRps    float64 `protobuf:"fixed64,10,opt,name=arrival_rps,json=arrivalRps,proto3" json:"arrival_rps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -535,6 +539,13 @@ func (x *RegionProgress) GetRequests() int64 {
 func (x *RegionProgress) GetFailures() int64 {
 	if x != nil {
 		return x.Failures
+	}
+	return 0
+}
+
+func (x *RegionProgress) GetArrivalRps() float64 {
+	if x != nil {
+		return x.ArrivalRps
 	}
 	return 0
 }
@@ -1607,7 +1618,7 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\aregions\x18\a \x03(\v2\x18.surge.v1.RegionProgressR\aregions\x129\n" +
 	"\n" +
 	"thresholds\x18\b \x03(\v2\x19.surge.v1.ThresholdResultR\n" +
-	"thresholds\"\xff\x01\n" +
+	"thresholds\"\xa0\x02\n" +
 	"\x0eRegionProgress\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x16\n" +
 	"\x06agents\x18\x02 \x01(\x03R\x06agents\x12\x1d\n" +
@@ -1618,7 +1629,10 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\x06p95_us\x18\x06 \x01(\x03R\x05p95Us\x12\x15\n" +
 	"\x06p99_us\x18\a \x01(\x03R\x05p99Us\x12\x1a\n" +
 	"\brequests\x18\b \x01(\x03R\brequests\x12\x1a\n" +
-	"\bfailures\x18\t \x01(\x03R\bfailures\"\xa2\x01\n" +
+	"\bfailures\x18\t \x01(\x03R\bfailures\x12\x1f\n" +
+	"\varrival_rps\x18\n" +
+	" \x01(\x01R\n" +
+	"arrivalRps\"\xa2\x01\n" +
 	"\fLatencyStats\x12\x10\n" +
 	"\x03p50\x18\x01 \x01(\x03R\x03p50\x12\x10\n" +
 	"\x03p90\x18\x02 \x01(\x03R\x03p90\x12\x10\n" +
