@@ -28,7 +28,7 @@ demo: build
 
 ## test: everything CI runs: lint, generated code, unit + integration tests
 ## with -race, and the system tests against the built binary.
-test: lint check-generate unit e2e
+test: lint check-generate unit e2e bench-smoke
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...

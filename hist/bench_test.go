@@ -1,0 +1,86 @@
+package hist
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+)
+
+func BenchmarkRecord(b *testing.B) {
+	h := New()
+	r := rand.New(rand.NewPCG(1, 1))
+	vals := make([]int64, 4096)
+	for i := range vals {
+		vals[i] = 500 + r.Int64N(50_000)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_ = h.RecordValue(vals[i&4095])
+	}
+}
+
+// snapshotSeries is a typical agent interval: 10 series of 1,000 latencies.
+func snapshotSeries(b *testing.B) []*surgev1.Series {
+	b.Helper()
+	r := rand.New(rand.NewPCG(2, 2))
+	s := NewSet()
+	for k := 0; k < 10; k++ {
+		sr := s.Get(Key{Scenario: "s", Request: string(rune('a' + k)), Status: "2xx"})
+		for i := 0; i < 1000; i++ {
+			sr.Counters.Requests++
+			_ = sr.Latency.RecordValue(500 + r.Int64N(50_000))
+			_ = sr.Service.RecordValue(400 + r.Int64N(40_000))
+		}
+	}
+	return s.ToProto()
+}
+
+func BenchmarkSnapshotEncode(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 3))
+	s := NewSet()
+	for k := 0; k < 10; k++ {
+		sr := s.Get(Key{Scenario: "s", Request: string(rune('a' + k)), Status: "2xx"})
+		for i := 0; i < 1000; i++ {
+			_ = sr.Latency.RecordValue(500 + r.Int64N(50_000))
+			_ = sr.Service.RecordValue(400 + r.Int64N(40_000))
+		}
+	}
+	b.ReportAllocs()
+	var size int
+	for i := 0; i < b.N; i++ {
+		m, err := proto.Marshal(&surgev1.Snapshot{Series: s.ToProto()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(m)
+	}
+	b.ReportMetric(float64(size), "bytes/snapshot")
+}
+
+// BenchmarkDecodeValidateMerge is the controller's work per snapshot:
+// unmarshal, validate, merge into the region's set.
+func BenchmarkDecodeValidateMerge(b *testing.B) {
+	wire, err := proto.Marshal(&surgev1.Snapshot{Series: snapshotSeries(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst := NewSet()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var s surgev1.Snapshot
+		if err := proto.Unmarshal(wire, &s); err != nil {
+			b.Fatal(err)
+		}
+		if err := ValidateProto(s.GetSeries(), 1000); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := dst.MergeProto(s.GetSeries()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
