@@ -1,6 +1,8 @@
 package hist
 
 import (
+	"bytes"
+	"compress/gzip"
 	"math/rand/v2"
 	"testing"
 
@@ -80,6 +82,102 @@ func BenchmarkDecodeValidateMerge(b *testing.B) {
 			b.Fatal(err)
 		}
 		if _, err := dst.MergeProto(s.GetSeries()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkToProto is one histogram of 1,000 values to the sparse form.
+func BenchmarkToProto(b *testing.B) {
+	r := rand.New(rand.NewPCG(4, 4))
+	h := New()
+	for i := 0; i < 1000; i++ {
+		_ = h.RecordValue(500 + r.Int64N(50_000))
+	}
+	var e Encoder
+	b.ReportAllocs()
+	for b.Loop() {
+		if e.ToProto(h) == nil {
+			b.Fatal("nil")
+		}
+	}
+}
+
+// BenchmarkSnapshotGzip is the snapshot of BenchmarkSnapshotEncode
+// compressed as gRPC's gzip compressor would: the wire size it would reach.
+func BenchmarkSnapshotGzip(b *testing.B) {
+	m, err := proto.Marshal(&surgev1.Snapshot{Series: snapshotSeries(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		zw.Reset(&buf)
+		_, _ = zw.Write(m)
+		_ = zw.Close()
+	}
+	b.ReportMetric(float64(buf.Len()), "gzip-bytes/snapshot")
+}
+
+// BenchmarkFleetInterval is the controller's merge work for one 1-second
+// interval of a fleet of 500 agents × 20 series (100 requests per series):
+// decode, validate and merge 500 snapshots into one region set.
+func BenchmarkFleetInterval(b *testing.B) {
+	const agents, series, perSeries = 500, 20, 100
+	r := rand.New(rand.NewPCG(5, 5))
+	wires := make([][]byte, agents)
+	for a := range wires {
+		s := NewSet()
+		for k := 0; k < series; k++ {
+			sr := s.Get(Key{Scenario: "s", Request: string(rune('a' + k)), Status: "2xx"})
+			for i := 0; i < perSeries; i++ {
+				sr.Counters.Requests++
+				_ = sr.Latency.RecordValue(500 + r.Int64N(50_000))
+				_ = sr.Service.RecordValue(400 + r.Int64N(40_000))
+			}
+		}
+		w, err := proto.Marshal(&surgev1.Snapshot{Series: s.ToProto()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		wires[a] = w
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		dst := NewSet()
+		for _, w := range wires {
+			var s surgev1.Snapshot
+			if err := proto.Unmarshal(w, &s); err != nil {
+				b.Fatal(err)
+			}
+			if err := ValidateProto(s.GetSeries(), 1000); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := dst.MergeProto(s.GetSeries()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkDecodeValidateAndMerge is BenchmarkDecodeValidateMerge through
+// Set.ValidateAndMergeProto: one pass over each histogram's bytes.
+func BenchmarkDecodeValidateAndMerge(b *testing.B) {
+	wire, err := proto.Marshal(&surgev1.Snapshot{Series: snapshotSeries(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dst := NewSet()
+	b.ReportAllocs()
+	for b.Loop() {
+		var s surgev1.Snapshot
+		if err := proto.Unmarshal(wire, &s); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := dst.ValidateAndMergeProto(s.GetSeries(), 1000); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
+	"slices"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
@@ -62,19 +64,42 @@ func valueAt(idx int) int64 {
 	return int64(sub) << uint(bucket)
 }
 
+// indexOf is the flat counts index HdrHistogram gives value v (0 ≤ v ≤
+// Highest) with surge's geometry (unit magnitude 0, 2048 sub-buckets); the
+// inverse of valueAt on each bucket's lowest value.
+func indexOf(v int64) int {
+	const subBucketMask = 2*subBucketHalfCount - 1
+	bucket := bits.Len64(uint64(v)|subBucketMask) - (subBucketHalfCountMagnitude + 1)
+	sub := int(v >> uint(bucket))
+	return (bucket+1)<<subBucketHalfCountMagnitude + sub - subBucketHalfCount
+}
+
+// Encoder encodes histograms in the sparse wire form, reusing its scratch
+// space from one histogram to the next: after the first few calls it
+// allocates only the encoded bytes. The zero value is ready to use; an
+// Encoder is not safe for concurrent use.
+type Encoder struct {
+	// packed gathers h's populated buckets in one scan of its counts,
+	// without copying the dense array (as Export would: 184 KB).
+	packed *hdrhistogram.PackedHistogram
+	buf    []byte
+}
+
 // ToProto encodes h in the sparse wire form. A nil or empty h gives nil.
-func ToProto(h *hdrhistogram.Histogram) *surgev1.Histogram {
+func (e *Encoder) ToProto(h *hdrhistogram.Histogram) *surgev1.Histogram {
 	if h == nil || h.TotalCount() == 0 {
 		return nil
 	}
-	counts := h.Export().Counts
-	buf := make([]byte, 0, 64)
+	if e.packed == nil {
+		e.packed = hdrhistogram.NewPacked(Lowest, Highest, SigFigs)
+	}
+	e.packed.Reset()
+	e.packed.MergeFrom(h)
+	buf := e.buf[:0]
 	prev := 0
 	first := true
-	for i, c := range counts {
-		if c == 0 {
-			continue
-		}
+	for v, c := range e.packed.ForEachBucket {
+		i := indexOf(v)
 		gap := i - prev
 		if first {
 			gap, first = i, false
@@ -83,25 +108,28 @@ func ToProto(h *hdrhistogram.Histogram) *surgev1.Histogram {
 		buf = binary.AppendUvarint(buf, uint64(c))
 		prev = i
 	}
+	e.buf = buf
 	return &surgev1.Histogram{
 		Lowest:  Lowest,
 		Highest: Highest,
 		SigFigs: SigFigs,
-		Sparse:  buf,
+		Sparse:  slices.Clone(buf),
 		Total:   h.TotalCount(),
 	}
+}
+
+// ToProto encodes h in the sparse wire form. A nil or empty h gives nil. To
+// encode many histograms, reuse an Encoder.
+func ToProto(h *hdrhistogram.Histogram) *surgev1.Histogram {
+	var e Encoder
+	return e.ToProto(h)
 }
 
 // ErrInvalid marks a wire histogram that failed validation.
 var ErrInvalid = errors.New("invalid histogram")
 
-// forEach decodes p's sparse counts, checking geometry, bounds and total, and
-// calls fn for every (value, count). fn is not called at all when p is
-// invalid.
-func forEach(p *surgev1.Histogram, fn func(value, count int64)) error {
-	if p == nil {
-		return nil
-	}
+// checkHeader checks p's geometry and size.
+func checkHeader(p *surgev1.Histogram) error {
 	if p.GetLowest() != Lowest || p.GetHighest() != Highest || p.GetSigFigs() != SigFigs {
 		return fmt.Errorf("%w: geometry %d..%d/%d, want %d..%d/%d", ErrInvalid,
 			p.GetLowest(), p.GetHighest(), p.GetSigFigs(), Lowest, Highest, SigFigs)
@@ -109,40 +137,51 @@ func forEach(p *surgev1.Histogram, fn func(value, count int64)) error {
 	if len(p.GetSparse()) > MaxSparseBytes {
 		return fmt.Errorf("%w: %d sparse bytes, at most %d", ErrInvalid, len(p.GetSparse()), MaxSparseBytes)
 	}
-	// Two passes: validate everything, then apply, so a bad histogram is
-	// never half merged.
-	var total int64
-	if err := decodeSparse(p.GetSparse(), func(idx int, c int64) error {
-		if c > math.MaxInt64-total {
-			return fmt.Errorf("%w: counts overflow", ErrInvalid)
-		}
-		total += c
-		return nil
-	}); err != nil {
-		return err
-	}
-	if total != p.GetTotal() {
-		return fmt.Errorf("%w: counts sum to %d, total says %d", ErrInvalid, total, p.GetTotal())
-	}
-	return decodeSparse(p.GetSparse(), func(idx int, c int64) error {
-		fn(valueAt(idx), c)
-		return nil
-	})
+	return nil
 }
 
-func decodeSparse(b []byte, fn func(idx int, c int64) error) error {
+// uvarintSlow reads a multi-byte varint at b[i:]; next < 0 on a bad one.
+// The one-byte case, most of a sparse histogram, is inlined by callers.
+//
+//go:noinline
+func uvarintSlow(b []byte, i int) (v uint64, next int) {
+	v, n := binary.Uvarint(b[i:])
+	if n <= 0 {
+		return 0, -1
+	}
+	return v, i + n
+}
+
+// pair is one populated bucket of a decoded sparse histogram.
+type pair struct {
+	idx   int32
+	count int64
+}
+
+// checkSparse checks p's sparse counts: indexes in range and increasing,
+// counts positive, their sum equal to p's total. With gather not nil, it
+// also appends every (index, count) to *gather; on error *gather holds a
+// prefix, which callers discard.
+func checkSparse(p *surgev1.Histogram, gather *[]pair) error {
+	b := p.GetSparse()
 	idx := -1
-	for len(b) > 0 {
-		gap, n := binary.Uvarint(b)
-		if n <= 0 {
+	var total int64
+	for i := 0; i < len(b); {
+		gap := uint64(b[i])
+		if gap < 0x80 {
+			i++
+		} else if gap, i = uvarintSlow(b, i); i < 0 {
 			return fmt.Errorf("%w: bad index varint", ErrInvalid)
 		}
-		b = b[n:]
-		c, m := binary.Uvarint(b)
-		if m <= 0 {
+		if i >= len(b) {
 			return fmt.Errorf("%w: bad count varint", ErrInvalid)
 		}
-		b = b[m:]
+		c := uint64(b[i])
+		if c < 0x80 {
+			i++
+		} else if c, i = uvarintSlow(b, i); i < 0 {
+			return fmt.Errorf("%w: bad count varint", ErrInvalid)
+		}
 		if idx < 0 {
 			if gap >= countsLen {
 				return fmt.Errorf("%w: index %d out of range", ErrInvalid, gap)
@@ -157,28 +196,100 @@ func decodeSparse(b []byte, fn func(idx int, c int64) error) error {
 		if c == 0 || c > math.MaxInt64 {
 			return fmt.Errorf("%w: count %d at index %d", ErrInvalid, c, idx)
 		}
-		if err := fn(idx, int64(c)); err != nil {
-			return err
+		if int64(c) > math.MaxInt64-total {
+			return fmt.Errorf("%w: counts overflow", ErrInvalid)
 		}
+		total += int64(c)
+		if gather != nil {
+			*gather = append(*gather, pair{idx: int32(idx), count: int64(c)})
+		}
+	}
+	if total != p.GetTotal() {
+		return fmt.Errorf("%w: counts sum to %d, total says %d", ErrInvalid, total, p.GetTotal())
 	}
 	return nil
 }
 
+// applySparse adds sparse counts that checkSparse accepted into dst. It
+// returns the counts dst could not hold.
+func applySparse(dst *hdrhistogram.Histogram, b []byte) (dropped int64) {
+	idx := -1
+	for i := 0; i < len(b); {
+		gap := uint64(b[i])
+		if gap < 0x80 {
+			i++
+		} else {
+			gap, i = uvarintSlow(b, i)
+		}
+		c := uint64(b[i])
+		if c < 0x80 {
+			i++
+		} else {
+			c, i = uvarintSlow(b, i)
+		}
+		if idx < 0 {
+			idx = int(gap)
+		} else {
+			idx += int(gap)
+		}
+		if dst.RecordValues(valueAt(idx), int64(c)) != nil {
+			dropped += int64(c)
+		}
+	}
+	return dropped
+}
+
 // Validate checks a wire histogram without merging it.
 func Validate(p *surgev1.Histogram) error {
-	return forEach(p, func(int64, int64) {})
+	if p == nil {
+		return nil
+	}
+	if err := checkHeader(p); err != nil {
+		return err
+	}
+	return checkSparse(p, nil)
+}
+
+// Merger merges wire histograms in one validating pass over their bytes,
+// reusing its scratch space from one histogram to the next. The zero value
+// is ready to use; a Merger is not safe for concurrent use.
+type Merger struct {
+	pairs []pair
+	ends  []int // Set.ValidateAndMergeProto: where each histogram's pairs end
+}
+
+// MergeProto is the function MergeProto: p is validated first, an invalid
+// p changes nothing, and dropped counts values dst could not hold.
+func (m *Merger) MergeProto(dst *hdrhistogram.Histogram, p *surgev1.Histogram) (dropped int64, err error) {
+	if p == nil {
+		return 0, nil
+	}
+	if err := checkHeader(p); err != nil {
+		return 0, err
+	}
+	m.pairs = m.pairs[:0]
+	if err := checkSparse(p, &m.pairs); err != nil {
+		return 0, err
+	}
+	for _, pr := range m.pairs {
+		if dst.RecordValues(valueAt(int(pr.idx)), pr.count) != nil {
+			dropped += pr.count
+		}
+	}
+	return dropped, nil
 }
 
 // MergeProto adds the wire histogram p into dst exactly. It validates p
 // first; an invalid p changes nothing. dropped counts values dst could not
-// hold (none with surge's geometry).
+// hold (none with surge's geometry). It allocates nothing.
 func MergeProto(dst *hdrhistogram.Histogram, p *surgev1.Histogram) (dropped int64, err error) {
-	err = forEach(p, func(v, c int64) {
-		if dst.RecordValues(v, c) != nil {
-			dropped += c
-		}
-	})
-	return dropped, err
+	if err := Validate(p); err != nil {
+		return 0, err
+	}
+	if p == nil {
+		return 0, nil
+	}
+	return applySparse(dst, p.GetSparse()), nil
 }
 
 // FromProto decodes a wire histogram into a new histogram.

@@ -185,3 +185,55 @@ func TestSummarize(t *testing.T) {
 		t.Fatal("empty summary")
 	}
 }
+
+// ValidateAndMergeProto merges exactly what ValidateProto + MergeProto
+// merge, and nothing at all from a snapshot with one bad series.
+func TestValidateAndMergeProto(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	src := NewSet()
+	for k := 0; k < 5; k++ {
+		sr := src.Get(Key{Scenario: "s", Request: string(rune('a' + k)), Status: "2xx"})
+		h, _ := randomHist(r, 500)
+		sr.Latency.Merge(h)
+		if k != 2 { // one series without service times
+			h, _ = randomHist(r, 300)
+			sr.Service.Merge(h)
+		}
+		sr.Counters.Requests = 500
+	}
+	ps := src.ToProto()
+	want, got := NewSet(), NewSet()
+	for i := 0; i < 3; i++ { // several times: got's scratch is reused
+		if err := ValidateProto(ps, 10); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := want.MergeProto(ps); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := got.ValidateAndMergeProto(ps, 10); err != nil || d != 0 {
+			t.Fatalf("dropped %d, %v", d, err)
+		}
+	}
+	if got.Len() != want.Len() {
+		t.Fatalf("%d series, want %d", got.Len(), want.Len())
+	}
+	for _, k := range want.Keys() {
+		w, g := want.Lookup(k), got.Lookup(k)
+		if g == nil || !g.Latency.Equals(w.Latency) || !g.Service.Equals(w.Service) || g.Counters != w.Counters {
+			t.Fatalf("series %v differs", k)
+		}
+	}
+
+	bad := src.ToProto()
+	bad[3].Latency.Total++
+	empty := NewSet()
+	if _, err := empty.ValidateAndMergeProto(bad, 10); err == nil {
+		t.Fatal("bad snapshot accepted")
+	}
+	if empty.Len() != 0 {
+		t.Fatal("bad snapshot half merged")
+	}
+	if _, err := empty.ValidateAndMergeProto(ps, 4); err == nil {
+		t.Fatal("series limit not enforced")
+	}
+}

@@ -1,54 +1,90 @@
 #!/usr/bin/env bash
-# bench.sh — surge's benchmarks. Today: the Go micro-benchmarks of the hot
-# paths (histogram record, snapshot encode, controller decode+validate+merge),
-# with allocations. The side-by-side comparison with wrk, vegeta and hey
-# (issue 7) is not built yet.
+# bench.sh — surge's benchmarks (issue 7): the Go micro-benchmarks of the
+# histogram hot paths, then surge side by side with wrk, hey and vegeta
+# against one nginx on 127.0.0.1 (scripts/bench/), pacing, latency fidelity
+# and idle-connection memory. Installs its peers itself when missing: wrk,
+# hey and nginx from Debian packages (root), vegeta with go install.
 #
-#   scripts/bench.sh           run, and write docs/benchmarks.md
-#   scripts/bench.sh --smoke   a few iterations each, to prove the harness runs
+#   scripts/bench.sh           a few minutes; writes docs/benchmarks.md
+#   scripts/bench.sh --smoke   about a minute: tiny durations, proves the
+#                              harness runs, no verdicts, writes nothing
+#
+# Knobs (environment): BENCH_CONNS (64), BENCH_DURATION (10s),
+# BENCH_PACING_DURATION (30s), BENCH_RATES (1000,10000,50000),
+# BENCH_IDLE_VUS (2000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 smoke=0
 [[ ${1:-} == --smoke ]] && smoke=1
 
-benchtime=2s
-((smoke)) && benchtime=20x
+VEGETA_VERSION=v12.13.0
+HEY_VERSION=v0.1.4 # only when Debian has no hey package
+# The tree before issue 7's hist/ changes: the "before" column of the
+# micro-benchmarks. Skipped when the commit is not in this clone.
+HIST_BASELINE=f9e8675
 
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-go test -run '^$' -bench . -benchmem -benchtime "$benchtime" ./hist/ | tee "$out"
-grep -q '^Benchmark' "$out" || { echo "bench: no benchmark ran" >&2; exit 1; }
+tools=$PWD/.cache/bin
+mkdir -p "$tools"
+export PATH=$tools:$PATH
 
-if ((smoke)); then
-  echo "bench-smoke: ok"
-  exit 0
+work=$(mktemp -d)
+cleanup() {
+  # The harness kills what it started; this catches an interrupted harness.
+  if [[ -n ${harness_pid:-} ]]; then kill "$harness_pid" 2>/dev/null || true; wait "$harness_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- peers -------------------------------------------------------------------
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx-light)
+command -v taskset >/dev/null || need+=(util-linux)
+heydeb=0
+if ! command -v hey >/dev/null; then need+=(hey); heydeb=1; fi
+if ((${#need[@]})); then
+  echo "bench: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  if ((heydeb)) && ! apt-cache show hey >/dev/null 2>&1; then
+    unset 'need[-1]'
+    GOBIN=$tools go install "github.com/rakyll/hey@$HEY_VERSION"
+  fi
+  if ((${#need[@]})) && ! apt-get install -y -qq "${need[@]}" >/dev/null; then
+    # nginx-light is Debian 12's; later releases ship only nginx.
+    need=("${need[@]/nginx-light/nginx}")
+    apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+fi
+[[ -x $tools/vegeta ]] || GOBIN=$tools go install "github.com/tsenart/vegeta/v12@$VEGETA_VERSION"
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+
+# --- micro-benchmarks --------------------------------------------------------
+benchtime=1s count=3
+((smoke)) && benchtime=20x count=1
+echo "bench: go test -bench ./hist/"
+go test -run '^$' -bench . -benchmem -benchtime "$benchtime" -count "$count" ./hist/ | tee "$work/micro.txt"
+grep -q '^Benchmark' "$work/micro.txt" || { echo "bench: no benchmark ran" >&2; exit 1; }
+
+before=()
+if ((!smoke)) && git cat-file -e "$HIST_BASELINE^{commit}" 2>/dev/null; then
+  echo "bench: go test -bench ./hist/ at $HIST_BASELINE (before)"
+  mkdir "$work/before"
+  git archive "$HIST_BASELINE" go.mod go.sum gen hist | tar -x -C "$work/before"
+  (cd "$work/before" && go test -run '^$' -bench . -benchmem -benchtime "$benchtime" -count "$count" ./hist/) | tee "$work/micro-before.txt"
+  before=(-micro-before "$work/micro-before.txt")
 fi
 
-{
-  echo "# Benchmarks"
-  echo
-  echo "Written by \`make bench\` on $(date -u +%Y-%m-%d) on $(nproc) cores ($(uname -m), $(go version | cut -d' ' -f3))."
-  echo "These machines are shared and noisy: compare ratios measured in one run, not absolute numbers across runs."
-  echo
-  echo "## Hot paths (go test -bench)"
-  echo
-  echo "| benchmark | ns/op | B/op | allocs/op | extra |"
-  echo "|---|---:|---:|---:|---|"
-  awk '/^Benchmark/ {
-    extra = ""
-    for (i = 5; i <= NF; i += 2) {
-      if ($(i+1) == "B/op") b = $i
-      else if ($(i+1) == "allocs/op") a = $i
-      else extra = extra $i " " $(i+1) " "
-    }
-    printf "| %s | %s | %s | %s | %s |\n", $1, $3, b, a, extra
-  }' "$out"
-  echo
-  echo "## Not measured yet"
-  echo
-  echo "The peer comparison (surge agent vs wrk, vegeta and hey in requests per client"
-  echo "CPU-second against one nginx target), pacing precision, latency fidelity and"
-  echo "long-connection memory goals of issue 7 are not built yet."
-} > docs/benchmarks.md
-echo "bench: wrote docs/benchmarks.md"
+# --- side by side ------------------------------------------------------------
+go build -o "$work/surge" ./cmd/surge
+go build -o "$work/bench" ./scripts/bench
+args=(-surge "$work/surge" -wrk "$(command -v wrk)" -hey "$(command -v hey)" -vegeta "$tools/vegeta" -nginx "$nginx"
+  -conns "${BENCH_CONNS:-64}" -duration "${BENCH_DURATION:-10s}" -pacing-duration "${BENCH_PACING_DURATION:-30s}"
+  -rates "${BENCH_RATES:-1000,10000,50000}" -idle-vus "${BENCH_IDLE_VUS:-2000}" -micro "$work/micro.txt" "${before[@]}")
+((smoke)) && args+=(-smoke)
+"$work/bench" "${args[@]}" &
+harness_pid=$!
+wait "$harness_pid"
+harness_pid=
