@@ -116,13 +116,18 @@ func indexJSON(v any, path string, ps *positions) {
 func syntaxError(file string, src []byte, err error) error {
 	e := yamlError(file, err)
 	var pe *Error
-	if !errors.As(e, &pe) || pe.Line == 0 {
+	if !errors.As(e, &pe) {
 		return e
 	}
 	pe.Msg = "invalid YAML: " + pe.Msg
 	const maxLines = 5000
 	lines := bytes.SplitAfter(src, []byte("\n"))
+	// A stream-level error ("found unexpected end of stream") carries no
+	// line: it is at the end, unless a shorter prefix fails below.
 	if len(lines) > maxLines {
+		if pe.Line == 0 {
+			pe.Line = len(lines)
+		}
 		return pe
 	}
 	var n yaml.Node
@@ -136,6 +141,9 @@ func syntaxError(file string, src []byte, err error) error {
 			pe.Line = i + 1
 			break
 		}
+	}
+	if pe.Line == 0 {
+		pe.Line = len(lines)
 	}
 	return pe
 }
@@ -176,6 +184,11 @@ const maxDepth = 64
 var (
 	durationType  = reflect.TypeFor[Duration]()
 	thresholdType = reflect.TypeFor[Threshold]()
+	arrivalsType  = reflect.TypeFor[Arrivals]()
+	stepType      = reflect.TypeFor[Step]()
+	distType      = reflect.TypeFor[Dist]()
+	statusType    = reflect.TypeFor[StatusList]()
+	requestType   = reflect.TypeFor[Request]()
 )
 
 func (w *walker) fail(n *yaml.Node, path, format string, args ...any) {
@@ -206,6 +219,28 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 	case durationType:
 		var d Duration
 		if err := n.Decode(&d); err != nil {
+			w.fail(n, path, "%s", yamlMsg(err))
+		}
+		return
+	case arrivalsType, distType:
+		if n.Kind == yaml.MappingNode {
+			w.walkStruct(n, t, path, depth)
+			return
+		}
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			w.fail(n, path, "%s", yamlMsg(err))
+		}
+		return
+	case stepType:
+		if isControlStep(n) {
+			w.walkStruct(n, t, path, depth)
+		} else {
+			w.walk(n, requestType, path, depth+1)
+		}
+		return
+	case statusType:
+		var sl StatusList
+		if err := n.Decode(&sl); err != nil {
 			w.fail(n, path, "%s", yamlMsg(err))
 		}
 		return

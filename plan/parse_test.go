@@ -130,7 +130,7 @@ scenarios:
     start_rate: 10
     stages: [{duration: 10s, target: 250}, {duration: 10s, target: 0}]
     requests:
-      - url: http://h/{{id}}
+      - url: http://h/{{vu}}
         method: post
 `
 	p, err := Parse("dir/my-plan.yaml", []byte(src))
@@ -150,7 +150,7 @@ scenarios:
 		{"pre_allocated_vus", s.PreAllocatedVUs, int64(250)},
 		{"max_vus", s.MaxVUs, int64(250)},
 		{"method", r.Method, "POST"},
-		{"request name", r.Name, "POST http://h/{{id}}"},
+		{"request name", r.Name, "POST http://h/{{vu}}"},
 		{"timeout", r.Timeout, DefaultRequestTimeout},
 	} {
 		if c.got != c.want {

@@ -17,6 +17,8 @@ const (
 	RampingArrivalRate  = "ramping-arrival-rate"
 	ConstantVUs         = "constant-vus"
 	RampingVUs          = "ramping-vus"
+	PerVUIterations     = "per-vu-iterations"
+	SharedIterations    = "shared-iterations"
 )
 
 // Plan is a whole test plan.
@@ -34,6 +36,14 @@ type Plan struct {
 	Thresholds map[string][]Threshold `yaml:"thresholds,omitempty" json:"thresholds,omitempty"`
 	// Interval is the snapshot interval; default 1s.
 	Interval Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+	// OnAgentLoss is what the controller does when an agent is lost during
+	// the run: "reshare" (default) its remaining share to the region's
+	// surviving agents (else all survivors), "continue" with the deficit,
+	// or "abort" the run. See onloss.go.
+	OnAgentLoss string `yaml:"on_agent_loss,omitempty" json:"on_agent_loss,omitempty"`
+	// ControllerLossGrace is how long agents keep running this plan without
+	// a controller; zero: the agent's own setting (default 60s).
+	ControllerLossGrace Duration `yaml:"controller_loss_grace,omitempty" json:"controller_loss_grace,omitempty"`
 }
 
 // Region is one region's part of the load.
@@ -63,6 +73,19 @@ type Scenario struct {
 	Duration Duration `yaml:"duration,omitempty" json:"duration,omitempty"`
 	Stages   []Stage  `yaml:"stages,omitempty" json:"stages,omitempty"`
 
+	// Iterations: per VU (per-vu-iterations) or shared by all VUs
+	// (shared-iterations); default 1, as in k6.
+	Iterations int64 `yaml:"iterations,omitempty" json:"iterations,omitempty"`
+	// MaxDuration bounds the iteration executors (default 10m).
+	MaxDuration Duration `yaml:"max_duration,omitempty" json:"max_duration,omitempty"`
+	// GracefulRampDown lets a ramping-vus VU that the curve removes finish
+	// its iteration (default 30s, as in k6).
+	GracefulRampDown Duration `yaml:"graceful_ramp_down,omitempty" json:"graceful_ramp_down,omitempty"`
+
+	// Arrivals is the arrival process of an arrival-rate executor; nil is
+	// uniform.
+	Arrivals *Arrivals `yaml:"arrivals,omitempty" json:"arrivals,omitempty"`
+
 	// StartTime delays the scenario from the run's start.
 	StartTime Duration `yaml:"start_time,omitempty" json:"start_time,omitempty"`
 	// GracefulStop lets in-flight iterations finish after the scenario's
@@ -72,8 +95,12 @@ type Scenario struct {
 	// Regions overrides the plan's region weights for this scenario.
 	Regions map[string]Region `yaml:"regions,omitempty" json:"regions,omitempty"`
 
-	// Requests are sent in order, one after the other, by each iteration.
-	Requests []Request `yaml:"requests" json:"requests"`
+	// Requests are sent in order, one after the other, by each iteration:
+	// shorthand for one flow (named "default") of request steps.
+	Requests []Request `yaml:"requests,omitempty" json:"requests,omitempty"`
+	// Flows are named sequences of steps; each iteration runs one, chosen
+	// by weight. Exactly one of Requests and Flows is given.
+	Flows map[string]*Flow `yaml:"flows,omitempty" json:"flows,omitempty"`
 }
 
 // Stage is one segment of a ramping executor: reach Target over Duration.
@@ -92,6 +119,8 @@ type Request struct {
 	Body    string            `yaml:"body,omitempty" json:"body,omitempty"`
 	// Timeout for the whole request; default 30s.
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Checks assert on the response; each counts as passed or failed.
+	Checks *Checks `yaml:"checks,omitempty" json:"checks,omitempty"`
 }
 
 // Threshold is one condition on a metric, such as "p(95)<500". In YAML it is

@@ -39,6 +39,26 @@ func (s *Scenario) Length() time.Duration {
 			d += st.Duration.D()
 		}
 		return d
+	case PerVUIterations, SharedIterations:
+		return s.MaxDuration.D()
+	}
+	return 0
+}
+
+// IsIterations reports whether the executor runs a fixed number of
+// iterations (per-vu-iterations, shared-iterations).
+func (s *Scenario) IsIterations() bool {
+	return s.Executor == PerVUIterations || s.Executor == SharedIterations
+}
+
+// TotalIterations is the iterations an iteration executor runs in all:
+// vus × iterations (per-vu-iterations) or iterations (shared-iterations).
+func (s *Scenario) TotalIterations() int64 {
+	switch s.Executor {
+	case PerVUIterations:
+		return s.VUs * s.Iterations
+	case SharedIterations:
+		return s.Iterations
 	}
 	return 0
 }
@@ -47,7 +67,7 @@ func (s *Scenario) Length() time.Duration {
 // rate (arrival-rate executors) or VU count (VU executors).
 func (s *Scenario) segments() int {
 	switch s.Executor {
-	case ConstantArrivalRate, ConstantVUs:
+	case ConstantArrivalRate, ConstantVUs, PerVUIterations, SharedIterations:
 		return 1
 	case RampingArrivalRate, RampingVUs:
 		return len(s.Stages)
@@ -72,6 +92,9 @@ func (s *Scenario) segment(i int) (secs, from, to float64) {
 	case ConstantVUs:
 		v := float64(s.VUs)
 		return s.Duration.D().Seconds(), v, v
+	case PerVUIterations, SharedIterations:
+		v := float64(s.VUs)
+		return s.MaxDuration.D().Seconds(), v, v
 	case RampingArrivalRate, RampingVUs:
 		from = s.StartRate
 		if s.Executor == RampingVUs {
@@ -195,7 +218,7 @@ func (s *Scenario) PeakVUs() int64 {
 	switch s.Executor {
 	case ConstantArrivalRate, RampingArrivalRate:
 		return s.MaxVUs
-	case ConstantVUs:
+	case ConstantVUs, PerVUIterations, SharedIterations:
 		return s.VUs
 	case RampingVUs:
 		peak := s.StartVUs

@@ -30,8 +30,8 @@ type Share struct {
 type ScenarioShare struct {
 	Scenario      string
 	From, To      *big.Rat // the agent's segment [From, To) of the scenario
-	Arrivals      int64    // arrival-rate: this agent's arrivals
-	TotalArrivals int64    // arrival-rate: the scenario's total
+	Arrivals      int64    // arrival-rate: this agent's arrivals; iteration executors: its iterations
+	TotalArrivals int64    // arrival-rate: the scenario's total; iteration executors: total iterations
 	PreAllocVUs   int64
 	MaxVUs        int64
 	VUs           int64   // constant-vus
@@ -215,6 +215,31 @@ func splitScenario(name string, s *Scenario, fracs []*big.Rat, shares []Share) e
 	case ConstantVUs:
 		for k, v := range apportion(s.VUs, fs, nil) {
 			parts[k].VUs = v
+		}
+	case PerVUIterations, SharedIterations:
+		// VUs by largest remainder; iterations follow the VUs: each VU
+		// runs `iterations` (per-vu) or the shared total is divided by
+		// largest remainder in proportion to the agents' VUs, so an agent
+		// never gets iterations without a VU.
+		vus := apportion(s.VUs, fs, nil)
+		total := s.TotalIterations()
+		var iters []int64
+		if s.Executor == PerVUIterations {
+			iters = make([]int64, len(vus))
+			for k, v := range vus {
+				iters[k] = v * s.Iterations
+			}
+		} else {
+			byVU := make([]*big.Rat, len(vus))
+			for k, v := range vus {
+				byVU[k] = big.NewRat(v, max(s.VUs, 1))
+			}
+			iters = apportion(total, byVU, nil)
+		}
+		for k := range parts {
+			parts[k].VUs = vus[k]
+			parts[k].Arrivals = iters[k]
+			parts[k].TotalArrivals = total
 		}
 	case RampingVUs:
 		for k := range parts {

@@ -38,10 +38,12 @@ var thresholdMetrics = map[string][]string{
 	"http_reqs":          {"count", "rate"},
 	"dropped_iterations": {"count"},
 	"iterations":         {"count"},
+	"checks":             {"rate", "count"},
+	"checks_failed":      {"count"},
 }
 
 // thresholdTags are the tag keys a threshold may filter on.
-var thresholdTags = []string{"scenario", "region", "request", "status"}
+var thresholdTags = []string{"scenario", "region", "request", "status", "flow"}
 
 // thresholdOps are the comparison operators, longest first for parsing.
 var thresholdOps = []string{"<=", ">=", "==", "!=", "<", ">"}

@@ -15,6 +15,8 @@ const (
 	DefaultMethod         = "GET"
 	DefaultRequestTimeout = Duration(30 * time.Second)
 	DefaultInterval       = Duration(time.Second)
+	DefaultMaxDuration    = Duration(10 * time.Minute)
+	DefaultRampDown       = Duration(30 * time.Second)
 
 	// MinInterval and MaxInterval bound the snapshot interval.
 	MinInterval = Duration(100 * time.Millisecond)
@@ -30,16 +32,19 @@ type executorSpec struct {
 
 // executors is the table of valid executors; never mutated.
 var executors = []executorSpec{
-	{ConstantArrivalRate, true, []string{"rate", "time_unit", "duration", "pre_allocated_vus", "max_vus"}},
-	{RampingArrivalRate, true, []string{"start_rate", "time_unit", "stages", "pre_allocated_vus", "max_vus"}},
+	{ConstantArrivalRate, true, []string{"rate", "time_unit", "duration", "pre_allocated_vus", "max_vus", "arrivals"}},
+	{RampingArrivalRate, true, []string{"start_rate", "time_unit", "stages", "pre_allocated_vus", "max_vus", "arrivals"}},
 	{ConstantVUs, false, []string{"vus", "duration"}},
-	{RampingVUs, false, []string{"start_vus", "stages"}},
+	{RampingVUs, false, []string{"start_vus", "stages", "graceful_ramp_down"}},
+	{PerVUIterations, false, []string{"vus", "iterations", "max_duration"}},
+	{SharedIterations, false, []string{"vus", "iterations", "max_duration"}},
 }
 
 // executorOptions are the scenario keys that only some executors take.
 var executorOptions = []string{
 	"rate", "start_rate", "time_unit", "pre_allocated_vus", "max_vus",
-	"vus", "start_vus", "duration", "stages",
+	"vus", "start_vus", "duration", "stages", "iterations", "max_duration",
+	"graceful_ramp_down", "arrivals",
 }
 
 func lookupExecutor(name string) (executorSpec, bool) {
@@ -97,6 +102,7 @@ func check(p *Plan, file string, ps *positions) error {
 		l.add("interval", "must be between %s and %s, got %s", MinInterval, MaxInterval, p.Interval)
 	}
 	checkRegions(l, "regions", p.Regions)
+	checkFaults(l, p)
 	if len(p.Scenarios) == 0 {
 		l.add("scenarios", "at least one scenario is required")
 	}
@@ -179,7 +185,34 @@ func checkScenario(l *errorList, path string, s *Scenario) {
 				l.add(joinPath(path, "start_vus"), "must be >= 0, got %d", s.StartVUs)
 			}
 			checkStages(l, path, s, true)
+			if s.GracefulRampDown == 0 && !l.pos.has(joinPath(path, "graceful_ramp_down")) {
+				s.GracefulRampDown = DefaultRampDown
+			}
+			if s.GracefulRampDown < 0 {
+				l.add(joinPath(path, "graceful_ramp_down"), "must be >= 0, got %s", s.GracefulRampDown)
+			}
+		case PerVUIterations, SharedIterations:
+			if s.VUs == 0 && !l.pos.has(joinPath(path, "vus")) {
+				s.VUs = 1
+			}
+			if s.Iterations == 0 && !l.pos.has(joinPath(path, "iterations")) {
+				s.Iterations = 1
+			}
+			if s.MaxDuration == 0 && !l.pos.has(joinPath(path, "max_duration")) {
+				s.MaxDuration = DefaultMaxDuration
+			}
+			if s.VUs < 1 {
+				l.add(joinPath(path, "vus"), "must be >= 1, got %d", s.VUs)
+			}
+			switch {
+			case s.Iterations < 1:
+				l.add(joinPath(path, "iterations"), "must be >= 1, got %d", s.Iterations)
+			case ex.name == SharedIterations && s.Iterations < s.VUs:
+				l.add(joinPath(path, "iterations"), "must be >= vus (%d), got %d, as in k6", s.VUs, s.Iterations)
+			}
+			checkPositive(l, joinPath(path, "max_duration"), s.MaxDuration)
 		}
+		checkArrivals(l, joinPath(path, "arrivals"), s.Arrivals)
 		if ex.arrivalRate {
 			checkPositive(l, joinPath(path, "time_unit"), s.TimeUnit)
 			if s.PreAllocatedVUs < 1 {
@@ -200,13 +233,7 @@ func checkScenario(l *errorList, path string, s *Scenario) {
 		l.add(joinPath(path, "start_time"), "must be >= 0, got %s", s.StartTime)
 	}
 	checkRegions(l, joinPath(path, "regions"), s.Regions)
-	rp := joinPath(path, "requests")
-	if len(s.Requests) == 0 {
-		l.add(rp, "at least one request is required")
-	}
-	for i := range s.Requests {
-		checkRequest(l, indexPath(rp, i), &s.Requests[i])
-	}
+	checkFlows(l, path, s)
 }
 
 // applyScenarioDefaults fills in the defaults of the options ex takes.
@@ -265,9 +292,12 @@ func checkRequest(l *errorList, path string, r *Request) {
 		l.add(joinPath(path, "method"), "unknown method %q (valid: %s)", r.Method, strings.Join(httpMethods, ", "))
 	}
 	up := joinPath(path, "url")
+	plain, tmplOK := checkRequestTemplates(l, path, r)
 	if r.URL == "" {
 		l.add(up, "required")
-	} else if u, err := url.Parse(r.URL); err != nil {
+	} else if !tmplOK {
+		// reported by the template check
+	} else if u, err := parseURL(plain); err != nil {
 		l.add(up, "invalid URL %q: %v", r.URL, errUnwrapURL(err))
 	} else if !contains(urlSchemes, u.Scheme) {
 		l.add(up, "URL %q must be absolute with scheme %s", r.URL, strings.Join(urlSchemes, " or "))
@@ -286,6 +316,7 @@ func checkRequest(l *errorList, path string, r *Request) {
 		r.Timeout = DefaultRequestTimeout
 	}
 	checkPositive(l, joinPath(path, "timeout"), r.Timeout)
+	checkChecks(l, joinPath(path, "checks"), r.Checks)
 }
 
 // errUnwrapURL drops url.Error's repetition of the URL.

@@ -29,8 +29,9 @@ type Scenario struct {
 	Name  string
 	Plan  *plan.Scenario
 	Share *surgev1.ScenarioShare
-	// Pacer paces arrival-rate executors; nil uses a SchedulePacer.
+	// Pacer paces arrival-rate executors; nil uses NewPacer with Seed.
 	Pacer   Pacer
+	Seed    uint64
 	Iterate IterFunc
 	Rec     *ScenarioRecorder
 	Clock   Clock
@@ -59,6 +60,8 @@ func (s *Scenario) Run(ctx context.Context, runStart time.Time) error {
 		return s.runArrivals(ctx, start)
 	case plan.ConstantVUs, plan.RampingVUs:
 		return s.runVUs(ctx, start)
+	case plan.PerVUIterations, plan.SharedIterations:
+		return s.runIterations(ctx, start)
 	}
 	return fmt.Errorf("scenario %s: unknown executor %q", s.Name, s.Plan.Executor)
 }
@@ -104,7 +107,7 @@ type vuSlot struct {
 func (s *Scenario) runArrivals(ctx context.Context, start time.Time) error {
 	pacer := s.Pacer
 	if pacer == nil {
-		pacer = NewSchedulePacer(s.Plan, s.Share.GetArrivals(), s.Share.GetTotalArrivals())
+		pacer = NewPacer(s.Plan, s.Share.GetArrivals(), s.Share.GetTotalArrivals(), s.Seed)
 	}
 	counter, _ := pacer.(DueCounter)
 	if counter != nil {
@@ -244,10 +247,19 @@ func (s *Scenario) runVUs(ctx context.Context, start time.Time) error {
 	defer cancelSoft()
 	end := start.Add(s.Plan.Length())
 
+	type vu struct {
+		stop   chan struct{}
+		cancel context.CancelFunc
+	}
+	type leaving struct {
+		cancel   context.CancelFunc
+		deadline time.Time
+	}
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
-		running []chan struct{} // stop channels of running VUs, oldest first
+		running []vu // running VUs, oldest first
+		ramping []leaving
 		active  int64
 		nextID  int64
 	)
@@ -260,14 +272,16 @@ func (s *Scenario) runVUs(ctx context.Context, start time.Time) error {
 
 	startVU := func() {
 		stop := make(chan struct{})
+		vctx, cancel := context.WithCancel(hard)
 		mu.Lock()
-		running = append(running, stop)
+		running = append(running, vu{stop, cancel})
 		nextID++
 		id := nextID
 		mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer cancel()
 			for {
 				select {
 				case <-stop:
@@ -280,7 +294,7 @@ func (s *Scenario) runVUs(ctx context.Context, start time.Time) error {
 				active++
 				mu.Unlock()
 				s.Rec.Started()
-				ok := s.Iterate(hard, id, time.Time{})
+				ok := s.Iterate(vctx, id, time.Time{})
 				mu.Lock()
 				active--
 				mu.Unlock()
@@ -291,15 +305,31 @@ func (s *Scenario) runVUs(ctx context.Context, start time.Time) error {
 			}
 		}()
 	}
-	// stopVU gracefully stops the newest VU: it ends after its iteration.
-	stopVU := func() {
+	// stopVU stops the newest VU: it ends after its iteration, or is
+	// interrupted when graceful_ramp_down expires (k6 semantics).
+	stopVU := func(now time.Time) {
 		mu.Lock()
 		defer mu.Unlock()
 		n := len(running)
-		close(running[n-1])
+		v := running[n-1]
+		close(v.stop)
 		running = running[:n-1]
+		ramping = append(ramping, leaving{v.cancel, now.Add(s.Plan.GracefulRampDown.D())})
 	}
-
+	// expire interrupts ramped-down VUs past their graceful_ramp_down.
+	expire := func(now time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		kept := ramping[:0]
+		for _, l := range ramping {
+			if now.Before(l.deadline) {
+				kept = append(kept, l)
+				continue
+			}
+			l.cancel()
+		}
+		ramping = kept
+	}
 	if s.sleepUntil(ctx, start) {
 		for {
 			now := s.Clock.Now()
@@ -314,8 +344,9 @@ func (s *Scenario) runVUs(ctx context.Context, start time.Time) error {
 				startVU()
 			}
 			for ; have > want; have-- {
-				stopVU()
+				stopVU(now)
 			}
+			expire(now)
 			next := end
 			if s.Plan.Executor == plan.RampingVUs {
 				next = minTime(end, now.Add(rampTick))
@@ -330,7 +361,7 @@ func (s *Scenario) runVUs(ctx context.Context, start time.Time) error {
 	go func() { wg.Wait(); close(done) }()
 	s.finish(ctx, done, end.Add(s.Plan.GracefulStop.D()), cancelHard)
 	mu.Lock()
-	running = nil
+	running, ramping = nil, nil
 	mu.Unlock()
 	return nil
 }
@@ -376,6 +407,11 @@ type ShareOptions struct {
 	// Clock: nil uses RealClock.
 	Clock  Clock
 	Logger *slog.Logger
+	// RunID seeds the random processes (see Seed); Region expands
+	// {{region}}; Env looks up {{env "NAME"}}.
+	RunID  string
+	Region string
+	Env    func(string) (string, bool)
 }
 
 // ValidateShare checks a share against its plan: every scenario exists,
@@ -403,6 +439,13 @@ func ValidateShare(p *plan.Plan, share *surgev1.Share) error {
 			}
 			if ss.GetPreAllocatedVus() < 0 || ss.GetMaxVus() < 0 {
 				errs = append(errs, fmt.Errorf("share: scenario %q: negative VUs", name))
+			}
+		case plan.PerVUIterations, plan.SharedIterations:
+			if ss.GetVus() < 0 || ss.GetArrivals() < 0 || ss.GetArrivals() > ss.GetTotalArrivals() {
+				errs = append(errs, fmt.Errorf("share: scenario %q: %d VUs, %d iterations of %d", name, ss.GetVus(), ss.GetArrivals(), ss.GetTotalArrivals()))
+			}
+			if ss.GetArrivals() > 0 && ss.GetVus() == 0 {
+				errs = append(errs, fmt.Errorf("share: scenario %q: %d iterations without a VU", name, ss.GetArrivals()))
 			}
 		case plan.ConstantVUs:
 			if ss.GetVus() < 0 {
@@ -449,7 +492,7 @@ func PeakVUs(p *plan.Plan, share *surgev1.Share) int64 {
 		switch sc.Executor {
 		case plan.ConstantArrivalRate, plan.RampingArrivalRate:
 			n += max(ss.GetMaxVus(), ss.GetPreAllocatedVus())
-		case plan.ConstantVUs:
+		case plan.ConstantVUs, plan.PerVUIterations, plan.SharedIterations:
 			n += ss.GetVus()
 		case plan.RampingVUs:
 			var peak int64
@@ -477,20 +520,20 @@ func RunShare(ctx context.Context, start time.Time, o ShareOptions) error {
 		if sc == nil {
 			return fmt.Errorf("run share: scenario %q is not in the plan", ss.GetScenario())
 		}
-		reqs := make([]*httpclient.Request, 0, len(sc.Requests))
-		for _, r := range sc.Requests {
-			pr, err := httpclient.Prepare(r)
-			if err != nil {
-				return fmt.Errorf("run share: scenario %s: %w", ss.GetScenario(), err)
-			}
-			reqs = append(reqs, pr)
-		}
 		rec := o.Recorder.Scenario(ss.GetScenario())
+		seed := Seed(o.RunID, ss.GetScenario(), ss.GetSegmentFrom())
+		iter, err := PlanIteration(sc, IterationOptions{
+			Client: o.Client, Rec: rec, Clock: o.Clock, Region: o.Region, Env: o.Env, Seed: seed,
+		})
+		if err != nil {
+			return fmt.Errorf("run share: scenario %s: %w", ss.GetScenario(), err)
+		}
 		scens = append(scens, &Scenario{
 			Name:    ss.GetScenario(),
 			Plan:    sc,
 			Share:   ss,
-			Iterate: HTTPIteration(o.Client, reqs, rec, o.Clock),
+			Seed:    seed,
+			Iterate: iter,
 			Rec:     rec,
 			Clock:   o.Clock,
 			Logger:  o.Logger.With("scenario", ss.GetScenario()),

@@ -273,7 +273,20 @@ func TestRampingVUs(t *testing.T) {
 		Rec:   rec.Scenario("s"),
 		Clock: fc,
 	}
-	drive(t, fc, s, t0)
+	// Advance only once every running VU has iterated since the last step.
+	var lastIters int
+	driveWhen(t, fc, s, t0, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		s.Rec.r.mu.Lock()
+		fn := s.Rec.gauges
+		s.Rec.r.mu.Unlock()
+		if fn != nil && iters-lastIters < int(fn(time.Time{}).AllocatedVUs) {
+			return false
+		}
+		lastIters = iters
+		return true
+	})
 	if peak > 4 || peak < 3 {
 		t.Errorf("peak distinct VUs %d, want 3..4", peak)
 	}

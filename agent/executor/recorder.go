@@ -136,7 +136,12 @@ func (s *ScenarioRecorder) SetScheduled(fn func(at time.Time) int64) {
 // Request records one request's result. latency is from the intended send
 // (open model) or the send (closed model); service from the send.
 func (s *ScenarioRecorder) Request(request, status string, latency, service time.Duration, c hist.Counters) {
-	k := hist.Key{Scenario: s.name, Request: request, Status: status}
+	s.RequestFlow("", request, status, latency, service, c)
+}
+
+// RequestFlow is Request for a request of the named flow.
+func (s *ScenarioRecorder) RequestFlow(flow, request, status string, latency, service time.Duration, c hist.Counters) {
+	k := hist.Key{Scenario: s.name, Flow: flow, Request: request, Status: status}
 	if s.r.observe != nil {
 		s.r.observe(s.name, request, status, latency.Microseconds())
 	}
@@ -173,6 +178,14 @@ func (s *ScenarioRecorder) Dropped() {
 	if s.scheduled == nil {
 		s.scheduledCount++
 	}
+}
+
+// DroppedN records n iterations that could not run: an iteration
+// executor's iterations left when max_duration ended it.
+func (s *ScenarioRecorder) DroppedN(n int64) {
+	s.r.mu.Lock()
+	s.dropped += n
+	s.r.mu.Unlock()
 }
 
 // Deficit adds n arrivals that were due but never sent.

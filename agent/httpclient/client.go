@@ -153,17 +153,63 @@ type Request struct {
 	// BytesOut approximates the bytes on the wire: request line, headers
 	// and body.
 	BytesOut int64
+	// Templates, compiled once; nil when the value has no {{...}}.
+	urlT, bodyT *Template
+	headerT     map[string]*Template
+	usesEnv     bool
+	// Checks on the response; needBody when a check reads the body.
+	Checks   *plan.Checks
+	needBody bool
 }
 
-// Prepare parses a plan request once, for many sends.
+// maxCheckedBody bounds the body kept for body checks.
+const maxCheckedBody = 1 << 20
+
+// Prepare parses a plan request once, for many sends: its URL, and the
+// templates of its URL, headers and body (expanded per send by DoWith).
 func Prepare(r plan.Request) (*Request, error) {
-	u, err := url.Parse(r.URL)
+	pr := &Request{Checks: r.Checks}
+	if c := r.Checks; c != nil && (c.BodyContains != "" || len(c.JSONPath) > 0) {
+		pr.needBody = true
+	}
+	ut, err := CompileTemplate(r.URL)
 	if err != nil {
-		return nil, fmt.Errorf("request %q: %w", r.Name, err)
+		return nil, fmt.Errorf("request %q: url: %w", r.Name, err)
+	}
+	var u *url.URL
+	if ut.Static() {
+		if u, err = url.Parse(r.URL); err != nil {
+			return nil, fmt.Errorf("request %q: %w", r.Name, err)
+		}
+	} else {
+		pr.urlT, pr.usesEnv = ut, ut.env
+		// The placeholder-free parts still tell the host for BytesOut.
+		if u, err = url.Parse(r.URL); err != nil {
+			u = &url.URL{}
+		}
 	}
 	h := make(http.Header, len(r.Headers))
 	for k, v := range r.Headers {
+		t, err := CompileTemplate(v)
+		if err != nil {
+			return nil, fmt.Errorf("request %q: header %s: %w", r.Name, k, err)
+		}
+		if !t.Static() {
+			if pr.headerT == nil {
+				pr.headerT = map[string]*Template{}
+			}
+			pr.headerT[k] = t
+			pr.usesEnv = pr.usesEnv || t.env
+			continue
+		}
 		h.Set(k, v)
+	}
+	bt, err := CompileTemplate(r.Body)
+	if err != nil {
+		return nil, fmt.Errorf("request %q: body: %w", r.Name, err)
+	}
+	if !bt.Static() {
+		pr.bodyT, pr.usesEnv = bt, pr.usesEnv || bt.env
 	}
 	method := r.Method
 	if method == "" {
@@ -184,8 +230,12 @@ func Prepare(r plan.Request) (*Request, error) {
 	if name == "" {
 		name = method + " " + r.URL
 	}
-	return &Request{Name: name, Method: method, URL: u, Header: h, Body: r.Body, Timeout: r.Timeout.D(), BytesOut: out}, nil
+	pr.Name, pr.Method, pr.URL, pr.Header, pr.Body, pr.Timeout, pr.BytesOut = name, method, u, h, r.Body, r.Timeout.D(), out
+	return pr, nil
 }
+
+// Templated reports whether the request expands templates per send.
+func (r *Request) Templated() bool { return r.urlT != nil || r.bodyT != nil || r.headerT != nil }
 
 // Result is the outcome of one request.
 type Result struct {
@@ -198,6 +248,8 @@ type Result struct {
 	Sent, End time.Time
 	BytesIn   int64
 	BytesOut  int64
+	// Body holds up to 1 MiB of the response body when a check needs it.
+	Body []byte
 }
 
 // Failed reports a failure as k6's http_req_failed: an error or a status
@@ -207,21 +259,100 @@ func (r Result) Failed() bool { return r.Err != nil || r.Code >= 400 }
 // Do sends req, reads and discards the whole body, and classifies the
 // outcome. now supplies the timestamps.
 func (c *Client) Do(ctx context.Context, req *Request, now func() time.Time) Result {
+	return c.DoWith(ctx, req, nil, now)
+}
+
+// DoWith is Do expanding req's templates from v. Errors of requests that
+// use {{env}} are redacted: they never carry an expanded value.
+func (c *Client) DoWith(ctx context.Context, req *Request, v *Vars, now func() time.Time) Result {
+	res := c.do(ctx, req, v, now)
+	if res.Err != nil && req.usesEnv {
+		res.Err = errors.New(redactEnv(res.Err.Error(), req, v))
+	}
+	return res
+}
+
+// redactEnv removes the values of the env variables req uses from s.
+func redactEnv(s string, req *Request, v *Vars) string {
+	if v == nil || v.Env == nil {
+		return s
+	}
+	var secrets []string
+	for _, t := range append([]*Template{req.urlT, req.bodyT}, mapValues(req.headerT)...) {
+		if t == nil {
+			continue
+		}
+		for _, p := range t.parts {
+			if p.Func == "env" {
+				if val, ok := v.Env(p.Args[0]); ok {
+					secrets = append(secrets, val)
+				}
+			}
+		}
+	}
+	return redact(s, secrets)
+}
+
+func mapValues(m map[string]*Template) []*Template {
+	out := make([]*Template, 0, len(m))
+	for _, t := range m {
+		out = append(out, t)
+	}
+	return out
+}
+
+func (c *Client) do(ctx context.Context, req *Request, v *Vars, now func() time.Time) Result {
 	if req.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
 		defer cancel()
 	}
+	fail := func(err error) Result {
+		t := now()
+		return Result{Status: StatusOther, Err: err, Sent: t, End: t}
+	}
+	if v == nil {
+		v = &Vars{}
+	}
+	target := ""
+	if req.urlT != nil {
+		b, err := req.urlT.Expand(nil, v)
+		if err != nil {
+			return fail(fmt.Errorf("request %q: url: %w", req.Name, err))
+		}
+		u, err := url.Parse(string(b))
+		if err != nil {
+			return fail(fmt.Errorf("request %q: the expanded URL is invalid", req.Name))
+		}
+		if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+			return fail(fmt.Errorf("request %q: the expanded URL is not absolute", req.Name))
+		}
+		target = u.String()
+	} else {
+		target = req.URL.String()
+	}
 	var body io.Reader
-	if req.Body != "" {
+	if req.bodyT != nil {
+		b, err := req.bodyT.Expand(nil, v)
+		if err != nil {
+			return fail(fmt.Errorf("request %q: body: %w", req.Name, err))
+		}
+		body = strings.NewReader(string(b))
+	} else if req.Body != "" {
 		body = strings.NewReader(req.Body)
 	}
-	hr, err := http.NewRequestWithContext(ctx, req.Method, req.URL.String(), body)
+	hr, err := http.NewRequestWithContext(ctx, req.Method, target, body)
 	if err != nil {
-		t := now()
-		return Result{Status: StatusOther, Err: fmt.Errorf("build request: %w", err), Sent: t, End: t}
+		return fail(fmt.Errorf("build request: %w", err))
 	}
 	hr.Header = req.Header.Clone()
+	for k, t := range req.headerT {
+		b, err := t.Expand(nil, v)
+		if err != nil {
+			return fail(fmt.Errorf("request %q: header %s: %w", req.Name, k, err))
+		}
+		hr.Header.Set(k, string(b))
+	}
 	res := Result{Sent: now(), BytesOut: req.BytesOut}
 	resp, err := c.hc.Do(hr)
 	if err != nil {
@@ -230,7 +361,18 @@ func (c *Client) Do(ctx context.Context, req *Request, now func() time.Time) Res
 		res.Status = Classify(err)
 		return res
 	}
-	n, err := io.Copy(io.Discard, resp.Body)
+	var n int64
+	if req.needBody {
+		res.Body, err = io.ReadAll(io.LimitReader(resp.Body, maxCheckedBody))
+		n = int64(len(res.Body))
+		if err == nil {
+			var m int64
+			m, err = io.Copy(io.Discard, resp.Body)
+			n += m
+		}
+	} else {
+		n, err = io.Copy(io.Discard, resp.Body)
+	}
 	resp.Body.Close()
 	res.End = now()
 	res.BytesIn = n

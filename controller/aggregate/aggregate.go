@@ -60,6 +60,10 @@ type Config struct {
 	Retain int
 	// Thresholds are evaluated by Evaluate.
 	Thresholds []plan.ThresholdSpec
+	// SaturationCPU and SaturationLateness bound generator honesty (see
+	// DefaultSaturationCPU, DefaultSaturationLateness).
+	SaturationCPU      float64
+	SaturationLateness time.Duration
 }
 
 // Outcome tells what Add did with a valid snapshot.
@@ -118,6 +122,9 @@ type Run struct {
 	lateMerges    int64
 	rejected      int64
 	droppedValues int64
+
+	saturationFlags    []*surgev1.SaturationFlag
+	saturatedIntervals map[int64]bool
 }
 
 // New returns an empty aggregation for cfg.
@@ -141,6 +148,8 @@ func New(cfg Config) *Run {
 		whole:     map[string]*hist.Set{},
 		scen:      map[scenRegion]*scenTotals{},
 		maxSeen:   -1,
+
+		saturatedIntervals: map[int64]bool{},
 	}
 	for id, region := range cfg.Agents {
 		r.agents[id] = &agentState{region: region, seqs: map[uint64]struct{}{}, finalInterval: -1}
@@ -276,6 +285,7 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 	}
 	r.droppedValues += d
 
+	r.addSaturation(r.saturation(s, a.region))
 	a.requests += requests
 	a.snapshots++
 	a.targetRate = target
@@ -431,6 +441,7 @@ func (r *Run) Emit(i int64) *surgev1.Progress {
 	}
 	setPercentiles(all, allHist)
 	p.All = all
+	p.Saturation = r.SaturationFlags(i)
 
 	// Release histograms of intervals too old for late merges.
 	for ; r.releasedBelow < i+1-int64(r.cfg.Retain); r.releasedBelow++ {

@@ -73,6 +73,10 @@ func keyMatches(tags map[string]string, region string, k hist.Key) bool {
 			if region != v {
 				return false
 			}
+		case "flow":
+			if k.Flow != v {
+				return false
+			}
 		}
 	}
 	return true
@@ -99,7 +103,7 @@ func (r *Run) merged(tags map[string]string) (hist.Counters, *hdrhistogram.Histo
 // request and status do not apply and match nothing when given).
 func (r *Run) scenarioTotals(tags map[string]string) scenTotals {
 	var t scenTotals
-	if tags["request"] != "" || tags["status"] != "" {
+	if tags["request"] != "" || tags["status"] != "" || tags["flow"] != "" {
 		return t
 	}
 	for k, v := range r.scen {
@@ -160,6 +164,19 @@ func (r *Run) Evaluate(elapsed time.Duration) []ThresholdResult {
 			} else {
 				res.Value = float64(c.Requests)
 			}
+		case "checks", "checks_failed":
+			c, _ := r.merged(spec.Tags)
+			n := c.ChecksPassed + c.ChecksFailed
+			switch {
+			case spec.Metric == "checks_failed":
+				res.Value = float64(c.ChecksFailed)
+			case spec.Agg == "count":
+				res.Value = float64(n)
+			case n == 0:
+				res.HasData = false
+			default:
+				res.Value = float64(c.ChecksPassed) / float64(n)
+			}
 		case "dropped_iterations":
 			res.Value = float64(r.scenarioTotals(spec.Tags).dropped)
 		case "iterations":
@@ -212,8 +229,10 @@ func (r *Run) Summary(duration time.Duration) *surgev1.RunSummary {
 		}
 		sb.dropped += t.dropped
 		sb.deficit += t.deficit
+		sb.iterations += t.completed
 		all.dropped += t.dropped
 		all.deficit += t.deficit
+		all.iterations += t.completed
 		st := sum.Regions[k.region]
 		if st == nil {
 			st = newStatsBuilder().stats(secs)
@@ -221,11 +240,13 @@ func (r *Run) Summary(duration time.Duration) *surgev1.RunSummary {
 		}
 		st.DroppedIterations += t.dropped
 		st.Deficit += t.deficit
+		st.Iterations += t.completed
 	}
 	sum.All = all.stats(secs)
 	for name, sb := range scen {
 		sum.Scenarios[name] = sb.stats(secs)
 	}
+	sum.Saturation = r.saturationFlags
 	for _, id := range slices.Sorted(maps.Keys(r.agents)) {
 		a := r.agents[id]
 		sum.RegionAgents[a.region]++
@@ -244,6 +265,7 @@ type statsBuilder struct {
 	h                *hdrhistogram.Histogram
 	errors           map[string]int64
 	dropped, deficit int64
+	iterations       int64
 }
 
 func newStatsBuilder() *statsBuilder {
@@ -265,6 +287,9 @@ func (b *statsBuilder) stats(secs float64) *surgev1.Stats {
 		LatencyUs:         hist.Summarize(b.h),
 		DroppedIterations: b.dropped,
 		Deficit:           b.deficit,
+		ChecksPassed:      b.c.ChecksPassed,
+		ChecksFailed:      b.c.ChecksFailed,
+		Iterations:        b.iterations,
 	}
 	if secs > 0 {
 		st.Rps = float64(b.c.Requests) / secs

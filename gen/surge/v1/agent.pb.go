@@ -76,7 +76,7 @@ func (x RunEvent_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RunEvent_Kind.Descriptor instead.
 func (RunEvent_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_surge_v1_agent_proto_rawDescGZIP(), []int{6, 0}
+	return file_surge_v1_agent_proto_rawDescGZIP(), []int{7, 0}
 }
 
 type AgentMessage struct {
@@ -355,7 +355,11 @@ type Hello struct {
 	MaxVus  int64             `protobuf:"varint,7,opt,name=max_vus,json=maxVus,proto3" json:"max_vus,omitempty"`
 	Labels  map[string]string `protobuf:"bytes,8,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The agent's own allow-list, for display and early plan checks.
-	Allow         []string `protobuf:"bytes,9,rep,name=allow,proto3" json:"allow,omitempty"`
+	Allow []string `protobuf:"bytes,9,rep,name=allow,proto3" json:"allow,omitempty"`
+	// The runs this process is running, with the share epoch of each: a
+	// controller re-attaches them (after its own restart or a broken stream)
+	// or fences them with Stop when the epoch is stale.
+	Runs          []*RunEpoch `protobuf:"bytes,10,rep,name=runs,proto3" json:"runs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -453,6 +457,66 @@ func (x *Hello) GetAllow() []string {
 	return nil
 }
 
+func (x *Hello) GetRuns() []*RunEpoch {
+	if x != nil {
+		return x.Runs
+	}
+	return nil
+}
+
+// RunEpoch names a run and the share epoch an agent holds for it.
+type RunEpoch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunEpoch) Reset() {
+	*x = RunEpoch{}
+	mi := &file_surge_v1_agent_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunEpoch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunEpoch) ProtoMessage() {}
+
+func (x *RunEpoch) ProtoReflect() protoreflect.Message {
+	mi := &file_surge_v1_agent_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunEpoch.ProtoReflect.Descriptor instead.
+func (*RunEpoch) Descriptor() ([]byte, []int) {
+	return file_surge_v1_agent_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RunEpoch) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *RunEpoch) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // Welcome answers Hello.
 type Welcome struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -463,7 +527,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_surge_v1_agent_proto_msgTypes[3]
+	mi := &file_surge_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +539,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_agent_proto_msgTypes[3]
+	mi := &file_surge_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +552,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_surge_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_surge_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Welcome) GetControllerId() string {
@@ -512,7 +576,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_surge_v1_agent_proto_msgTypes[4]
+	mi := &file_surge_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -524,7 +588,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_agent_proto_msgTypes[4]
+	mi := &file_surge_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -537,7 +601,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_surge_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_surge_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Heartbeat) GetStats() *AgentStats {
@@ -583,7 +647,7 @@ type ClockProbe struct {
 
 func (x *ClockProbe) Reset() {
 	*x = ClockProbe{}
-	mi := &file_surge_v1_agent_proto_msgTypes[5]
+	mi := &file_surge_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +659,7 @@ func (x *ClockProbe) String() string {
 func (*ClockProbe) ProtoMessage() {}
 
 func (x *ClockProbe) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_agent_proto_msgTypes[5]
+	mi := &file_surge_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +672,7 @@ func (x *ClockProbe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClockProbe.ProtoReflect.Descriptor instead.
 func (*ClockProbe) Descriptor() ([]byte, []int) {
-	return file_surge_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_surge_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ClockProbe) GetId() uint64 {
@@ -654,7 +718,7 @@ type RunEvent struct {
 
 func (x *RunEvent) Reset() {
 	*x = RunEvent{}
-	mi := &file_surge_v1_agent_proto_msgTypes[6]
+	mi := &file_surge_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +730,7 @@ func (x *RunEvent) String() string {
 func (*RunEvent) ProtoMessage() {}
 
 func (x *RunEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_agent_proto_msgTypes[6]
+	mi := &file_surge_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +743,7 @@ func (x *RunEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunEvent.ProtoReflect.Descriptor instead.
 func (*RunEvent) Descriptor() ([]byte, []int) {
-	return file_surge_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_surge_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RunEvent) GetRunId() string {
@@ -734,15 +798,26 @@ type ScenarioShare struct {
 	MaxVus          int64 `protobuf:"varint,7,opt,name=max_vus,json=maxVus,proto3" json:"max_vus,omitempty"`
 	// VU executors: VUs for constant-vus, or start_vus then one target per stage
 	// for ramping-vus. Shares sum exactly per stage.
-	Vus           int64   `protobuf:"varint,8,opt,name=vus,proto3" json:"vus,omitempty"`
-	StageTargets  []int64 `protobuf:"varint,9,rep,packed,name=stage_targets,json=stageTargets,proto3" json:"stage_targets,omitempty"`
+	Vus          int64   `protobuf:"varint,8,opt,name=vus,proto3" json:"vus,omitempty"`
+	StageTargets []int64 `protobuf:"varint,9,rep,packed,name=stage_targets,json=stageTargets,proto3" json:"stage_targets,omitempty"`
+	// Arrival-rate executors: the agent sends the arrivals j = arrival_first,
+	// arrival_first + arrival_stride, ... (j < arrivals) of the schedule of
+	// arrivals/total_arrivals. Zero values mean 0 and 1: the whole share. A
+	// reshare hands the remaining arrivals of a lost agent's part to the
+	// survivors as interleaved progressions, so counts stay exact.
+	ArrivalFirst  int64 `protobuf:"varint,10,opt,name=arrival_first,json=arrivalFirst,proto3" json:"arrival_first,omitempty"`
+	ArrivalStride int64 `protobuf:"varint,11,opt,name=arrival_stride,json=arrivalStride,proto3" json:"arrival_stride,omitempty"`
+	// Identifies a takeover part within a run ("" for the agent's own share).
+	PartId string `protobuf:"bytes,12,opt,name=part_id,json=partId,proto3" json:"part_id,omitempty"`
+	// The agent whose part this was taken over from.
+	FromAgent     string `protobuf:"bytes,13,opt,name=from_agent,json=fromAgent,proto3" json:"from_agent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ScenarioShare) Reset() {
 	*x = ScenarioShare{}
-	mi := &file_surge_v1_agent_proto_msgTypes[7]
+	mi := &file_surge_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +829,7 @@ func (x *ScenarioShare) String() string {
 func (*ScenarioShare) ProtoMessage() {}
 
 func (x *ScenarioShare) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_agent_proto_msgTypes[7]
+	mi := &file_surge_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +842,7 @@ func (x *ScenarioShare) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScenarioShare.ProtoReflect.Descriptor instead.
 func (*ScenarioShare) Descriptor() ([]byte, []int) {
-	return file_surge_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_surge_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ScenarioShare) GetScenario() string {
@@ -833,16 +908,48 @@ func (x *ScenarioShare) GetStageTargets() []int64 {
 	return nil
 }
 
+func (x *ScenarioShare) GetArrivalFirst() int64 {
+	if x != nil {
+		return x.ArrivalFirst
+	}
+	return 0
+}
+
+func (x *ScenarioShare) GetArrivalStride() int64 {
+	if x != nil {
+		return x.ArrivalStride
+	}
+	return 0
+}
+
+func (x *ScenarioShare) GetPartId() string {
+	if x != nil {
+		return x.PartId
+	}
+	return ""
+}
+
+func (x *ScenarioShare) GetFromAgent() string {
+	if x != nil {
+		return x.FromAgent
+	}
+	return ""
+}
+
 type Share struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Scenarios     []*ScenarioShare       `protobuf:"bytes,1,rep,name=scenarios,proto3" json:"scenarios,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Scenarios []*ScenarioShare       `protobuf:"bytes,1,rep,name=scenarios,proto3" json:"scenarios,omitempty"`
+	// Parts of lost agents' shares this agent took over (reshare), each run
+	// beside the agent's own share from the run's start time, so the
+	// schedule continues where it stands instead of restarting.
+	Takeovers     []*ScenarioShare `protobuf:"bytes,2,rep,name=takeovers,proto3" json:"takeovers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Share) Reset() {
 	*x = Share{}
-	mi := &file_surge_v1_agent_proto_msgTypes[8]
+	mi := &file_surge_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +961,7 @@ func (x *Share) String() string {
 func (*Share) ProtoMessage() {}
 
 func (x *Share) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_agent_proto_msgTypes[8]
+	mi := &file_surge_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,12 +974,19 @@ func (x *Share) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Share.ProtoReflect.Descriptor instead.
 func (*Share) Descriptor() ([]byte, []int) {
-	return file_surge_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_surge_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Share) GetScenarios() []*ScenarioShare {
 	if x != nil {
 		return x.Scenarios
+	}
+	return nil
+}
+
+func (x *Share) GetTakeovers() []*ScenarioShare {
+	if x != nil {
+		return x.Takeovers
 	}
 	return nil
 }
@@ -896,7 +1010,7 @@ type Assign struct {
 
 func (x *Assign) Reset() {
 	*x = Assign{}
-	mi := &file_surge_v1_agent_proto_msgTypes[9]
+	mi := &file_surge_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1022,7 @@ func (x *Assign) String() string {
 func (*Assign) ProtoMessage() {}
 
 func (x *Assign) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_agent_proto_msgTypes[9]
+	mi := &file_surge_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1035,7 @@ func (x *Assign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assign.ProtoReflect.Descriptor instead.
 func (*Assign) Descriptor() ([]byte, []int) {
-	return file_surge_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_surge_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Assign) GetRunId() string {
@@ -984,7 +1098,7 @@ type Stop struct {
 
 func (x *Stop) Reset() {
 	*x = Stop{}
-	mi := &file_surge_v1_agent_proto_msgTypes[10]
+	mi := &file_surge_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -996,7 +1110,7 @@ func (x *Stop) String() string {
 func (*Stop) ProtoMessage() {}
 
 func (x *Stop) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_agent_proto_msgTypes[10]
+	mi := &file_surge_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1009,7 +1123,7 @@ func (x *Stop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stop.ProtoReflect.Descriptor instead.
 func (*Stop) Descriptor() ([]byte, []int) {
-	return file_surge_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_surge_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Stop) GetRunId() string {
@@ -1043,7 +1157,7 @@ type SnapshotAck struct {
 
 func (x *SnapshotAck) Reset() {
 	*x = SnapshotAck{}
-	mi := &file_surge_v1_agent_proto_msgTypes[11]
+	mi := &file_surge_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1169,7 @@ func (x *SnapshotAck) String() string {
 func (*SnapshotAck) ProtoMessage() {}
 
 func (x *SnapshotAck) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_agent_proto_msgTypes[11]
+	mi := &file_surge_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1182,7 @@ func (x *SnapshotAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotAck.ProtoReflect.Descriptor instead.
 func (*SnapshotAck) Descriptor() ([]byte, []int) {
-	return file_surge_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_surge_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SnapshotAck) GetRunId() string {
@@ -1105,7 +1219,7 @@ const file_surge_v1_agent_proto_rawDesc = "" +
 	"\vclock_reply\x18\x04 \x01(\v2\x14.surge.v1.ClockProbeH\x00R\n" +
 	"clockReply\x12:\n" +
 	"\fsnapshot_ack\x18\x05 \x01(\v2\x15.surge.v1.SnapshotAckH\x00R\vsnapshotAckB\x05\n" +
-	"\x03msg\"\xc4\x02\n" +
+	"\x03msg\"\xec\x02\n" +
 	"\x05Hello\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\tR\vincarnation\x12\x16\n" +
@@ -1115,10 +1229,15 @@ const file_surge_v1_agent_proto_rawDesc = "" +
 	"\bmax_rate\x18\x06 \x01(\x01R\amaxRate\x12\x17\n" +
 	"\amax_vus\x18\a \x01(\x03R\x06maxVus\x123\n" +
 	"\x06labels\x18\b \x03(\v2\x1b.surge.v1.Hello.LabelsEntryR\x06labels\x12\x14\n" +
-	"\x05allow\x18\t \x03(\tR\x05allow\x1a9\n" +
+	"\x05allow\x18\t \x03(\tR\x05allow\x12&\n" +
+	"\x04runs\x18\n" +
+	" \x03(\v2\x12.surge.v1.RunEpochR\x04runs\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\".\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"7\n" +
+	"\bRunEpoch\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\".\n" +
 	"\aWelcome\x12#\n" +
 	"\rcontroller_id\x18\x01 \x01(\tR\fcontrollerId\"\x95\x01\n" +
 	"\tHeartbeat\x12*\n" +
@@ -1146,7 +1265,7 @@ const file_surge_v1_agent_proto_rawDesc = "" +
 	"\fKIND_STARTED\x10\x02\x12\x11\n" +
 	"\rKIND_FINISHED\x10\x03\x12\x0f\n" +
 	"\vKIND_FAILED\x10\x04\x12\x11\n" +
-	"\rKIND_REJECTED\x10\x05\"\xac\x02\n" +
+	"\rKIND_REJECTED\x10\x05\"\xb0\x03\n" +
 	"\rScenarioShare\x12\x1a\n" +
 	"\bscenario\x18\x01 \x01(\tR\bscenario\x12!\n" +
 	"\fsegment_from\x18\x02 \x01(\tR\vsegmentFrom\x12\x1d\n" +
@@ -1157,9 +1276,16 @@ const file_surge_v1_agent_proto_rawDesc = "" +
 	"\x11pre_allocated_vus\x18\x06 \x01(\x03R\x0fpreAllocatedVus\x12\x17\n" +
 	"\amax_vus\x18\a \x01(\x03R\x06maxVus\x12\x10\n" +
 	"\x03vus\x18\b \x01(\x03R\x03vus\x12#\n" +
-	"\rstage_targets\x18\t \x03(\x03R\fstageTargets\">\n" +
+	"\rstage_targets\x18\t \x03(\x03R\fstageTargets\x12#\n" +
+	"\rarrival_first\x18\n" +
+	" \x01(\x03R\farrivalFirst\x12%\n" +
+	"\x0earrival_stride\x18\v \x01(\x03R\rarrivalStride\x12\x17\n" +
+	"\apart_id\x18\f \x01(\tR\x06partId\x12\x1d\n" +
+	"\n" +
+	"from_agent\x18\r \x01(\tR\tfromAgent\"u\n" +
 	"\x05Share\x125\n" +
-	"\tscenarios\x18\x01 \x03(\v2\x17.surge.v1.ScenarioShareR\tscenarios\"\xf7\x01\n" +
+	"\tscenarios\x18\x01 \x03(\v2\x17.surge.v1.ScenarioShareR\tscenarios\x125\n" +
+	"\ttakeovers\x18\x02 \x03(\v2\x17.surge.v1.ScenarioShareR\ttakeovers\"\xf7\x01\n" +
 	"\x06Assign\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1b\n" +
@@ -1192,48 +1318,51 @@ func file_surge_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_surge_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_surge_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_surge_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_surge_v1_agent_proto_goTypes = []any{
 	(RunEvent_Kind)(0),        // 0: surge.v1.RunEvent.Kind
 	(*AgentMessage)(nil),      // 1: surge.v1.AgentMessage
 	(*ControllerMessage)(nil), // 2: surge.v1.ControllerMessage
 	(*Hello)(nil),             // 3: surge.v1.Hello
-	(*Welcome)(nil),           // 4: surge.v1.Welcome
-	(*Heartbeat)(nil),         // 5: surge.v1.Heartbeat
-	(*ClockProbe)(nil),        // 6: surge.v1.ClockProbe
-	(*RunEvent)(nil),          // 7: surge.v1.RunEvent
-	(*ScenarioShare)(nil),     // 8: surge.v1.ScenarioShare
-	(*Share)(nil),             // 9: surge.v1.Share
-	(*Assign)(nil),            // 10: surge.v1.Assign
-	(*Stop)(nil),              // 11: surge.v1.Stop
-	(*SnapshotAck)(nil),       // 12: surge.v1.SnapshotAck
-	nil,                       // 13: surge.v1.Hello.LabelsEntry
-	(*Snapshot)(nil),          // 14: surge.v1.Snapshot
-	(*AgentStats)(nil),        // 15: surge.v1.AgentStats
+	(*RunEpoch)(nil),          // 4: surge.v1.RunEpoch
+	(*Welcome)(nil),           // 5: surge.v1.Welcome
+	(*Heartbeat)(nil),         // 6: surge.v1.Heartbeat
+	(*ClockProbe)(nil),        // 7: surge.v1.ClockProbe
+	(*RunEvent)(nil),          // 8: surge.v1.RunEvent
+	(*ScenarioShare)(nil),     // 9: surge.v1.ScenarioShare
+	(*Share)(nil),             // 10: surge.v1.Share
+	(*Assign)(nil),            // 11: surge.v1.Assign
+	(*Stop)(nil),              // 12: surge.v1.Stop
+	(*SnapshotAck)(nil),       // 13: surge.v1.SnapshotAck
+	nil,                       // 14: surge.v1.Hello.LabelsEntry
+	(*Snapshot)(nil),          // 15: surge.v1.Snapshot
+	(*AgentStats)(nil),        // 16: surge.v1.AgentStats
 }
 var file_surge_v1_agent_proto_depIdxs = []int32{
 	3,  // 0: surge.v1.AgentMessage.hello:type_name -> surge.v1.Hello
-	5,  // 1: surge.v1.AgentMessage.heartbeat:type_name -> surge.v1.Heartbeat
-	14, // 2: surge.v1.AgentMessage.snapshot:type_name -> surge.v1.Snapshot
-	7,  // 3: surge.v1.AgentMessage.run_event:type_name -> surge.v1.RunEvent
-	6,  // 4: surge.v1.AgentMessage.clock_probe:type_name -> surge.v1.ClockProbe
-	4,  // 5: surge.v1.ControllerMessage.welcome:type_name -> surge.v1.Welcome
-	10, // 6: surge.v1.ControllerMessage.assign:type_name -> surge.v1.Assign
-	11, // 7: surge.v1.ControllerMessage.stop:type_name -> surge.v1.Stop
-	6,  // 8: surge.v1.ControllerMessage.clock_reply:type_name -> surge.v1.ClockProbe
-	12, // 9: surge.v1.ControllerMessage.snapshot_ack:type_name -> surge.v1.SnapshotAck
-	13, // 10: surge.v1.Hello.labels:type_name -> surge.v1.Hello.LabelsEntry
-	15, // 11: surge.v1.Heartbeat.stats:type_name -> surge.v1.AgentStats
-	0,  // 12: surge.v1.RunEvent.kind:type_name -> surge.v1.RunEvent.Kind
-	8,  // 13: surge.v1.Share.scenarios:type_name -> surge.v1.ScenarioShare
-	9,  // 14: surge.v1.Assign.share:type_name -> surge.v1.Share
-	1,  // 15: surge.v1.AgentGateway.Connect:input_type -> surge.v1.AgentMessage
-	2,  // 16: surge.v1.AgentGateway.Connect:output_type -> surge.v1.ControllerMessage
-	16, // [16:17] is the sub-list for method output_type
-	15, // [15:16] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	6,  // 1: surge.v1.AgentMessage.heartbeat:type_name -> surge.v1.Heartbeat
+	15, // 2: surge.v1.AgentMessage.snapshot:type_name -> surge.v1.Snapshot
+	8,  // 3: surge.v1.AgentMessage.run_event:type_name -> surge.v1.RunEvent
+	7,  // 4: surge.v1.AgentMessage.clock_probe:type_name -> surge.v1.ClockProbe
+	5,  // 5: surge.v1.ControllerMessage.welcome:type_name -> surge.v1.Welcome
+	11, // 6: surge.v1.ControllerMessage.assign:type_name -> surge.v1.Assign
+	12, // 7: surge.v1.ControllerMessage.stop:type_name -> surge.v1.Stop
+	7,  // 8: surge.v1.ControllerMessage.clock_reply:type_name -> surge.v1.ClockProbe
+	13, // 9: surge.v1.ControllerMessage.snapshot_ack:type_name -> surge.v1.SnapshotAck
+	14, // 10: surge.v1.Hello.labels:type_name -> surge.v1.Hello.LabelsEntry
+	4,  // 11: surge.v1.Hello.runs:type_name -> surge.v1.RunEpoch
+	16, // 12: surge.v1.Heartbeat.stats:type_name -> surge.v1.AgentStats
+	0,  // 13: surge.v1.RunEvent.kind:type_name -> surge.v1.RunEvent.Kind
+	9,  // 14: surge.v1.Share.scenarios:type_name -> surge.v1.ScenarioShare
+	9,  // 15: surge.v1.Share.takeovers:type_name -> surge.v1.ScenarioShare
+	10, // 16: surge.v1.Assign.share:type_name -> surge.v1.Share
+	1,  // 17: surge.v1.AgentGateway.Connect:input_type -> surge.v1.AgentMessage
+	2,  // 18: surge.v1.AgentGateway.Connect:output_type -> surge.v1.ControllerMessage
+	18, // [18:19] is the sub-list for method output_type
+	17, // [17:18] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_surge_v1_agent_proto_init() }
@@ -1262,7 +1391,7 @@ func file_surge_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_surge_v1_agent_proto_rawDesc), len(file_surge_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

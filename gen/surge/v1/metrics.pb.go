@@ -553,7 +553,11 @@ type Snapshot struct {
 	Scenarios []*ScenarioStats `protobuf:"bytes,7,rep,name=scenarios,proto3" json:"scenarios,omitempty"`
 	Agent     *AgentStats      `protobuf:"bytes,8,opt,name=agent,proto3" json:"agent,omitempty"`
 	// True on the agent's last snapshot for this run.
-	Final         bool `protobuf:"varint,9,opt,name=final,proto3" json:"final,omitempty"`
+	Final bool `protobuf:"varint,9,opt,name=final,proto3" json:"final,omitempty"`
+	// When non-zero, this snapshot merges the agent's snapshots seq_first..seq
+	// (queued while the controller was unreachable, never sent before): the
+	// controller counts it once, under seq.
+	SeqFirst      uint64 `protobuf:"varint,10,opt,name=seq_first,json=seqFirst,proto3" json:"seq_first,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -651,6 +655,13 @@ func (x *Snapshot) GetFinal() bool {
 	return false
 }
 
+func (x *Snapshot) GetSeqFirst() uint64 {
+	if x != nil {
+		return x.SeqFirst
+	}
+	return 0
+}
+
 var File_surge_v1_metrics_proto protoreflect.FileDescriptor
 
 const file_surge_v1_metrics_proto_rawDesc = "" +
@@ -703,7 +714,7 @@ const file_surge_v1_metrics_proto_rawDesc = "" +
 	"goroutines\x18\x03 \x01(\x03R\n" +
 	"goroutines\x12\x1d\n" +
 	"\n" +
-	"conns_open\x18\x04 \x01(\x03R\tconnsOpen\"\xa3\x02\n" +
+	"conns_open\x18\x04 \x01(\x03R\tconnsOpen\"\xc0\x02\n" +
 	"\bSnapshot\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x10\n" +
@@ -713,7 +724,9 @@ const file_surge_v1_metrics_proto_rawDesc = "" +
 	"\x06series\x18\x06 \x03(\v2\x10.surge.v1.SeriesR\x06series\x125\n" +
 	"\tscenarios\x18\a \x03(\v2\x17.surge.v1.ScenarioStatsR\tscenarios\x12*\n" +
 	"\x05agent\x18\b \x01(\v2\x14.surge.v1.AgentStatsR\x05agent\x12\x14\n" +
-	"\x05final\x18\t \x01(\bR\x05finalB1Z/github.com/surgeload/surge/gen/surge/v1;surgev1b\x06proto3"
+	"\x05final\x18\t \x01(\bR\x05final\x12\x1b\n" +
+	"\tseq_first\x18\n" +
+	" \x01(\x04R\bseqFirstB1Z/github.com/surgeload/surge/gen/surge/v1;surgev1b\x06proto3"
 
 var (
 	file_surge_v1_metrics_proto_rawDescOnce sync.Once

@@ -335,10 +335,12 @@ type Progress struct {
 	ElapsedMs int64                  `protobuf:"varint,3,opt,name=elapsed_ms,json=elapsedMs,proto3" json:"elapsed_ms,omitempty"`
 	TotalMs   int64                  `protobuf:"varint,4,opt,name=total_ms,json=totalMs,proto3" json:"total_ms,omitempty"`
 	// Interval index this progress reflects.
-	Interval      int64              `protobuf:"varint,5,opt,name=interval,proto3" json:"interval,omitempty"`
-	All           *RegionProgress    `protobuf:"bytes,6,opt,name=all,proto3" json:"all,omitempty"`
-	Regions       []*RegionProgress  `protobuf:"bytes,7,rep,name=regions,proto3" json:"regions,omitempty"`
-	Thresholds    []*ThresholdResult `protobuf:"bytes,8,rep,name=thresholds,proto3" json:"thresholds,omitempty"`
+	Interval   int64              `protobuf:"varint,5,opt,name=interval,proto3" json:"interval,omitempty"`
+	All        *RegionProgress    `protobuf:"bytes,6,opt,name=all,proto3" json:"all,omitempty"`
+	Regions    []*RegionProgress  `protobuf:"bytes,7,rep,name=regions,proto3" json:"regions,omitempty"`
+	Thresholds []*ThresholdResult `protobuf:"bytes,8,rep,name=thresholds,proto3" json:"thresholds,omitempty"`
+	// Agents whose generation was saturated in this interval.
+	Saturation    []*SaturationFlag `protobuf:"bytes,20,rep,name=saturation,proto3" json:"saturation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -425,6 +427,13 @@ func (x *Progress) GetRegions() []*RegionProgress {
 func (x *Progress) GetThresholds() []*ThresholdResult {
 	if x != nil {
 		return x.Thresholds
+	}
+	return nil
+}
+
+func (x *Progress) GetSaturation() []*SaturationFlag {
+	if x != nil {
+		return x.Saturation
 	}
 	return nil
 }
@@ -659,7 +668,13 @@ type Stats struct {
 	DroppedIterations int64                  `protobuf:"varint,5,opt,name=dropped_iterations,json=droppedIterations,proto3" json:"dropped_iterations,omitempty"`
 	Deficit           int64                  `protobuf:"varint,6,opt,name=deficit,proto3" json:"deficit,omitempty"`
 	// Failures by status class or error kind.
-	Errors        map[string]int64 `protobuf:"bytes,7,rep,name=errors,proto3" json:"errors,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Errors map[string]int64 `protobuf:"bytes,7,rep,name=errors,proto3" json:"errors,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Checks evaluated on responses (field numbers from 20 leave room for
+	// concurrent additions).
+	ChecksPassed int64 `protobuf:"varint,20,opt,name=checks_passed,json=checksPassed,proto3" json:"checks_passed,omitempty"`
+	ChecksFailed int64 `protobuf:"varint,21,opt,name=checks_failed,json=checksFailed,proto3" json:"checks_failed,omitempty"`
+	// Iterations completed.
+	Iterations    int64 `protobuf:"varint,22,opt,name=iterations,proto3" json:"iterations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -743,6 +758,123 @@ func (x *Stats) GetErrors() map[string]int64 {
 	return nil
 }
 
+func (x *Stats) GetChecksPassed() int64 {
+	if x != nil {
+		return x.ChecksPassed
+	}
+	return 0
+}
+
+func (x *Stats) GetChecksFailed() int64 {
+	if x != nil {
+		return x.ChecksFailed
+	}
+	return 0
+}
+
+func (x *Stats) GetIterations() int64 {
+	if x != nil {
+		return x.Iterations
+	}
+	return 0
+}
+
+// SaturationFlag marks an interval in which an agent could not be trusted
+// to generate the planned load: its CPU was over 90%, its send lateness p99
+// over the bound, or it dropped iterations.
+type SaturationFlag struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Interval          int64                  `protobuf:"varint,1,opt,name=interval,proto3" json:"interval,omitempty"`
+	AgentId           string                 `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Region            string                 `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
+	CpuPercent        float64                `protobuf:"fixed64,4,opt,name=cpu_percent,json=cpuPercent,proto3" json:"cpu_percent,omitempty"`
+	LatenessP99Us     int64                  `protobuf:"varint,5,opt,name=lateness_p99_us,json=latenessP99Us,proto3" json:"lateness_p99_us,omitempty"`
+	DroppedIterations int64                  `protobuf:"varint,6,opt,name=dropped_iterations,json=droppedIterations,proto3" json:"dropped_iterations,omitempty"`
+	// Human-readable reasons, e.g. "cpu 97% > 90%".
+	Reasons       []string `protobuf:"bytes,7,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaturationFlag) Reset() {
+	*x = SaturationFlag{}
+	mi := &file_surge_v1_runs_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaturationFlag) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaturationFlag) ProtoMessage() {}
+
+func (x *SaturationFlag) ProtoReflect() protoreflect.Message {
+	mi := &file_surge_v1_runs_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaturationFlag.ProtoReflect.Descriptor instead.
+func (*SaturationFlag) Descriptor() ([]byte, []int) {
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SaturationFlag) GetInterval() int64 {
+	if x != nil {
+		return x.Interval
+	}
+	return 0
+}
+
+func (x *SaturationFlag) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *SaturationFlag) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *SaturationFlag) GetCpuPercent() float64 {
+	if x != nil {
+		return x.CpuPercent
+	}
+	return 0
+}
+
+func (x *SaturationFlag) GetLatenessP99Us() int64 {
+	if x != nil {
+		return x.LatenessP99Us
+	}
+	return 0
+}
+
+func (x *SaturationFlag) GetDroppedIterations() int64 {
+	if x != nil {
+		return x.DroppedIterations
+	}
+	return 0
+}
+
+func (x *SaturationFlag) GetReasons() []string {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
 type AgentSummary struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -756,7 +888,7 @@ type AgentSummary struct {
 
 func (x *AgentSummary) Reset() {
 	*x = AgentSummary{}
-	mi := &file_surge_v1_runs_proto_msgTypes[9]
+	mi := &file_surge_v1_runs_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +900,7 @@ func (x *AgentSummary) String() string {
 func (*AgentSummary) ProtoMessage() {}
 
 func (x *AgentSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[9]
+	mi := &file_surge_v1_runs_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +913,7 @@ func (x *AgentSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentSummary.ProtoReflect.Descriptor instead.
 func (*AgentSummary) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{9}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AgentSummary) GetId() string {
@@ -832,7 +964,7 @@ type ThresholdResult struct {
 
 func (x *ThresholdResult) Reset() {
 	*x = ThresholdResult{}
-	mi := &file_surge_v1_runs_proto_msgTypes[10]
+	mi := &file_surge_v1_runs_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -844,7 +976,7 @@ func (x *ThresholdResult) String() string {
 func (*ThresholdResult) ProtoMessage() {}
 
 func (x *ThresholdResult) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[10]
+	mi := &file_surge_v1_runs_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -857,7 +989,7 @@ func (x *ThresholdResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ThresholdResult.ProtoReflect.Descriptor instead.
 func (*ThresholdResult) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{10}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ThresholdResult) GetMetric() string {
@@ -916,13 +1048,15 @@ type RunSummary struct {
 	StartSpreadUs int64    `protobuf:"varint,14,opt,name=start_spread_us,json=startSpreadUs,proto3" json:"start_spread_us,omitempty"`
 	Error         string   `protobuf:"bytes,15,opt,name=error,proto3" json:"error,omitempty"`
 	Notes         []string `protobuf:"bytes,16,rep,name=notes,proto3" json:"notes,omitempty"`
+	// Every saturated (interval, agent) of the run.
+	Saturation    []*SaturationFlag `protobuf:"bytes,30,rep,name=saturation,proto3" json:"saturation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RunSummary) Reset() {
 	*x = RunSummary{}
-	mi := &file_surge_v1_runs_proto_msgTypes[11]
+	mi := &file_surge_v1_runs_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1068,7 @@ func (x *RunSummary) String() string {
 func (*RunSummary) ProtoMessage() {}
 
 func (x *RunSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[11]
+	mi := &file_surge_v1_runs_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1081,7 @@ func (x *RunSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunSummary.ProtoReflect.Descriptor instead.
 func (*RunSummary) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{11}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RunSummary) GetRunId() string {
@@ -1062,6 +1196,13 @@ func (x *RunSummary) GetNotes() []string {
 	return nil
 }
 
+func (x *RunSummary) GetSaturation() []*SaturationFlag {
+	if x != nil {
+		return x.Saturation
+	}
+	return nil
+}
+
 type GetRunRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
@@ -1071,7 +1212,7 @@ type GetRunRequest struct {
 
 func (x *GetRunRequest) Reset() {
 	*x = GetRunRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[12]
+	mi := &file_surge_v1_runs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1224,7 @@ func (x *GetRunRequest) String() string {
 func (*GetRunRequest) ProtoMessage() {}
 
 func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[12]
+	mi := &file_surge_v1_runs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1237,7 @@ func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunRequest.ProtoReflect.Descriptor instead.
 func (*GetRunRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{12}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetRunRequest) GetRunId() string {
@@ -1114,7 +1255,7 @@ type ListRunsRequest struct {
 
 func (x *ListRunsRequest) Reset() {
 	*x = ListRunsRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[13]
+	mi := &file_surge_v1_runs_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1267,7 @@ func (x *ListRunsRequest) String() string {
 func (*ListRunsRequest) ProtoMessage() {}
 
 func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[13]
+	mi := &file_surge_v1_runs_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1280,7 @@ func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListRunsRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{13}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{14}
 }
 
 type RunInfo struct {
@@ -1155,7 +1296,7 @@ type RunInfo struct {
 
 func (x *RunInfo) Reset() {
 	*x = RunInfo{}
-	mi := &file_surge_v1_runs_proto_msgTypes[14]
+	mi := &file_surge_v1_runs_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1308,7 @@ func (x *RunInfo) String() string {
 func (*RunInfo) ProtoMessage() {}
 
 func (x *RunInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[14]
+	mi := &file_surge_v1_runs_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1321,7 @@ func (x *RunInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunInfo.ProtoReflect.Descriptor instead.
 func (*RunInfo) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{14}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RunInfo) GetRunId() string {
@@ -1227,7 +1368,7 @@ type ListRunsResponse struct {
 
 func (x *ListRunsResponse) Reset() {
 	*x = ListRunsResponse{}
-	mi := &file_surge_v1_runs_proto_msgTypes[15]
+	mi := &file_surge_v1_runs_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1239,7 +1380,7 @@ func (x *ListRunsResponse) String() string {
 func (*ListRunsResponse) ProtoMessage() {}
 
 func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[15]
+	mi := &file_surge_v1_runs_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1252,7 +1393,7 @@ func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunsResponse) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{15}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListRunsResponse) GetRuns() []*RunInfo {
@@ -1271,7 +1412,7 @@ type StopRunRequest struct {
 
 func (x *StopRunRequest) Reset() {
 	*x = StopRunRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[16]
+	mi := &file_surge_v1_runs_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1424,7 @@ func (x *StopRunRequest) String() string {
 func (*StopRunRequest) ProtoMessage() {}
 
 func (x *StopRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[16]
+	mi := &file_surge_v1_runs_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1437,7 @@ func (x *StopRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRunRequest.ProtoReflect.Descriptor instead.
 func (*StopRunRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{16}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StopRunRequest) GetRunId() string {
@@ -1314,7 +1455,7 @@ type StopRunResponse struct {
 
 func (x *StopRunResponse) Reset() {
 	*x = StopRunResponse{}
-	mi := &file_surge_v1_runs_proto_msgTypes[17]
+	mi := &file_surge_v1_runs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1326,7 +1467,7 @@ func (x *StopRunResponse) String() string {
 func (*StopRunResponse) ProtoMessage() {}
 
 func (x *StopRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[17]
+	mi := &file_surge_v1_runs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1339,7 +1480,7 @@ func (x *StopRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRunResponse.ProtoReflect.Descriptor instead.
 func (*StopRunResponse) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{17}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{18}
 }
 
 type ReportRequest struct {
@@ -1351,7 +1492,7 @@ type ReportRequest struct {
 
 func (x *ReportRequest) Reset() {
 	*x = ReportRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[18]
+	mi := &file_surge_v1_runs_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1504,7 @@ func (x *ReportRequest) String() string {
 func (*ReportRequest) ProtoMessage() {}
 
 func (x *ReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[18]
+	mi := &file_surge_v1_runs_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1517,7 @@ func (x *ReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
 func (*ReportRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{18}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReportRequest) GetRunId() string {
@@ -1394,7 +1535,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[19]
+	mi := &file_surge_v1_runs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1406,7 +1547,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[19]
+	mi := &file_surge_v1_runs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1419,7 +1560,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{19}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{20}
 }
 
 type AgentInfo struct {
@@ -1441,7 +1582,7 @@ type AgentInfo struct {
 
 func (x *AgentInfo) Reset() {
 	*x = AgentInfo{}
-	mi := &file_surge_v1_runs_proto_msgTypes[20]
+	mi := &file_surge_v1_runs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1594,7 @@ func (x *AgentInfo) String() string {
 func (*AgentInfo) ProtoMessage() {}
 
 func (x *AgentInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[20]
+	mi := &file_surge_v1_runs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1607,7 @@ func (x *AgentInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentInfo.ProtoReflect.Descriptor instead.
 func (*AgentInfo) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{20}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AgentInfo) GetId() string {
@@ -1548,7 +1689,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_surge_v1_runs_proto_msgTypes[21]
+	mi := &file_surge_v1_runs_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1701,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[21]
+	mi := &file_surge_v1_runs_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1714,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{21}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*AgentInfo {
@@ -1587,7 +1728,7 @@ var File_surge_v1_runs_proto protoreflect.FileDescriptor
 
 const file_surge_v1_runs_proto_rawDesc = "" +
 	"\n" +
-	"\x13surge/v1/runs.proto\x12\bsurge.v1\"I\n" +
+	"\x13surge/v1/runs.proto\x12\bsurge.v1\x1a\x16surge/v1/compare.proto\"I\n" +
 	"\rSubmitRequest\x12\x1b\n" +
 	"\tplan_yaml\x18\x01 \x01(\fR\bplanYaml\x12\x1b\n" +
 	"\tfile_name\x18\x02 \x01(\tR\bfileName\"\x97\x01\n" +
@@ -1606,7 +1747,7 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\tRunUpdate\x120\n" +
 	"\bprogress\x18\x01 \x01(\v2\x12.surge.v1.ProgressH\x00R\bprogress\x120\n" +
 	"\asummary\x18\x02 \x01(\v2\x14.surge.v1.RunSummaryH\x00R\asummaryB\b\n" +
-	"\x06update\"\xaa\x02\n" +
+	"\x06update\"\xe4\x02\n" +
 	"\bProgress\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1d\n" +
@@ -1618,7 +1759,10 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\aregions\x18\a \x03(\v2\x18.surge.v1.RegionProgressR\aregions\x129\n" +
 	"\n" +
 	"thresholds\x18\b \x03(\v2\x19.surge.v1.ThresholdResultR\n" +
-	"thresholds\"\xa0\x02\n" +
+	"thresholds\x128\n" +
+	"\n" +
+	"saturation\x18\x14 \x03(\v2\x18.surge.v1.SaturationFlagR\n" +
+	"saturation\"\xa0\x02\n" +
 	"\x0eRegionProgress\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x16\n" +
 	"\x06agents\x18\x02 \x01(\x03R\x06agents\x12\x1d\n" +
@@ -1641,7 +1785,7 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\x04p999\x18\x05 \x01(\x03R\x04p999\x12\x10\n" +
 	"\x03max\x18\x06 \x01(\x03R\x03max\x12\x10\n" +
 	"\x03min\x18\a \x01(\x03R\x03min\x12\x12\n" +
-	"\x04mean\x18\b \x01(\x01R\x04mean\"\xc1\x02\n" +
+	"\x04mean\x18\b \x01(\x01R\x04mean\"\xab\x03\n" +
 	"\x05Stats\x12\x1a\n" +
 	"\brequests\x18\x01 \x01(\x03R\brequests\x12\x1a\n" +
 	"\bfailures\x18\x02 \x01(\x03R\bfailures\x12\x10\n" +
@@ -1650,10 +1794,24 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"latency_us\x18\x04 \x01(\v2\x16.surge.v1.LatencyStatsR\tlatencyUs\x12-\n" +
 	"\x12dropped_iterations\x18\x05 \x01(\x03R\x11droppedIterations\x12\x18\n" +
 	"\adeficit\x18\x06 \x01(\x03R\adeficit\x123\n" +
-	"\x06errors\x18\a \x03(\v2\x1b.surge.v1.Stats.ErrorsEntryR\x06errors\x1a9\n" +
+	"\x06errors\x18\a \x03(\v2\x1b.surge.v1.Stats.ErrorsEntryR\x06errors\x12#\n" +
+	"\rchecks_passed\x18\x14 \x01(\x03R\fchecksPassed\x12#\n" +
+	"\rchecks_failed\x18\x15 \x01(\x03R\fchecksFailed\x12\x1e\n" +
+	"\n" +
+	"iterations\x18\x16 \x01(\x03R\n" +
+	"iterations\x1a9\n" +
 	"\vErrorsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x98\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xf1\x01\n" +
+	"\x0eSaturationFlag\x12\x1a\n" +
+	"\binterval\x18\x01 \x01(\x03R\binterval\x12\x19\n" +
+	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x16\n" +
+	"\x06region\x18\x03 \x01(\tR\x06region\x12\x1f\n" +
+	"\vcpu_percent\x18\x04 \x01(\x01R\n" +
+	"cpuPercent\x12&\n" +
+	"\x0flateness_p99_us\x18\x05 \x01(\x03R\rlatenessP99Us\x12-\n" +
+	"\x12dropped_iterations\x18\x06 \x01(\x03R\x11droppedIterations\x12\x18\n" +
+	"\areasons\x18\a \x03(\tR\areasons\"\x98\x01\n" +
 	"\fAgentSummary\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12\x1a\n" +
@@ -1665,7 +1823,7 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\x04expr\x18\x02 \x01(\tR\x04expr\x12\x0e\n" +
 	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x14\n" +
 	"\x05value\x18\x04 \x01(\x01R\x05value\x12\"\n" +
-	"\rabort_on_fail\x18\x05 \x01(\bR\vabortOnFail\"\xf3\x06\n" +
+	"\rabort_on_fail\x18\x05 \x01(\bR\vabortOnFail\"\xad\a\n" +
 	"\n" +
 	"RunSummary\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1b\n" +
@@ -1687,7 +1845,10 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"thresholds\x12&\n" +
 	"\x0fstart_spread_us\x18\x0e \x01(\x03R\rstartSpreadUs\x12\x14\n" +
 	"\x05error\x18\x0f \x01(\tR\x05error\x12\x14\n" +
-	"\x05notes\x18\x10 \x03(\tR\x05notes\x1aK\n" +
+	"\x05notes\x18\x10 \x03(\tR\x05notes\x128\n" +
+	"\n" +
+	"saturation\x18\x1e \x03(\v2\x18.surge.v1.SaturationFlagR\n" +
+	"saturation\x1aK\n" +
 	"\fRegionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12%\n" +
 	"\x05value\x18\x02 \x01(\v2\x0f.surge.v1.StatsR\x05value:\x028\x01\x1a?\n" +
@@ -1728,14 +1889,17 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\x14connected_at_unix_ms\x18\n" +
 	" \x01(\x03R\x11connectedAtUnixMs\"A\n" +
 	"\x12ListAgentsResponse\x12+\n" +
-	"\x06agents\x18\x01 \x03(\v2\x13.surge.v1.AgentInfoR\x06agents2\xe6\x02\n" +
+	"\x06agents\x18\x01 \x03(\v2\x13.surge.v1.AgentInfoR\x06agents2\xed\x03\n" +
 	"\x04Runs\x12;\n" +
 	"\x06Submit\x12\x17.surge.v1.SubmitRequest\x1a\x18.surge.v1.SubmitResponse\x126\n" +
 	"\x05Watch\x12\x16.surge.v1.WatchRequest\x1a\x13.surge.v1.RunUpdate0\x01\x124\n" +
 	"\x03Get\x12\x17.surge.v1.GetRunRequest\x1a\x14.surge.v1.RunSummary\x12=\n" +
 	"\x04List\x12\x19.surge.v1.ListRunsRequest\x1a\x1a.surge.v1.ListRunsResponse\x12;\n" +
 	"\x04Stop\x12\x18.surge.v1.StopRunRequest\x1a\x19.surge.v1.StopRunResponse\x127\n" +
-	"\x06Report\x12\x17.surge.v1.ReportRequest\x1a\x14.surge.v1.RunSummary2K\n" +
+	"\x06Report\x12\x17.surge.v1.ReportRequest\x1a\x14.surge.v1.RunSummary\x12>\n" +
+	"\aCompare\x12\x18.surge.v1.CompareRequest\x1a\x19.surge.v1.CompareResponse\x12E\n" +
+	"\n" +
+	"Histograms\x12\x1b.surge.v1.HistogramsRequest\x1a\x18.surge.v1.HistogramFrame0\x012K\n" +
 	"\x06Agents\x12A\n" +
 	"\x04List\x12\x1b.surge.v1.ListAgentsRequest\x1a\x1c.surge.v1.ListAgentsResponseB1Z/github.com/surgeload/surge/gen/surge/v1;surgev1b\x06proto3"
 
@@ -1751,7 +1915,7 @@ func file_surge_v1_runs_proto_rawDescGZIP() []byte {
 	return file_surge_v1_runs_proto_rawDescData
 }
 
-var file_surge_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_surge_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_surge_v1_runs_proto_goTypes = []any{
 	(*SubmitRequest)(nil),      // 0: surge.v1.SubmitRequest
 	(*SubmitResponse)(nil),     // 1: surge.v1.SubmitResponse
@@ -1762,62 +1926,73 @@ var file_surge_v1_runs_proto_goTypes = []any{
 	(*RegionProgress)(nil),     // 6: surge.v1.RegionProgress
 	(*LatencyStats)(nil),       // 7: surge.v1.LatencyStats
 	(*Stats)(nil),              // 8: surge.v1.Stats
-	(*AgentSummary)(nil),       // 9: surge.v1.AgentSummary
-	(*ThresholdResult)(nil),    // 10: surge.v1.ThresholdResult
-	(*RunSummary)(nil),         // 11: surge.v1.RunSummary
-	(*GetRunRequest)(nil),      // 12: surge.v1.GetRunRequest
-	(*ListRunsRequest)(nil),    // 13: surge.v1.ListRunsRequest
-	(*RunInfo)(nil),            // 14: surge.v1.RunInfo
-	(*ListRunsResponse)(nil),   // 15: surge.v1.ListRunsResponse
-	(*StopRunRequest)(nil),     // 16: surge.v1.StopRunRequest
-	(*StopRunResponse)(nil),    // 17: surge.v1.StopRunResponse
-	(*ReportRequest)(nil),      // 18: surge.v1.ReportRequest
-	(*ListAgentsRequest)(nil),  // 19: surge.v1.ListAgentsRequest
-	(*AgentInfo)(nil),          // 20: surge.v1.AgentInfo
-	(*ListAgentsResponse)(nil), // 21: surge.v1.ListAgentsResponse
-	nil,                        // 22: surge.v1.Stats.ErrorsEntry
-	nil,                        // 23: surge.v1.RunSummary.RegionsEntry
-	nil,                        // 24: surge.v1.RunSummary.RegionAgentsEntry
-	nil,                        // 25: surge.v1.RunSummary.ScenariosEntry
+	(*SaturationFlag)(nil),     // 9: surge.v1.SaturationFlag
+	(*AgentSummary)(nil),       // 10: surge.v1.AgentSummary
+	(*ThresholdResult)(nil),    // 11: surge.v1.ThresholdResult
+	(*RunSummary)(nil),         // 12: surge.v1.RunSummary
+	(*GetRunRequest)(nil),      // 13: surge.v1.GetRunRequest
+	(*ListRunsRequest)(nil),    // 14: surge.v1.ListRunsRequest
+	(*RunInfo)(nil),            // 15: surge.v1.RunInfo
+	(*ListRunsResponse)(nil),   // 16: surge.v1.ListRunsResponse
+	(*StopRunRequest)(nil),     // 17: surge.v1.StopRunRequest
+	(*StopRunResponse)(nil),    // 18: surge.v1.StopRunResponse
+	(*ReportRequest)(nil),      // 19: surge.v1.ReportRequest
+	(*ListAgentsRequest)(nil),  // 20: surge.v1.ListAgentsRequest
+	(*AgentInfo)(nil),          // 21: surge.v1.AgentInfo
+	(*ListAgentsResponse)(nil), // 22: surge.v1.ListAgentsResponse
+	nil,                        // 23: surge.v1.Stats.ErrorsEntry
+	nil,                        // 24: surge.v1.RunSummary.RegionsEntry
+	nil,                        // 25: surge.v1.RunSummary.RegionAgentsEntry
+	nil,                        // 26: surge.v1.RunSummary.ScenariosEntry
+	(*CompareRequest)(nil),     // 27: surge.v1.CompareRequest
+	(*HistogramsRequest)(nil),  // 28: surge.v1.HistogramsRequest
+	(*CompareResponse)(nil),    // 29: surge.v1.CompareResponse
+	(*HistogramFrame)(nil),     // 30: surge.v1.HistogramFrame
 }
 var file_surge_v1_runs_proto_depIdxs = []int32{
 	2,  // 0: surge.v1.SubmitResponse.agents:type_name -> surge.v1.AgentShareInfo
 	5,  // 1: surge.v1.RunUpdate.progress:type_name -> surge.v1.Progress
-	11, // 2: surge.v1.RunUpdate.summary:type_name -> surge.v1.RunSummary
+	12, // 2: surge.v1.RunUpdate.summary:type_name -> surge.v1.RunSummary
 	6,  // 3: surge.v1.Progress.all:type_name -> surge.v1.RegionProgress
 	6,  // 4: surge.v1.Progress.regions:type_name -> surge.v1.RegionProgress
-	10, // 5: surge.v1.Progress.thresholds:type_name -> surge.v1.ThresholdResult
-	7,  // 6: surge.v1.Stats.latency_us:type_name -> surge.v1.LatencyStats
-	22, // 7: surge.v1.Stats.errors:type_name -> surge.v1.Stats.ErrorsEntry
-	8,  // 8: surge.v1.RunSummary.all:type_name -> surge.v1.Stats
-	23, // 9: surge.v1.RunSummary.regions:type_name -> surge.v1.RunSummary.RegionsEntry
-	24, // 10: surge.v1.RunSummary.region_agents:type_name -> surge.v1.RunSummary.RegionAgentsEntry
-	25, // 11: surge.v1.RunSummary.scenarios:type_name -> surge.v1.RunSummary.ScenariosEntry
-	9,  // 12: surge.v1.RunSummary.agents:type_name -> surge.v1.AgentSummary
-	10, // 13: surge.v1.RunSummary.thresholds:type_name -> surge.v1.ThresholdResult
-	14, // 14: surge.v1.ListRunsResponse.runs:type_name -> surge.v1.RunInfo
-	20, // 15: surge.v1.ListAgentsResponse.agents:type_name -> surge.v1.AgentInfo
-	8,  // 16: surge.v1.RunSummary.RegionsEntry.value:type_name -> surge.v1.Stats
-	8,  // 17: surge.v1.RunSummary.ScenariosEntry.value:type_name -> surge.v1.Stats
-	0,  // 18: surge.v1.Runs.Submit:input_type -> surge.v1.SubmitRequest
-	3,  // 19: surge.v1.Runs.Watch:input_type -> surge.v1.WatchRequest
-	12, // 20: surge.v1.Runs.Get:input_type -> surge.v1.GetRunRequest
-	13, // 21: surge.v1.Runs.List:input_type -> surge.v1.ListRunsRequest
-	16, // 22: surge.v1.Runs.Stop:input_type -> surge.v1.StopRunRequest
-	18, // 23: surge.v1.Runs.Report:input_type -> surge.v1.ReportRequest
-	19, // 24: surge.v1.Agents.List:input_type -> surge.v1.ListAgentsRequest
-	1,  // 25: surge.v1.Runs.Submit:output_type -> surge.v1.SubmitResponse
-	4,  // 26: surge.v1.Runs.Watch:output_type -> surge.v1.RunUpdate
-	11, // 27: surge.v1.Runs.Get:output_type -> surge.v1.RunSummary
-	15, // 28: surge.v1.Runs.List:output_type -> surge.v1.ListRunsResponse
-	17, // 29: surge.v1.Runs.Stop:output_type -> surge.v1.StopRunResponse
-	11, // 30: surge.v1.Runs.Report:output_type -> surge.v1.RunSummary
-	21, // 31: surge.v1.Agents.List:output_type -> surge.v1.ListAgentsResponse
-	25, // [25:32] is the sub-list for method output_type
-	18, // [18:25] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	11, // 5: surge.v1.Progress.thresholds:type_name -> surge.v1.ThresholdResult
+	9,  // 6: surge.v1.Progress.saturation:type_name -> surge.v1.SaturationFlag
+	7,  // 7: surge.v1.Stats.latency_us:type_name -> surge.v1.LatencyStats
+	23, // 8: surge.v1.Stats.errors:type_name -> surge.v1.Stats.ErrorsEntry
+	8,  // 9: surge.v1.RunSummary.all:type_name -> surge.v1.Stats
+	24, // 10: surge.v1.RunSummary.regions:type_name -> surge.v1.RunSummary.RegionsEntry
+	25, // 11: surge.v1.RunSummary.region_agents:type_name -> surge.v1.RunSummary.RegionAgentsEntry
+	26, // 12: surge.v1.RunSummary.scenarios:type_name -> surge.v1.RunSummary.ScenariosEntry
+	10, // 13: surge.v1.RunSummary.agents:type_name -> surge.v1.AgentSummary
+	11, // 14: surge.v1.RunSummary.thresholds:type_name -> surge.v1.ThresholdResult
+	9,  // 15: surge.v1.RunSummary.saturation:type_name -> surge.v1.SaturationFlag
+	15, // 16: surge.v1.ListRunsResponse.runs:type_name -> surge.v1.RunInfo
+	21, // 17: surge.v1.ListAgentsResponse.agents:type_name -> surge.v1.AgentInfo
+	8,  // 18: surge.v1.RunSummary.RegionsEntry.value:type_name -> surge.v1.Stats
+	8,  // 19: surge.v1.RunSummary.ScenariosEntry.value:type_name -> surge.v1.Stats
+	0,  // 20: surge.v1.Runs.Submit:input_type -> surge.v1.SubmitRequest
+	3,  // 21: surge.v1.Runs.Watch:input_type -> surge.v1.WatchRequest
+	13, // 22: surge.v1.Runs.Get:input_type -> surge.v1.GetRunRequest
+	14, // 23: surge.v1.Runs.List:input_type -> surge.v1.ListRunsRequest
+	17, // 24: surge.v1.Runs.Stop:input_type -> surge.v1.StopRunRequest
+	19, // 25: surge.v1.Runs.Report:input_type -> surge.v1.ReportRequest
+	27, // 26: surge.v1.Runs.Compare:input_type -> surge.v1.CompareRequest
+	28, // 27: surge.v1.Runs.Histograms:input_type -> surge.v1.HistogramsRequest
+	20, // 28: surge.v1.Agents.List:input_type -> surge.v1.ListAgentsRequest
+	1,  // 29: surge.v1.Runs.Submit:output_type -> surge.v1.SubmitResponse
+	4,  // 30: surge.v1.Runs.Watch:output_type -> surge.v1.RunUpdate
+	12, // 31: surge.v1.Runs.Get:output_type -> surge.v1.RunSummary
+	16, // 32: surge.v1.Runs.List:output_type -> surge.v1.ListRunsResponse
+	18, // 33: surge.v1.Runs.Stop:output_type -> surge.v1.StopRunResponse
+	12, // 34: surge.v1.Runs.Report:output_type -> surge.v1.RunSummary
+	29, // 35: surge.v1.Runs.Compare:output_type -> surge.v1.CompareResponse
+	30, // 36: surge.v1.Runs.Histograms:output_type -> surge.v1.HistogramFrame
+	22, // 37: surge.v1.Agents.List:output_type -> surge.v1.ListAgentsResponse
+	29, // [29:38] is the sub-list for method output_type
+	20, // [20:29] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_surge_v1_runs_proto_init() }
@@ -1825,6 +2000,7 @@ func file_surge_v1_runs_proto_init() {
 	if File_surge_v1_runs_proto != nil {
 		return
 	}
+	file_surge_v1_compare_proto_init()
 	file_surge_v1_runs_proto_msgTypes[4].OneofWrappers = []any{
 		(*RunUpdate_Progress)(nil),
 		(*RunUpdate_Summary)(nil),
@@ -1835,7 +2011,7 @@ func file_surge_v1_runs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_surge_v1_runs_proto_rawDesc), len(file_surge_v1_runs_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

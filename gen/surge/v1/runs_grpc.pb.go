@@ -19,12 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Runs_Submit_FullMethodName = "/surge.v1.Runs/Submit"
-	Runs_Watch_FullMethodName  = "/surge.v1.Runs/Watch"
-	Runs_Get_FullMethodName    = "/surge.v1.Runs/Get"
-	Runs_List_FullMethodName   = "/surge.v1.Runs/List"
-	Runs_Stop_FullMethodName   = "/surge.v1.Runs/Stop"
-	Runs_Report_FullMethodName = "/surge.v1.Runs/Report"
+	Runs_Submit_FullMethodName     = "/surge.v1.Runs/Submit"
+	Runs_Watch_FullMethodName      = "/surge.v1.Runs/Watch"
+	Runs_Get_FullMethodName        = "/surge.v1.Runs/Get"
+	Runs_List_FullMethodName       = "/surge.v1.Runs/List"
+	Runs_Stop_FullMethodName       = "/surge.v1.Runs/Stop"
+	Runs_Report_FullMethodName     = "/surge.v1.Runs/Report"
+	Runs_Compare_FullMethodName    = "/surge.v1.Runs/Compare"
+	Runs_Histograms_FullMethodName = "/surge.v1.Runs/Histograms"
 )
 
 // RunsClient is the client API for Runs service.
@@ -39,6 +41,8 @@ type RunsClient interface {
 	List(ctx context.Context, in *ListRunsRequest, opts ...grpc.CallOption) (*ListRunsResponse, error)
 	Stop(ctx context.Context, in *StopRunRequest, opts ...grpc.CallOption) (*StopRunResponse, error)
 	Report(ctx context.Context, in *ReportRequest, opts ...grpc.CallOption) (*RunSummary, error)
+	Compare(ctx context.Context, in *CompareRequest, opts ...grpc.CallOption) (*CompareResponse, error)
+	Histograms(ctx context.Context, in *HistogramsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[HistogramFrame], error)
 }
 
 type runsClient struct {
@@ -118,6 +122,35 @@ func (c *runsClient) Report(ctx context.Context, in *ReportRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *runsClient) Compare(ctx context.Context, in *CompareRequest, opts ...grpc.CallOption) (*CompareResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompareResponse)
+	err := c.cc.Invoke(ctx, Runs_Compare_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *runsClient) Histograms(ctx context.Context, in *HistogramsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[HistogramFrame], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Runs_ServiceDesc.Streams[1], Runs_Histograms_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[HistogramsRequest, HistogramFrame]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Runs_HistogramsClient = grpc.ServerStreamingClient[HistogramFrame]
+
 // RunsServer is the server API for Runs service.
 // All implementations must embed UnimplementedRunsServer
 // for forward compatibility.
@@ -130,6 +163,8 @@ type RunsServer interface {
 	List(context.Context, *ListRunsRequest) (*ListRunsResponse, error)
 	Stop(context.Context, *StopRunRequest) (*StopRunResponse, error)
 	Report(context.Context, *ReportRequest) (*RunSummary, error)
+	Compare(context.Context, *CompareRequest) (*CompareResponse, error)
+	Histograms(*HistogramsRequest, grpc.ServerStreamingServer[HistogramFrame]) error
 	mustEmbedUnimplementedRunsServer()
 }
 
@@ -157,6 +192,12 @@ func (UnimplementedRunsServer) Stop(context.Context, *StopRunRequest) (*StopRunR
 }
 func (UnimplementedRunsServer) Report(context.Context, *ReportRequest) (*RunSummary, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Report not implemented")
+}
+func (UnimplementedRunsServer) Compare(context.Context, *CompareRequest) (*CompareResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Compare not implemented")
+}
+func (UnimplementedRunsServer) Histograms(*HistogramsRequest, grpc.ServerStreamingServer[HistogramFrame]) error {
+	return status.Errorf(codes.Unimplemented, "method Histograms not implemented")
 }
 func (UnimplementedRunsServer) mustEmbedUnimplementedRunsServer() {}
 func (UnimplementedRunsServer) testEmbeddedByValue()              {}
@@ -280,6 +321,35 @@ func _Runs_Report_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Runs_Compare_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompareRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RunsServer).Compare(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Runs_Compare_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RunsServer).Compare(ctx, req.(*CompareRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Runs_Histograms_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(HistogramsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RunsServer).Histograms(m, &grpc.GenericServerStream[HistogramsRequest, HistogramFrame]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Runs_HistogramsServer = grpc.ServerStreamingServer[HistogramFrame]
+
 // Runs_ServiceDesc is the grpc.ServiceDesc for Runs service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -307,11 +377,20 @@ var Runs_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Report",
 			Handler:    _Runs_Report_Handler,
 		},
+		{
+			MethodName: "Compare",
+			Handler:    _Runs_Compare_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Watch",
 			Handler:       _Runs_Watch_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Histograms",
+			Handler:       _Runs_Histograms_Handler,
 			ServerStreams: true,
 		},
 	},

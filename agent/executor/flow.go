@@ -1,0 +1,234 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/surgeload/surge/agent/httpclient"
+	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/plan"
+)
+
+// IterationOptions configure PlanIteration.
+type IterationOptions struct {
+	Client *httpclient.Client
+	Rec    *ScenarioRecorder
+	// Clock: nil uses RealClock.
+	Clock Clock
+	// Region expands {{region}}.
+	Region string
+	// Env looks up {{env "NAME"}} on this agent; nil: none is set.
+	Env func(string) (string, bool)
+	// Seed seeds flow choice, think times and {{rand_int}} (see Seed).
+	Seed uint64
+}
+
+type stepKind int
+
+const (
+	stepRequest stepKind = iota
+	stepThink
+	stepBatch
+)
+
+type compiledStep struct {
+	kind  stepKind
+	reqs  []*httpclient.Request // one for stepRequest
+	think *plan.Dist
+}
+
+type compiledFlow struct {
+	name  string
+	cum   float64 // cumulative weight, for choice
+	steps []compiledStep
+}
+
+// vuState is one VU's iteration counter and random stream; a VU runs one
+// iteration at a time, so it needs no lock.
+type vuState struct {
+	iter int64
+	rng  *rand.Rand
+	vars httpclient.Vars
+}
+
+// PlanIteration returns the IterFunc of a scenario: each iteration picks a
+// flow by weight and runs its steps: requests in order, think times, and
+// batches sent in parallel. Templates are compiled here, once. The first
+// request of an iteration (every request of a leading batch) is measured
+// from the intended time when there is one (open model: no coordinated
+// omission). Series carry the flow's name; requests interrupted by ctx are
+// not recorded.
+func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
+	if o.Clock == nil {
+		o.Clock = RealClock{}
+	}
+	flows := sc.FlowList()
+	names := make([]string, 0, len(flows))
+	for n := range flows {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var compiled []compiledFlow
+	var total float64
+	for _, name := range names {
+		f := flows[name]
+		cf := compiledFlow{name: name}
+		for _, st := range f.Steps {
+			switch {
+			case st.Request != nil:
+				r, err := httpclient.Prepare(*st.Request)
+				if err != nil {
+					return nil, fmt.Errorf("flow %s: %w", name, err)
+				}
+				cf.steps = append(cf.steps, compiledStep{kind: stepRequest, reqs: []*httpclient.Request{r}})
+			case st.Think != nil:
+				cf.steps = append(cf.steps, compiledStep{kind: stepThink, think: st.Think})
+			case len(st.Batch) > 0:
+				cs := compiledStep{kind: stepBatch}
+				for _, br := range st.Batch {
+					r, err := httpclient.Prepare(br)
+					if err != nil {
+						return nil, fmt.Errorf("flow %s: batch: %w", name, err)
+					}
+					cs.reqs = append(cs.reqs, r)
+				}
+				cf.steps = append(cf.steps, cs)
+			}
+		}
+		w := f.Weight
+		if w <= 0 {
+			w = 1
+		}
+		total += w
+		cf.cum = total
+		compiled = append(compiled, cf)
+	}
+	var vus sync.Map // VU id → *vuState
+	state := func(vu int64) *vuState {
+		if v, ok := vus.Load(vu); ok {
+			return v.(*vuState)
+		}
+		seed := o.Seed ^ uint64(vu)*0x9e3779b97f4a7c15
+		st := &vuState{rng: rand.New(rand.NewPCG(seed, uint64(vu)))}
+		st.vars = httpclient.Vars{VU: vu, Region: o.Region, Now: o.Clock.Now, Rand: st.rng, Env: o.Env}
+		v, _ := vus.LoadOrStore(vu, st)
+		return v.(*vuState)
+	}
+	it := &iteration{o: o}
+	return func(ctx context.Context, vu int64, intended time.Time) bool {
+		st := state(vu)
+		st.iter++
+		st.vars.Iter = st.iter
+		f := &compiled[0]
+		if len(compiled) > 1 {
+			x := st.rng.Float64() * total
+			i := sort.Search(len(compiled), func(i int) bool { return compiled[i].cum > x })
+			f = &compiled[min(i, len(compiled)-1)]
+		}
+		first := true
+		for _, step := range f.steps {
+			from := time.Time{}
+			if first {
+				from = intended
+			}
+			switch step.kind {
+			case stepRequest:
+				first = false
+				if !it.send(ctx, f.name, step.reqs[0], &st.vars, from) {
+					return false
+				}
+			case stepBatch:
+				first = false
+				if !it.batch(ctx, f.name, step.reqs, &st.vars, from) {
+					return false
+				}
+			case stepThink:
+				if !it.think(ctx, step.think, st.rng) {
+					return false
+				}
+			}
+		}
+		return true
+	}, nil
+}
+
+type iteration struct{ o IterationOptions }
+
+// send sends one request and records it; false when ctx interrupted it.
+func (it *iteration) send(ctx context.Context, flow string, r *httpclient.Request, v *httpclient.Vars, intended time.Time) bool {
+	res := it.o.Client.DoWith(ctx, r, v, it.o.Clock.Now)
+	if res.Err != nil && ctx.Err() != nil {
+		return false
+	}
+	from := res.Sent
+	if !intended.IsZero() {
+		from = intended
+	}
+	latency := res.End.Sub(from)
+	cn := hist.Counters{Requests: 1, BytesIn: res.BytesIn, BytesOut: res.BytesOut}
+	if res.Failed() {
+		cn.Failures = 1
+	}
+	cn.ChecksPassed, cn.ChecksFailed = r.Check(&res, latency)
+	it.o.Rec.RequestFlow(flow, r.Name, res.Status, latency, res.End.Sub(res.Sent), cn)
+	return true
+}
+
+// batch sends reqs in parallel and waits for all of them.
+func (it *iteration) batch(ctx context.Context, flow string, reqs []*httpclient.Request, v *httpclient.Vars, intended time.Time) bool {
+	var wg sync.WaitGroup
+	ok := make([]bool, len(reqs))
+	for i, r := range reqs {
+		vc := *v // each request expands from its own copy; Rand is shared
+		vc.Rand = rand.New(rand.NewPCG(v.Rand.Uint64(), uint64(i)))
+		wg.Go(func() { ok[i] = it.send(ctx, flow, r, &vc, intended) })
+	}
+	wg.Wait()
+	for _, x := range ok {
+		if !x {
+			return false
+		}
+	}
+	return true
+}
+
+// think waits a duration drawn from d; false when ctx ended first.
+func (it *iteration) think(ctx context.Context, d *plan.Dist, rng *rand.Rand) bool {
+	w := SampleDist(d, rng)
+	if w <= 0 {
+		return ctx.Err() == nil
+	}
+	tm := it.o.Clock.NewTimer(w)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-tm.C():
+		return true
+	}
+}
+
+// SampleDist draws a duration from d: constant, uniform [min, max], normal
+// (truncated at 0) or exponential with the given mean.
+func SampleDist(d *plan.Dist, rng *rand.Rand) time.Duration {
+	switch {
+	case d == nil:
+		return 0
+	case len(d.Uniform) == 2:
+		lo, hi := d.Uniform[0].D(), d.Uniform[1].D()
+		if hi <= lo {
+			return lo
+		}
+		return lo + time.Duration(rng.Int64N(int64(hi-lo)+1))
+	case d.Normal != nil:
+		x := float64(d.Normal.Mean.D()) + rng.NormFloat64()*float64(d.Normal.StdDev.D())
+		return time.Duration(max(x, 0))
+	case d.Exponential > 0:
+		return time.Duration(rng.ExpFloat64() * float64(d.Exponential.D()))
+	}
+	return d.Constant.D()
+}
