@@ -29,6 +29,13 @@ type Agent struct {
 	out         *outbox
 	conns       atomic.Int64
 	running     atomic.Bool
+	watch       *pauseWatch
+	// repair asks the live session to end and reconnect (after a pause).
+	repair chan struct{}
+	// connected: a session is established; lostAt: when the last one ended
+	// (ns since watch.base; 0: never connected yet).
+	connected atomic.Bool
+	lostAt    atomic.Int64
 
 	gossipMu   sync.Mutex
 	gossipAddr string
@@ -75,6 +82,15 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.SnapshotBuffer == 0 {
 		cfg.SnapshotBuffer = DefaultSnapshotBuffer
 	}
+	if cfg.ControllerLossGrace == 0 {
+		cfg.ControllerLossGrace = DefaultControllerLoss
+	}
+	if cfg.PauseThreshold == 0 {
+		cfg.PauseThreshold = DefaultPauseThreshold
+	}
+	if cfg.ControllerLossGrace < 0 || cfg.PauseThreshold < 0 {
+		errs = append(errs, fmt.Errorf("controller loss grace %s and pause threshold %s must be > 0", cfg.ControllerLossGrace, cfg.PauseThreshold))
+	}
 	if cfg.SnapshotBuffer < 1 {
 		errs = append(errs, fmt.Errorf("snapshot buffer must be >= 1, got %d", cfg.SnapshotBuffer))
 	}
@@ -92,6 +108,8 @@ func New(cfg Config) (*Agent, error) {
 		resolver:    &net.Resolver{},
 		incarnation: cluster.NewIncarnation(),
 		out:         newOutbox(cfg.SnapshotBuffer, log),
+		watch:       newPauseWatch(cfg.PauseThreshold),
+		repair:      make(chan struct{}, 1),
 		runs:        make(map[string]*runState),
 		finished:    make(map[string]uint64),
 	}, nil
@@ -164,6 +182,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer close(loopDone)
 		a.connectLoop(sessCtx, node)
 	}()
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		a.watchLoop(ctx)
+	}()
+	defer func() { <-watchDone }()
 
 	<-ctx.Done()
 	a.runsMu.Lock()
@@ -216,6 +240,37 @@ func (a *Agent) connectLoop(ctx context.Context, node *cluster.Node) {
 		case <-t.C:
 		}
 		backoff = min(backoff*2, a.cfg.ReconnectMax)
+	}
+}
+
+// watchLoop ticks the pause watch and enforces the controller-loss grace
+// until ctx ends.
+func (a *Agent) watchLoop(ctx context.Context) {
+	t := time.NewTicker(watchTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.watch.tick(func(gap time.Duration) {
+			n := a.suspendAll()
+			a.log.Warn("this process was paused; runs suspended until the controller confirms them", "gap", gap, "runs", n)
+			select {
+			case a.repair <- struct{}{}:
+			default:
+			}
+		})
+		if a.connected.Load() {
+			continue
+		}
+		since := a.lostAt.Load() // 0 (never connected): counted from the start
+		if gone := time.Duration(a.watch.now() - since); gone > a.cfg.ControllerLossGrace {
+			if n := a.stopAll(fmt.Sprintf("no controller for %s (controller_loss_grace)", gone.Round(time.Second))); n > 0 {
+				a.log.Warn("controller lost for longer than the grace; stopping runs", "grace", a.cfg.ControllerLossGrace, "runs", n)
+			}
+		}
 	}
 }
 

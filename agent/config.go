@@ -5,6 +5,7 @@
 package agent
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"time"
 )
@@ -53,6 +54,17 @@ type Config struct {
 	// SnapshotBuffer bounds the unacknowledged snapshots kept per run for
 	// resending after a reconnect; default 600 (10 minutes at 1s).
 	SnapshotBuffer int
+	// ControllerLossGrace is how long runs keep going without a controller
+	// session (snapshots are buffered and resent); past it they stop, so an
+	// orphaned fleet never hammers a target. Default 60s.
+	ControllerLossGrace time.Duration
+	// PauseThreshold: a gap this long in the agent's own ticking (SIGSTOP,
+	// a frozen VM) suspends its runs until the controller confirms them
+	// over a fresh stream. Default 1s.
+	PauseThreshold time.Duration
+	// TLS, when set, is used to dial the controller (mTLS with the agent's
+	// certificate).
+	TLS *tls.Config
 }
 
 // Defaults for zero Config fields.
@@ -60,4 +72,6 @@ const (
 	DefaultReconnectMin   = 100 * time.Millisecond
 	DefaultReconnectMax   = 5 * time.Second
 	DefaultSnapshotBuffer = 600
+	DefaultControllerLoss = 60 * time.Second
+	DefaultPauseThreshold = time.Second
 )

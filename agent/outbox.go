@@ -10,8 +10,9 @@ import (
 // outbox holds what the agent has to tell the controller, in order: run
 // events until they were sent, and snapshots until the controller acked
 // them, so they survive a broken stream and are resent on the next one.
-// Snapshots are bounded per run: past the bound the oldest non-final one is
-// dropped and counted. It is safe for concurrent use.
+// Snapshots are bounded per run: past the bound the two oldest never-sent
+// ones are merged into one (memory stays flat while the controller is
+// away), and only when nothing can merge is the oldest dropped and counted. It is safe for concurrent use.
 type outbox struct {
 	log    *slog.Logger
 	limit  int
@@ -21,6 +22,7 @@ type outbox struct {
 	items   []*outItem
 	perRun  map[string]int
 	dropped map[string]int64
+	merged  map[string]int64
 	gen     uint64
 	closed  bool
 }
@@ -36,7 +38,7 @@ type outItem struct {
 
 func newOutbox(limit int, log *slog.Logger) *outbox {
 	return &outbox{log: log, limit: limit, notify: make(chan struct{}, 1),
-		perRun: make(map[string]int), dropped: make(map[string]int64)}
+		perRun: make(map[string]int), dropped: make(map[string]int64), merged: make(map[string]int64)}
 }
 
 func (o *outbox) wake() {
@@ -60,19 +62,58 @@ func (o *outbox) addSnapshot(s *surgev1.Snapshot) {
 		run: run, seq: s.GetSeq(), snapshot: true, final: s.GetFinal()})
 	o.perRun[run]++
 	if o.perRun[run] > o.limit {
-		for i, it := range o.items {
-			if it.snapshot && !it.final && it.run == run {
-				o.items = append(o.items[:i], o.items[i+1:]...)
-				o.perRun[run]--
-				o.dropped[run]++
-				o.log.Warn("snapshot buffer full: dropped the oldest unacknowledged snapshot",
-					"run", run, "seq", it.seq, "limit", o.limit, "dropped_total", o.dropped[run])
-				break
-			}
-		}
+		o.shrink(run)
 	}
 	o.mu.Unlock()
 	o.wake()
+}
+
+// shrink brings run back to its bound: it merges the two oldest queued
+// snapshots of the run that were never sent (so the controller cannot have
+// counted either: the merged one covers their seq range under the later
+// seq), or, when none can merge, drops the oldest non-final one and counts
+// it. Caller holds o.mu.
+func (o *outbox) shrink(run string) {
+	var prev *outItem
+	prevIdx := -1
+	for i, it := range o.items {
+		if !it.snapshot || it.run != run {
+			continue
+		}
+		if it.sentGen != 0 || it.final {
+			prev, prevIdx = nil, -1
+			continue
+		}
+		if prev != nil {
+			merged, err := mergeSnapshots(prev.msg.GetSnapshot(), it.msg.GetSnapshot())
+			if err == nil {
+				it.msg = &surgev1.AgentMessage{Msg: &surgev1.AgentMessage_Snapshot{Snapshot: merged}}
+				o.items = append(o.items[:prevIdx], o.items[prevIdx+1:]...)
+				o.perRun[run]--
+				o.merged[run]++
+				return
+			}
+			o.log.Warn("could not merge queued snapshots", "run", run, "err", err)
+		}
+		prev, prevIdx = it, i
+	}
+	for i, it := range o.items {
+		if it.snapshot && !it.final && it.run == run {
+			o.items = append(o.items[:i], o.items[i+1:]...)
+			o.perRun[run]--
+			o.dropped[run]++
+			o.log.Warn("snapshot buffer full: dropped the oldest unacknowledged snapshot",
+				"run", run, "seq", it.seq, "limit", o.limit, "dropped_total", o.dropped[run])
+			return
+		}
+	}
+}
+
+// counts returns how many snapshots of run were merged and dropped.
+func (o *outbox) counts(run string) (merged, dropped int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.merged[run], o.dropped[run]
 }
 
 // newSession starts a session generation: everything not acked is unsent

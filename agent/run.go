@@ -4,7 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/surgeload/surge/agent/executor"
@@ -16,15 +21,23 @@ import (
 // checkTimeout bounds resolving a plan's target hosts for the allow-list.
 const checkTimeout = 5 * time.Second
 
-// runState is one assigned run.
+// runState is one assigned run. epoch and latest are guarded by the
+// agent's runsMu.
 type runState struct {
-	id     string
-	epoch  uint64
-	cancel context.CancelFunc
+	id      string
+	epoch   uint64
+	latest  *surgev1.Assign
+	gate    *gate
+	cancel  context.CancelFunc
+	reshare chan *surgev1.Assign // higher-epoch assigns for the run goroutine
+	// stopReason is why the controller stopped the run ("" otherwise).
+	stopReason atomic.Pointer[string]
 }
 
-// assign starts an assigned run in its own goroutine, unless it is a
-// duplicate.
+// assign starts an assigned run in its own goroutine. For a run already
+// running here, an Assign with a higher epoch is a reshare (its new
+// takeover parts start beside the running ones) and any Assign with the
+// held or a higher epoch confirms the run, opening its gate after a pause.
 func (a *Agent) assign(as *surgev1.Assign) {
 	id := as.GetRunId()
 	a.runsMu.Lock()
@@ -33,11 +46,20 @@ func (a *Agent) assign(as *surgev1.Assign) {
 		return
 	}
 	if r, ok := a.runs[id]; ok {
+		if as.GetEpoch() < r.epoch {
+			a.log.Info("ignoring an assign with an older epoch", "run", id, "epoch", as.GetEpoch(), "held", r.epoch)
+			return
+		}
 		if as.GetEpoch() > r.epoch {
-			a.log.Warn("reshare of a running run is not supported yet; keeping the current share",
-				"run", id, "epoch", r.epoch, "new_epoch", as.GetEpoch())
-		} else {
-			a.log.Info("ignoring duplicate assign", "run", id, "epoch", as.GetEpoch())
+			r.epoch, r.latest = as.GetEpoch(), as
+			select {
+			case r.reshare <- as:
+			default:
+				a.log.Warn("reshare queue full; dropping an assign", "run", id, "epoch", as.GetEpoch())
+			}
+		}
+		if r.gate.resume() {
+			a.log.Info("controller confirmed the run; resuming", "run", id, "epoch", r.epoch)
 		}
 		return
 	}
@@ -46,16 +68,17 @@ func (a *Agent) assign(as *surgev1.Assign) {
 		return
 	}
 	ctx, cancel := context.WithCancel(a.runCtx)
-	r := &runState{id: id, epoch: as.GetEpoch(), cancel: cancel}
+	r := &runState{id: id, epoch: as.GetEpoch(), latest: as, gate: newGate(a.watch), cancel: cancel,
+		reshare: make(chan *surgev1.Assign, 16)}
 	a.runs[id] = r
 	a.runWG.Add(1)
 	go func() {
 		defer a.runWG.Done()
 		defer cancel()
-		a.runAssigned(ctx, as)
+		a.runAssigned(ctx, r, as)
 		a.runsMu.Lock()
 		delete(a.runs, id)
-		a.finished[id] = as.GetEpoch()
+		a.finished[id] = max(r.epoch, as.GetEpoch())
 		a.runsMu.Unlock()
 	}()
 }
@@ -70,7 +93,42 @@ func (a *Agent) stop(st *surgev1.Stop) {
 		return
 	}
 	a.log.Info("stopping run", "run", r.id, "reason", st.GetReason())
+	reason := st.GetReason()
+	r.stopReason.Store(&reason)
 	r.cancel()
+}
+
+// runEpochs lists the runs running here with their epochs, for Hello.
+func (a *Agent) runEpochs() []*surgev1.RunEpoch {
+	a.runsMu.Lock()
+	defer a.runsMu.Unlock()
+	out := make([]*surgev1.RunEpoch, 0, len(a.runs))
+	for _, r := range a.runs {
+		out = append(out, &surgev1.RunEpoch{RunId: r.id, Epoch: r.epoch})
+	}
+	return out
+}
+
+// suspendAll closes every run's gate: after a pause, nothing is sent until
+// the controller confirms or fences each run.
+func (a *Agent) suspendAll() int {
+	a.runsMu.Lock()
+	defer a.runsMu.Unlock()
+	for _, r := range a.runs {
+		r.gate.suspend()
+	}
+	return len(a.runs)
+}
+
+// stopAll cancels every run (the controller has been gone too long).
+func (a *Agent) stopAll(reason string) int {
+	a.runsMu.Lock()
+	defer a.runsMu.Unlock()
+	for _, r := range a.runs {
+		r.stopReason.Store(&reason)
+		r.cancel()
+	}
+	return len(a.runs)
 }
 
 func (a *Agent) event(as *surgev1.Assign, kind surgev1.RunEvent_Kind, at time.Time, msg string) {
@@ -87,20 +145,50 @@ func (a *Agent) check(ctx context.Context, as *surgev1.Assign) (*plan.Plan, erro
 	if err := executor.ValidateShare(p, as.GetShare()); err != nil {
 		return nil, fmt.Errorf("agent %s: invalid share: %w", a.cfg.ID, err)
 	}
-	if r := executor.PeakRate(p, as.GetShare()); a.cfg.MaxRate > 0 && r > a.cfg.MaxRate {
-		return nil, fmt.Errorf("agent %s: the share peaks at %.6g arrivals/s, over this agent's max rate of %.6g/s", a.cfg.ID, r, a.cfg.MaxRate)
+	if err := a.checkCaps(p, as.GetShare().GetScenarios(), nil); err != nil {
+		return nil, err
 	}
-	if n := executor.PeakVUs(p, as.GetShare()); a.cfg.MaxVUs > 0 && n > a.cfg.MaxVUs {
-		return nil, fmt.Errorf("agent %s: the share needs up to %d VUs, over this agent's max of %d", a.cfg.ID, n, a.cfg.MaxVUs)
+	if err := a.checkHosts(ctx, p, as.GetShare().GetScenarios()); err != nil {
+		return nil, err
 	}
+	return p, nil
+}
+
+// checkCaps refuses parts that would take the agent over its own rate and
+// VU caps, on top of the parts it already runs.
+func (a *Agent) checkCaps(p *plan.Plan, add, running []*surgev1.ScenarioShare) error {
+	var rate float64
+	for _, ss := range append(slices.Clone(running), add...) {
+		rate += partPeakRate(p, ss)
+	}
+	if a.cfg.MaxRate > 0 && rate > a.cfg.MaxRate*(1+1e-9) {
+		return fmt.Errorf("agent %s: the share peaks at %.6g arrivals/s, over this agent's max rate of %.6g/s", a.cfg.ID, rate, a.cfg.MaxRate)
+	}
+	n := executor.PeakVUs(p, &surgev1.Share{Scenarios: running}) + executor.PeakVUs(p, &surgev1.Share{Scenarios: add})
+	if a.cfg.MaxVUs > 0 && n > a.cfg.MaxVUs {
+		return fmt.Errorf("agent %s: the share needs up to %d VUs, over this agent's max of %d", a.cfg.ID, n, a.cfg.MaxVUs)
+	}
+	return nil
+}
+
+// checkHosts resolves the hosts of the parts' requests against the
+// allow-list.
+func (a *Agent) checkHosts(ctx context.Context, p *plan.Plan, parts []*surgev1.ScenarioShare) error {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	seen := make(map[string]bool)
-	for _, ss := range as.GetShare().GetScenarios() {
-		for _, r := range p.Scenarios[ss.GetScenario()].Requests {
+	for _, ss := range parts {
+		sc := p.Scenarios[ss.GetScenario()]
+		if sc == nil {
+			return fmt.Errorf("agent %s: scenario %q is not in the plan", a.cfg.ID, ss.GetScenario())
+		}
+		for _, r := range sc.AllRequests() {
 			u, err := url.Parse(r.URL)
+			if err != nil && strings.Contains(r.URL, "{{") {
+				continue // a templated host: the allow-list is enforced at dial time
+			}
 			if err != nil {
-				return nil, fmt.Errorf("agent %s: request %q: %w", a.cfg.ID, r.Name, err)
+				return fmt.Errorf("agent %s: request %q: %w", a.cfg.ID, r.Name, err)
 			}
 			host := u.Hostname()
 			if seen[host] {
@@ -108,16 +196,54 @@ func (a *Agent) check(ctx context.Context, as *surgev1.Assign) (*plan.Plan, erro
 			}
 			seen[host] = true
 			if _, err := a.allow.Resolve(ctx, a.resolver, host); err != nil {
-				return nil, fmt.Errorf("agent %s: %w", a.cfg.ID, err)
+				return fmt.Errorf("agent %s: %w", a.cfg.ID, err)
 			}
 		}
 	}
-	return p, nil
+	return nil
+}
+
+// takeovers returns the takeover parts of as that are not running yet,
+// grouped by part id, checked against the plan, the caps and the
+// allow-list; refused parts are logged and left out.
+func (a *Agent) takeovers(ctx context.Context, p *plan.Plan, as *surgev1.Assign, have map[string][]*surgev1.ScenarioShare, log *slog.Logger) map[string][]*surgev1.ScenarioShare {
+	var running []*surgev1.ScenarioShare
+	for _, ss := range have {
+		running = append(running, ss...)
+	}
+	out := map[string][]*surgev1.ScenarioShare{}
+	for _, ss := range as.GetShare().GetTakeovers() {
+		id := ss.GetPartId()
+		if id == "" {
+			id = "takeover:" + ss.GetFromAgent()
+		}
+		if _, ok := have[id]; ok {
+			continue
+		}
+		one := &surgev1.Share{Scenarios: []*surgev1.ScenarioShare{ss}}
+		err := executor.ValidateShare(p, one)
+		if err == nil && (ss.GetArrivalFirst() < 0 || ss.GetArrivalStride() < 0) {
+			err = errors.New("negative arrival progression")
+		}
+		if err == nil {
+			err = a.checkCaps(p, one.GetScenarios(), running)
+		}
+		if err == nil {
+			err = a.checkHosts(ctx, p, one.GetScenarios())
+		}
+		if err != nil {
+			log.Warn("refused a takeover part", "part", id, "from", ss.GetFromAgent(), "err", err)
+			continue
+		}
+		out[id] = append(out[id], ss)
+		running = append(running, ss)
+	}
+	return out
 }
 
 // runAssigned takes a run from its Assign to its final snapshot and event.
-func (a *Agent) runAssigned(ctx context.Context, as *surgev1.Assign) {
-	log := a.log.With("run", as.GetRunId(), "epoch", as.GetEpoch())
+func (a *Agent) runAssigned(ctx context.Context, r *runState, as *surgev1.Assign) {
+	log := a.log.With("run", as.GetRunId())
 	p, err := a.check(ctx, as)
 	if err != nil {
 		log.Warn("rejected run", "err", err)
@@ -125,7 +251,7 @@ func (a *Agent) runAssigned(ctx context.Context, as *surgev1.Assign) {
 		return
 	}
 	a.event(as, surgev1.RunEvent_KIND_ACCEPTED, time.Now(), "")
-	log.Info("accepted run", "start_in", time.Until(time.Unix(0, as.GetStartUnixNs())))
+	log.Info("accepted run", "epoch", as.GetEpoch(), "start_in", time.Until(time.Unix(0, as.GetStartUnixNs())))
 
 	interval := time.Duration(as.GetIntervalMs()) * time.Millisecond
 	if interval <= 0 {
@@ -134,20 +260,40 @@ func (a *Agent) runAssigned(ctx context.Context, as *surgev1.Assign) {
 	if interval <= 0 {
 		interval = time.Second
 	}
-	rec := executor.NewRecorder()
-	rec.SetObserver(a.cfg.OnSample)
-	for _, ss := range as.GetShare().GetScenarios() {
-		rec.Scenario(ss.GetScenario())
+	epoch := func() uint64 {
+		a.runsMu.Lock()
+		defer a.runsMu.Unlock()
+		return r.epoch
 	}
+	current := func() *surgev1.Assign {
+		a.runsMu.Lock()
+		defer a.runsMu.Unlock()
+		return r.latest
+	}
+	var (
+		parts   []*part
+		running = map[string][]*surgev1.ScenarioShare{}
+		partsWG sync.WaitGroup
+	)
+	// Stop every part before returning, whatever path returns.
+	partsCtx, cancelParts := context.WithCancel(ctx)
+	defer func() {
+		cancelParts()
+		partsWG.Wait()
+	}()
+
 	stats := newStatsSampler(&a.conns)
 	var seq uint64
 	emit := func(idx int64, final bool, at time.Time) {
-		set, scen := rec.Swap(at)
+		series, scen := swapParts(parts, at)
 		seq++
 		a.out.addSnapshot(&surgev1.Snapshot{
-			RunId: as.GetRunId(), AgentId: a.cfg.ID, Seq: seq, Epoch: as.GetEpoch(), Interval: idx,
-			Series: set.ToProto(), Scenarios: scen, Agent: stats.sample(), Final: final,
+			RunId: as.GetRunId(), AgentId: a.cfg.ID, Seq: seq, Epoch: epoch(), Interval: idx,
+			Series: series, Scenarios: scen, Agent: stats.sample(), Final: final,
 		})
+	}
+	finished := func(kind surgev1.RunEvent_Kind, msg string) {
+		a.event(current(), kind, time.Now(), msg)
 	}
 
 	// Wait for the start, in this agent's clock.
@@ -157,53 +303,94 @@ func (a *Agent) runAssigned(ctx context.Context, as *surgev1.Assign) {
 		case <-ctx.Done():
 			t.Stop()
 			emit(0, true, time.Now())
-			a.event(as, surgev1.RunEvent_KIND_FINISHED, time.Now(), "stopped before the start")
+			finished(surgev1.RunEvent_KIND_FINISHED, "stopped before the start")
 			return
 		case <-t.C:
 		}
 	}
-	start := time.Now()
-	a.event(as, surgev1.RunEvent_KIND_STARTED, start, "")
+	// The run's start in this agent's clock: takeover parts share it.
+	start := time.Unix(0, as.GetStartUnixNs())
+	if time.Since(start) > interval {
+		start = time.Now() // a start that passed long ago is a clock problem; start now
+	}
+	a.event(as, surgev1.RunEvent_KIND_STARTED, time.Now(), "")
 	log.Info("started run")
 
+	var maxIdle int64
+	for _, ss := range as.GetShare().GetScenarios() {
+		maxIdle += max(ss.GetMaxVus(), ss.GetPreAllocatedVus(), ss.GetVus())
+	}
 	client := httpclient.New(httpclient.Options{
 		Allow:               a.allow,
 		Resolver:            a.resolver,
-		MaxIdleConnsPerHost: int(min(executor.PeakVUs(p, as.GetShare()), 1<<20)),
+		MaxIdleConnsPerHost: int(min(max(maxIdle, executor.PeakVUs(p, as.GetShare())), 1<<20)),
 		Conns:               &a.conns,
 	})
 	defer client.Close()
-	done := make(chan error, 1)
-	go func() {
-		done <- executor.RunShare(ctx, start, executor.ShareOptions{
-			Plan: p, Share: as.GetShare(), Client: client, Recorder: rec, Logger: log,
-		})
-	}()
 
-	var idx int64
+	opts := partOptions{plan: p, client: client, gate: r.gate, log: log, onSample: a.cfg.OnSample,
+		runID: as.GetRunId(), region: a.cfg.Region}
+	pending := 0
+	results := make(chan error, 64)
+	launch := func(id string, shares []*surgev1.ScenarioShare, takeover bool) {
+		o := opts
+		o.shares, o.takeover = shares, takeover
+		pt, err := startPart(partsCtx, &partsWG, id, start, o)
+		if err != nil {
+			log.Warn("could not start a part", "part", id, "err", err)
+			return
+		}
+		parts = append(parts, pt)
+		running[id] = shares
+		pending++
+		partsWG.Go(func() { results <- <-pt.done })
+	}
+	launch("", as.GetShare().GetScenarios(), false)
+	for id, ss := range a.takeovers(ctx, p, as, running, log) {
+		launch(id, ss, true)
+	}
+
+	var (
+		idx     int64
+		runErrs []error
+	)
 	boundary := func() time.Time { return start.Add(time.Duration(idx+1) * interval) }
 	t := time.NewTimer(time.Until(boundary()))
 	defer t.Stop()
-	for {
+	for pending > 0 {
 		select {
-		case err = <-done:
-			emit(idx, true, time.Now())
-			switch {
-			case err != nil:
-				log.Warn("run failed", "err", err)
-				a.event(as, surgev1.RunEvent_KIND_FAILED, time.Now(), fmt.Sprintf("agent %s: %v", a.cfg.ID, err))
-			case errors.Is(ctx.Err(), context.Canceled):
-				log.Info("run stopped")
-				a.event(as, surgev1.RunEvent_KIND_FINISHED, time.Now(), "stopped")
-			default:
-				log.Info("run finished")
-				a.event(as, surgev1.RunEvent_KIND_FINISHED, time.Now(), "")
+		case err := <-results:
+			pending--
+			if err != nil {
+				runErrs = append(runErrs, err)
 			}
-			return
+		case next := <-r.reshare:
+			added := a.takeovers(ctx, p, next, running, log)
+			for id, ss := range added {
+				launch(id, ss, true)
+			}
+			log.Info("reshare", "epoch", next.GetEpoch(), "new_parts", len(added))
 		case <-t.C:
 			emit(idx, false, boundary())
 			idx++
 			t.Reset(time.Until(boundary()))
 		}
+	}
+	emit(idx, true, time.Now())
+	err = errors.Join(runErrs...)
+	switch {
+	case err != nil:
+		log.Warn("run failed", "err", err)
+		finished(surgev1.RunEvent_KIND_FAILED, fmt.Sprintf("agent %s: %v", a.cfg.ID, err))
+	case ctx.Err() != nil:
+		reason := "stopped"
+		if rs := r.stopReason.Load(); rs != nil && *rs != "" {
+			reason = "stopped: " + *rs
+		}
+		log.Info("run stopped", "reason", reason)
+		finished(surgev1.RunEvent_KIND_FINISHED, reason)
+	default:
+		log.Info("run finished")
+		finished(surgev1.RunEvent_KIND_FINISHED, "")
 	}
 }

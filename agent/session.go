@@ -10,10 +10,21 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+)
+
+// Message size limits of the agent's side of the stream.
+const (
+	// MaxRecvMsgSize bounds one message from the controller: an Assign
+	// with the plan as JSON (plans are at most 4 MiB of YAML).
+	MaxRecvMsgSize = 16 << 20
+	// MaxSendMsgSize bounds one message to the controller; it matches the
+	// controller's receive limit.
+	MaxSendMsgSize = 16 << 20
 )
 
 // Session timings.
@@ -30,9 +41,16 @@ type agentStream = grpc.BidiStreamingClient[surgev1.AgentMessage, surgev1.Contro
 // the outbox was closed and everything delivered, else why the stream
 // ended; established reports that the controller answered.
 func (a *Agent) session(ctx context.Context, addr string) (established bool, err error) {
+	creds := insecure.NewCredentials()
+	if a.cfg.TLS != nil {
+		creds = credentials.NewTLS(a.cfg.TLS)
+	}
 	cc, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		// Assigns carry the plan (at most 4 MiB of YAML, a little more as
+		// JSON); snapshots are bounded by the controller's own limit.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxRecvMsgSize), grpc.MaxCallSendMsgSize(MaxSendMsgSize)),
 	)
 	if err != nil {
 		return false, fmt.Errorf("dial controller %s: %w", addr, err)
@@ -55,11 +73,17 @@ func (a *Agent) session(ctx context.Context, addr string) (established bool, err
 		MaxVus:      a.cfg.MaxVUs,
 		Labels:      a.cfg.Labels,
 		Allow:       a.allow.Entries(),
+		Runs:        a.runEpochs(),
 	}
 	if err := stream.Send(&surgev1.AgentMessage{Msg: &surgev1.AgentMessage_Hello{Hello: hello}}); err != nil {
 		return false, fmt.Errorf("send hello: %w", err)
 	}
-	a.log.Info("connected to controller", "addr", addr)
+	a.log.Info("connected to controller", "addr", addr, "runs", len(hello.Runs))
+	defer func() {
+		if a.connected.Swap(false) {
+			a.lostAt.Store(a.watch.now())
+		}
+	}()
 
 	var (
 		est     = newClockEstimator()
@@ -88,7 +112,9 @@ func (a *Agent) recvLoop(stream agentStream, est *clockEstimator, estab *atomic.
 		if err != nil {
 			return fmt.Errorf("receive: %w", err)
 		}
-		estab.Store(true)
+		if !estab.Swap(true) {
+			a.connected.Store(true)
+		}
 		switch m := msg.GetMsg().(type) {
 		case *surgev1.ControllerMessage_Welcome:
 			a.log.Info("welcomed by controller", "controller", m.Welcome.GetControllerId())
@@ -136,6 +162,8 @@ func (a *Agent) sendLoop(ctx context.Context, stream agentStream, est *clockEsti
 			}
 			return err
 		case <-a.out.notify:
+		case <-a.repair:
+			return errors.New("paused: reconnecting to have the runs confirmed")
 		case <-hb.C:
 			off, rtt, _ := est.estimate()
 			h := &surgev1.Heartbeat{Stats: stats.sample(), ClockOffsetNs: off, ClockRttNs: rtt, Runs: a.runIDs()}

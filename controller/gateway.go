@@ -26,6 +26,8 @@ const (
 	agentQueue = 1024
 	// maxIDLen bounds agent ids, regions, zones and similar names.
 	maxIDLen = 128
+	// maxHelloRuns bounds the runs an agent may claim in Hello.
+	maxHelloRuns = 64
 	// DefaultRegion is the region of agents that declare none.
 	DefaultRegion = "default"
 )
@@ -111,6 +113,14 @@ func validateHello(h *surgev1.Hello) error {
 	if h.GetMaxVus() < 0 {
 		return fmt.Errorf("max_vus %d must be >= 0", h.GetMaxVus())
 	}
+	if n := len(h.GetRuns()); n > maxHelloRuns {
+		return fmt.Errorf("%d runs, at most %d", n, maxHelloRuns)
+	}
+	for _, re := range h.GetRuns() {
+		if err := validName("run id", re.GetRunId(), true); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -157,6 +167,7 @@ func (g *gateway) Connect(stream surgev1.AgentGateway_ConnectServer) error {
 	defer c.unregisterAgent(a)
 	a.log.Info("agent connected", slog.String("addr", a.addr), slog.String("incarnation", a.incarnation))
 	a.send(&surgev1.ControllerMessage{Msg: &surgev1.ControllerMessage_Welcome{Welcome: &surgev1.Welcome{ControllerId: c.cfg.ID}}})
+	c.attachAgent(ctx, a, hello.GetRuns())
 
 	recvDone := make(chan error, 1)
 	c.recvWG.Go(func() { recvDone <- g.recvLoop(ctx, a, stream) })

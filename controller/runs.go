@@ -147,22 +147,25 @@ func (s *runsService) Submit(ctx context.Context, req *surgev1.SubmitRequest) (*
 	start := alignUp(now.Add(c.cfg.StartLead), interval)
 
 	r := &run{
-		c:        c,
-		planName: p.Name,
-		planYAML: req.GetPlanYaml(),
-		planJSON: planJSON,
-		start:    start,
-		interval: interval,
-		total:    total,
-		deadline: start.Add(total + maxGraceful + deadlineSlack),
-		epoch:    1,
-		members:  map[string]*runAgent{},
-		specs:    specs,
-		in:       make(chan runInput, 256),
-		done:     make(chan struct{}),
-		accepted: make(chan error, 1),
-		watchers: map[chan *surgev1.Progress]struct{}{},
-		phase:    phasePending,
+		c:          c,
+		planName:   p.Name,
+		planYAML:   req.GetPlanYaml(),
+		planJSON:   planJSON,
+		start:      start,
+		interval:   interval,
+		total:      total,
+		deadline:   start.Add(total + maxGraceful + deadlineSlack),
+		epoch:      1,
+		members:    map[string]*runAgent{},
+		specs:      specs,
+		plan:       p,
+		onLoss:     p.OnAgentLoss,
+		fencedLate: map[string]int64{},
+		in:         make(chan runInput, 256),
+		done:       make(chan struct{}),
+		accepted:   make(chan error, 1),
+		watchers:   map[chan *surgev1.Progress]struct{}{},
+		phase:      phasePending,
 	}
 	resp := &surgev1.SubmitResponse{PlanName: p.Name, DurationMs: total.Milliseconds()}
 	agentRegions := map[string]string{}
@@ -172,7 +175,8 @@ func (s *runsService) Submit(ctx context.Context, req *surgev1.SubmitRequest) (*
 		}
 		a := byID[sh.AgentID]
 		off := a.offset()
-		r.members[a.id] = &runAgent{id: a.id, region: a.region, conn: a, share: shareProto(sh), offsetNs: off}
+		r.members[a.id] = &runAgent{id: a.id, region: a.region, conn: a, share: shareProto(sh), offsetNs: off,
+			incarnation: a.incarnation, epoch: 1}
 		r.order = append(r.order, a.id)
 		agentRegions[a.id] = a.region
 		resp.Agents = append(resp.Agents, &surgev1.AgentShareInfo{AgentId: a.id, Region: a.region, ClockOffsetUs: off / 1000})
@@ -181,6 +185,7 @@ func (s *runsService) Submit(ctx context.Context, req *surgev1.SubmitRequest) (*
 		return nil, status.Error(codes.FailedPrecondition, "the plan gives no agent any work")
 	}
 	maxIdx := int64((total+maxGraceful)/interval) + 1 + int64(deadlineSlack/interval)
+	r.maxIdx = maxIdx
 
 	c.mu.Lock()
 	if c.stopping || c.runsCtx == nil {
@@ -199,7 +204,7 @@ func (s *runsService) Submit(ctx context.Context, req *surgev1.SubmitRequest) (*
 		Start:       start,
 		Interval:    interval,
 		MaxInterval: maxIdx,
-		Epoch:       r.epoch,
+		Epoch:       aggEpoch,
 		Agents:      agentRegions,
 		Thresholds:  specs,
 	})

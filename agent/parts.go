@@ -1,0 +1,244 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/surgeload/surge/agent/executor"
+	"github.com/surgeload/surge/agent/httpclient"
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/plan"
+)
+
+// progressionPacer sends the arrivals j = first, first+stride, ... (j <
+// arrivals) of the uniform schedule of arrivals/total along a scenario's
+// rate curve: one agent's part of a lost agent's remaining arrivals after a
+// reshare. The survivors' progressions interleave, so together they send
+// exactly the arrivals the lost agent had left, each at its planned time.
+type progressionPacer struct {
+	base          *executor.SchedulePacer
+	first, stride int64
+	count         int64
+}
+
+var (
+	_ executor.Pacer      = (*progressionPacer)(nil)
+	_ executor.DueCounter = (*progressionPacer)(nil)
+)
+
+func newProgressionPacer(sc *plan.Scenario, ss *surgev1.ScenarioShare) *progressionPacer {
+	first, stride := ss.GetArrivalFirst(), max(ss.GetArrivalStride(), 1)
+	var count int64
+	if a := ss.GetArrivals(); first >= 0 && first < a {
+		count = (a - first + stride - 1) / stride
+	}
+	return &progressionPacer{
+		base:  executor.NewSchedulePacer(sc, ss.GetArrivals(), ss.GetTotalArrivals()),
+		first: max(first, 0), stride: stride, count: count,
+	}
+}
+
+// Next implements executor.Pacer.
+func (p *progressionPacer) Next(n int64) (time.Duration, bool) {
+	if n < 0 || n >= p.count {
+		return 0, true
+	}
+	return p.base.Next(p.first + n*p.stride)
+}
+
+// Rate implements executor.Pacer.
+func (p *progressionPacer) Rate(elapsed time.Duration) float64 {
+	if p.count == 0 {
+		return 0
+	}
+	return p.base.Rate(elapsed) / float64(p.stride)
+}
+
+// DueBy implements executor.DueCounter.
+func (p *progressionPacer) DueBy(elapsed time.Duration) int64 {
+	return int64(sort.Search(int(p.count), func(n int) bool {
+		due, _ := p.Next(int64(n))
+		return due > elapsed
+	}))
+}
+
+// partPeakRate is the most arrivals per second one share part plans.
+func partPeakRate(p *plan.Plan, ss *surgev1.ScenarioShare) float64 {
+	sc := p.Scenarios[ss.GetScenario()]
+	if sc == nil || !sc.IsArrivalRate() || ss.GetTotalArrivals() <= 0 {
+		return 0
+	}
+	return sc.PeakRate() * float64(ss.GetArrivals()) / float64(ss.GetTotalArrivals()) / float64(max(ss.GetArrivalStride(), 1))
+}
+
+// part is one piece of work of a run on this agent: its own share, or a part
+// of a lost agent's share taken over at a reshare. Each part records into a
+// recorder of its own; the run merges them into one snapshot per interval.
+type part struct {
+	id   string
+	rec  *executor.Recorder
+	done chan error
+}
+
+// partOptions are what running a part needs.
+type partOptions struct {
+	plan   *plan.Plan
+	shares []*surgev1.ScenarioShare
+	// takeover parts pace with a progressionPacer; the own share with the
+	// executor's default pacer.
+	takeover bool
+	client   *httpclient.Client
+	gate     *gate
+	log      *slog.Logger
+	onSample func(scenario, request, status string, latencyUS int64)
+	// runID seeds random arrivals and flows; region expands {{region}}.
+	runID, region string
+}
+
+// startPart runs the scenarios of o from the run's start (scenarios that
+// start late pick up their schedule where it stands now) until they end or
+// ctx ends. It returns at once; part.done receives the result.
+func startPart(ctx context.Context, wg *sync.WaitGroup, id string, start time.Time, o partOptions) (*part, error) {
+	pt := &part{id: id, rec: executor.NewRecorder(), done: make(chan error, 1)}
+	pt.rec.SetObserver(o.onSample)
+	var scens []*executor.Scenario
+	for _, ss := range o.shares {
+		sc := o.plan.Scenarios[ss.GetScenario()]
+		if sc == nil {
+			return nil, fmt.Errorf("part %s: scenario %q is not in the plan", id, ss.GetScenario())
+		}
+		rec := pt.rec.Scenario(ss.GetScenario())
+		seed := executor.Seed(o.runID+"/"+id, ss.GetScenario(), ss.GetSegmentFrom())
+		iter, err := executor.PlanIteration(sc, executor.IterationOptions{
+			Client: o.client, Rec: rec, Region: o.region, Env: os.LookupEnv, Seed: seed,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("part %s: scenario %s: %w", id, ss.GetScenario(), err)
+		}
+		s := &executor.Scenario{
+			Name:    ss.GetScenario(),
+			Plan:    sc,
+			Share:   ss,
+			Seed:    seed,
+			Iterate: o.gate.wrap(iter, rec),
+			Rec:     rec,
+			Logger:  o.log.With("scenario", ss.GetScenario(), "part", id),
+		}
+		if o.takeover && sc.IsArrivalRate() {
+			s.Pacer = newProgressionPacer(sc, ss)
+		}
+		scens = append(scens, s)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var (
+			swg  sync.WaitGroup
+			mu   sync.Mutex
+			errs []error
+		)
+		for _, s := range scens {
+			swg.Go(func() {
+				if err := s.Run(ctx, start); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			})
+		}
+		swg.Wait()
+		pt.done <- errors.Join(errs...)
+	}()
+	return pt, nil
+}
+
+// swapParts ends the interval at at in every part's recorder and merges the
+// results into one series set and one stats entry per scenario.
+func swapParts(parts []*part, at time.Time) ([]*surgev1.Series, []*surgev1.ScenarioStats) {
+	set := hist.NewSet()
+	var stats []*surgev1.ScenarioStats
+	byName := map[string]*surgev1.ScenarioStats{}
+	for _, pt := range parts {
+		s, sc := pt.rec.Swap(at)
+		set.Merge(s)
+		for _, st := range sc {
+			if cur := byName[st.GetScenario()]; cur != nil {
+				mergeScenarioStats(cur, st, true)
+				continue
+			}
+			byName[st.GetScenario()] = st
+			stats = append(stats, st)
+		}
+	}
+	return set.ToProto(), stats
+}
+
+// mergeScenarioStats adds o into dst. Counters add up; gauges add up when
+// both describe the same instant (parts), else o's (the later one) wins.
+func mergeScenarioStats(dst, o *surgev1.ScenarioStats, sameInstant bool) {
+	dst.Scheduled += o.GetScheduled()
+	dst.Started += o.GetStarted()
+	dst.Completed += o.GetCompleted()
+	dst.Dropped += o.GetDropped()
+	dst.Deficit += o.GetDeficit()
+	if sameInstant {
+		dst.ActiveVus += o.GetActiveVus()
+		dst.AllocatedVus += o.GetAllocatedVus()
+		dst.TargetRate += o.GetTargetRate()
+	} else {
+		dst.ActiveVus, dst.AllocatedVus, dst.TargetRate = o.GetActiveVus(), o.GetAllocatedVus(), o.GetTargetRate()
+	}
+	h, err := hist.FromProto(dst.GetLateness())
+	if err != nil {
+		h = hist.New()
+	}
+	if _, err := hist.MergeProto(h, o.GetLateness()); err == nil {
+		dst.Lateness = hist.ToProto(h)
+	}
+}
+
+// mergeSnapshots returns one snapshot covering a then b (consecutive
+// snapshots of one run by this agent): series and counters add up, gauges
+// and the interval are b's, and the seq range runs from a's first to b's.
+func mergeSnapshots(a, b *surgev1.Snapshot) (*surgev1.Snapshot, error) {
+	if a.GetRunId() != b.GetRunId() || a.GetSeq() >= b.GetSeq() {
+		return nil, fmt.Errorf("merge snapshots: %s seq %d and %s seq %d are not consecutive", a.GetRunId(), a.GetSeq(), b.GetRunId(), b.GetSeq())
+	}
+	set := hist.NewSet()
+	if _, err := set.MergeProto(a.GetSeries()); err != nil {
+		return nil, fmt.Errorf("merge snapshots: %w", err)
+	}
+	if _, err := set.MergeProto(b.GetSeries()); err != nil {
+		return nil, fmt.Errorf("merge snapshots: %w", err)
+	}
+	first := a.GetSeqFirst()
+	if first == 0 {
+		first = a.GetSeq()
+	}
+	out := &surgev1.Snapshot{
+		RunId: b.GetRunId(), AgentId: b.GetAgentId(), Seq: b.GetSeq(), SeqFirst: first,
+		Epoch: b.GetEpoch(), Interval: b.GetInterval(), Series: set.ToProto(),
+		Agent: b.GetAgent(), Final: b.GetFinal(),
+	}
+	byName := map[string]*surgev1.ScenarioStats{}
+	for _, src := range [][]*surgev1.ScenarioStats{a.GetScenarios(), b.GetScenarios()} {
+		for _, st := range src {
+			if cur := byName[st.GetScenario()]; cur != nil {
+				mergeScenarioStats(cur, st, false)
+				continue
+			}
+			c := &surgev1.ScenarioStats{Scenario: st.GetScenario()}
+			mergeScenarioStats(c, st, false)
+			byName[st.GetScenario()] = c
+			out.Scenarios = append(out.Scenarios, c)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,154 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startFaultCluster starts a target, a controller with short liveness
+// timings and agents in us-east; extra are more controller flags.
+func startFaultCluster(t *testing.T, ids []string, extra ...string) *cluster {
+	c := &cluster{ctrl: freePort(t), gossip: freePort(t), target: freePort(t), dataDir: t.TempDir()}
+	start(t, "target", "target", "--listen", c.target, "--latency", "uniform(1ms,3ms)")
+	c.startControllerWith(t, extra...)
+	c.agents = map[string]*proc{}
+	for _, id := range ids {
+		c.agents[id] = start(t, "agent "+id, "agent", "--id", id, "--region", "us-east", "--join", c.gossip,
+			"--gossip", "127.0.0.1:0", "--allow", "127.0.0.1", "--controller", c.ctrl)
+	}
+	eventually(t, 30*time.Second, "all agents connected", func() error {
+		out, code := surge(t, "agents", "--json", "--controller", c.ctrl)
+		if code != 0 {
+			return fmt.Errorf("exit %d: %s", code, out)
+		}
+		if n := strings.Count(out, `"connected"`); n != len(ids) {
+			return fmt.Errorf("%d connected: %s", n, out)
+		}
+		return nil
+	})
+	return c
+}
+
+func (c *cluster) startControllerWith(t *testing.T, extra ...string) {
+	args := append([]string{"controller", "--listen", c.ctrl, "--gossip", c.gossip, "--data-dir", c.dataDir,
+		"--agent-keepalive", "1s", "--agent-keepalive-timeout", "1s"}, extra...)
+	c.controller = start(t, "controller", args...)
+	eventually(t, 30*time.Second, "controller answers", func() error {
+		out, code := surge(t, "runs", "--controller", c.ctrl)
+		if code != 0 {
+			return fmt.Errorf("exit %d: %s", code, out)
+		}
+		return nil
+	})
+}
+
+func openPlan(t *testing.T, target string, rate, secs int) string {
+	return writePlan(t, "open.yaml", fmt.Sprintf(`name: e2e-faults
+scenarios:
+  steady:
+    executor: constant-arrival-rate
+    rate: %d
+    duration: %ds
+    pre_allocated_vus: 30
+    max_vus: 60
+    graceful_stop: 2s
+    requests:
+      - url: http://%s/hello
+`, rate, secs, target))
+}
+
+// runAsync runs `surge run` in the background; the result arrives on the
+// returned channel.
+func runAsync(t *testing.T, args ...string) <-chan string {
+	ch := make(chan string, 1)
+	go func() {
+		out, code := surge(t, args...)
+		ch <- fmt.Sprintf("exit %d\n%s", code, out)
+	}()
+	return ch
+}
+
+// TestKillAgentReshares: kill -9 one of three agents mid-run of an
+// open-model test: the controller detects it, reshares its remaining
+// arrivals to the two others, and the target's count stays within 3% of
+// the plan.
+func TestKillAgentReshares(t *testing.T) {
+	// A kill -9 ends the stream at once (the kernel resets it); 300ms is
+	// the reconnect window before the share is given away.
+	c := startFaultCluster(t, []string{"k1", "k2", "k3"}, "--agent-loss-confirm", "300ms")
+	const rate, secs = 60, 12
+	jsonPath := filepath.Join(t.TempDir(), "summary.json")
+	done := runAsync(t, "run", openPlan(t, c.target, rate, secs), "--controller", c.ctrl, "--json", jsonPath, "--quiet")
+	eventually(t, 20*time.Second, "run under way", func() error {
+		if readTargetStats(t, c.target).Requests < int64(rate*secs/3) {
+			return fmt.Errorf("not yet mid-run")
+		}
+		return nil
+	})
+	killed := time.Now()
+	_ = c.agents["k2"].cmd.Process.Signal(syscall.SIGKILL)
+	out := <-done
+	s := readSummary(t, jsonPath)
+	ts := readTargetStats(t, c.target)
+	var detected, reshared string
+	for _, n := range s.Notes {
+		if strings.Contains(n, "reshared") {
+			reshared = n
+		}
+	}
+	logs := c.controller.output()
+	if i := strings.Index(logs, "agent stream lost"); i >= 0 {
+		detected = "stream loss logged"
+	}
+	planned := int64(rate * secs)
+	dev := math.Abs(float64(ts.Requests-planned)) / float64(planned)
+	t.Logf("measured: killed k2 at %s; %s; note %q; target %d requests, planned %d (%.2f%% off); summary %d requests, %d dropped",
+		killed.Format(time.StampMilli), detected, reshared, ts.Requests, planned, 100*dev, s.Requests, s.DroppedIterations)
+	if reshared == "" {
+		t.Fatalf("no reshare recorded:\n%s\nnotes %v", out, s.Notes)
+	}
+	if dev > 0.03 {
+		t.Errorf("target count %d is %.2f%% from the planned %d", ts.Requests, 100*dev, planned)
+	}
+	if s.Requests != ts.Requests {
+		t.Errorf("summary requests %d, target counted %d: an acked snapshot is missing or counted twice", s.Requests, ts.Requests)
+	}
+}
+
+// TestControllerRestartMidRun: kill -9 the controller mid-run and restart it
+// on the same data dir: the agents keep running, resend what was not acked,
+// the run is restored and finishes with the target's exact count.
+func TestControllerRestartMidRun(t *testing.T) {
+	c := startFaultCluster(t, []string{"r1", "r2"})
+	const rate, secs = 40, 12
+	jsonPath := filepath.Join(t.TempDir(), "summary.json")
+	done := runAsync(t, "run", openPlan(t, c.target, rate, secs), "--controller", c.ctrl, "--json", jsonPath, "--quiet")
+	eventually(t, 20*time.Second, "run under way", func() error {
+		if readTargetStats(t, c.target).Requests < int64(rate*secs/3) {
+			return fmt.Errorf("not yet mid-run")
+		}
+		return nil
+	})
+	_ = c.controller.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.controller.done
+	down := time.Now()
+	c.startControllerWith(t)
+	t.Logf("controller down %s", time.Since(down).Round(time.Millisecond))
+	out := <-done
+	s := readSummary(t, jsonPath)
+	ts := readTargetStats(t, c.target)
+	t.Logf("measured: summary %d requests (+%d dropped), target %d, status %s, notes %v", s.Requests, s.DroppedIterations, ts.Requests, s.Status, s.Notes)
+	if s.Requests != ts.Requests {
+		t.Errorf("summary requests %d, target counted %d\n%s", s.Requests, ts.Requests, out)
+	}
+	if s.Requests+s.DroppedIterations != rate*secs {
+		t.Errorf("requests %d + dropped %d, plan says %d", s.Requests, s.DroppedIterations, rate*secs)
+	}
+}

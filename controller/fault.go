@@ -1,0 +1,375 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/surgeload/surge/controller/aggregate"
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/plan"
+)
+
+// aggEpoch is the epoch the aggregation is configured with: the run goroutine
+// checks each agent's epoch itself (epochs move per agent at a reshare) and
+// hands the aggregation snapshots stamped with this one.
+const aggEpoch = 1
+
+// assignMsg is a's current Assign: its own share, the parts it took over,
+// at its epoch, with the start in its own clock.
+func (r *run) assignMsg(a *runAgent) *surgev1.ControllerMessage {
+	share := &surgev1.Share{Scenarios: a.share.GetScenarios(), Takeovers: a.takeovers}
+	return &surgev1.ControllerMessage{Msg: &surgev1.ControllerMessage_Assign{Assign: &surgev1.Assign{
+		RunId:                 r.id,
+		Epoch:                 a.epoch,
+		PlanJson:              r.planJSON,
+		Share:                 share,
+		StartUnixNs:           r.start.UnixNano() - a.offsetNs,
+		ControllerStartUnixNs: r.start.UnixNano(),
+		IntervalMs:            r.interval.Milliseconds(),
+	}}}
+}
+
+// attach handles an agent that (re)connected: the same process with the
+// run's current epoch is re-attached and confirmed (its Assign again, which
+// also brings it any reshare it missed); a fenced one is told to stop; a
+// new process under a member's id lost the old one's share with it, so the
+// old one is declared lost at once (it is never counted twice).
+func (r *run) attach(in runInput, now time.Time) bool {
+	from := in.from
+	a := r.members[from.id]
+	if a == nil {
+		if in.claimed {
+			from.send(&surgev1.ControllerMessage{Msg: &surgev1.ControllerMessage_Stop{Stop: &surgev1.Stop{
+				RunId: r.id, Epoch: in.claimEpoch, Reason: "this agent is not part of the run"}}})
+		}
+		return false
+	}
+	if a.lost {
+		if in.claimed {
+			from.send(&surgev1.ControllerMessage{Msg: &surgev1.ControllerMessage_Stop{Stop: &surgev1.Stop{
+				RunId: r.id, Epoch: in.claimEpoch,
+				Reason: fmt.Sprintf("fenced: epoch %d is stale; this agent was declared lost and its share given to others", in.claimEpoch)}}})
+			r.log.Warn("fenced a returning agent", slog.String("agent", a.id), slog.Uint64("epoch", in.claimEpoch))
+		}
+		return false
+	}
+	if from.incarnation != a.incarnation {
+		r.log.Warn("agent restarted during the run; its old process's share is lost", slog.String("agent", a.id))
+		return r.lose(a, now, "it restarted (new incarnation)")
+	}
+	a.conn = from
+	if !a.suspectUntil.IsZero() {
+		r.log.Info("agent re-attached", slog.String("agent", a.id), slog.Duration("after", now.Sub(a.suspectUntil.Add(-r.c.cfg.AgentLossConfirm))))
+	}
+	a.suspectUntil = time.Time{}
+	if in.claimed && !r.agg.Done(a.id) {
+		from.send(r.assignMsg(a))
+	}
+	return false
+}
+
+// lose declares a lost for good (it is fenced: never re-admitted) and
+// applies the plan's on_agent_loss; true means the run ended.
+func (r *run) lose(a *runAgent, now time.Time, why string) bool {
+	if a.lost {
+		return false
+	}
+	detectedAt := a.suspectUntil
+	a.lost = true
+	a.suspectUntil = time.Time{}
+	wasDone := r.agg.Done(a.id)
+	r.agg.MarkGone(a.id)
+	if wasDone {
+		r.persist()
+		return r.checkEnd(now)
+	}
+	r.log.Warn("agent lost during run", slog.String("agent", a.id), slog.String("why", why))
+	elapsed := now.Sub(r.start)
+	switch r.onLoss {
+	case OnLossAbort:
+		r.note("agent %s (%s) was lost %s into the run (%s); on_agent_loss: abort", a.id, a.region, elapsed.Round(time.Millisecond), why)
+		r.errMsg = fmt.Sprintf("agent %s lost (on_agent_loss: abort)", a.id)
+		r.beginStop(StatusAborted, r.errMsg, now)
+		r.persist()
+		return r.checkEnd(now)
+	case OnLossContinue:
+		r.note("agent %s (%s) was lost %s into the run (%s); on_agent_loss: continue, its remaining load is deficit",
+			a.id, a.region, elapsed.Round(time.Millisecond), why)
+		r.persist()
+		return r.checkEnd(now)
+	}
+	survivors := r.survivors(a.region)
+	scope := "region " + a.region
+	if len(survivors) == 0 {
+		survivors, scope = r.survivors(""), "all regions"
+	}
+	if len(survivors) == 0 {
+		r.note("agent %s (%s) was lost %s into the run (%s); no agent was left to take its share", a.id, a.region, elapsed.Round(time.Millisecond), why)
+		r.persist()
+		return r.checkEnd(now)
+	}
+	parts := append(slices.Clone(a.share.GetScenarios()), a.takeovers...)
+	r.epoch++
+	split := reshareParts(r.plan, parts, a.id, r.epoch, elapsed, len(survivors))
+	var ids []string
+	for i, s := range survivors {
+		if len(split[i]) == 0 {
+			continue
+		}
+		s.takeovers = append(s.takeovers, split[i]...)
+		s.epoch = r.epoch
+		s.conn.send(r.assignMsg(s))
+		ids = append(ids, s.id)
+	}
+	var since string
+	if !detectedAt.IsZero() {
+		since = fmt.Sprintf(", stream lost %s before", (now.Sub(detectedAt) + r.c.cfg.AgentLossConfirm).Round(time.Millisecond))
+	}
+	r.note("agent %s (%s) was lost %s into the run (%s%s); its remaining share was reshared at epoch %d to %v (%s); the gap is counted as deficit",
+		a.id, a.region, elapsed.Round(time.Millisecond), why, since, r.epoch, ids, scope)
+	r.log.Info("reshared", slog.String("lost", a.id), slog.Uint64("epoch", r.epoch), slog.Any("to", ids))
+	r.persist()
+	return r.checkEnd(now)
+}
+
+// survivors are the members of region ("" any) that can take work: attached,
+// not suspect, not failed and not finished.
+func (r *run) survivors(region string) []*runAgent {
+	var out []*runAgent
+	for _, id := range r.order {
+		s := r.members[id]
+		if s.lost || s.conn == nil || !s.suspectUntil.IsZero() || s.failed != "" || r.agg.Done(id) {
+			continue
+		}
+		if region != "" && s.region != region {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// persist journals the run's assignment.
+func (r *run) persist() {
+	if r.c.journal == nil {
+		return
+	}
+	jr := &journalRun{
+		ID: r.id, PlanName: r.planName, PlanYAML: r.planYAML, PlanJSON: r.planJSON,
+		Start: r.start, Interval: r.interval, Total: r.total, Deadline: r.deadline, MaxIdx: r.maxIdx,
+		Epoch: r.epoch, OnLoss: r.onLoss, Order: r.order, Notes: r.notes,
+	}
+	for _, id := range r.order {
+		a := r.members[id]
+		b, err := proto.Marshal(&surgev1.Share{Scenarios: a.share.GetScenarios(), Takeovers: a.takeovers})
+		if err != nil {
+			r.log.Error("journal run", slog.Any("err", err))
+			return
+		}
+		jr.Members = append(jr.Members, journalMember{ID: a.id, Region: a.region, Incarnation: a.incarnation,
+			Share: b, Epoch: a.epoch, OffsetNs: a.offsetNs, StartedNs: a.startedNs, Lost: a.lost, Failed: a.failed})
+	}
+	if err := r.c.journal.putRun(jr); err != nil {
+		r.log.Error("journal run", slog.Any("err", err))
+	}
+}
+
+// restoreRun rebuilds a run a previous controller process left running:
+// its assignment and aggregation (the journaled snapshots replayed). Its
+// agents are suspect until they re-attach within the restore grace.
+func (c *Controller) restoreRun(rr restoredRun, now time.Time) (*run, error) {
+	jr := rr.run
+	p, err := plan.FromJSON(jr.PlanJSON)
+	if err != nil {
+		return nil, fmt.Errorf("restore run %s: %w", jr.ID, err)
+	}
+	specs, err := p.ThresholdSpecs()
+	if err != nil {
+		return nil, fmt.Errorf("restore run %s: %w", jr.ID, err)
+	}
+	r := &run{
+		c: c, log: c.log.With(slog.String("run", jr.ID)), id: jr.ID, planName: jr.PlanName,
+		planYAML: jr.PlanYAML, planJSON: jr.PlanJSON, start: jr.Start, interval: jr.Interval,
+		total: jr.Total, deadline: jr.Deadline, epoch: jr.Epoch, members: map[string]*runAgent{},
+		order: jr.Order, specs: specs, plan: p, onLoss: jr.OnLoss, maxIdx: jr.MaxIdx, restored: true,
+		in: make(chan runInput, 256), done: make(chan struct{}), accepted: make(chan error, 1),
+		watchers: map[chan *surgev1.Progress]struct{}{}, phase: phaseRunning,
+		notes: jr.Notes, fencedLate: map[string]int64{},
+	}
+	r.accepted <- nil
+	regions := map[string]string{}
+	for _, m := range jr.Members {
+		sh := &surgev1.Share{}
+		if err := proto.Unmarshal(m.Share, sh); err != nil {
+			return nil, fmt.Errorf("restore run %s: member %s: %w", jr.ID, m.ID, err)
+		}
+		a := &runAgent{id: m.ID, region: m.Region, incarnation: m.Incarnation, epoch: m.Epoch,
+			share: &surgev1.Share{Scenarios: sh.GetScenarios()}, takeovers: sh.GetTakeovers(),
+			offsetNs: m.OffsetNs, startedNs: m.StartedNs, lost: m.Lost, failed: m.Failed, accepted: true}
+		if !a.lost && a.failed == "" {
+			a.suspectUntil = now.Add(c.cfg.RestoreGrace)
+		}
+		r.members[m.ID] = a
+		regions[m.ID] = m.Region
+	}
+	r.agg = aggregate.New(aggregate.Config{
+		RunID: jr.ID, Start: jr.Start, Interval: jr.Interval, MaxInterval: jr.MaxIdx,
+		Epoch: aggEpoch, Agents: regions, Thresholds: specs,
+	})
+	for _, s := range rr.snaps {
+		if _, err := r.agg.Add(s); err != nil {
+			r.log.Warn("restore: journaled snapshot rejected", slog.Any("err", err))
+		}
+	}
+	for _, m := range jr.Members {
+		if m.Lost || m.Failed != "" {
+			r.agg.MarkGone(m.ID)
+		}
+	}
+	r.note("the controller restarted during the run; the run was restored from its journal (%d snapshots)", len(rr.snaps))
+	return r, nil
+}
+
+// Defaults of the fault-handling settings.
+const (
+	DefaultAgentKeepalive        = 10 * time.Second
+	DefaultAgentKeepaliveTimeout = 5 * time.Second
+	DefaultAgentLossConfirm      = time.Second
+	DefaultRestoreGrace          = 15 * time.Second
+	// MaxSendMsgSize bounds one message to an agent or the CLI: an Assign
+	// carries the plan (at most maxPlanBytes of YAML, a little more as
+	// JSON); agents accept the same.
+	MaxSendMsgSize = 16 << 20
+)
+
+func applyFaultDefaults(cfg *Config) {
+	if cfg.AgentKeepalive <= 0 {
+		cfg.AgentKeepalive = DefaultAgentKeepalive
+	}
+	if cfg.AgentKeepaliveTimeout <= 0 {
+		cfg.AgentKeepaliveTimeout = DefaultAgentKeepaliveTimeout
+	}
+	if cfg.AgentLossConfirm <= 0 {
+		cfg.AgentLossConfirm = DefaultAgentLossConfirm
+	}
+	if cfg.RestoreGrace <= 0 {
+		cfg.RestoreGrace = DefaultRestoreGrace
+	}
+}
+
+// serverOptions: keepalive (the server pings idle agents, and permits the
+// agents' own pings every 5s: at most their client keepalive time of 10s,
+// so they are never answered with GOAWAY too_many_pings), message size
+// limits, TLS and the auth interceptors.
+func (c *Controller) serverOptions() []grpc.ServerOption {
+	opts := []grpc.ServerOption{
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: c.cfg.AgentKeepalive, Timeout: c.cfg.AgentKeepaliveTimeout}),
+		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
+		grpc.MaxSendMsgSize(MaxSendMsgSize),
+		grpc.ChainUnaryInterceptor(c.unaryAuth),
+		grpc.ChainStreamInterceptor(c.streamAuth),
+	}
+	if c.cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(c.cfg.TLS)))
+	}
+	return opts
+}
+
+// initJournal opens DATA_DIR/journal.db and loads the runs a previous
+// process left running; Run restores them (startRestored).
+func (c *Controller) initJournal() error {
+	j, err := openJournal(filepath.Join(c.cfg.DataDir, "journal.db"))
+	if err != nil {
+		return err
+	}
+	c.journal = j
+	runs, errs := j.load()
+	for _, err := range errs {
+		c.log.Error("journal", slog.Any("err", err))
+	}
+	c.restoring = runs
+	return nil
+}
+
+// startRestored restores the journaled runs and starts their goroutines.
+// A run that cannot be restored stays interrupted in the run store.
+func (c *Controller) startRestored(ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	for _, rr := range c.restoring {
+		r, err := c.restoreRun(rr, now)
+		if err != nil {
+			c.log.Error("could not restore a run; it stays interrupted", slog.Any("err", err))
+			_ = c.journal.deleteRun(rr.run.ID)
+			continue
+		}
+		if err := c.store.Put(r.storeRecord(StatusRunning, "", nil, nil)); err != nil {
+			r.log.Error("store run", slog.Any("err", err))
+		}
+		c.runs[r.id] = r
+		c.log.Warn("restored a run left running by a previous controller", slog.String("run", r.id),
+			slog.Int("snapshots", len(rr.snaps)), slog.Duration("restore_grace", c.cfg.RestoreGrace))
+		c.runWG.Go(func() {
+			defer c.removeRun(r)
+			r.loop(ctx)
+		})
+	}
+	c.restoring = nil
+}
+
+// memberGone tells the runs that gossip saw agent id's process leave.
+func (c *Controller) memberGone(id, incarnation string) {
+	c.mu.Lock()
+	var runs []*run
+	for _, r := range c.runs {
+		if _, ok := r.members[id]; ok {
+			runs = append(runs, r)
+		}
+	}
+	c.mu.Unlock()
+	for _, r := range runs {
+		r.deliver(c.handlersCtx, runInput{gone: true, goneID: id, goneIncar: incarnation})
+	}
+}
+
+// attachAgent tells the active runs that a (re)connected: the runs it is a
+// member of, and the runs its Hello claims.
+func (c *Controller) attachAgent(ctx context.Context, a *agentConn, claims []*surgev1.RunEpoch) {
+	claimed := map[string]uint64{}
+	for _, re := range claims {
+		claimed[re.GetRunId()] = re.GetEpoch()
+	}
+	c.mu.Lock()
+	var runs []*run
+	for _, r := range c.runs {
+		_, member := r.members[a.id]
+		_, claim := claimed[r.id]
+		if member || claim {
+			runs = append(runs, r)
+		}
+	}
+	c.mu.Unlock()
+	for _, r := range runs {
+		e, claim := claimed[r.id]
+		r.deliver(ctx, runInput{attach: true, from: a, claimed: claim, claimEpoch: e})
+	}
+	// Claimed runs the controller does not know (ended, or lost with a
+	// journal that could not restore them): stop them.
+	for id, e := range claimed {
+		if c.lookupRun(id) == nil {
+			a.send(&surgev1.ControllerMessage{Msg: &surgev1.ControllerMessage_Stop{Stop: &surgev1.Stop{
+				RunId: id, Epoch: e, Reason: "the controller does not know this run (ended or not restorable)"}}})
+		}
+	}
+}

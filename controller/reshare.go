@@ -1,0 +1,100 @@
+package controller
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/plan"
+)
+
+// Agent-loss policies (the plan's on_agent_loss).
+const (
+	OnLossReshare  = "reshare"
+	OnLossContinue = "continue"
+	OnLossAbort    = "abort"
+)
+
+// arrivalDue is when arrival j of a share of a arrivals out of n is due, from
+// the scenario's start: the agents' schedule (agent/executor SchedulePacer).
+func arrivalDue(sc *plan.Scenario, j, a, n int64) time.Duration {
+	return sc.TimeOfArrival((float64(j) + 0.5) * float64(n) / float64(a))
+}
+
+// splitCount divides v into k parts by largest remainder: part i gets
+// v/k, plus one for the first v%k parts.
+func splitCount(v int64, k, i int) int64 {
+	q, r := v/int64(k), v%int64(k)
+	if int64(i) < r {
+		return q + 1
+	}
+	return q
+}
+
+// reshareParts divides what is left of a lost agent's parts, elapsed after
+// the run's start, among k survivors. Arrival-rate parts become interleaved
+// progressions of the arrivals not yet due (so the survivors together send
+// exactly the arrivals the lost agent had left, each at its planned time);
+// VU parts split their VUs per stage by largest remainder and start now.
+// Parts whose scenario has ended are dropped. Every new part is named
+// "e<epoch>/<from>/<n>" so an agent recognises a part it already runs.
+func reshareParts(p *plan.Plan, parts []*surgev1.ScenarioShare, from string, epoch uint64, elapsed time.Duration, k int) [][]*surgev1.ScenarioShare {
+	out := make([][]*surgev1.ScenarioShare, k)
+	if k <= 0 {
+		return out
+	}
+	for n, ss := range parts {
+		sc := p.Scenarios[ss.GetScenario()]
+		if sc == nil {
+			continue
+		}
+		se := elapsed - sc.StartTime.D()
+		if se >= sc.Length() {
+			continue
+		}
+		id := fmt.Sprintf("e%d/%s/%d", epoch, from, n)
+		for i := range k {
+			np := &surgev1.ScenarioShare{Scenario: ss.GetScenario(), PartId: id, FromAgent: from}
+			switch {
+			case sc.IsArrivalRate():
+				a, total := ss.GetArrivals(), ss.GetTotalArrivals()
+				first, stride := ss.GetArrivalFirst(), max(ss.GetArrivalStride(), 1)
+				if a <= 0 || total <= 0 || first >= a {
+					continue
+				}
+				count := (a - first + stride - 1) / stride
+				m0 := int64(sort.Search(int(count), func(m int) bool {
+					return arrivalDue(sc, first+int64(m)*stride, a, total) > se
+				}))
+				f := first + (m0+int64(i))*stride
+				if f >= a {
+					continue
+				}
+				np.Arrivals, np.TotalArrivals = a, total
+				np.ArrivalFirst, np.ArrivalStride = f, stride*int64(k)
+				np.PreAllocatedVus = (ss.GetPreAllocatedVus() + int64(k) - 1) / int64(k)
+				np.MaxVus = (ss.GetMaxVus() + int64(k) - 1) / int64(k)
+			case sc.Executor == plan.ConstantVUs:
+				np.Vus = splitCount(ss.GetVus(), k, i)
+				if np.Vus == 0 {
+					continue
+				}
+			case sc.Executor == plan.RampingVUs:
+				var any bool
+				for _, t := range ss.GetStageTargets() {
+					v := splitCount(t, k, i)
+					np.StageTargets = append(np.StageTargets, v)
+					any = any || v > 0
+				}
+				if !any {
+					continue
+				}
+			default:
+				continue
+			}
+			out[i] = append(out[i], np)
+		}
+	}
+	return out
+}

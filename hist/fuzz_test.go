@@ -1,0 +1,107 @@
+package hist_test
+
+import (
+	"errors"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/hist"
+)
+
+// fuzzMaxSeries bounds the series of one fuzzed snapshot, as the
+// controller's limit does.
+const fuzzMaxSeries = 256
+
+// baseSet is a set with some data in it, so a merge that changes anything
+// shows.
+func baseSet(t testing.TB) *hist.Set {
+	s := hist.NewSet()
+	sr := s.Get(hist.Key{Scenario: "s", Request: "GET /", Status: "2xx"})
+	for _, v := range []int64{1, 900, 1500, 250_000, hist.Highest} {
+		if err := sr.Latency.RecordValue(v); err != nil {
+			t.Fatal(err)
+		}
+		if err := sr.Service.RecordValue(v / 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sr.Counters = hist.Counters{Requests: 5, Failures: 1, BytesIn: 100, BytesOut: 50}
+	return s
+}
+
+func wire(s *hist.Set) *surgev1.Snapshot { return &surgev1.Snapshot{Series: s.ToProto()} }
+
+// seedSnapshots are valid and broken encoded snapshots.
+func seedSnapshots(t testing.TB) [][]byte {
+	good := wire(baseSet(t))
+	good.RunId, good.AgentId, good.Seq, good.Interval = "run", "a1", 3, 7
+	two := proto.Clone(good).(*surgev1.Snapshot)
+	two.Series = append(two.Series, proto.Clone(good.Series[0]).(*surgev1.Series))
+	two.Series[1].Key.Status = "timeout"
+
+	negative := proto.Clone(good).(*surgev1.Snapshot)
+	negative.Series[0].Counters.Requests = -1
+	tooManyFailures := proto.Clone(good).(*surgev1.Snapshot)
+	tooManyFailures.Series[0].Counters.Failures = 99
+	badGeometry := proto.Clone(good).(*surgev1.Snapshot)
+	badGeometry.Series[0].Latency.SigFigs = 5
+	badSparse := proto.Clone(good).(*surgev1.Snapshot)
+	badSparse.Series[0].Service.Sparse = append(badSparse.Series[0].Service.Sparse, 0xff, 0xff)
+	noKey := proto.Clone(good).(*surgev1.Snapshot)
+	noKey.Series[0].Key = nil
+	// a valid first series and an invalid second: nothing may be merged
+	half := proto.Clone(two).(*surgev1.Snapshot)
+	half.Series[1].Latency.Sparse = []byte{0x80}
+
+	var out [][]byte
+	for _, m := range []*surgev1.Snapshot{good, two, negative, tooManyFailures, badGeometry, badSparse, noKey, half, {}} {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return append(out, nil, []byte{0x32, 0x02, 0x0a, 0x00})
+}
+
+// FuzzMergeProto: arbitrary bytes decoded as a Snapshot never make
+// validation or merging panic; input ValidateProto refuses is refused by
+// ValidateAndMergeProto too and changes nothing; input it accepts merges
+// without error, the same through either path.
+func FuzzMergeProto(f *testing.F) {
+	for _, b := range seedSnapshots(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var snap surgev1.Snapshot
+		if err := proto.Unmarshal(b, &snap); err != nil {
+			return
+		}
+		before := wire(baseSet(t))
+		verr := hist.ValidateProto(snap.GetSeries(), fuzzMaxSeries)
+
+		whole := baseSet(t)
+		_, werr := whole.ValidateAndMergeProto(snap.GetSeries(), fuzzMaxSeries)
+		if (verr == nil) != (werr == nil) {
+			t.Fatalf("ValidateProto: %v, ValidateAndMergeProto: %v", verr, werr)
+		}
+		if verr != nil {
+			if !errors.Is(verr, hist.ErrInvalid) || !errors.Is(werr, hist.ErrInvalid) {
+				t.Fatalf("errors do not wrap ErrInvalid: %v / %v", verr, werr)
+			}
+			if !proto.Equal(before, wire(whole)) {
+				t.Fatalf("invalid input (%v) changed the set", werr)
+			}
+			return
+		}
+		piped := baseSet(t)
+		if _, err := piped.MergeProto(snap.GetSeries()); err != nil {
+			t.Fatalf("MergeProto of validated input: %v", err)
+		}
+		if !proto.Equal(wire(piped), wire(whole)) {
+			t.Fatal("MergeProto and ValidateAndMergeProto merged the same input differently")
+		}
+	})
+}
