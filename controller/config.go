@@ -6,8 +6,11 @@
 package controller
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"time"
+
+	"github.com/surgeload/surge/controller/sink"
 )
 
 // Config configures a controller. Zero values take the documented defaults.
@@ -35,4 +38,35 @@ type Config struct {
 	Logger *slog.Logger
 	// Version is reported to agents and the CLI.
 	Version string
+
+	// Fault handling and security (see fault.go, auth.go).
+	//
+	// AgentKeepalive and AgentKeepaliveTimeout: the server pings an agent
+	// whose stream was idle this long and drops it when the ping is not
+	// answered in the timeout; defaults 10s and 5s.
+	AgentKeepalive, AgentKeepaliveTimeout time.Duration
+	// AgentLossConfirm is how long an agent whose stream ended may take to
+	// reconnect before it is declared lost and its share reshared (gossip
+	// declaring it gone decides sooner); default 1s.
+	AgentLossConfirm time.Duration
+	// RestoreGrace is how long a restarted controller waits for the agents
+	// of the runs it restores to re-attach; default 15s.
+	RestoreGrace time.Duration
+	// TLS, when set, serves gRPC over TLS; with ClientCAs and
+	// RequireAndVerifyClientCert it is mTLS, and agent streams need a
+	// certificate with the agent role.
+	TLS *tls.Config
+	// Token, when set, is the bearer token the Runs and Agents services
+	// require.
+	Token string
+	// GossipKey encrypts gossip; GossipLabel keeps clusters apart.
+	GossipKey   []byte
+	GossipLabel string
+	// Influx, when set, writes every run's results to InfluxDB (its URL and
+	// Bucket are required; the controller supplies Spill and Logger).
+	Influx *sink.InfluxConfig
+	// SinkCloseTimeout bounds how long shutdown waits for the sinks to
+	// write what they hold (InfluxDB backlog); what is left stays spilled
+	// in the run store for the next start. Default 10s.
+	SinkCloseTimeout time.Duration
 }

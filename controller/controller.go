@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/surgeload/surge/cluster"
+	"github.com/surgeload/surge/controller/sink"
 	"github.com/surgeload/surge/controller/store"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 )
@@ -25,6 +25,8 @@ const (
 	DefaultListen    = "127.0.0.1:0"
 	DefaultEmitGrace = 2 * time.Second
 	DefaultStartLead = time.Second
+
+	DefaultSinkCloseTimeout = 10 * time.Second
 
 	// MaxRecvMsgSize bounds one gRPC message from an agent or the CLI. A
 	// snapshot holds at most aggregate.DefaultMaxSeries series of two sparse
@@ -49,6 +51,13 @@ type Controller struct {
 	log   *slog.Logger
 	store *store.Store
 	lis   net.Listener
+	// journal keeps running runs for a restarted controller (fault.go);
+	// restoring holds what New loaded from it until Run starts them.
+	journal   *journal
+	restoring []restoredRun
+	// sinks receive every run's intervals; set by Run before serving and
+	// closed after every run ended.
+	sinks sink.Fanout
 	srv   *grpc.Server
 
 	started atomic.Bool
@@ -102,6 +111,15 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.SinkCloseTimeout <= 0 {
+		cfg.SinkCloseTimeout = DefaultSinkCloseTimeout
+	}
+	if cfg.Influx != nil {
+		if err := cfg.Influx.Validate(); err != nil {
+			return nil, fmt.Errorf("controller: %w", err)
+		}
+	}
+	applyFaultDefaults(&cfg)
 	log := cfg.Logger.With(slog.String("component", "controller"), slog.String("id", cfg.ID))
 
 	st, err := store.Open(filepath.Join(cfg.DataDir, "runs.db"))
@@ -129,20 +147,13 @@ func New(cfg Config) (*Controller, error) {
 		agents: map[string]*agentConn{},
 		runs:   map[string]*run{},
 	}
+	if err := c.initJournal(); err != nil {
+		_ = lis.Close()
+		_ = st.Close()
+		return nil, fmt.Errorf("controller: %w", err)
+	}
 	c.handlersCtx, c.cancelHandlers = context.WithCancel(context.Background())
-	c.srv = grpc.NewServer(
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
-			// At most the agents' client keepalive Time (10s), so their
-			// pings are never answered with GOAWAY too_many_pings.
-			MinTime:             5 * time.Second,
-			PermitWithoutStream: true,
-		}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{
-			Time:    10 * time.Second,
-			Timeout: 5 * time.Second,
-		}),
-		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
-	)
+	c.srv = grpc.NewServer(c.serverOptions()...)
 	surgev1.RegisterAgentGatewayServer(c.srv, &gateway{c: c})
 	surgev1.RegisterRunsServer(c.srv, &runsService{c: c})
 	surgev1.RegisterAgentsServer(c.srv, &agentsService{c: c})
@@ -174,6 +185,9 @@ func (c *Controller) Close() error {
 	if err := c.lis.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		errs = append(errs, fmt.Errorf("controller: close listener: %w", err))
 	}
+	if err := c.journal.close(); err != nil {
+		errs = append(errs, fmt.Errorf("controller: %w", err))
+	}
 	if err := c.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("controller: %w", err))
 	}
@@ -199,6 +213,14 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	c.runsCtx = ctx
 	c.mu.Unlock()
 
+	sinks, err := c.openSinks()
+	if err != nil {
+		c.started.Store(false)
+		_ = c.Close()
+		return err
+	}
+	c.sinks = sinks
+
 	var bg sync.WaitGroup
 	if c.cfg.GossipBind != "" {
 		node, err := cluster.Join(ctx, cluster.Config{
@@ -206,6 +228,8 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 			Join:           c.cfg.GossipJoin,
 			JoinBestEffort: true,
 			Profile:        c.cfg.GossipProfile,
+			SecretKey:      c.cfg.GossipKey,
+			Label:          c.cfg.GossipLabel,
 			Logger:         c.cfg.Logger,
 			Meta: cluster.Meta{
 				Role:     cluster.RoleController,
@@ -215,6 +239,7 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 			},
 		})
 		if err != nil {
+			c.closeSinks()
 			c.started.Store(false)
 			_ = c.Close()
 			return fmt.Errorf("controller: join gossip: %w", err)
@@ -225,6 +250,7 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 		bg.Go(func() { c.logMembership(node) })
 	}
 
+	c.startRestored(ctx)
 	serveErr := make(chan error, 1)
 	bg.Go(func() { serveErr <- c.srv.Serve(c.lis) })
 	c.log.Info("controller serving", slog.String("grpc", c.Addr()), slog.String("gossip", c.GossipAddr()))
@@ -242,6 +268,9 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	c.stopping = true
 	c.mu.Unlock()
 	c.runWG.Wait()
+	if err := c.closeSinks(); err != nil {
+		c.log.Warn("closing sinks", slog.Any("err", err))
+	}
 	c.cancelHandlers()
 	stopped := make(chan struct{})
 	go func() {
@@ -274,6 +303,9 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	}
 	bg.Wait()
 	c.closed.Store(true)
+	if err := c.journal.close(); err != nil {
+		errs = append(errs, fmt.Errorf("controller: %w", err))
+	}
 	if err := c.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("controller: %w", err))
 	}
@@ -286,5 +318,8 @@ func (c *Controller) logMembership(node *cluster.Node) {
 	for ev := range node.Events() {
 		c.log.Debug("gossip membership", slog.String("event", ev.Kind.String()),
 			slog.String("member", ev.Member.Name), slog.String("role", string(ev.Member.Meta.Role)))
+		if ev.Kind == cluster.Left && ev.Member.Meta.Role == cluster.RoleAgent {
+			c.memberGone(ev.Member.Meta.ID, ev.Member.Meta.Incarnation)
+		}
 	}
 }

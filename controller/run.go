@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/surgeload/surge/controller/aggregate"
 	"github.com/surgeload/surge/controller/store"
@@ -52,17 +55,35 @@ type runAgent struct {
 	startedNs  int64 // STARTED, controller clock; 0 until then
 	finishedAt time.Time
 	failed     string
-	lost       bool
+	// lost: declared lost and fenced; its share went to others (or not,
+	// per on_agent_loss). It is never re-admitted to the run.
+	lost        bool
+	incarnation string
+	// epoch is the share epoch of the agent's latest Assign; takeovers are
+	// the parts of lost agents' shares it took over.
+	epoch     uint64
+	takeovers []*surgev1.ScenarioShare
+	// suspectUntil: its stream ended (or the controller restarted); it is
+	// declared lost at this time unless it re-attaches first. Zero: fine.
+	suspectUntil time.Time
 }
 
 // runInput is one message to a run goroutine; exactly one field group is set.
 type runInput struct {
-	snap    *surgev1.Snapshot
-	event   *surgev1.RunEvent
-	lost    bool
-	from    *agentConn
-	stop    bool
-	summary chan *surgev1.RunSummary // live summary request
+	snap  *surgev1.Snapshot
+	event *surgev1.RunEvent
+	lost  bool
+	from  *agentConn
+	// attach: from (re)connected; claimed says its Hello listed the run,
+	// at claimEpoch.
+	attach     bool
+	claimed    bool
+	claimEpoch uint64
+	// gone: gossip says the agent's process (id, incarnation) left or died.
+	gone              bool
+	goneID, goneIncar string
+	stop              bool
+	summary           chan *surgev1.RunSummary // live summary request
 }
 
 // run is one active run. Its goroutine (loop) owns every field below
@@ -82,6 +103,10 @@ type run struct {
 	members  map[string]*runAgent // keys immutable; values owned by loop
 	order    []string             // member ids sorted
 	specs    []plan.ThresholdSpec
+	plan     *plan.Plan
+	onLoss   string
+	maxIdx   int64
+	restored bool // taken over from a previous controller's journal
 
 	in       chan runInput
 	done     chan struct{}
@@ -98,6 +123,8 @@ type run struct {
 	stopDeadline time.Time
 	errMsg       string
 	notes        []string
+	fencedLate   map[string]int64 // snapshots from fenced agents, by agent
+	lateUnsunk   int64            // late merges whose interval was released (sinks.go)
 }
 
 // deliver hands in to the run goroutine, giving up when the run ended or
@@ -145,7 +172,7 @@ func (r *run) note(format string, args ...any) {
 func (r *run) sendAll(m func(a *runAgent) *surgev1.ControllerMessage, skip func(a *runAgent) bool) {
 	for _, id := range r.order {
 		a := r.members[id]
-		if a.lost || (skip != nil && skip(a)) {
+		if a.lost || a.conn == nil || (skip != nil && skip(a)) {
 			continue
 		}
 		a.conn.send(m(a))
@@ -162,17 +189,11 @@ func (r *run) sendStop(reason string) {
 // emits intervals, evaluates thresholds and finalizes.
 func (r *run) loop(ctx context.Context) {
 	defer close(r.done)
-	for _, id := range r.order {
-		a := r.members[id]
-		a.conn.send(&surgev1.ControllerMessage{Msg: &surgev1.ControllerMessage_Assign{Assign: &surgev1.Assign{
-			RunId:                 r.id,
-			Epoch:                 r.epoch,
-			PlanJson:              r.planJSON,
-			Share:                 a.share,
-			StartUnixNs:           r.start.UnixNano() - a.offsetNs,
-			ControllerStartUnixNs: r.start.UnixNano(),
-			IntervalMs:            r.interval.Milliseconds(),
-		}}})
+	if !r.restored {
+		for _, id := range r.order {
+			a := r.members[id]
+			a.conn.send(r.assignMsg(a))
+		}
 	}
 	acceptTimer := time.NewTimer(acceptTimeout)
 	defer acceptTimer.Stop()
@@ -231,19 +252,33 @@ func (r *run) handle(in runInput, now time.Time) bool {
 		if a == nil || a.conn != in.from || a.lost {
 			return false
 		}
-		wasDone := r.agg.Done(a.id)
-		a.lost = true
-		r.agg.MarkGone(a.id)
 		if r.phase == phasePending {
+			a.lost = true
+			r.agg.MarkGone(a.id)
 			r.failPending(fmt.Sprintf("agent %s (%s) disconnected before accepting the run", a.id, a.region))
 			return true
 		}
-		if !wasDone {
-			r.note("agent %s (%s) was lost during the run after %d snapshots; the run continued with the others",
-				a.id, a.region, r.agg.Snapshots(a.id))
-			r.log.Warn("agent lost during run", slog.String("agent", a.id))
+		if r.agg.Done(a.id) {
+			return false
 		}
-		return r.checkEnd(now)
+		// The stream is the first signal; gossip or the confirm window
+		// decide (see tick and gone).
+		if a.suspectUntil.IsZero() {
+			a.suspectUntil = now.Add(r.c.cfg.AgentLossConfirm)
+			r.log.Warn("agent stream lost; suspect", slog.String("agent", a.id), slog.Duration("confirm", r.c.cfg.AgentLossConfirm))
+		}
+		return false
+	case in.gone:
+		a := r.members[in.goneID]
+		if a == nil || a.lost || a.incarnation != in.goneIncar || r.phase == phasePending {
+			return false
+		}
+		if a.suspectUntil.IsZero() {
+			return false // the stream is alive: it outranks gossip
+		}
+		return r.lose(a, now, "its stream ended and gossip confirmed it gone")
+	case in.attach:
+		return r.attach(in, now)
 	case in.event != nil:
 		return r.handleEvent(in.event, in.from, now)
 	case in.snap != nil:
@@ -271,7 +306,9 @@ func (r *run) handleEvent(ev *surgev1.RunEvent, from *agentConn, now time.Time) 
 			if err := r.c.store.Put(r.storeRecord(StatusRunning, "", nil, nil)); err != nil {
 				r.log.Error("store run", slog.Any("err", err))
 			}
+			r.persist()
 			r.accepted <- nil
+			r.c.sinks.RunStarted(r.sinkInfo())
 		}
 	case surgev1.RunEvent_KIND_REJECTED:
 		msg := fmt.Sprintf("agent %s (%s) rejected the run: %s", a.id, a.region, ev.GetMessage())
@@ -310,6 +347,24 @@ func (r *run) allAccepted() bool {
 }
 
 func (r *run) handleSnapshot(s *surgev1.Snapshot, from *agentConn, now time.Time) {
+	a := r.members[s.GetAgentId()]
+	if a != nil {
+		if s.GetEpoch() == 0 || s.GetEpoch() > a.epoch {
+			r.c.stats.snapshotsRejected.Add(1)
+			r.log.Warn("snapshot rejected: epoch not assigned to the agent", slog.String("agent", a.id),
+				slog.Uint64("epoch", s.GetEpoch()), slog.Uint64("assigned", a.epoch))
+			return
+		}
+		if a.lost {
+			// Measured by a fenced agent (before it was fenced: a fenced
+			// agent's gate holds every arrival). The traffic happened, so
+			// it is merged, and flagged.
+			r.fencedLate[a.id]++
+		}
+		// Epochs are checked here per agent; the aggregation sees one.
+		s = proto.CloneOf(s)
+		s.Epoch = aggEpoch
+	}
 	out, err := r.agg.Add(s)
 	if err != nil {
 		r.c.stats.snapshotsRejected.Add(1)
@@ -321,6 +376,16 @@ func (r *run) handleSnapshot(s *surgev1.Snapshot, from *agentConn, now time.Time
 		r.c.stats.snapshotsDup.Add(1)
 	case aggregate.MergedLate:
 		r.c.stats.snapshotsLate.Add(1)
+		r.sinkLate(s, now)
+	}
+	if out != aggregate.Duplicate {
+		r.sinkAgent(s)
+	}
+	if out != aggregate.Duplicate && r.c.journal != nil {
+		// Durable before the ack: an acked snapshot survives a crash.
+		if err := r.c.journal.putSnapshot(r.id, s); err != nil {
+			r.log.Error("journal snapshot", slog.Any("err", err))
+		}
 	}
 	from.send(&surgev1.ControllerMessage{Msg: &surgev1.ControllerMessage_SnapshotAck{SnapshotAck: &surgev1.SnapshotAck{RunId: r.id, Seq: s.GetSeq()}}})
 	if out != aggregate.Duplicate {
@@ -333,6 +398,14 @@ func (r *run) handleSnapshot(s *surgev1.Snapshot, from *agentConn, now time.Time
 func (r *run) tick(now time.Time) bool {
 	if r.phase == phasePending {
 		return false
+	}
+	for _, id := range r.order {
+		a := r.members[id]
+		if !a.lost && !a.suspectUntil.IsZero() && !now.Before(a.suspectUntil) {
+			if r.lose(a, now, "it did not reconnect in time") {
+				return true
+			}
+		}
 	}
 	for _, id := range r.order {
 		a := r.members[id]
@@ -413,6 +486,7 @@ func (r *run) emit(i int64, now time.Time) {
 		p.Thresholds = append(p.Thresholds, t.Proto())
 	}
 	r.broadcast(p)
+	r.sinkInterval(i, p, false, now)
 	if r.phase != phaseRunning {
 		return
 	}
@@ -485,6 +559,12 @@ func (r *run) summary(st string, now time.Time) *surgev1.RunSummary {
 		}
 	}
 	sum.Notes = slices.Clone(r.notes)
+	if note := r.agg.SaturationNote(); note != "" {
+		sum.Notes = append(sum.Notes, "verdict "+cmp.Or(sum.Verdict, "pending")+" with caution: "+note)
+	}
+	for _, id := range slices.Sorted(maps.Keys(r.fencedLate)) {
+		sum.Notes = append(sum.Notes, fmt.Sprintf("%d snapshots from fenced agent %s arrived after it was fenced (merged: measured before the fence)", r.fencedLate[id], id))
+	}
 	late, rejected, dropped := r.agg.Counters()
 	if late > 0 {
 		sum.Notes = append(sum.Notes, fmt.Sprintf("%d late snapshots merged after their interval was emitted", late))
@@ -506,13 +586,20 @@ func (r *run) finish(st string) {
 		r.emit(i, now)
 	}
 	sum := r.summary(st, now)
+	sum.Notes = append(sum.Notes, r.sinkNotes()...)
 	if err := r.c.store.Put(r.storeRecord(st, sum.GetVerdict(), sum, r.agg.WholeSeries())); err != nil {
 		r.log.Error("store run summary", slog.Any("err", err))
 		sum.Notes = append(sum.Notes, "the run could not be stored: "+err.Error())
 	}
+	if r.c.journal != nil {
+		if err := r.c.journal.deleteRun(r.id); err != nil {
+			r.log.Error("journal", slog.Any("err", err))
+		}
+	}
 	r.mu.Lock()
 	r.final = sum
 	r.mu.Unlock()
+	r.sinkEnded(sum)
 	r.log.Info("run ended", slog.String("status", st), slog.String("verdict", sum.GetVerdict()),
 		slog.Int64("requests", sum.GetAll().GetRequests()))
 }

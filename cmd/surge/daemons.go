@@ -11,8 +11,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/surgeload/surge/agent"
+	"github.com/surgeload/surge/cluster/tlsconf"
 	"github.com/surgeload/surge/cmd/surge/target"
 	"github.com/surgeload/surge/controller"
+	"github.com/surgeload/surge/controller/sink"
 )
 
 // readyTimeout bounds the wait for a daemon's gossip address to log it.
@@ -51,8 +53,11 @@ func serve(ctx context.Context, run func(context.Context) error, ready func() bo
 // --- controller ---
 
 type controllerOptions struct {
-	cfg      controller.Config
-	logLevel string
+	cfg       controller.Config
+	logLevel  string
+	influx    sink.InfluxConfig
+	tls       tlsconf.Files
+	gossipKey string
 }
 
 func newControllerCmd(e env) *cobra.Command {
@@ -62,6 +67,9 @@ func newControllerCmd(e env) *cobra.Command {
 		Short: "Run a controller until interrupted",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.influx.Token == "" {
+				o.influx.Token = e.getenv("SURGE_INFLUX_TOKEN")
+			}
 			return runController(cmd.Context(), o, e.stderr)
 		},
 	}
@@ -73,6 +81,18 @@ func newControllerCmd(e env) *cobra.Command {
 	f.StringVar(&o.cfg.DataDir, "data-dir", "", "`DIR` of the run store (required)")
 	f.StringVar(&o.cfg.ID, "id", "", "controller id (default \"controller\")")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&o.influx.URL, "influx-url", "", "write results to InfluxDB at `URL` (1.8+ or 2.x), e.g. http://127.0.0.1:8086")
+	f.StringVar(&o.influx.Bucket, "influx-bucket", "", "InfluxDB `BUCKET` (InfluxDB 1.8: database/retention-policy)")
+	f.StringVar(&o.influx.Org, "influx-org", "", "InfluxDB 2.x `ORG` (ignored by 1.8)")
+	f.IntVar(&o.influx.Queue, "influx-queue", 0, "write items InfluxDB's queue holds in memory before spilling to the run store (default 1024)")
+	f.StringVar(&o.influx.Token, "influx-token", "", "InfluxDB `TOKEN` (1.8: user:password); default $SURGE_INFLUX_TOKEN")
+	f.DurationVar(&o.cfg.AgentKeepalive, "agent-keepalive", controller.DefaultAgentKeepalive, "ping an agent whose stream was idle this long")
+	f.DurationVar(&o.cfg.AgentKeepaliveTimeout, "agent-keepalive-timeout", controller.DefaultAgentKeepaliveTimeout, "drop an agent that does not answer a ping within this")
+	f.DurationVar(&o.cfg.AgentLossConfirm, "agent-loss-confirm", controller.DefaultAgentLossConfirm, "declare an agent whose stream ended lost after this (gossip may decide sooner) and reshare its load")
+	f.DurationVar(&o.cfg.RestoreGrace, "restore-grace", controller.DefaultRestoreGrace, "after a restart, how long restored runs wait for their agents to re-attach")
+	f.StringVar(&o.cfg.Token, "token", e.getenv("SURGE_TOKEN"), "bearer token the CLI must present (env SURGE_TOKEN)")
+	tlsFlags(cmd, &o.tls)
+	gossipSecurityFlags(cmd, &o.gossipKey, &o.cfg.GossipLabel)
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }
@@ -86,6 +106,21 @@ func runController(ctx context.Context, o controllerOptions, stderr io.Writer) e
 	cfg := o.cfg
 	cfg.Logger = log
 	cfg.Version = versionString()
+	switch {
+	case o.influx.URL != "":
+		ic := o.influx
+		cfg.Influx = &ic
+	case o.influx.Bucket != "" || o.influx.Org != "":
+		return usageErrorf("--influx-bucket and --influx-org need --influx-url")
+	}
+	if cfg.GossipKey, err = parseGossipKey(o.gossipKey); err != nil {
+		return err
+	}
+	if o.tls.Enabled() {
+		if cfg.TLS, err = o.tls.Server(); err != nil {
+			return withExitCode(exitUsage, err)
+		}
+	}
 	c, err := controller.New(cfg)
 	if err != nil {
 		return err
@@ -98,8 +133,10 @@ func runController(ctx context.Context, o controllerOptions, stderr io.Writer) e
 // --- agent ---
 
 type agentOptions struct {
-	cfg      agent.Config
-	logLevel string
+	cfg       agent.Config
+	logLevel  string
+	tls       tlsconf.Files
+	gossipKey string
 }
 
 func newAgentCmd(e env) *cobra.Command {
@@ -124,6 +161,11 @@ func newAgentCmd(e env) *cobra.Command {
 	f.Float64Var(&o.cfg.MaxRate, "max-rate", 0, "most arrivals per second this agent takes (0: unlimited)")
 	f.Int64Var(&o.cfg.MaxVUs, "max-vus", 0, "most VUs this agent runs (0: unlimited)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.DurationVar(&o.cfg.ControllerLossGrace, "controller-loss-grace", agent.DefaultControllerLoss, "keep running without a controller this long, then stop")
+	f.DurationVar(&o.cfg.PauseThreshold, "pause-threshold", agent.DefaultPauseThreshold, "a stall this long (SIGSTOP) suspends runs until the controller confirms them")
+	f.IntVar(&o.cfg.SnapshotBuffer, "snapshot-buffer", agent.DefaultSnapshotBuffer, "unacknowledged snapshots kept per run before queued ones are merged")
+	tlsFlags(cmd, &o.tls)
+	gossipSecurityFlags(cmd, &o.gossipKey, &o.cfg.GossipLabel)
 	_ = cmd.MarkFlagRequired("id")
 	_ = cmd.MarkFlagRequired("region")
 	return cmd
@@ -141,6 +183,14 @@ func runAgent(ctx context.Context, o agentOptions, stderr io.Writer) error {
 	cfg := o.cfg
 	cfg.Logger = log
 	cfg.Version = versionString()
+	if cfg.GossipKey, err = parseGossipKey(o.gossipKey); err != nil {
+		return err
+	}
+	if o.tls.Enabled() {
+		if cfg.TLS, err = o.tls.Client(); err != nil {
+			return withExitCode(exitUsage, err)
+		}
+	}
 	a, err := agent.New(cfg)
 	if err != nil {
 		return withExitCode(exitUsage, err)

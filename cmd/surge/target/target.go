@@ -24,7 +24,14 @@ import (
 const (
 	StatsPath = "/__surge/stats"
 	ResetPath = "/__surge/reset"
+	// RedirectPath answers 302 to its "to" query parameter; the request is
+	// counted like any other.
+	RedirectPath = "/redirect"
 )
+
+// secondsKept bounds Stats.BySecond: the arrivals of the last secondsKept
+// seconds are kept.
+const secondsKept = 3600
 
 // maxPaths bounds the distinct paths counted in Stats.ByPath; requests to
 // further paths are counted under OtherPath.
@@ -61,6 +68,9 @@ type Stats struct {
 	// are open now (not reset).
 	ConnsAccepted int64 `json:"conns_accepted"`
 	ConnsActive   int64 `json:"conns_active"`
+	// BySecond counts Requests by the Unix second they arrived in (the last
+	// hour's seconds with any arrival).
+	BySecond map[int64]int64 `json:"by_second"`
 }
 
 // Server is a running target.
@@ -81,7 +91,12 @@ type Server struct {
 
 	mu     sync.Mutex
 	byPath map[string]*atomic.Int64
+	// bySecond is a ring of per-second arrival counts, indexed by the Unix
+	// second modulo secondsKept; guarded by mu.
+	bySecond [secondsKept]secondCount
 }
+
+type secondCount struct{ sec, n int64 }
 
 // New validates cfg and binds the listener.
 func New(cfg Config) (*Server, error) {
@@ -115,6 +130,7 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+StatsPath, s.serveStats)
 	mux.HandleFunc("POST "+ResetPath, s.serveReset)
+	mux.HandleFunc(RedirectPath, s.serveRedirect)
 	mux.HandleFunc("/", s.serve)
 	s.srv = &http.Server{
 		Handler:           mux,
@@ -181,6 +197,13 @@ func (s *Server) Stats() Stats {
 			st.ByPath[p] = v
 		}
 	}
+	st.BySecond = make(map[int64]int64)
+	oldest := time.Now().Unix() - secondsKept
+	for _, c := range s.bySecond {
+		if c.n > 0 && c.sec > oldest {
+			st.BySecond[c.sec] = c.n
+		}
+	}
 	s.mu.Unlock()
 	return st
 }
@@ -193,10 +216,17 @@ func (s *Server) Reset() {
 	s.errors.Store(0)
 	s.connsAccepted.Store(0)
 	clear(s.byPath)
+	s.bySecond = [secondsKept]secondCount{}
 }
 
 func (s *Server) countPath(path string) {
 	s.mu.Lock()
+	sec := time.Now().Unix()
+	if c := &s.bySecond[sec%secondsKept]; c.sec == sec {
+		c.n++
+	} else {
+		*c = secondCount{sec: sec, n: 1}
+	}
 	n, ok := s.byPath[path]
 	if !ok {
 		if len(s.byPath) >= maxPaths {
@@ -233,6 +263,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = io.WriteString(w, "ok\n")
+}
+
+// serveRedirect counts the request and answers 302 to the "to" parameter,
+// so tests can check that a client does not follow a redirect where it
+// must not go.
+func (s *Server) serveRedirect(w http.ResponseWriter, r *http.Request) {
+	s.requests.Add(1)
+	s.countPath(r.URL.Path)
+	to := r.URL.Query().Get("to")
+	if to == "" {
+		http.Error(w, "redirect: give ?to=URL", http.StatusBadRequest)
+		return
+	}
+	http.Redirect(w, r, to, http.StatusFound)
 }
 
 func (s *Server) serveStats(w http.ResponseWriter, _ *http.Request) {

@@ -264,3 +264,34 @@ func TestCloseWithoutRun(t *testing.T) {
 		t.Error("listener still accepts after Close")
 	}
 }
+
+func TestServerRedirectAndBySecond(t *testing.T) {
+	s := start(t, target.Config{})
+	c := newClient(t)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	base := "http://" + s.Addr()
+	resp, err := c.Get(base + target.RedirectPath + "?to=http://127.0.0.2:1/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "http://127.0.0.2:1/x" {
+		t.Errorf("redirect = %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if code, _ := get(t, c, base+target.RedirectPath); code != http.StatusBadRequest {
+		t.Errorf("redirect without to = %d, want 400", code)
+	}
+	get(t, c, base+"/a")
+	st := s.Stats()
+	var sum int64
+	for _, n := range st.BySecond {
+		sum += n
+	}
+	if st.Requests != 3 || sum != 3 || st.ByPath[target.RedirectPath] != 2 {
+		t.Errorf("stats = %+v, want 3 requests, 3 by second, 2 redirects", st)
+	}
+	s.Reset()
+	if st := s.Stats(); len(st.BySecond) != 0 {
+		t.Errorf("after reset: by_second %v", st.BySecond)
+	}
+}
