@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -121,7 +120,11 @@ func rpcErr(op, addr string, err error) error {
 // dial opens a client connection to the controller; it connects lazily, so
 // errors show on the first call.
 func dial(addr string) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts, err := securityDialOptions(os.Getenv)
+	if err != nil {
+		return nil, withExitCode(exitUsage, err)
+	}
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, withExitCode(exitUsage, fmt.Errorf("controller address %q: %w", addr, err))
 	}
@@ -187,10 +190,14 @@ func newRootCmd(e env) (*cobra.Command, *bool) {
 		newAgentsCmd(e),
 		newRunsCmd(e),
 		newReportCmd(e),
+		newCompareCmd(e),
+		newPlanCmd(e),
+		newInitCmd(e),
 		newStopCmd(e),
 		newTargetCmd(e),
 		newDemoCmd(e),
 		newVersionCmd(e),
+		newCertsCmd(e),
 	)
 	// Cobra validates arguments and flags before RunE: mark the start of
 	// each command's own code.

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/surgeload/surge/controller/report"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/plan"
 )
@@ -109,10 +108,6 @@ func newRunsCmd(e env) *cobra.Command {
 	return newQueryCmd(e, "runs", "List runs, newest first", cobra.NoArgs, true, runRuns)
 }
 
-func newReportCmd(e env) *cobra.Command {
-	return newQueryCmd(e, "report RUN_ID", "Print a run's summary", cobra.ExactArgs(1), true, runReport)
-}
-
 func newStopCmd(e env) *cobra.Command {
 	return newQueryCmd(e, "stop RUN_ID", "Stop a run", cobra.ExactArgs(1), false, runStop)
 }
@@ -169,27 +164,6 @@ func runRuns(ctx context.Context, o queryOptions, stdout io.Writer) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.GetRunId(), r.GetPlanName(), r.GetStatus(), dash(r.GetVerdict()), started)
 		}
 		return tw.Flush()
-	})
-}
-
-// runReport is `surge report`.
-func runReport(ctx context.Context, o queryOptions, stdout io.Writer) error {
-	return withController(o.controller, func(c *grpcClients) error {
-		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-		defer cancel()
-		sum, err := c.runs.Report(ctx, &surgev1.ReportRequest{RunId: o.runID})
-		if err != nil {
-			return rpcErr("report "+o.runID, o.controller, err)
-		}
-		if o.json {
-			b, err := report.JSON(sum)
-			if err != nil {
-				return err
-			}
-			_, err = stdout.Write(b)
-			return err
-		}
-		return report.Text(stdout, sum)
 	})
 }
 

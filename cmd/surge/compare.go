@@ -1,0 +1,323 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/surgeload/surge/controller/report"
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+)
+
+// Report formats.
+const (
+	formatText = "text"
+	formatJSON = "json"
+	formatCSV  = "csv"
+	formatHDR  = "hdr"
+)
+
+// hdrTimeout bounds streaming a run's histograms for the HDR log.
+const hdrTimeout = time.Minute
+
+type reportOptions struct {
+	controller string
+	runID      string
+	format     string
+	json       bool
+	byRegion   bool
+	metric     string
+	output     string
+}
+
+func newReportCmd(e env) *cobra.Command {
+	var o reportOptions
+	cmd := &cobra.Command{
+		Use:   "report RUN_ID",
+		Short: "Print a run's summary (text, json, csv) or its HdrHistogram interval log (hdr)",
+		Long: `Report prints a run's summary. --format hdr writes the run's latency as an
+HdrHistogram interval log (values in microseconds), one histogram per stored
+interval with every region merged (--by-region: one per region, tagged), or one
+for the whole run when the store has no intervals. HdrHistogram's own tools read
+it (HistogramLogAnalyzer, HistogramLogProcessor, hdr-histogram-js).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.runID = args[0]
+			if o.json {
+				if cmd.Flags().Changed("format") && o.format != formatJSON {
+					return usageErrorf("--json and --format %s disagree", o.format)
+				}
+				o.format = formatJSON
+			}
+			return runReport(cmd.Context(), o, e.stdout)
+		},
+	}
+	controllerFlag(cmd, e, &o.controller)
+	cmd.Flags().StringVar(&o.format, "format", formatText, "output format: text, json, csv or hdr")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON (same as --format json)")
+	cmd.Flags().BoolVar(&o.byRegion, "by-region", false, "hdr: one histogram per region and interval, tagged with the region")
+	cmd.Flags().StringVar(&o.metric, "metric", report.MetricLatency, "hdr: latency (from the intended send) or service (from the actual send)")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "write to `FILE` instead of stdout")
+	return cmd
+}
+
+// runReport is `surge report`.
+func runReport(ctx context.Context, o reportOptions, stdout io.Writer) (err error) {
+	switch o.format {
+	case formatText, formatJSON, formatCSV, formatHDR:
+	default:
+		return usageErrorf("--format %q: want text, json, csv or hdr", o.format)
+	}
+	out := stdout
+	if o.output != "" {
+		f, err := os.Create(o.output)
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		defer func() {
+			if cerr := f.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("report: %w", cerr)
+			}
+		}()
+		out = f
+	}
+	return withController(o.controller, func(c *grpcClients) error {
+		if o.format == formatHDR {
+			return writeHdrReport(ctx, c.runs, o, out)
+		}
+		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		sum, err := c.runs.Report(ctx, &surgev1.ReportRequest{RunId: o.runID})
+		if err != nil {
+			return rpcErr("report "+o.runID, o.controller, err)
+		}
+		switch o.format {
+		case formatJSON:
+			b, err := report.JSON(sum)
+			if err != nil {
+				return err
+			}
+			_, err = out.Write(b)
+			return err
+		case formatCSV:
+			return report.CSV(out, sum)
+		}
+		return report.Text(out, sum)
+	})
+}
+
+// writeHdrReport streams the run's histograms and writes the interval log.
+func writeHdrReport(ctx context.Context, c runsClient, o reportOptions, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, hdrTimeout)
+	defer cancel()
+	sum, err := c.Report(ctx, &surgev1.ReportRequest{RunId: o.runID})
+	if err != nil {
+		return rpcErr("report "+o.runID, o.controller, err)
+	}
+	stream, err := c.Histograms(ctx, &surgev1.HistogramsRequest{RunId: o.runID, ByRegion: o.byRegion, Metric: o.metric})
+	if err != nil {
+		return rpcErr("histograms "+o.runID, o.controller, err)
+	}
+	var frames []*surgev1.HistogramFrame
+	for {
+		f, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return rpcErr("histograms "+o.runID, o.controller, err)
+		}
+		frames = append(frames, f)
+	}
+	return report.WriteHdrLog(out, o.runID, time.UnixMilli(sum.GetStartedAtUnixMs()), frames)
+}
+
+// --- compare ---
+
+type compareOptions struct {
+	controller string
+	runA, runB string
+	baseline   string
+	tolerance  float64
+	by         string
+	window     time.Duration
+	json       bool
+}
+
+func newCompareCmd(e env) *cobra.Command {
+	var o compareOptions
+	cmd := &cobra.Command{
+		Use:   "compare RUN_A RUN_B | compare --baseline PROD.csv RUN",
+		Short: "Compare two runs (or a run with production figures) percentile by percentile",
+		Long: `Compare puts two stored runs side by side: p50/p95/p99/p99.9 latency, rate and
+error rate (all failures, and by status class or error kind), for the whole run
+and per request, region or scenario (--by), and aligned by elapsed time (window
+i of A against window i of B) when the store has the runs' intervals. Every
+figure is read from histograms merged exactly from the stored ones.
+
+A metric diverges when |B-A|/|A| exceeds --tolerance and the difference is
+above the metric's noise floor (1 ms for latency, 0.5 percentage points for
+error rates). Exit status: 0 within tolerance, 1 when any metric diverged.
+
+--baseline PROD.csv compares one run with production figures instead: a CSV
+with the header endpoint,p50,p95,p99,error_rate,rpm (latencies in ms,
+error_rate in [0,1], rpm requests per minute); endpoints match request names,
+"all" the whole run.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if o.baseline != "" {
+				return cobra.ExactArgs(1)(cmd, args)
+			}
+			return cobra.ExactArgs(2)(cmd, args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.baseline != "" {
+				o.runB = args[0]
+			} else {
+				o.runA, o.runB = args[0], args[1]
+			}
+			return runCompare(cmd.Context(), o, e.stdout)
+		},
+	}
+	controllerFlag(cmd, e, &o.controller)
+	cmd.Flags().Float64Var(&o.tolerance, "tolerance", report.DefaultTolerance, "relative difference above which a metric diverges")
+	cmd.Flags().StringVar(&o.by, "by", report.ByRequest, "breakdown: request, region or scenario")
+	cmd.Flags().DurationVar(&o.window, "window", report.DefaultWindow, "width of the aligned elapsed-time windows (0: off)")
+	cmd.Flags().StringVar(&o.baseline, "baseline", "", "production figures `CSV` (endpoint,p50,p95,p99,error_rate,rpm) instead of RUN_A")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON")
+	return cmd
+}
+
+// runCompare is `surge compare`.
+func runCompare(ctx context.Context, o compareOptions, stdout io.Writer) error {
+	if !(o.tolerance > 0) {
+		return usageErrorf("--tolerance %v: must be > 0", o.tolerance)
+	}
+	switch o.by {
+	case report.ByRequest, report.ByRegion, report.ByScenario:
+	default:
+		return usageErrorf("--by %q: want request, region or scenario", o.by)
+	}
+	req := &surgev1.CompareRequest{RunA: o.runA, RunB: o.runB, Tolerance: o.tolerance, By: o.by, WindowMs: o.window.Milliseconds()}
+	if o.window <= 0 {
+		req.WindowMs = -1
+	}
+	if o.baseline != "" {
+		f, err := os.Open(o.baseline)
+		if err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+		rows, err := parseBaseline(f)
+		_ = f.Close()
+		if err != nil {
+			return fmt.Errorf("baseline %s: %w", o.baseline, err)
+		}
+		req.Baseline = rows
+	}
+	return withController(o.controller, func(c *grpcClients) error {
+		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
+		resp, err := c.runs.Compare(ctx, req)
+		if err != nil {
+			return rpcErr("compare", o.controller, err)
+		}
+		if o.json {
+			b, err := report.CompareJSON(resp)
+			if err != nil {
+				return err
+			}
+			if _, err := stdout.Write(b); err != nil {
+				return err
+			}
+		} else if err := report.CompareText(stdout, resp); err != nil {
+			return fmt.Errorf("print comparison: %w", err)
+		}
+		if resp.GetDiverged() > 0 {
+			return &exitError{code: exitFailure, reported: true,
+				err: fmt.Errorf("%d metrics diverged beyond %.0f%%", resp.GetDiverged(), resp.GetTolerance()*100)}
+		}
+		return nil
+	})
+}
+
+// baselineColumns are the production CSV's columns, in any order.
+var baselineColumns = [...]string{"endpoint", "p50", "p95", "p99", "error_rate", "rpm"}
+
+// parseBaseline reads production figures: a header naming the columns
+// (endpoint,p50,p95,p99,error_rate,rpm; extra columns are ignored), then one
+// row per endpoint. Errors name the line.
+func parseBaseline(r io.Reader) ([]*surgev1.BaselineRow, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+	cr.Comment = '#'
+	header, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		col[strings.ToLower(strings.TrimSpace(h))] = i
+	}
+	for _, c := range baselineColumns {
+		if _, ok := col[c]; !ok {
+			return nil, fmt.Errorf("line 1: missing column %q (want %s)", c, strings.Join(baselineColumns[:], ","))
+		}
+	}
+	var rows []*surgev1.BaselineRow
+	seen := map[string]bool{}
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		line, _ := cr.FieldPos(0)
+		if len(rec) < len(header) {
+			return nil, fmt.Errorf("line %d: %d fields, want %d", line, len(rec), len(header))
+		}
+		num := func(name string) (float64, error) {
+			s := strings.TrimSpace(rec[col[name]])
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil || v < 0 || v != v {
+				return 0, fmt.Errorf("line %d: %s %q: want a number >= 0", line, name, s)
+			}
+			return v, nil
+		}
+		row := &surgev1.BaselineRow{Endpoint: strings.TrimSpace(rec[col["endpoint"]])}
+		if row.Endpoint == "" {
+			return nil, fmt.Errorf("line %d: empty endpoint", line)
+		}
+		if seen[row.Endpoint] {
+			return nil, fmt.Errorf("line %d: endpoint %q listed twice", line, row.Endpoint)
+		}
+		seen[row.Endpoint] = true
+		for _, f := range []struct {
+			name string
+			dst  *float64
+		}{{"p50", &row.P50Ms}, {"p95", &row.P95Ms}, {"p99", &row.P99Ms}, {"error_rate", &row.ErrorRate}, {"rpm", &row.Rpm}} {
+			if *f.dst, err = num(f.name); err != nil {
+				return nil, err
+			}
+		}
+		if row.ErrorRate > 1 {
+			return nil, fmt.Errorf("line %d: error_rate %v: want a fraction in [0, 1]", line, row.ErrorRate)
+		}
+		rows = append(rows, row)
+	}
+	if len(rows) == 0 {
+		return nil, errors.New("no rows")
+	}
+	slices.SortStableFunc(rows, func(a, b *surgev1.BaselineRow) int { return strings.Compare(a.Endpoint, b.Endpoint) })
+	return rows, nil
+}

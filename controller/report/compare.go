@@ -1,0 +1,458 @@
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/hist"
+)
+
+// Comparison defaults and noise floors. A metric diverges when its relative
+// difference exceeds the tolerance AND its absolute difference exceeds the
+// metric's floor, so that 0.1% vs 0.2% errors or 300 µs vs 400 µs do not
+// fail a comparison on their own.
+const (
+	DefaultTolerance = 0.2
+	DefaultWindow    = 10 * time.Second
+	// LatencyFloorMs: latency differences at or under 1 ms never diverge.
+	LatencyFloorMs = 1.0
+	// ErrorRateFloor: error-rate differences at or under half a percentage
+	// point never diverge.
+	ErrorRateFloor = 0.005
+	// WindowMinRequests: a window with fewer requests on either side is
+	// listed but never diverges (its percentiles are noise).
+	WindowMinRequests = 50
+)
+
+// Breakdowns for Compare.
+const (
+	ByRequest  = "request"
+	ByRegion   = "region"
+	ByScenario = "scenario"
+)
+
+// RunData is what the store holds about one run, as Compare and the HDR
+// log need it.
+type RunData struct {
+	ID    string
+	Start time.Time
+	// Duration is the run's measured duration (the summary's), for rates.
+	Duration time.Duration
+	// Interval is the snapshot interval of Intervals.
+	Interval time.Duration
+	// Whole is the whole-run merged series per region.
+	Whole map[string][]*surgev1.Series
+	// Intervals are the per-interval merged series per region, by index;
+	// nil when the store has none for the run.
+	Intervals []Interval
+}
+
+// Interval is one emitted interval's merged series per region.
+type Interval struct {
+	Index int64
+	// Start is the interval's start; zero: the run's start + Index intervals.
+	Start   time.Time
+	Regions map[string][]*surgev1.Series
+}
+
+// CompareOptions shape a comparison.
+type CompareOptions struct {
+	Tolerance float64
+	By        string
+	// Window is the aligned window width; < 0 turns windows off, 0 means
+	// DefaultWindow.
+	Window time.Duration
+}
+
+// groupStats accumulate one group (all, a request, a region...) exactly.
+type groupStats struct {
+	latency  *hdrhistogram.Histogram
+	requests int64
+	failures int64
+	// byStatus counts requests per status class or error kind.
+	byStatus map[string]int64
+}
+
+func newGroupStats() *groupStats {
+	return &groupStats{latency: hist.New(), byStatus: map[string]int64{}}
+}
+
+func (g *groupStats) add(s *surgev1.Series) error {
+	if _, err := hist.MergeProto(g.latency, s.GetLatency()); err != nil {
+		return err
+	}
+	c := s.GetCounters()
+	g.requests += c.GetRequests()
+	g.failures += c.GetFailures()
+	if st := s.GetKey().GetStatus(); st != "" {
+		g.byStatus[st] += c.GetRequests()
+	}
+	return nil
+}
+
+// groupKey names the group of a series under a breakdown.
+func groupKey(by, region string, s *surgev1.Series) string {
+	switch by {
+	case ByRegion:
+		return "region=" + region
+	case ByScenario:
+		return "scenario=" + s.GetKey().GetScenario()
+	default:
+		return "request=" + s.GetKey().GetRequest()
+	}
+}
+
+// groups merges regions' series into "all" and one group per breakdown key.
+func groups(regions map[string][]*surgev1.Series, by string) (map[string]*groupStats, error) {
+	out := map[string]*groupStats{"all": newGroupStats()}
+	for region, list := range regions {
+		for _, s := range list {
+			if err := out["all"].add(s); err != nil {
+				return nil, fmt.Errorf("merge %s series: %w", region, err)
+			}
+			k := groupKey(by, region, s)
+			g, ok := out[k]
+			if !ok {
+				g = newGroupStats()
+				out[k] = g
+			}
+			if err := g.add(s); err != nil {
+				return nil, fmt.Errorf("merge %s series: %w", region, err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// metricValues are one group's comparable figures.
+type metricValues struct {
+	present  bool
+	requests int64
+	values   map[string]float64
+}
+
+// okStatus reports whether a status class is a success.
+func okStatus(st string) bool { return st == "2xx" || st == "1xx" || st == "3xx" }
+
+func valuesOf(g *groupStats, secs float64) metricValues {
+	if g == nil || g.requests == 0 && g.latency.TotalCount() == 0 {
+		return metricValues{values: map[string]float64{}}
+	}
+	v := map[string]float64{
+		"p50_ms":  float64(g.latency.ValueAtQuantile(50)) / 1000,
+		"p95_ms":  float64(g.latency.ValueAtQuantile(95)) / 1000,
+		"p99_ms":  float64(g.latency.ValueAtQuantile(99)) / 1000,
+		"p999_ms": float64(g.latency.ValueAtQuantile(99.9)) / 1000,
+	}
+	if g.latency.TotalCount() == 0 {
+		for k := range v {
+			delete(v, k)
+		}
+	}
+	if secs > 0 {
+		v["rps"] = float64(g.requests) / secs
+	}
+	if g.requests > 0 {
+		v["error_rate"] = float64(g.failures) / float64(g.requests)
+		for st, n := range g.byStatus {
+			if !okStatus(st) {
+				v["error_rate."+st] = float64(n) / float64(g.requests)
+			}
+		}
+	}
+	return metricValues{present: true, requests: g.requests, values: v}
+}
+
+// metricOrder sorts metrics for display.
+func metricOrder(m string) int {
+	switch m {
+	case "p50_ms":
+		return 0
+	case "p95_ms":
+		return 1
+	case "p99_ms":
+		return 2
+	case "p999_ms":
+		return 3
+	case "rps":
+		return 4
+	case "error_rate":
+		return 5
+	}
+	return 6
+}
+
+// RelDiff is (b - a) / |a|: 0 when both are 0, ±Inf when only a is.
+func RelDiff(a, b float64) float64 {
+	if a == b {
+		return 0
+	}
+	if a == 0 {
+		return math.Inf(int(math.Copysign(1, b)))
+	}
+	return (b - a) / math.Abs(a)
+}
+
+// floor is the absolute difference a metric must exceed to diverge.
+func floor(metric string) float64 {
+	switch {
+	case strings.HasSuffix(metric, "_ms"):
+		return LatencyFloorMs
+	case strings.HasPrefix(metric, "error_rate"):
+		return ErrorRateFloor
+	}
+	return 0
+}
+
+// diffGroup compares two groups' values, metric by metric, appending to out.
+func diffGroup(out []*surgev1.MetricDiff, tmpl *surgev1.MetricDiff, a, b metricValues, tol float64, canDiverge bool) []*surgev1.MetricDiff {
+	names := map[string]bool{}
+	for m := range a.values {
+		names[m] = true
+	}
+	for m := range b.values {
+		names[m] = true
+	}
+	sorted := make([]string, 0, len(names))
+	for m := range names {
+		sorted = append(sorted, m)
+	}
+	slices.SortFunc(sorted, func(x, y string) int {
+		return cmp.Or(cmp.Compare(metricOrder(x), metricOrder(y)), cmp.Compare(x, y))
+	})
+	for _, m := range sorted {
+		av, aok := a.values[m]
+		bv, bok := b.values[m]
+		if !a.present || !b.present {
+			aok, bok = a.present && aok, b.present && bok
+		}
+		d := &surgev1.MetricDiff{
+			Window: tmpl.Window, WindowStartMs: tmpl.WindowStartMs, WindowEndMs: tmpl.WindowEndMs,
+			Group: tmpl.Group, Metric: m, A: av, B: bv,
+			APresent: a.present, BPresent: b.present, ARequests: a.requests, BRequests: b.requests,
+		}
+		if aok && bok {
+			d.RelDiff = RelDiff(av, bv)
+			d.Diverged = canDiverge && math.Abs(d.RelDiff) > tol && math.Abs(bv-av) > floor(m)
+		} else if strings.HasPrefix(m, "error_rate.") && a.present && b.present {
+			// A status seen on one side only: the other side's rate is 0.
+			d.RelDiff = RelDiff(av, bv)
+			d.Diverged = canDiverge && math.Abs(bv-av) > floor(m)
+		} else {
+			// The group is missing on one side: that is a divergence.
+			d.RelDiff = math.NaN()
+			d.Diverged = canDiverge && a.present != b.present
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func sortedGroups(a, b map[string]*groupStats) []string {
+	set := map[string]bool{}
+	for k := range a {
+		set[k] = true
+	}
+	for k := range b {
+		set[k] = true
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(x, y string) int {
+		if x == "all" || y == "all" {
+			return cmp.Compare(boolInt(y == "all"), boolInt(x == "all"))
+		}
+		return cmp.Compare(x, y)
+	})
+	return out
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (o CompareOptions) normalized() (CompareOptions, error) {
+	if o.Tolerance == 0 {
+		o.Tolerance = DefaultTolerance
+	}
+	if o.Tolerance < 0 || math.IsNaN(o.Tolerance) || math.IsInf(o.Tolerance, 0) {
+		return o, fmt.Errorf("tolerance %v: must be a positive number", o.Tolerance)
+	}
+	switch o.By {
+	case "":
+		o.By = ByRequest
+	case ByRequest, ByRegion, ByScenario:
+	default:
+		return o, fmt.Errorf("by %q: want request, region or scenario", o.By)
+	}
+	if o.Window == 0 {
+		o.Window = DefaultWindow
+	}
+	return o, nil
+}
+
+// Compare compares run b with run a: the whole run, "all" and one group per
+// breakdown key, then (when both runs have intervals) aligned windows of
+// elapsed time. Every percentile is read from histograms merged exactly
+// from the stored series.
+func Compare(a, b *RunData, opts CompareOptions) (*surgev1.CompareResponse, error) {
+	opts, err := opts.normalized()
+	if err != nil {
+		return nil, err
+	}
+	resp := &surgev1.CompareResponse{RunA: a.ID, RunB: b.ID, Tolerance: opts.Tolerance, By: opts.By}
+	ga, err := groups(a.Whole, opts.By)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", a.ID, err)
+	}
+	gb, err := groups(b.Whole, opts.By)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", b.ID, err)
+	}
+	for _, name := range sortedGroups(ga, gb) {
+		resp.Metrics = diffGroup(resp.Metrics, &surgev1.MetricDiff{Group: name},
+			valuesOf(ga[name], a.Duration.Seconds()), valuesOf(gb[name], b.Duration.Seconds()), opts.Tolerance, true)
+	}
+
+	switch {
+	case opts.Window < 0:
+	case len(a.Intervals) == 0 || len(b.Intervals) == 0:
+		resp.Notes = append(resp.Notes, "aligned windows skipped: the store has no per-interval data for "+
+			strings.Join(missingIntervals(a, b), " and "))
+	default:
+		resp.Aligned = true
+		resp.WindowMs = opts.Window.Milliseconds()
+		wa, err := windows(a, opts.Window)
+		if err != nil {
+			return nil, fmt.Errorf("run %s: %w", a.ID, err)
+		}
+		wb, err := windows(b, opts.Window)
+		if err != nil {
+			return nil, fmt.Errorf("run %s: %w", b.ID, err)
+		}
+		for i := range max(len(wa), len(wb)) {
+			var xa, xb *groupStats
+			var secsA, secsB float64
+			if i < len(wa) {
+				xa, secsA = wa[i].g, wa[i].secs
+			}
+			if i < len(wb) {
+				xb, secsB = wb[i].g, wb[i].secs
+			}
+			va, vb := valuesOf(xa, secsA), valuesOf(xb, secsB)
+			enough := va.requests >= WindowMinRequests && vb.requests >= WindowMinRequests
+			tmpl := &surgev1.MetricDiff{Window: true, Group: "all",
+				WindowStartMs: int64(i) * opts.Window.Milliseconds(), WindowEndMs: int64(i+1) * opts.Window.Milliseconds()}
+			resp.Metrics = diffGroup(resp.Metrics, tmpl, va, vb, opts.Tolerance, enough)
+		}
+	}
+	for _, m := range resp.Metrics {
+		if m.Diverged {
+			resp.Diverged++
+		}
+	}
+	return resp, nil
+}
+
+func missingIntervals(a, b *RunData) []string {
+	var out []string
+	for _, r := range []*RunData{a, b} {
+		if len(r.Intervals) == 0 {
+			out = append(out, r.ID)
+		}
+	}
+	return out
+}
+
+type window struct {
+	g    *groupStats
+	secs float64
+}
+
+// windows merges a run's intervals into windows of width w of elapsed time
+// (all regions): interval i lands in window floor(i*interval / w).
+func windows(r *RunData, w time.Duration) ([]window, error) {
+	iv := r.Interval
+	if iv <= 0 {
+		iv = time.Second
+	}
+	var out []window
+	for _, in := range r.Intervals {
+		k := int(time.Duration(in.Index) * iv / w)
+		if k < 0 {
+			continue
+		}
+		for len(out) <= k {
+			out = append(out, window{g: newGroupStats(), secs: w.Seconds()})
+		}
+		for region, list := range in.Regions {
+			for _, s := range list {
+				if err := out[k].g.add(s); err != nil {
+					return nil, fmt.Errorf("interval %d: merge %s series: %w", in.Index, region, err)
+				}
+			}
+		}
+	}
+	// The last window may be cut short by the run's end.
+	if n := len(out); n > 0 && r.Duration > 0 {
+		if rest := r.Duration - time.Duration(n-1)*w; rest > 0 && rest < w {
+			out[n-1].secs = rest.Seconds()
+		}
+	}
+	return out, nil
+}
+
+// CompareBaseline compares run b with production figures, endpoint by
+// endpoint (baseline endpoints match b's request names; "all" or "*" is the
+// whole run): p50, p95, p99, error rate and rate.
+func CompareBaseline(rows []*surgev1.BaselineRow, b *RunData, opts CompareOptions) (*surgev1.CompareResponse, error) {
+	opts.By = ByRequest
+	opts, err := opts.normalized()
+	if err != nil {
+		return nil, err
+	}
+	resp := &surgev1.CompareResponse{RunA: "baseline", RunB: b.ID, Tolerance: opts.Tolerance, By: opts.By}
+	gb, err := groups(b.Whole, ByRequest)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", b.ID, err)
+	}
+	for _, row := range rows {
+		name := "request=" + row.GetEndpoint()
+		if e := row.GetEndpoint(); e == "all" || e == "*" {
+			name = "all"
+		}
+		a := metricValues{present: true, values: map[string]float64{
+			"p50_ms":     row.GetP50Ms(),
+			"p95_ms":     row.GetP95Ms(),
+			"p99_ms":     row.GetP99Ms(),
+			"error_rate": row.GetErrorRate(),
+			"rps":        row.GetRpm() / 60,
+		}}
+		vb := valuesOf(gb[name], b.Duration.Seconds())
+		// Only the baseline's columns are compared.
+		for m := range vb.values {
+			if _, ok := a.values[m]; !ok {
+				delete(vb.values, m)
+			}
+		}
+		resp.Metrics = diffGroup(resp.Metrics, &surgev1.MetricDiff{Group: name}, a, vb, opts.Tolerance, true)
+	}
+	for _, m := range resp.Metrics {
+		if m.Diverged {
+			resp.Diverged++
+		}
+	}
+	return resp, nil
+}

@@ -1,0 +1,181 @@
+package report_test
+
+import (
+	"bytes"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/surgeload/surge/controller/report"
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/hist"
+)
+
+// series builds one stored series with n latencies from..to µs (evenly).
+func series(request, status string, n int, from, to int64, failures int64) (*surgev1.Series, *hdrhistogram.Histogram) {
+	h := hist.New()
+	for i := range n {
+		_ = h.RecordValue(from + (to-from)*int64(i)/int64(max(n-1, 1)))
+	}
+	return &surgev1.Series{
+		Key:      &surgev1.SeriesKey{Scenario: "s", Request: request, Status: status},
+		Counters: &surgev1.Counters{Requests: int64(n), Failures: failures},
+		Latency:  hist.ToProto(h),
+	}, h
+}
+
+func run(id string, latScale int64, errFrac float64) (*report.RunData, *hdrhistogram.Histogram) {
+	all := hist.New()
+	ok1, h1 := series("home", "2xx", 800, 1000*latScale, 5000*latScale, 0)
+	all.Merge(h1)
+	nErr := int(200 * errFrac)
+	ok2, h2 := series("api", "2xx", 200-nErr, 2000, 9000, 0)
+	all.Merge(h2)
+	regions := map[string][]*surgev1.Series{"us-east": {ok1}, "eu-west": {ok2}}
+	if nErr > 0 {
+		e, h3 := series("api", "5xx", nErr, 100, 200, int64(nErr))
+		all.Merge(h3)
+		regions["eu-west"] = append(regions["eu-west"], e)
+	}
+	return &report.RunData{ID: id, Start: time.UnixMilli(1767225600000), Duration: 10 * time.Second, Whole: regions}, all
+}
+
+func find(c *surgev1.CompareResponse, group, metric string) *surgev1.MetricDiff {
+	for _, m := range c.GetMetrics() {
+		if !m.GetWindow() && m.GetGroup() == group && m.GetMetric() == metric {
+			return m
+		}
+	}
+	return nil
+}
+
+func TestCompareExactAndFlags(t *testing.T) {
+	a, ha := run("A", 1, 0)
+	b, _ := run("B", 1, 0)
+	c, err := report.Compare(a, b, report.CompareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GetDiverged() != 0 {
+		t.Errorf("equal runs: %d diverged", c.GetDiverged())
+	}
+	if got := find(c, "all", "p99_ms").GetA(); got != float64(ha.ValueAtQuantile(99))/1000 {
+		t.Errorf("p99 %v, merged histogram %d µs", got, ha.ValueAtQuantile(99))
+	}
+	if got := find(c, "all", "rps").GetA(); got != 100 {
+		t.Errorf("rps %v, want 100", got)
+	}
+
+	slow, _ := run("S", 3, 0.1) // home ×3 slower; api: 10% 5xx
+	c, err = report.Compare(a, slow, report.CompareOptions{Tolerance: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var diverged []string
+	for _, m := range c.GetMetrics() {
+		if m.GetDiverged() {
+			diverged = append(diverged, m.GetGroup()+" "+m.GetMetric())
+		}
+	}
+	// api's p50 moves (20 fast 5xx among 200) but by less than 20%.
+	want := "all p50_ms,all p95_ms,all p99_ms,all p999_ms,all error_rate,all error_rate.5xx," +
+		"request=api error_rate,request=api error_rate.5xx," +
+		"request=home p50_ms,request=home p95_ms,request=home p99_ms,request=home p999_ms"
+	if got := strings.Join(diverged, ","); got != want {
+		t.Errorf("diverged\n got %s\nwant %s", got, want)
+	}
+	var text bytes.Buffer
+	if err := report.CompareText(&text, c); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "DIVERGED: 12 metrics") {
+		t.Errorf("text:\n%s", text.String())
+	}
+	if _, err := report.CompareJSON(c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCompareBaseline(t *testing.T) {
+	b, h := run("B", 1, 0)
+	rows := []*surgev1.BaselineRow{
+		{Endpoint: "all", P50Ms: float64(h.ValueAtQuantile(50)) / 1000, P95Ms: float64(h.ValueAtQuantile(95)) / 1000,
+			P99Ms: float64(h.ValueAtQuantile(99)) / 1000, Rpm: 6000},
+		{Endpoint: "missing", P50Ms: 1, P95Ms: 2, P99Ms: 3, Rpm: 60},
+	}
+	c, err := report.CompareBaseline(rows, b, report.CompareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range c.GetMetrics() {
+		if m.GetGroup() == "all" && m.GetDiverged() {
+			t.Errorf("all %s diverged: %v vs %v", m.GetMetric(), m.GetA(), m.GetB())
+		}
+		if m.GetGroup() == "request=missing" && !m.GetDiverged() {
+			t.Errorf("missing endpoint %s not flagged", m.GetMetric())
+		}
+	}
+}
+
+func TestFramesAndHdrLog(t *testing.T) {
+	a, h := run("A", 1, 0.1)
+	frames, err := report.Frames(a, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := report.WriteHdrLog(&buf, "A", a.Start, frames); err != nil {
+		t.Fatal(err)
+	}
+	rd := hdrhistogram.NewHistogramLogReader(&buf)
+	got, err := rd.NextIntervalHistogram()
+	if err != nil || got == nil {
+		t.Fatalf("read back: %v", err)
+	}
+	if got.TotalCount() != h.TotalCount() || got.ValueAtQuantile(99.9) != h.ValueAtQuantile(99.9) {
+		t.Errorf("read back count %d p999 %d; want %d %d", got.TotalCount(), got.ValueAtQuantile(99.9), h.TotalCount(), h.ValueAtQuantile(99.9))
+	}
+	if math.Abs(float64(got.EndTimeMs()-got.StartTimeMs())-10000) > 1 {
+		t.Errorf("interval %d..%d ms", got.StartTimeMs(), got.EndTimeMs())
+	}
+}
+
+// Aligned windows: B is slower only in its second window (intervals 2-3 of
+// 1 s, window 2 s), so only that window's latency diverges.
+func TestCompareAlignedWindows(t *testing.T) {
+	mk := func(id string, slowWindow int) *report.RunData {
+		d := &report.RunData{ID: id, Duration: 6 * time.Second, Interval: time.Second, Whole: map[string][]*surgev1.Series{}}
+		for i := range int64(6) {
+			scale := int64(1)
+			if int(i/2) == slowWindow {
+				scale = 4
+			}
+			s, _ := series("home", "2xx", 100, 1000*scale, 3000*scale, 0)
+			d.Intervals = append(d.Intervals, report.Interval{Index: i, Regions: map[string][]*surgev1.Series{"us-east": {s}}})
+			d.Whole["us-east"] = append(d.Whole["us-east"], s)
+		}
+		return d
+	}
+	c, err := report.Compare(mk("A", -1), mk("B", 1), report.CompareOptions{Window: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.GetAligned() {
+		t.Fatal("not aligned")
+	}
+	for _, m := range c.GetMetrics() {
+		if !m.GetWindow() {
+			continue
+		}
+		slow := m.GetWindowStartMs() == 2000 && strings.HasSuffix(m.GetMetric(), "_ms")
+		if m.GetDiverged() != slow {
+			t.Errorf("window %d-%d %s: diverged %v (%v vs %v)", m.GetWindowStartMs(), m.GetWindowEndMs(), m.GetMetric(), m.GetDiverged(), m.GetA(), m.GetB())
+		}
+		if m.GetMetric() == "rps" && m.GetA() != 100 {
+			t.Errorf("window rps %v, want 100", m.GetA())
+		}
+	}
+}
