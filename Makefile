@@ -28,14 +28,17 @@ demo: build
 
 ## test: everything CI runs: lint, generated code, unit + integration tests
 ## with -race, and the system tests against the built binary.
-test: lint check-generate unit e2e bench-smoke
+test: lint check-generate check-dashboards unit fuzz e2e bench-smoke
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 ## e2e: system tests with the built binary as separate processes.
-e2e: build
-	SURGE_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -tags e2e -timeout 20m ./cmd/surge/e2e/...
+# It starts a real InfluxDB 1.8 (scripts/influxdb.sh) and stops it on exit.
+e2e: build $(TOOLS)/kustomize
+	@set -e; trap 'scripts/influxdb.sh stop; scripts/regions.sh down >/dev/null 2>&1 || true' EXIT; \
+	  eval "$$(scripts/influxdb.sh start | sed 's/^/export /')"; \
+	  SURGE_BIN=$(CURDIR)/$(BIN) KUSTOMIZE=$(CURDIR)/$(TOOLS)/kustomize $(GO) test -race -count=1 -tags e2e -timeout 20m ./cmd/surge/e2e/...
 
 $(TOOLS)/buf:
 	GOBIN=$(CURDIR)/$(TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -73,3 +76,34 @@ bench-smoke:
 
 clean:
 	rm -rf bin
+
+## dashboards: generate the Grafana dashboards from Go (deploy/grafana/gen).
+.PHONY: dashboards check-dashboards kustomize
+dashboards:
+	$(GO) run ./deploy/grafana/gen -out deploy/grafana/dashboards
+
+## check-dashboards: the committed dashboards are exactly what the generator
+## writes (regenerated into a temp dir and compared file by file).
+check-dashboards:
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	  $(GO) run ./deploy/grafana/gen -out "$$tmp" && \
+	  diff -r "$$tmp" deploy/grafana/dashboards || { echo "deploy/grafana/dashboards is stale: run make dashboards and commit"; exit 1; }
+
+# kustomize for the deploy tests (v5.7.1: its api v0.20.1 builds with Go 1.26).
+KUSTOMIZE_VERSION := v5.7.1
+$(TOOLS)/kustomize:
+	GOBIN=$(CURDIR)/$(TOOLS) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+kustomize: $(TOOLS)/kustomize
+
+## fuzz: each fuzz target for FUZZTIME, one at a time (go test -fuzz takes
+## one target per run). The partition system test's namespaces are removed
+## by e2e's exit trap (scripts/regions.sh down), even on failure.
+.PHONY: fuzz
+FUZZTIME ?= 60s
+FUZZ_TARGETS := ./hist:FuzzMergeProto ./plan:FuzzParse
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done

@@ -30,7 +30,7 @@ import (
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *syncBuffer
 	done chan struct{}
 	err  error
 }
@@ -46,6 +46,12 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func bin(t *testing.T) string {
 	t.Helper()
 	b := os.Getenv("SURGE_BIN")
@@ -58,10 +64,23 @@ func bin(t *testing.T) string {
 // start runs `surge args...` until the test ends (or stop is called).
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, log: &bytes.Buffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin(t), args...)
-	w := &syncBuffer{b: p.log}
-	p.cmd.Stdout, p.cmd.Stderr = w, w
+	return startCmd(t, name, exec.Command(bin(t), args...))
+}
+
+// startEnv is start with extra environment variables.
+func startEnv(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	return startCmd(t, name, cmd)
+}
+
+// startCmd runs cmd until the test ends (or stop is called); its output is
+// kept and shown if the test fails.
+func startCmd(t *testing.T, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: cmd, log: &syncBuffer{b: &bytes.Buffer{}}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -72,9 +91,7 @@ func start(t *testing.T, name string, args ...string) *proc {
 	t.Cleanup(func() {
 		p.stop(t)
 		if t.Failed() {
-			w.mu.Lock()
 			t.Logf("--- %s output:\n%s", name, p.log.String())
-			w.mu.Unlock()
 		}
 	})
 	return p
@@ -162,6 +179,12 @@ func readTargetStats(t *testing.T, addr string) targetStats {
 type cluster struct {
 	ctrl, gossip, target, dataDir string
 	controller                    *proc
+	agents                        map[string]*proc
+}
+
+// output is what the process wrote so far.
+func (p *proc) output() string {
+	return p.log.String()
 }
 
 func (c *cluster) startController(t *testing.T) {
