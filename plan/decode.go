@@ -148,6 +148,17 @@ func syntaxError(file string, src []byte, err error) error {
 	return pe
 }
 
+// atNode gives an error from a custom unmarshaler the node's line, in the
+// form yamlError reads: go.yaml.in/yaml passes such errors through without
+// one.
+func atNode(n *yaml.Node, err error) error {
+	var te *yaml.TypeError
+	if err == nil || errors.As(err, &te) || yamlLineRE.MatchString(err.Error()) {
+		return err
+	}
+	return fmt.Errorf("line %d: %w", n.Line, err)
+}
+
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
 // yamlError turns a go.yaml.in/yaml error into *Error values with lines.
@@ -411,7 +422,10 @@ func yamlMsg(err error) string {
 }
 
 // UnmarshalYAML reads Go duration text such as "1m30s".
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+// Errors carry the node's line.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error { return atNode(n, d.unmarshalYAML(n)) }
+
+func (d *Duration) unmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("expected a duration such as \"1m30s\", got %s", kindName(n))
 	}
@@ -450,7 +464,10 @@ type thresholdFields Threshold
 
 // UnmarshalYAML reads either an expression string ("p(95)<500") or a
 // mapping {threshold, abort_on_fail, delay_abort_eval}.
-func (t *Threshold) UnmarshalYAML(n *yaml.Node) error {
+// Errors carry the node's line.
+func (t *Threshold) UnmarshalYAML(n *yaml.Node) error { return atNode(n, t.unmarshalYAML(n)) }
+
+func (t *Threshold) unmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		*t = Threshold{Expr: n.Value}

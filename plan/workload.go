@@ -64,7 +64,10 @@ func (a *Arrivals) Name() string {
 }
 
 // UnmarshalYAML reads a process name or a one-key mapping.
-func (a *Arrivals) UnmarshalYAML(n *yaml.Node) error {
+// Errors carry the node's line.
+func (a *Arrivals) UnmarshalYAML(n *yaml.Node) error { return atNode(n, a.unmarshalYAML(n)) }
+
+func (a *Arrivals) unmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		switch n.Value {
@@ -128,7 +131,10 @@ func isControlStep(n *yaml.Node) bool {
 }
 
 // UnmarshalYAML reads a request mapping, {think: dist} or {batch: [...]}.
-func (s *Step) UnmarshalYAML(n *yaml.Node) error {
+// Errors carry the node's line.
+func (s *Step) UnmarshalYAML(n *yaml.Node) error { return atNode(n, s.unmarshalYAML(n)) }
+
+func (s *Step) unmarshalYAML(n *yaml.Node) error {
 	if isControlStep(n) {
 		type fields Step
 		var f fields
@@ -163,7 +169,10 @@ type NormalDist struct {
 }
 
 // UnmarshalYAML reads a duration or a mapping.
-func (d *Dist) UnmarshalYAML(n *yaml.Node) error {
+// Errors carry the node's line.
+func (d *Dist) UnmarshalYAML(n *yaml.Node) error { return atNode(n, d.unmarshalYAML(n)) }
+
+func (d *Dist) unmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {
 		var c Duration
 		if err := c.parse(n.Value); err != nil {
@@ -233,7 +242,10 @@ func (c *Checks) Count() int {
 type StatusList []string
 
 // UnmarshalYAML reads 200, "2xx" or [200, 201, "3xx"].
-func (s *StatusList) UnmarshalYAML(n *yaml.Node) error {
+// Errors carry the node's line.
+func (s *StatusList) UnmarshalYAML(n *yaml.Node) error { return atNode(n, s.unmarshalYAML(n)) }
+
+func (s *StatusList) unmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		*s = StatusList{n.Value}
