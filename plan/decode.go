@@ -45,8 +45,12 @@ func Parse(file string, src []byte) (*Plan, error) {
 		return nil, yamlError(file, err)
 	}
 	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, &Error{File: file, Line: extra.Line, Col: extra.Column, Msg: "a plan file holds one YAML document"}
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, syntaxError(file, src, err)
+	default:
+		return nil, &Error{File: file, Line: max(extra.Line, 1), Col: extra.Column, Msg: "a plan file holds one YAML document"}
 	}
 	if p.Name == "" {
 		p.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
