@@ -158,8 +158,9 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() error) {
 }
 
 type targetStats struct {
-	Requests      int64 `json:"requests"`
-	ConnsAccepted int64 `json:"conns_accepted"`
+	Requests      int64            `json:"requests"`
+	ConnsAccepted int64            `json:"conns_accepted"`
+	ByPath        map[string]int64 `json:"by_path"`
 }
 
 func readTargetStats(t *testing.T, addr string) targetStats {
