@@ -118,6 +118,7 @@ func startPart(ctx context.Context, wg *sync.WaitGroup, id string, start time.Ti
 		seed := executor.Seed(o.runID+"/"+id, ss.GetScenario(), ss.GetSegmentFrom())
 		iter, err := executor.PlanIteration(sc, executor.IterationOptions{
 			Client: o.client, Rec: rec, Region: o.region, Env: os.LookupEnv, Seed: seed,
+			Data: o.plan.Data, Segment: ss.GetSegmentFrom(),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("part %s: scenario %s: %w", id, ss.GetScenario(), err)

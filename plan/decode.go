@@ -24,7 +24,10 @@ import (
 // Every problem is reported (errors.Join of *Error), not only the first.
 //
 // A plan without a name is named after file's base name without extension.
-func Parse(file string, src []byte) (*Plan, error) {
+func Parse(file string, src []byte) (*Plan, error) { return parse(file, src, nil) }
+
+// parse is Parse; load, if set, runs after decoding and before validation.
+func parse(file string, src []byte, load func(*Plan, *positions) error) (*Plan, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(src, &root); err != nil {
 		return nil, syntaxError(file, src, err)
@@ -54,6 +57,11 @@ func Parse(file string, src []byte) (*Plan, error) {
 	}
 	if p.Name == "" {
 		p.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	}
+	if load != nil {
+		if err := load(&p, w.errs.pos); err != nil {
+			return nil, err
+		}
 	}
 	if err := check(&p, file, w.errs.pos); err != nil {
 		return nil, err

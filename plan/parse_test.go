@@ -51,7 +51,8 @@ func TestParseGood(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := Parse(filepath.Base(f), src)
+			// Data files are relative to the plan file, as `surge run` reads them.
+			p, _, err := ParseWithData(filepath.Base(f), src, filepath.Dir(f))
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}

@@ -31,6 +31,9 @@ type Plan struct {
 	Regions map[string]Region `yaml:"regions,omitempty" json:"regions,omitempty"`
 	// Scenarios run in parallel (staggered by start_time), keyed by name.
 	Scenarios map[string]*Scenario `yaml:"scenarios" json:"scenarios"`
+	// Data declares feeders, keyed by name, that templates read with
+	// {{data "NAME" "column"}}.
+	Data map[string]*Feeder `yaml:"data,omitempty" json:"data,omitempty"`
 	// Thresholds maps a metric with optional tag filter, in k6 syntax
 	// (`http_req_duration{scenario:x,region:y}`), to its conditions.
 	Thresholds map[string][]Threshold `yaml:"thresholds,omitempty" json:"thresholds,omitempty"`

@@ -59,6 +59,9 @@ func Split(p *Plan, agents []AgentInfo) ([]Share, error) {
 	if len(agents) == 0 {
 		return nil, errors.New("split plan: no live agents")
 	}
+	if err := p.uninlined(); err != nil {
+		return nil, fmt.Errorf("split plan: %w", err)
+	}
 	sorted := make([]AgentInfo, len(agents))
 	copy(sorted, agents)
 	sort.Slice(sorted, func(i, j int) bool {

@@ -118,6 +118,7 @@ func check(p *Plan, file string, ps *positions) error {
 		}
 		checkScenario(l, path, s)
 	}
+	checkData(l, p)
 	checkThresholds(l, p)
 	return l.err()
 }

@@ -347,7 +347,7 @@ func (s *Scenario) AllRequests() []*Request {
 
 // Template functions and their argument counts.
 var templateFuncs = map[string]int{
-	"now_ms": 0, "uuid": 0, "rand_int": 2, "vu": 0, "iter": 0, "region": 0, "env": 1,
+	"now_ms": 0, "uuid": 0, "rand_int": 2, "vu": 0, "iter": 0, "region": 0, "env": 1, "data": 2,
 }
 
 // TemplatePart is a piece of a parsed template: literal Text, or a call of
@@ -360,7 +360,7 @@ type TemplatePart struct {
 
 // ParseTemplate splits s into literal text and {{func args}} calls:
 // {{now_ms}}, {{uuid}}, {{rand_int 1 100}}, {{vu}}, {{iter}}, {{region}},
-// {{env "NAME"}}. Parse once and expand many times.
+// {{env "NAME"}}, {{data "FEEDER" "column"}}. Parse once and expand many times.
 func ParseTemplate(s string) ([]TemplatePart, error) {
 	var parts []TemplatePart
 	for s != "" {
@@ -402,6 +402,13 @@ func ParseTemplate(s string) ([]TemplatePart, error) {
 				return nil, fmt.Errorf("template: env wants a quoted variable name, got %s", args[0])
 			}
 			args = []string{name}
+		case "data":
+			feeder, err1 := strconv.Unquote(args[0])
+			column, err2 := strconv.Unquote(args[1])
+			if err1 != nil || err2 != nil || feeder == "" || column == "" {
+				return nil, fmt.Errorf("template: data wants a quoted feeder and column name, got %s %s", args[0], args[1])
+			}
+			args = []string{feeder, column}
 		}
 		parts = append(parts, TemplatePart{Func: call[0], Args: args})
 	}

@@ -524,6 +524,7 @@ func RunShare(ctx context.Context, start time.Time, o ShareOptions) error {
 		seed := Seed(o.RunID, ss.GetScenario(), ss.GetSegmentFrom())
 		iter, err := PlanIteration(sc, IterationOptions{
 			Client: o.Client, Rec: rec, Clock: o.Clock, Region: o.Region, Env: o.Env, Seed: seed,
+			Data: o.Plan.Data, Segment: ss.GetSegmentFrom(),
 		})
 		if err != nil {
 			return fmt.Errorf("run share: scenario %s: %w", ss.GetScenario(), err)

@@ -3,9 +3,11 @@ package executor
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/surgeload/surge/agent/httpclient"
@@ -23,8 +25,16 @@ type IterationOptions struct {
 	Region string
 	// Env looks up {{env "NAME"}} on this agent; nil: none is set.
 	Env func(string) (string, bool)
-	// Seed seeds flow choice, think times and {{rand_int}} (see Seed).
+	// Seed seeds flow choice, think times, {{rand_int}} and random feeder
+	// rows (see Seed).
 	Seed uint64
+	// Data are the plan's feeders, read by {{data "NAME" "column"}}.
+	Data map[string]*plan.Feeder
+	// Segment is the start of this share's segment of the scenario (a
+	// rational such as "1/3"; empty is 0): sequential and unique-per-vu
+	// feeders start at that fraction of their rows, so agents walk
+	// different rows.
+	Segment string
 }
 
 type stepKind int
@@ -53,6 +63,60 @@ type vuState struct {
 	iter int64
 	rng  *rand.Rand
 	vars httpclient.Vars
+	rows []int // the iteration's row of each feeder in use
+}
+
+// feed is one feeder a scenario reads.
+type feed struct {
+	name   string
+	f      *plan.Feeder
+	cols   map[string]int
+	offset int
+	seq    atomic.Uint64 // sequential: the next row, counted from offset
+}
+
+// scenarioFeeds returns the feeders the scenario's templates read, each
+// with its starting row for the segment.
+func scenarioFeeds(sc *plan.Scenario, data map[string]*plan.Feeder, segment string) ([]*feed, error) {
+	var feeds []*feed
+	seen := map[string]bool{}
+	from := new(big.Rat)
+	if segment != "" {
+		if _, ok := from.SetString(segment); !ok {
+			return nil, fmt.Errorf("feeders: invalid segment %q", segment)
+		}
+	}
+	for _, r := range sc.AllRequests() {
+		texts := []string{r.URL, r.Body}
+		for _, h := range r.Headers {
+			texts = append(texts, h)
+		}
+		for _, t := range texts {
+			parts, err := plan.ParseTemplate(t)
+			if err != nil {
+				return nil, err
+			}
+			for _, p := range parts {
+				if p.Func != "data" || seen[p.Args[0]] {
+					continue
+				}
+				seen[p.Args[0]] = true
+				f := data[p.Args[0]]
+				if f == nil || f.Inline == nil || len(f.Inline.Rows) == 0 {
+					return nil, fmt.Errorf("feeder %q has no rows on this agent", p.Args[0])
+				}
+				fd := &feed{name: p.Args[0], f: f, cols: map[string]int{}}
+				for i, c := range f.Inline.Columns {
+					fd.cols[c] = i
+				}
+				off := new(big.Rat).Mul(from, big.NewRat(int64(len(f.Inline.Rows)), 1))
+				fd.offset = int(new(big.Int).Quo(off.Num(), off.Denom()).Int64())
+				feeds = append(feeds, fd)
+			}
+		}
+	}
+	sort.Slice(feeds, func(i, j int) bool { return feeds[i].name < feeds[j].name })
+	return feeds, nil
 }
 
 // PlanIteration returns the IterFunc of a scenario: each iteration picks a
@@ -107,6 +171,10 @@ func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
 		cf.cum = total
 		compiled = append(compiled, cf)
 	}
+	feeds, err := scenarioFeeds(sc, o.Data, o.Segment)
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
 	var vus sync.Map // VU id → *vuState
 	state := func(vu int64) *vuState {
 		if v, ok := vus.Load(vu); ok {
@@ -115,6 +183,21 @@ func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
 		seed := o.Seed ^ uint64(vu)*0x9e3779b97f4a7c15
 		st := &vuState{rng: rand.New(rand.NewPCG(seed, uint64(vu)))}
 		st.vars = httpclient.Vars{VU: vu, Region: o.Region, Now: o.Clock.Now, Rand: st.rng, Env: o.Env}
+		if len(feeds) > 0 {
+			st.rows = make([]int, len(feeds))
+			st.vars.Data = func(name, column string) (string, bool) {
+				for i, fd := range feeds {
+					if fd.name == name {
+						c, ok := fd.cols[column]
+						if !ok {
+							return "", false
+						}
+						return fd.f.Inline.Rows[st.rows[i]][c], true
+					}
+				}
+				return "", false
+			}
+		}
 		v, _ := vus.LoadOrStore(vu, st)
 		return v.(*vuState)
 	}
@@ -123,6 +206,18 @@ func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
 		st := state(vu)
 		st.iter++
 		st.vars.Iter = st.iter
+		for i, fd := range feeds {
+			n := len(fd.f.Inline.Rows)
+			rnd := 0
+			if fd.f.Mode == plan.FeedRandom {
+				rnd = st.rng.IntN(n)
+			}
+			var seq uint64
+			if fd.f.Mode == plan.FeedSequential || fd.f.Mode == "" {
+				seq = fd.seq.Add(1) - 1
+			}
+			st.rows[i] = plan.FeederRow(fd.f.Mode, n, seq, vu, fd.offset, rnd)
+		}
 		f := &compiled[0]
 		if len(compiled) > 1 {
 			x := st.rng.Float64() * total

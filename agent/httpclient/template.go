@@ -20,6 +20,9 @@ type Vars struct {
 	Rand     *mrand.Rand
 	// Env looks up {{env "NAME"}}; nil: every variable is unset.
 	Env func(string) (string, bool)
+	// Data looks up {{data "FEEDER" "column"}} in the iteration's row of the
+	// feeder; nil: no feeder has rows.
+	Data func(feeder, column string) (string, bool)
 }
 
 // Template is a compiled template: expand many times without parsing.
@@ -99,6 +102,16 @@ func (t *Template) Expand(dst []byte, v *Vars) ([]byte, error) {
 			}
 			if !ok {
 				return dst, fmt.Errorf("template: environment variable %s is not set on this agent", p.Args[0])
+			}
+			dst = append(dst, val...)
+		case "data":
+			var val string
+			ok := false
+			if v.Data != nil {
+				val, ok = v.Data(p.Args[0], p.Args[1])
+			}
+			if !ok {
+				return dst, fmt.Errorf("template: feeder %q has no column %q on this agent", p.Args[0], p.Args[1])
 			}
 			dst = append(dst, val...)
 		}

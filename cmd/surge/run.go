@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -62,7 +63,10 @@ func runRun(ctx context.Context, o runOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("read plan: %w", err)
 	}
-	if _, err := plan.Parse(o.file, src); err != nil {
+	// Data files are read here, relative to the plan file, and shipped
+	// inline: the controller cannot read them.
+	_, src, err = plan.ParseWithData(o.file, src, filepath.Dir(o.file))
+	if err != nil {
 		return reportPlanErrors(stderr, err)
 	}
 	conn, err := dial(o.controller)
