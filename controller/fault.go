@@ -85,6 +85,7 @@ func (r *run) lose(a *runAgent, now time.Time, why string) bool {
 	}
 	detectedAt := a.suspectUntil
 	a.lost = true
+	a.lostAt = int64(now.Sub(r.start) / r.interval)
 	a.suspectUntil = time.Time{}
 	wasDone := r.agg.Done(a.id)
 	r.agg.MarkGone(a.id)

@@ -58,6 +58,7 @@ type runAgent struct {
 	// lost: declared lost and fenced; its share went to others (or not,
 	// per on_agent_loss). It is never re-admitted to the run.
 	lost        bool
+	lostAt      int64 // the interval in which it was declared lost
 	incarnation string
 	// epoch is the share epoch of the agent's latest Assign; takeovers are
 	// the parts of lost agents' shares it took over.
@@ -355,15 +356,23 @@ func (r *run) handleSnapshot(s *surgev1.Snapshot, from *agentConn, now time.Time
 				slog.Uint64("epoch", s.GetEpoch()), slog.Uint64("assigned", a.epoch))
 			return
 		}
-		if a.lost {
-			// Measured by a fenced agent (before it was fenced: a fenced
-			// agent's gate holds every arrival). The traffic happened, so
-			// it is merged, and flagged.
-			r.fencedLate[a.id]++
-		}
 		// Epochs are checked here per agent; the aggregation sees one.
 		s = proto.CloneOf(s)
 		s.Epoch = aggEpoch
+		if a.lost {
+			// Measured by a fenced agent (before it was fenced: a fenced
+			// agent's gate holds every arrival). The requests happened, so
+			// they are merged, and flagged. Its arrivals from the interval
+			// it was declared lost on belong to the agents that took its
+			// share over (the gap is already deficit): what it counted as
+			// dropped or deficit there is not counted again.
+			r.fencedLate[a.id]++
+			if s.GetInterval() >= a.lostAt {
+				for _, sc := range s.GetScenarios() {
+					sc.Dropped, sc.Deficit = 0, 0
+				}
+			}
+		}
 	}
 	out, err := r.agg.Add(s)
 	if err != nil {
