@@ -118,9 +118,17 @@ func (p *proc) stop(t *testing.T) {
 // surge runs one CLI command to completion and returns its output and exit code.
 func surge(t *testing.T, args ...string) (string, int) {
 	t.Helper()
+	return surgeEnv(t, nil, args...)
+}
+
+// surgeEnv is surge with env (NAME=VALUE) added to the environment.
+func surgeEnv(t *testing.T, env []string, args ...string) (string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bin(t), args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, bin(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -208,17 +216,23 @@ func startCluster(t *testing.T, agents [][2]string) *cluster {
 		start(t, "agent "+a[0], "agent", "--id", a[0], "--region", a[1], "--join", c.gossip,
 			"--gossip", "127.0.0.1:0", "--allow", "127.0.0.1")
 	}
-	eventually(t, 30*time.Second, "all agents connected", func() error {
-		out, code := surge(t, "agents", "--json", "--controller", c.ctrl)
+	waitConnected(t, c.ctrl, len(agents))
+	return c
+}
+
+// waitConnected waits until the controller at ctrl lists n connected agents.
+func waitConnected(t *testing.T, ctrl string, n int) {
+	t.Helper()
+	eventually(t, 30*time.Second, fmt.Sprintf("%d agents connected", n), func() error {
+		out, code := surge(t, "agents", "--json", "--controller", ctrl)
 		if code != 0 {
 			return fmt.Errorf("exit %d: %s", code, out)
 		}
-		if n := strings.Count(out, `"connected"`); n != len(agents) {
-			return fmt.Errorf("%d connected: %s", n, out)
+		if got := strings.Count(out, `"connected"`); got != n {
+			return fmt.Errorf("%d connected: %s", got, out)
 		}
 		return nil
 	})
-	return c
 }
 
 func writePlan(t *testing.T, name, body string) string {

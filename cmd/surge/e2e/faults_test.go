@@ -23,16 +23,7 @@ func startFaultCluster(t *testing.T, ids []string, extra ...string) *cluster {
 	for _, id := range ids {
 		c.agents[id] = startAgentEnv(t, c, id, "us-east")
 	}
-	eventually(t, 30*time.Second, "all agents connected", func() error {
-		out, code := surge(t, "agents", "--json", "--controller", c.ctrl)
-		if code != 0 {
-			return fmt.Errorf("exit %d: %s", code, out)
-		}
-		if n := strings.Count(out, `"connected"`); n != len(ids) {
-			return fmt.Errorf("%d connected: %s", n, out)
-		}
-		return nil
-	})
+	waitConnected(t, c.ctrl, len(ids))
 	return c
 }
 

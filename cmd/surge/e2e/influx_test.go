@@ -120,13 +120,7 @@ func startInfluxCluster(t *testing.T, e influxEnv, extra []string, targetArgs ..
 		start(t, "agent "+a[0], "agent", "--id", a[0], "--region", a[1], "--join", c.gossip,
 			"--gossip", "127.0.0.1:0", "--allow", "127.0.0.1")
 	}
-	eventually(t, 30*time.Second, "all agents connected", func() error {
-		out, _ := surge(t, "agents", "--json", "--controller", c.ctrl)
-		if n := strings.Count(out, `"connected"`); n != len(agents) {
-			return fmt.Errorf("%d connected: %s", n, out)
-		}
-		return nil
-	})
+	waitConnected(t, c.ctrl, len(agents))
 	return c
 }
 

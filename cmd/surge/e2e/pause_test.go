@@ -56,16 +56,7 @@ func TestPausedAgentIsFenced(t *testing.T) {
 	for _, id := range []string{"p1", "p2"} {
 		c.agents[id] = startAgentEnv(t, c, id, "us-east", "--pause-threshold", "1s")
 	}
-	eventually(t, 30*time.Second, "both agents connected", func() error {
-		out, code := surge(t, "agents", "--json", "--controller", c.ctrl)
-		if code != 0 {
-			return fmt.Errorf("exit %d: %s", code, out)
-		}
-		if n := strings.Count(out, `"connected"`); n != 2 {
-			return fmt.Errorf("%d connected: %s", n, out)
-		}
-		return nil
-	})
+	waitConnected(t, c.ctrl, 2)
 
 	const rate, secs, hold = 100, 32, 20 * time.Second
 	planPath := writePlan(t, "pause.yaml", fmt.Sprintf(`name: e2e-pause

@@ -27,13 +27,7 @@ func TestAbortOnFailAndSecrets(t *testing.T) {
 		procs = append(procs, startEnv(t, "agent "+a[0], []string{"SURGE_E2E_TOKEN=" + secret},
 			"agent", "--id", a[0], "--region", a[1], "--join", c.gossip, "--gossip", "127.0.0.1:0", "--allow", "127.0.0.1"))
 	}
-	eventually(t, 30*time.Second, "all agents connected", func() error {
-		out, code := surge(t, "agents", "--json", "--controller", c.ctrl)
-		if code != 0 || strings.Count(out, `"connected"`) != 3 {
-			return fmt.Errorf("exit %d: %s", code, out)
-		}
-		return nil
-	})
+	waitConnected(t, c.ctrl, 3)
 	body := func(thresholds string) string {
 		return fmt.Sprintf(`name: e2e-abort
 scenarios:
