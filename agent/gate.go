@@ -56,6 +56,11 @@ type gate struct {
 	mu        sync.Mutex
 	suspended bool
 	resumed   chan struct{} // closed when the gate opens
+	// held counts open-model arrivals held while the gate was closed, by
+	// scenario. They are resolved when the gate decides: deficit if the
+	// controller confirms the run (nobody sent them), nothing if the agent
+	// is fenced (the agents that took its share over sent them).
+	held map[*executor.ScenarioRecorder]int64
 }
 
 func newGate(w *pauseWatch) *gate {
@@ -83,15 +88,38 @@ func (g *gate) suspend() {
 	}
 }
 
+// resume opens the gate: the controller confirmed the run, so the arrivals
+// held meanwhile were not sent by anyone and count as deficit.
 func (g *gate) resume() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	for rec, n := range g.held {
+		rec.Deficit(n)
+	}
+	clear(g.held)
 	if !g.suspended {
 		return false
 	}
 	g.suspended = false
 	close(g.resumed)
 	return true
+}
+
+// holder returns a Hold function for executor.Scenario: while the gate is
+// closed it holds the arrival and counts it for rec.
+func (g *gate) holder(rec *executor.ScenarioRecorder) func() bool {
+	return func() bool {
+		if !g.closed() {
+			return false
+		}
+		g.mu.Lock()
+		if g.held == nil {
+			g.held = map[*executor.ScenarioRecorder]int64{}
+		}
+		g.held[rec]++
+		g.mu.Unlock()
+		return true
+	}
 }
 
 // wait blocks until the gate opens (true) or ctx ends (false).

@@ -129,6 +129,7 @@ func startPart(ctx context.Context, wg *sync.WaitGroup, id string, start time.Ti
 			Share:   ss,
 			Seed:    seed,
 			Iterate: o.gate.wrap(iter, rec),
+			Hold:    o.gate.holder(rec),
 			Rec:     rec,
 			Logger:  o.log.With("scenario", ss.GetScenario(), "part", id),
 		}

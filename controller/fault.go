@@ -135,7 +135,7 @@ func (r *run) lose(a *runAgent, now time.Time, why string) bool {
 	if !detectedAt.IsZero() {
 		since = fmt.Sprintf(", stream lost %s before", (now.Sub(detectedAt) + r.c.cfg.AgentLossConfirm).Round(time.Millisecond))
 	}
-	r.note("agent %s (%s) was lost %s into the run (%s%s); its remaining share was reshared at epoch %d to %v (%s); the gap is counted as deficit",
+	r.note("agent %s (%s) was lost %s into the run (%s%s); its remaining share was reshared at epoch %d to %v (%s); arrivals that fell due between its loss and the reshare were not sent (not yet counted as deficit)",
 		a.id, a.region, elapsed.Round(time.Millisecond), why, since, r.epoch, ids, scope)
 	r.log.Info("reshared", slog.String("lost", a.id), slog.Uint64("epoch", r.epoch), slog.Any("to", ids))
 	r.persist()

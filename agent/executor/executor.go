@@ -38,6 +38,11 @@ type Scenario struct {
 	// LateBound: see DefaultLateBound; zero uses it.
 	LateBound time.Duration
 	Logger    *slog.Logger
+	// Hold, if set, is asked before each open-model arrival takes a VU:
+	// true means the arrival is held (not sent, not dropped, not late) and
+	// Hold has accounted for it. The agent holds arrivals while its run is
+	// suspended after a pause.
+	Hold func() bool
 }
 
 // Run runs the scenario from runStart (plus the scenario's start_time)
@@ -175,6 +180,9 @@ func (s *Scenario) runArrivals(ctx context.Context, start time.Time) error {
 				break
 			}
 			issued++
+			if s.Hold != nil && s.Hold() {
+				continue
+			}
 			var v *vuSlot
 			select {
 			case v = <-idle:
