@@ -179,8 +179,13 @@ scenarios:
 	}
 	// The cut also cuts eu-west off the target: its requests during the cut
 	// fail (no route) and are counted as failures that the target never saw.
-	if s.Requests-s.Failures != ts.Requests {
-		t.Errorf("summary requests %d - failures %d = %d, target counted %d", s.Requests, s.Failures, s.Requests-s.Failures, ts.Requests)
+	// A request in flight at the cut may have reached the target with its
+	// answer lost: a failure the target did count. So every answered request
+	// was counted by the target, and the target counted nothing beyond the
+	// requests the summary holds (nothing lost, nothing twice).
+	if answered := s.Requests - s.Failures; ts.Requests < answered || ts.Requests > s.Requests {
+		t.Errorf("target counted %d; the summary has %d answered of %d requests: want answered <= target <= requests",
+			ts.Requests, answered, s.Requests)
 	}
 	// Gossip confirms the cut-off agent gone within seconds, so its share
 	// goes to us-east and it is fenced when it returns; what it measured
