@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -108,55 +107,30 @@ type partOptions struct {
 func startPart(ctx context.Context, wg *sync.WaitGroup, id string, start time.Time, o partOptions) (*part, error) {
 	pt := &part{id: id, rec: executor.NewRecorder(), done: make(chan error, 1)}
 	pt.rec.SetObserver(o.onSample)
-	var scens []*executor.Scenario
-	for _, ss := range o.shares {
-		sc := o.plan.Scenarios[ss.GetScenario()]
-		if sc == nil {
-			return nil, fmt.Errorf("part %s: scenario %q is not in the plan", id, ss.GetScenario())
-		}
-		rec := pt.rec.Scenario(ss.GetScenario())
-		seed := executor.Seed(o.runID+"/"+id, ss.GetScenario(), ss.GetSegmentFrom())
-		iter, err := executor.PlanIteration(sc, executor.IterationOptions{
-			Client: o.client, Rec: rec, Region: o.region, Env: os.LookupEnv, Seed: seed,
-			Data: o.plan.Data, Segment: ss.GetSegmentFrom(),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("part %s: scenario %s: %w", id, ss.GetScenario(), err)
-		}
-		s := &executor.Scenario{
-			Name:    ss.GetScenario(),
-			Plan:    sc,
-			Share:   ss,
-			Seed:    seed,
-			Iterate: o.gate.wrap(iter, rec),
-			Hold:    o.gate.holder(rec),
-			Rec:     rec,
-			Logger:  o.log.With("scenario", ss.GetScenario(), "part", id),
-		}
-		if o.takeover && sc.IsArrivalRate() {
-			s.Pacer = newProgressionPacer(sc, ss)
-		}
-		scens = append(scens, s)
+	scens, err := executor.BuildScenarios(executor.ShareOptions{
+		Plan:     o.plan,
+		Share:    &surgev1.Share{Scenarios: o.shares},
+		Client:   o.client,
+		Recorder: pt.rec,
+		Logger:   o.log.With("part", id),
+		RunID:    o.runID + "/" + id,
+		Region:   o.region,
+		Env:      os.LookupEnv,
+		Adjust: func(s *executor.Scenario) {
+			s.Iterate = o.gate.wrap(s.Iterate, s.Rec)
+			s.Hold = o.gate.holder(s.Rec)
+			if o.takeover && s.Plan.IsArrivalRate() {
+				s.Pacer = newProgressionPacer(s.Plan, s.Share)
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("part %s: %w", id, err)
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		var (
-			swg  sync.WaitGroup
-			mu   sync.Mutex
-			errs []error
-		)
-		for _, s := range scens {
-			swg.Go(func() {
-				if err := s.Run(ctx, start); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			})
-		}
-		swg.Wait()
-		pt.done <- errors.Join(errs...)
+		pt.done <- executor.RunScenarios(ctx, start, scens)
 	}()
 	return pt, nil
 }

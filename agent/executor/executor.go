@@ -420,6 +420,10 @@ type ShareOptions struct {
 	RunID  string
 	Region string
 	Env    func(string) (string, bool)
+	// Adjust, if set, sees each scenario after it is built and before it
+	// runs: the agent wraps iterations in its pause gate and sets pacers for
+	// takeover parts there.
+	Adjust func(*Scenario)
 }
 
 // ValidateShare checks a share against its plan: every scenario exists,
@@ -516,6 +520,16 @@ func PeakVUs(p *plan.Plan, share *surgev1.Share) int64 {
 // RunShare runs every scenario of the share in parallel from start and
 // returns when all have ended (or ctx ended and they stopped).
 func RunShare(ctx context.Context, start time.Time, o ShareOptions) error {
+	scens, err := BuildScenarios(o)
+	if err != nil {
+		return err
+	}
+	return RunScenarios(ctx, start, scens)
+}
+
+// BuildScenarios builds the runnable scenarios of a share: one per
+// scenario share, with its iteration function, seed and recorder.
+func BuildScenarios(o ShareOptions) ([]*Scenario, error) {
 	if o.Clock == nil {
 		o.Clock = RealClock{}
 	}
@@ -526,7 +540,7 @@ func RunShare(ctx context.Context, start time.Time, o ShareOptions) error {
 	for _, ss := range o.Share.GetScenarios() {
 		sc := o.Plan.Scenarios[ss.GetScenario()]
 		if sc == nil {
-			return fmt.Errorf("run share: scenario %q is not in the plan", ss.GetScenario())
+			return nil, fmt.Errorf("run share: scenario %q is not in the plan", ss.GetScenario())
 		}
 		rec := o.Recorder.Scenario(ss.GetScenario())
 		seed := Seed(o.RunID, ss.GetScenario(), ss.GetSegmentFrom())
@@ -535,9 +549,9 @@ func RunShare(ctx context.Context, start time.Time, o ShareOptions) error {
 			Data: o.Plan.Data, Segment: ss.GetSegmentFrom(),
 		})
 		if err != nil {
-			return fmt.Errorf("run share: scenario %s: %w", ss.GetScenario(), err)
+			return nil, fmt.Errorf("run share: scenario %s: %w", ss.GetScenario(), err)
 		}
-		scens = append(scens, &Scenario{
+		s := &Scenario{
 			Name:    ss.GetScenario(),
 			Plan:    sc,
 			Share:   ss,
@@ -546,23 +560,31 @@ func RunShare(ctx context.Context, start time.Time, o ShareOptions) error {
 			Rec:     rec,
 			Clock:   o.Clock,
 			Logger:  o.Logger.With("scenario", ss.GetScenario()),
-		})
+		}
+		if o.Adjust != nil {
+			o.Adjust(s)
+		}
+		scens = append(scens, s)
 	}
+	return scens, nil
+}
+
+// RunScenarios runs scenarios in parallel from start and returns when all
+// have ended (or ctx ended and they stopped), with their errors joined.
+func RunScenarios(ctx context.Context, start time.Time, scens []*Scenario) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
 	)
 	for _, s := range scens {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := s.Run(ctx, start); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
