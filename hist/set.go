@@ -94,6 +94,40 @@ type Series struct {
 	Latency *hdrhistogram.Histogram
 	// Service time from the actual send.
 	Service *hdrhistogram.Histogram
+	// Phases are the HTTP phase and attempt histograms, nil until a value
+	// is recorded (most requests reuse a connection and have no dns,
+	// connect or tls phase; attempts exist only when a scenario retries).
+	Phases [NumPhases]*hdrhistogram.Histogram
+}
+
+// Phase names one of a series' optional histograms.
+type Phase int
+
+// The phases, in wire order.
+const (
+	PhaseDNS Phase = iota
+	PhaseConnect
+	PhaseTLS
+	PhaseTTFB
+	PhaseAttempt
+	NumPhases
+)
+
+// String is the phase's metric name, as in http_req_<name>.
+func (p Phase) String() string {
+	switch p {
+	case PhaseDNS:
+		return "dns"
+	case PhaseConnect:
+		return "connect"
+	case PhaseTLS:
+		return "tls"
+	case PhaseTTFB:
+		return "ttfb"
+	case PhaseAttempt:
+		return "attempt"
+	}
+	return fmt.Sprintf("phase(%d)", int(p))
 }
 
 // NewSeries returns an empty series.
@@ -101,11 +135,29 @@ func NewSeries() *Series {
 	return &Series{Latency: New(), Service: New()}
 }
 
+// RecordPhase records us microseconds into phase p, allocating its
+// histogram on first use.
+func (s *Series) RecordPhase(p Phase, us int64) {
+	if s.Phases[p] == nil {
+		s.Phases[p] = New()
+	}
+	_ = s.Phases[p].RecordValue(Clamp(us))
+}
+
 // Merge adds o into s exactly; it returns the values the histograms dropped.
 func (s *Series) Merge(o *Series) (dropped int64) {
 	s.Counters.Add(o.Counters)
 	dropped += s.Latency.Merge(o.Latency)
 	dropped += s.Service.Merge(o.Service)
+	for p, h := range o.Phases {
+		if h == nil {
+			continue
+		}
+		if s.Phases[p] == nil {
+			s.Phases[p] = New()
+		}
+		dropped += s.Phases[p].Merge(h)
+	}
 	return dropped
 }
 

@@ -104,6 +104,12 @@ type Scenario struct {
 	// Flows are named sequences of steps; each iteration runs one, chosen
 	// by weight. Exactly one of Requests and Flows is given.
 	Flows map[string]*Flow `yaml:"flows,omitempty" json:"flows,omitempty"`
+
+	// Connection says how the scenario's clients hold connections: reuse,
+	// pools, lifetimes, HTTP/2, TLS, host overrides and source addresses.
+	Connection *Connection `yaml:"connection,omitempty" json:"connection,omitempty"`
+	// Retry, if set, retries the scenario's failed requests.
+	Retry *Retry `yaml:"retry,omitempty" json:"retry,omitempty"`
 }
 
 // Stage is one segment of a ramping executor: reach Target over Duration.

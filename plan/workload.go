@@ -108,12 +108,15 @@ type Flow struct {
 }
 
 // Step is one step of a flow: a request, a think time or a batch of
-// requests sent in parallel. In YAML a request step is the request mapping
-// itself; the others are `{think: dist}` and `{batch: [requests]}`.
+// requests sent in parallel, or a WebSocket session. In YAML a request step
+// is the request mapping itself; the others are `{think: dist}`,
+// `{batch: [requests]}` and `{websocket: {...}}`.
 type Step struct {
 	Request *Request  `yaml:"-" json:"request,omitempty"`
 	Think   *Dist     `yaml:"think,omitempty" json:"think,omitempty"`
 	Batch   []Request `yaml:"batch,omitempty" json:"batch,omitempty"`
+	// WebSocket holds a WebSocket session: `{websocket: {...}}`.
+	WebSocket *WebSocket `yaml:"websocket,omitempty" json:"websocket,omitempty"`
 }
 
 // isControlStep reports whether a YAML mapping is a think or batch step
@@ -123,7 +126,7 @@ func isControlStep(n *yaml.Node) bool {
 		return false
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if k := n.Content[i].Value; k == "think" || k == "batch" {
+		if k := n.Content[i].Value; k == "think" || k == "batch" || k == "websocket" {
 			return true
 		}
 	}

@@ -279,7 +279,19 @@ type Series struct {
 	// send time (closed model), in microseconds.
 	Latency *Histogram `protobuf:"bytes,3,opt,name=latency,proto3" json:"latency,omitempty"`
 	// Service time: from the actual send to the end of the response body.
-	Service       *Histogram `protobuf:"bytes,4,opt,name=service,proto3" json:"service,omitempty"`
+	Service *Histogram `protobuf:"bytes,4,opt,name=service,proto3" json:"service,omitempty"`
+	// HTTP phases, recorded only for the requests that went through them (a
+	// request on a kept-alive connection has no dns, connect or tls). Absent
+	// when empty.
+	Dns     *Histogram `protobuf:"bytes,5,opt,name=dns,proto3" json:"dns,omitempty"`
+	Connect *Histogram `protobuf:"bytes,6,opt,name=connect,proto3" json:"connect,omitempty"`
+	Tls     *Histogram `protobuf:"bytes,7,opt,name=tls,proto3" json:"tls,omitempty"`
+	// Time to first byte: from the (last attempt's) send to the response's
+	// first byte.
+	Ttfb *Histogram `protobuf:"bytes,8,opt,name=ttfb,proto3" json:"ttfb,omitempty"`
+	// Each attempt's own duration, retried attempts included; absent when
+	// the scenario does not retry. Its count is requests + retries.
+	Attempt       *Histogram `protobuf:"bytes,9,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -342,6 +354,41 @@ func (x *Series) GetService() *Histogram {
 	return nil
 }
 
+func (x *Series) GetDns() *Histogram {
+	if x != nil {
+		return x.Dns
+	}
+	return nil
+}
+
+func (x *Series) GetConnect() *Histogram {
+	if x != nil {
+		return x.Connect
+	}
+	return nil
+}
+
+func (x *Series) GetTls() *Histogram {
+	if x != nil {
+		return x.Tls
+	}
+	return nil
+}
+
+func (x *Series) GetTtfb() *Histogram {
+	if x != nil {
+		return x.Ttfb
+	}
+	return nil
+}
+
+func (x *Series) GetAttempt() *Histogram {
+	if x != nil {
+		return x.Attempt
+	}
+	return nil
+}
+
 // ScenarioStats is one scenario's execution state over one interval.
 type ScenarioStats struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -363,7 +410,12 @@ type ScenarioStats struct {
 	// Planned rate for this agent, per second, at the end of the interval.
 	TargetRate float64 `protobuf:"fixed64,9,opt,name=target_rate,json=targetRate,proto3" json:"target_rate,omitempty"`
 	// Send lateness (actual send - intended send), microseconds.
-	Lateness      *Histogram `protobuf:"bytes,10,opt,name=lateness,proto3" json:"lateness,omitempty"`
+	Lateness *Histogram `protobuf:"bytes,10,opt,name=lateness,proto3" json:"lateness,omitempty"`
+	// Connections the scenario's clients opened and closed in this interval,
+	// and held open at its end.
+	ConnsOpened   int64 `protobuf:"varint,11,opt,name=conns_opened,json=connsOpened,proto3" json:"conns_opened,omitempty"`
+	ConnsClosed   int64 `protobuf:"varint,12,opt,name=conns_closed,json=connsClosed,proto3" json:"conns_closed,omitempty"`
+	ConnsOpen     int64 `protobuf:"varint,13,opt,name=conns_open,json=connsOpen,proto3" json:"conns_open,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -468,6 +520,209 @@ func (x *ScenarioStats) GetLateness() *Histogram {
 	return nil
 }
 
+func (x *ScenarioStats) GetConnsOpened() int64 {
+	if x != nil {
+		return x.ConnsOpened
+	}
+	return 0
+}
+
+func (x *ScenarioStats) GetConnsClosed() int64 {
+	if x != nil {
+		return x.ConnsClosed
+	}
+	return 0
+}
+
+func (x *ScenarioStats) GetConnsOpen() int64 {
+	if x != nil {
+		return x.ConnsOpen
+	}
+	return 0
+}
+
+// WebSocketStats is one WebSocket step's sessions over one interval.
+type WebSocketStats struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Scenario string                 `protobuf:"bytes,1,opt,name=scenario,proto3" json:"scenario,omitempty"`
+	Flow     string                 `protobuf:"bytes,2,opt,name=flow,proto3" json:"flow,omitempty"`
+	// The step's name.
+	Step string `protobuf:"bytes,3,opt,name=step,proto3" json:"step,omitempty"`
+	// Sessions opened (handshake succeeded), closed, and open at the end.
+	SessionsOpened int64 `protobuf:"varint,4,opt,name=sessions_opened,json=sessionsOpened,proto3" json:"sessions_opened,omitempty"`
+	SessionsClosed int64 `protobuf:"varint,5,opt,name=sessions_closed,json=sessionsClosed,proto3" json:"sessions_closed,omitempty"`
+	SessionsActive int64 `protobuf:"varint,6,opt,name=sessions_active,json=sessionsActive,proto3" json:"sessions_active,omitempty"`
+	// Sessions that ended other than by surge's own normal close: the peer
+	// dropped the connection or closed with a code other than 1000/1001.
+	AbnormalCloses int64 `protobuf:"varint,7,opt,name=abnormal_closes,json=abnormalCloses,proto3" json:"abnormal_closes,omitempty"`
+	// Handshakes that failed (also recorded as a request series with the
+	// error's class).
+	ConnectFailures int64 `protobuf:"varint,8,opt,name=connect_failures,json=connectFailures,proto3" json:"connect_failures,omitempty"`
+	Reconnects      int64 `protobuf:"varint,9,opt,name=reconnects,proto3" json:"reconnects,omitempty"`
+	MessagesOut     int64 `protobuf:"varint,10,opt,name=messages_out,json=messagesOut,proto3" json:"messages_out,omitempty"`
+	MessagesIn      int64 `protobuf:"varint,11,opt,name=messages_in,json=messagesIn,proto3" json:"messages_in,omitempty"`
+	BytesOut        int64 `protobuf:"varint,12,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	BytesIn         int64 `protobuf:"varint,13,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
+	// Sent messages whose reply did not come within the expect timeout.
+	RepliesMissed int64 `protobuf:"varint,14,opt,name=replies_missed,json=repliesMissed,proto3" json:"replies_missed,omitempty"`
+	// Handshake duration, session duration (for sessions that ended in this
+	// interval) and message round trip, microseconds.
+	Connect       *Histogram `protobuf:"bytes,15,opt,name=connect,proto3" json:"connect,omitempty"`
+	Session       *Histogram `protobuf:"bytes,16,opt,name=session,proto3" json:"session,omitempty"`
+	RoundTrip     *Histogram `protobuf:"bytes,17,opt,name=round_trip,json=roundTrip,proto3" json:"round_trip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebSocketStats) Reset() {
+	*x = WebSocketStats{}
+	mi := &file_surge_v1_metrics_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebSocketStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebSocketStats) ProtoMessage() {}
+
+func (x *WebSocketStats) ProtoReflect() protoreflect.Message {
+	mi := &file_surge_v1_metrics_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebSocketStats.ProtoReflect.Descriptor instead.
+func (*WebSocketStats) Descriptor() ([]byte, []int) {
+	return file_surge_v1_metrics_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *WebSocketStats) GetScenario() string {
+	if x != nil {
+		return x.Scenario
+	}
+	return ""
+}
+
+func (x *WebSocketStats) GetFlow() string {
+	if x != nil {
+		return x.Flow
+	}
+	return ""
+}
+
+func (x *WebSocketStats) GetStep() string {
+	if x != nil {
+		return x.Step
+	}
+	return ""
+}
+
+func (x *WebSocketStats) GetSessionsOpened() int64 {
+	if x != nil {
+		return x.SessionsOpened
+	}
+	return 0
+}
+
+func (x *WebSocketStats) GetSessionsClosed() int64 {
+	if x != nil {
+		return x.SessionsClosed
+	}
+	return 0
+}
+
+func (x *WebSocketStats) GetSessionsActive() int64 {
+	if x != nil {
+		return x.SessionsActive
+	}
+	return 0
+}
+
+func (x *WebSocketStats) GetAbnormalCloses() int64 {
+	if x != nil {
+		return x.AbnormalCloses
+	}
+	return 0
+}
+
+func (x *WebSocketStats) GetConnectFailures() int64 {
+	if x != nil {
+		return x.ConnectFailures
+	}
+	return 0
+}
+
+func (x *WebSocketStats) GetReconnects() int64 {
+	if x != nil {
+		return x.Reconnects
+	}
+	return 0
+}
+
+func (x *WebSocketStats) GetMessagesOut() int64 {
+	if x != nil {
+		return x.MessagesOut
+	}
+	return 0
+}
+
+func (x *WebSocketStats) GetMessagesIn() int64 {
+	if x != nil {
+		return x.MessagesIn
+	}
+	return 0
+}
+
+func (x *WebSocketStats) GetBytesOut() int64 {
+	if x != nil {
+		return x.BytesOut
+	}
+	return 0
+}
+
+func (x *WebSocketStats) GetBytesIn() int64 {
+	if x != nil {
+		return x.BytesIn
+	}
+	return 0
+}
+
+func (x *WebSocketStats) GetRepliesMissed() int64 {
+	if x != nil {
+		return x.RepliesMissed
+	}
+	return 0
+}
+
+func (x *WebSocketStats) GetConnect() *Histogram {
+	if x != nil {
+		return x.Connect
+	}
+	return nil
+}
+
+func (x *WebSocketStats) GetSession() *Histogram {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *WebSocketStats) GetRoundTrip() *Histogram {
+	if x != nil {
+		return x.RoundTrip
+	}
+	return nil
+}
+
 // AgentStats is the generator's own health over one interval.
 type AgentStats struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -481,7 +736,7 @@ type AgentStats struct {
 
 func (x *AgentStats) Reset() {
 	*x = AgentStats{}
-	mi := &file_surge_v1_metrics_proto_msgTypes[5]
+	mi := &file_surge_v1_metrics_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +748,7 @@ func (x *AgentStats) String() string {
 func (*AgentStats) ProtoMessage() {}
 
 func (x *AgentStats) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_metrics_proto_msgTypes[5]
+	mi := &file_surge_v1_metrics_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +761,7 @@ func (x *AgentStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStats.ProtoReflect.Descriptor instead.
 func (*AgentStats) Descriptor() ([]byte, []int) {
-	return file_surge_v1_metrics_proto_rawDescGZIP(), []int{5}
+	return file_surge_v1_metrics_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AgentStats) GetCpuPercent() float64 {
@@ -557,14 +812,15 @@ type Snapshot struct {
 	// When non-zero, this snapshot merges the agent's snapshots seq_first..seq
 	// (queued while the controller was unreachable, never sent before): the
 	// controller counts it once, under seq.
-	SeqFirst      uint64 `protobuf:"varint,10,opt,name=seq_first,json=seqFirst,proto3" json:"seq_first,omitempty"`
+	SeqFirst      uint64            `protobuf:"varint,10,opt,name=seq_first,json=seqFirst,proto3" json:"seq_first,omitempty"`
+	Websockets    []*WebSocketStats `protobuf:"bytes,11,rep,name=websockets,proto3" json:"websockets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_surge_v1_metrics_proto_msgTypes[6]
+	mi := &file_surge_v1_metrics_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +832,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_metrics_proto_msgTypes[6]
+	mi := &file_surge_v1_metrics_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +845,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_surge_v1_metrics_proto_rawDescGZIP(), []int{6}
+	return file_surge_v1_metrics_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Snapshot) GetRunId() string {
@@ -662,6 +918,13 @@ func (x *Snapshot) GetSeqFirst() uint64 {
 	return 0
 }
 
+func (x *Snapshot) GetWebsockets() []*WebSocketStats {
+	if x != nil {
+		return x.Websockets
+	}
+	return nil
+}
+
 var File_surge_v1_metrics_proto protoreflect.FileDescriptor
 
 const file_surge_v1_metrics_proto_rawDesc = "" +
@@ -685,12 +948,17 @@ const file_surge_v1_metrics_proto_rawDesc = "" +
 	"\bbytes_in\x18\x04 \x01(\x03R\abytesIn\x12\x1b\n" +
 	"\tbytes_out\x18\x05 \x01(\x03R\bbytesOut\x12#\n" +
 	"\rchecks_passed\x18\x06 \x01(\x03R\fchecksPassed\x12#\n" +
-	"\rchecks_failed\x18\a \x01(\x03R\fchecksFailed\"\xbd\x01\n" +
+	"\rchecks_failed\x18\a \x01(\x03R\fchecksFailed\"\x92\x03\n" +
 	"\x06Series\x12%\n" +
 	"\x03key\x18\x01 \x01(\v2\x13.surge.v1.SeriesKeyR\x03key\x12.\n" +
 	"\bcounters\x18\x02 \x01(\v2\x12.surge.v1.CountersR\bcounters\x12-\n" +
 	"\alatency\x18\x03 \x01(\v2\x13.surge.v1.HistogramR\alatency\x12-\n" +
-	"\aservice\x18\x04 \x01(\v2\x13.surge.v1.HistogramR\aservice\"\xcb\x02\n" +
+	"\aservice\x18\x04 \x01(\v2\x13.surge.v1.HistogramR\aservice\x12%\n" +
+	"\x03dns\x18\x05 \x01(\v2\x13.surge.v1.HistogramR\x03dns\x12-\n" +
+	"\aconnect\x18\x06 \x01(\v2\x13.surge.v1.HistogramR\aconnect\x12%\n" +
+	"\x03tls\x18\a \x01(\v2\x13.surge.v1.HistogramR\x03tls\x12'\n" +
+	"\x04ttfb\x18\b \x01(\v2\x13.surge.v1.HistogramR\x04ttfb\x12-\n" +
+	"\aattempt\x18\t \x01(\v2\x13.surge.v1.HistogramR\aattempt\"\xb0\x03\n" +
 	"\rScenarioStats\x12\x1a\n" +
 	"\bscenario\x18\x01 \x01(\tR\bscenario\x12\x1c\n" +
 	"\tscheduled\x18\x02 \x01(\x03R\tscheduled\x12\x18\n" +
@@ -704,7 +972,34 @@ const file_surge_v1_metrics_proto_rawDesc = "" +
 	"\vtarget_rate\x18\t \x01(\x01R\n" +
 	"targetRate\x12/\n" +
 	"\blateness\x18\n" +
-	" \x01(\v2\x13.surge.v1.HistogramR\blateness\"\x89\x01\n" +
+	" \x01(\v2\x13.surge.v1.HistogramR\blateness\x12!\n" +
+	"\fconns_opened\x18\v \x01(\x03R\vconnsOpened\x12!\n" +
+	"\fconns_closed\x18\f \x01(\x03R\vconnsClosed\x12\x1d\n" +
+	"\n" +
+	"conns_open\x18\r \x01(\x03R\tconnsOpen\"\xf8\x04\n" +
+	"\x0eWebSocketStats\x12\x1a\n" +
+	"\bscenario\x18\x01 \x01(\tR\bscenario\x12\x12\n" +
+	"\x04flow\x18\x02 \x01(\tR\x04flow\x12\x12\n" +
+	"\x04step\x18\x03 \x01(\tR\x04step\x12'\n" +
+	"\x0fsessions_opened\x18\x04 \x01(\x03R\x0esessionsOpened\x12'\n" +
+	"\x0fsessions_closed\x18\x05 \x01(\x03R\x0esessionsClosed\x12'\n" +
+	"\x0fsessions_active\x18\x06 \x01(\x03R\x0esessionsActive\x12'\n" +
+	"\x0fabnormal_closes\x18\a \x01(\x03R\x0eabnormalCloses\x12)\n" +
+	"\x10connect_failures\x18\b \x01(\x03R\x0fconnectFailures\x12\x1e\n" +
+	"\n" +
+	"reconnects\x18\t \x01(\x03R\n" +
+	"reconnects\x12!\n" +
+	"\fmessages_out\x18\n" +
+	" \x01(\x03R\vmessagesOut\x12\x1f\n" +
+	"\vmessages_in\x18\v \x01(\x03R\n" +
+	"messagesIn\x12\x1b\n" +
+	"\tbytes_out\x18\f \x01(\x03R\bbytesOut\x12\x19\n" +
+	"\bbytes_in\x18\r \x01(\x03R\abytesIn\x12%\n" +
+	"\x0ereplies_missed\x18\x0e \x01(\x03R\rrepliesMissed\x12-\n" +
+	"\aconnect\x18\x0f \x01(\v2\x13.surge.v1.HistogramR\aconnect\x12-\n" +
+	"\asession\x18\x10 \x01(\v2\x13.surge.v1.HistogramR\asession\x122\n" +
+	"\n" +
+	"round_trip\x18\x11 \x01(\v2\x13.surge.v1.HistogramR\troundTrip\"\x89\x01\n" +
 	"\n" +
 	"AgentStats\x12\x1f\n" +
 	"\vcpu_percent\x18\x01 \x01(\x01R\n" +
@@ -714,7 +1009,7 @@ const file_surge_v1_metrics_proto_rawDesc = "" +
 	"goroutines\x18\x03 \x01(\x03R\n" +
 	"goroutines\x12\x1d\n" +
 	"\n" +
-	"conns_open\x18\x04 \x01(\x03R\tconnsOpen\"\xc0\x02\n" +
+	"conns_open\x18\x04 \x01(\x03R\tconnsOpen\"\xfa\x02\n" +
 	"\bSnapshot\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x10\n" +
@@ -726,7 +1021,10 @@ const file_surge_v1_metrics_proto_rawDesc = "" +
 	"\x05agent\x18\b \x01(\v2\x14.surge.v1.AgentStatsR\x05agent\x12\x14\n" +
 	"\x05final\x18\t \x01(\bR\x05final\x12\x1b\n" +
 	"\tseq_first\x18\n" +
-	" \x01(\x04R\bseqFirstB1Z/github.com/surgeload/surge/gen/surge/v1;surgev1b\x06proto3"
+	" \x01(\x04R\bseqFirst\x128\n" +
+	"\n" +
+	"websockets\x18\v \x03(\v2\x18.surge.v1.WebSocketStatsR\n" +
+	"websocketsB1Z/github.com/surgeload/surge/gen/surge/v1;surgev1b\x06proto3"
 
 var (
 	file_surge_v1_metrics_proto_rawDescOnce sync.Once
@@ -740,30 +1038,40 @@ func file_surge_v1_metrics_proto_rawDescGZIP() []byte {
 	return file_surge_v1_metrics_proto_rawDescData
 }
 
-var file_surge_v1_metrics_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_surge_v1_metrics_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_surge_v1_metrics_proto_goTypes = []any{
-	(*Histogram)(nil),     // 0: surge.v1.Histogram
-	(*SeriesKey)(nil),     // 1: surge.v1.SeriesKey
-	(*Counters)(nil),      // 2: surge.v1.Counters
-	(*Series)(nil),        // 3: surge.v1.Series
-	(*ScenarioStats)(nil), // 4: surge.v1.ScenarioStats
-	(*AgentStats)(nil),    // 5: surge.v1.AgentStats
-	(*Snapshot)(nil),      // 6: surge.v1.Snapshot
+	(*Histogram)(nil),      // 0: surge.v1.Histogram
+	(*SeriesKey)(nil),      // 1: surge.v1.SeriesKey
+	(*Counters)(nil),       // 2: surge.v1.Counters
+	(*Series)(nil),         // 3: surge.v1.Series
+	(*ScenarioStats)(nil),  // 4: surge.v1.ScenarioStats
+	(*WebSocketStats)(nil), // 5: surge.v1.WebSocketStats
+	(*AgentStats)(nil),     // 6: surge.v1.AgentStats
+	(*Snapshot)(nil),       // 7: surge.v1.Snapshot
 }
 var file_surge_v1_metrics_proto_depIdxs = []int32{
-	1, // 0: surge.v1.Series.key:type_name -> surge.v1.SeriesKey
-	2, // 1: surge.v1.Series.counters:type_name -> surge.v1.Counters
-	0, // 2: surge.v1.Series.latency:type_name -> surge.v1.Histogram
-	0, // 3: surge.v1.Series.service:type_name -> surge.v1.Histogram
-	0, // 4: surge.v1.ScenarioStats.lateness:type_name -> surge.v1.Histogram
-	3, // 5: surge.v1.Snapshot.series:type_name -> surge.v1.Series
-	4, // 6: surge.v1.Snapshot.scenarios:type_name -> surge.v1.ScenarioStats
-	5, // 7: surge.v1.Snapshot.agent:type_name -> surge.v1.AgentStats
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	1,  // 0: surge.v1.Series.key:type_name -> surge.v1.SeriesKey
+	2,  // 1: surge.v1.Series.counters:type_name -> surge.v1.Counters
+	0,  // 2: surge.v1.Series.latency:type_name -> surge.v1.Histogram
+	0,  // 3: surge.v1.Series.service:type_name -> surge.v1.Histogram
+	0,  // 4: surge.v1.Series.dns:type_name -> surge.v1.Histogram
+	0,  // 5: surge.v1.Series.connect:type_name -> surge.v1.Histogram
+	0,  // 6: surge.v1.Series.tls:type_name -> surge.v1.Histogram
+	0,  // 7: surge.v1.Series.ttfb:type_name -> surge.v1.Histogram
+	0,  // 8: surge.v1.Series.attempt:type_name -> surge.v1.Histogram
+	0,  // 9: surge.v1.ScenarioStats.lateness:type_name -> surge.v1.Histogram
+	0,  // 10: surge.v1.WebSocketStats.connect:type_name -> surge.v1.Histogram
+	0,  // 11: surge.v1.WebSocketStats.session:type_name -> surge.v1.Histogram
+	0,  // 12: surge.v1.WebSocketStats.round_trip:type_name -> surge.v1.Histogram
+	3,  // 13: surge.v1.Snapshot.series:type_name -> surge.v1.Series
+	4,  // 14: surge.v1.Snapshot.scenarios:type_name -> surge.v1.ScenarioStats
+	6,  // 15: surge.v1.Snapshot.agent:type_name -> surge.v1.AgentStats
+	5,  // 16: surge.v1.Snapshot.websockets:type_name -> surge.v1.WebSocketStats
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_surge_v1_metrics_proto_init() }
@@ -777,7 +1085,7 @@ func file_surge_v1_metrics_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_surge_v1_metrics_proto_rawDesc), len(file_surge_v1_metrics_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
