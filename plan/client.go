@@ -1,5 +1,12 @@
 package plan
 
+import (
+	"math"
+	"net"
+	"strconv"
+	"strings"
+)
+
 // Client behaviour: how a scenario's VUs hold connections (Connection), retry
 // failed requests (Retry) and speak WebSocket (WebSocket steps). Validation is
 // in checkConnection, checkRetry and checkWebSocket.
@@ -174,4 +181,202 @@ type WSExpect struct {
 type WSReconnect struct {
 	Max     int64    `yaml:"max" json:"max"`
 	Backoff *Backoff `yaml:"backoff,omitempty" json:"backoff,omitempty"`
+}
+
+// checkConnection validates a scenario's connection settings.
+func checkConnection(l *errorList, path string, c *Connection) {
+	if c == nil {
+		return
+	}
+	switch c.Reuse {
+	case "", ReusePerVU, ReusePool, ReuseNever:
+	default:
+		l.add(joinPath(path, "reuse"), "unknown reuse %q (valid: per-vu, pool, never)", c.Reuse)
+	}
+	if c.PoolSize < 0 {
+		l.add(joinPath(path, "pool_size"), "must be >= 0, got %d", c.PoolSize)
+	}
+	if c.PoolSize > 0 && c.Reuse != ReusePool {
+		l.add(joinPath(path, "pool_size"), "applies to reuse: pool only")
+	}
+	if c.MaxLifetime != nil {
+		checkDist(l, joinPath(path, "max_lifetime"), c.MaxLifetime)
+		if c.MaxLifetime.Mean() <= 0 {
+			l.add(joinPath(path, "max_lifetime"), "must be > 0")
+		}
+	}
+	if c.IdleTimeout != nil {
+		checkDist(l, joinPath(path, "idle_timeout"), c.IdleTimeout)
+		if c.IdleTimeout.Mean() <= 0 {
+			l.add(joinPath(path, "idle_timeout"), "must be > 0")
+		}
+	}
+	if c.MaxRequestsPerConnection < 0 {
+		l.add(joinPath(path, "max_requests_per_connection"), "must be >= 0, got %d", c.MaxRequestsPerConnection)
+	}
+	switch c.HTTP2 {
+	case "", HTTP2Off, HTTP2H2, HTTP2H2C:
+	default:
+		l.add(joinPath(path, "http2"), "unknown http2 mode %q (valid: off, h2, h2c)", c.HTTP2)
+	}
+	if c.MaxConcurrentStreams < 0 {
+		l.add(joinPath(path, "max_concurrent_streams"), "must be >= 0, got %d", c.MaxConcurrentStreams)
+	}
+	if c.DialTimeout < 0 {
+		l.add(joinPath(path, "dial_timeout"), "must be >= 0, got %s", c.DialTimeout)
+	}
+	if t := c.TLS; t != nil {
+		tp := joinPath(path, "tls")
+		switch t.MinVersion {
+		case "", "1.2", "1.3":
+		default:
+			l.add(joinPath(tp, "min_version"), "unknown TLS version %q (valid: 1.2, 1.3)", t.MinVersion)
+		}
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			l.add(tp, "cert_file and key_file go together")
+		}
+	}
+	for _, name := range sortedKeys(c.Hosts) {
+		hp := joinPath(joinPath(path, "hosts"), name)
+		addr := c.Hosts[name]
+		host := addr
+		if h, port, err := net.SplitHostPort(addr); err == nil {
+			host = h
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				l.add(hp, "invalid port in %q", addr)
+				continue
+			}
+		}
+		if net.ParseIP(host) == nil {
+			l.add(hp, "want an IP address or IP:port, got %q", addr)
+		}
+	}
+	for i, a := range c.SourceAddresses {
+		if net.ParseIP(a) == nil {
+			l.add(indexPath(joinPath(path, "source_addresses"), i), "want an IP address, got %q", a)
+		}
+	}
+}
+
+// retryConditions are the names Retry.On takes besides status codes.
+func retryCondition(s string) bool {
+	switch s {
+	case Retry5xx, Retry429, RetryTimeout, RetryReset, RetryConnect:
+		return true
+	}
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 400 && n <= 599
+}
+
+// checkRetry validates a scenario's retry policy.
+func checkRetry(l *errorList, path string, r *Retry) {
+	if r == nil {
+		return
+	}
+	if r.Attempts < 1 || r.Attempts > 100 {
+		l.add(joinPath(path, "attempts"), "must be in [1, 100], got %d", r.Attempts)
+	}
+	for i, on := range r.On {
+		if !retryCondition(on) {
+			l.add(indexPath(joinPath(path, "on"), i),
+				"unknown retry condition %q (valid: 5xx, 429, timeout, reset, connect, or a status code 400-599)", on)
+		}
+	}
+	checkBackoff(l, joinPath(path, "backoff"), r.Backoff)
+}
+
+// checkBackoff validates a backoff.
+func checkBackoff(l *errorList, path string, b *Backoff) {
+	if b == nil {
+		return
+	}
+	switch b.Type {
+	case "", BackoffConstant, BackoffExponential:
+	default:
+		l.add(joinPath(path, "type"), "unknown backoff %q (valid: constant, exponential)", b.Type)
+	}
+	if b.Base < 0 {
+		l.add(joinPath(path, "base"), "must be >= 0, got %s", b.Base)
+	}
+	if b.Max < 0 || b.Max > 0 && b.Max < b.Base {
+		l.add(joinPath(path, "max"), "must be >= base (%s), got %s", b.Base, b.Max)
+	}
+	if b.Multiplier != 0 && !(b.Multiplier >= 1) || math.IsInf(b.Multiplier, 0) {
+		l.add(joinPath(path, "multiplier"), "must be a finite number >= 1, got %v", b.Multiplier)
+	}
+	if j := b.Jitter; j != nil && !(*j >= 0 && *j <= 1) {
+		l.add(joinPath(path, "jitter"), "must be in [0, 1], got %v", *j)
+	}
+}
+
+// checkWebSocket validates a websocket step.
+func checkWebSocket(l *errorList, path string, w *WebSocket) {
+	up := joinPath(path, "url")
+	parts, err := ParseTemplate(w.URL)
+	switch {
+	case err != nil:
+		l.add(up, "%v", err)
+	case w.URL == "":
+		l.add(up, "required")
+	default:
+		u, err := parseURL(placeholder(parts))
+		switch {
+		case err != nil:
+			l.add(up, "invalid URL %q: %v", w.URL, errUnwrapURL(err))
+		case u.Scheme != "ws" && u.Scheme != "wss":
+			l.add(up, "URL %q must be absolute with scheme ws or wss", w.URL)
+		case u.Host == "":
+			l.add(up, "URL %q has no host", w.URL)
+		}
+	}
+	if w.Name == "" {
+		w.Name = w.URL
+	}
+	for _, k := range sortedKeys(w.Headers) {
+		hp := joinPath(joinPath(path, "headers"), k)
+		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
+			l.addKey(hp, "invalid header name %q", k)
+		}
+		checkTemplate(l, hp, w.Headers[k])
+	}
+	if w.ConnectTimeout < 0 {
+		l.add(joinPath(path, "connect_timeout"), "must be >= 0, got %s", w.ConnectTimeout)
+	}
+	if w.Hold == nil {
+		l.add(joinPath(path, "hold"), "required: how long the session stays open (a duration or distribution)")
+	} else {
+		checkDist(l, joinPath(path, "hold"), w.Hold)
+	}
+	if s := w.Send; s != nil {
+		sp := joinPath(path, "send")
+		checkTemplate(l, joinPath(sp, "message"), s.Message)
+		switch {
+		case s.Rate < 0 || math.IsInf(s.Rate, 0) || math.IsNaN(s.Rate):
+			l.add(joinPath(sp, "rate"), "must be a finite number >= 0, got %v", s.Rate)
+		case (s.Rate > 0) == (s.Every != nil):
+			l.add(sp, "give rate (messages per second) or every (a think time), not both or neither")
+		}
+		if s.Every != nil {
+			checkDist(l, joinPath(sp, "every"), s.Every)
+		}
+		if s.Count < 0 {
+			l.add(joinPath(sp, "count"), "must be >= 0, got %d", s.Count)
+		}
+	}
+	if e := w.Expect; e != nil {
+		ep := joinPath(path, "expect")
+		if e.Timeout < 0 {
+			l.add(joinPath(ep, "timeout"), "must be >= 0, got %s", e.Timeout)
+		}
+		if e.Count < 0 {
+			l.add(joinPath(ep, "count"), "must be >= 0, got %d", e.Count)
+		}
+	}
+	if r := w.Reconnect; r != nil {
+		rp := joinPath(path, "reconnect")
+		if r.Max < 0 {
+			l.add(joinPath(rp, "max"), "must be >= 0, got %d", r.Max)
+		}
+		checkBackoff(l, joinPath(rp, "backoff"), r.Backoff)
+	}
 }

@@ -40,6 +40,23 @@ var thresholdMetrics = map[string][]string{
 	"iterations":         {"count"},
 	"checks":             {"rate", "count"},
 	"checks_failed":      {"count"},
+	// HTTP phases and attempts (milliseconds), retries.
+	"http_req_dns":             {"p", "avg", "min", "max", "med"},
+	"http_req_connecting":      {"p", "avg", "min", "max", "med"},
+	"http_req_tls_handshaking": {"p", "avg", "min", "max", "med"},
+	"http_req_waiting":         {"p", "avg", "min", "max", "med"},
+	"http_req_attempt":         {"p", "avg", "min", "max", "med"},
+	"http_req_retries":         {"count", "rate"},
+	// WebSocket steps: durations in milliseconds; ws_abnormal_closes rate
+	// is per session opened.
+	"ws_connecting":       {"p", "avg", "min", "max", "med"},
+	"ws_session_duration": {"p", "avg", "min", "max", "med"},
+	"ws_msg_round_trip":   {"p", "avg", "min", "max", "med"},
+	"ws_sessions":         {"count"},
+	"ws_abnormal_closes":  {"count", "rate"},
+	"ws_msgs_sent":        {"count", "rate"},
+	"ws_msgs_received":    {"count", "rate"},
+	"ws_replies_missed":   {"count"},
 }
 
 // thresholdTags are the tag keys a threshold may filter on.

@@ -235,6 +235,8 @@ func checkScenario(l *errorList, path string, s *Scenario) {
 	}
 	checkRegions(l, joinPath(path, "regions"), s.Regions)
 	checkFlows(l, path, s)
+	checkConnection(l, joinPath(path, "connection"), s.Connection)
+	checkRetry(l, joinPath(path, "retry"), s.Retry)
 }
 
 // applyScenarioDefaults fills in the defaults of the options ex takes.

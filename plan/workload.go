@@ -593,12 +593,17 @@ func checkFlows(l *errorList, path string, s *Scenario) {
 					checkRequest(l, indexPath(joinPath(ip, "batch"), j), &st.Batch[j])
 				}
 			}
+			if st.WebSocket != nil {
+				n++
+				requests++
+				checkWebSocket(l, joinPath(ip, "websocket"), st.WebSocket)
+			}
 			if n != 1 {
-				l.add(ip, "a step is a request, {think: ...} or {batch: [...]}")
+				l.add(ip, "a step is a request, {think: ...}, {batch: [...]} or {websocket: {...}}")
 			}
 		}
 		if requests == 0 {
-			l.add(sp, "at least one request step is required")
+			l.add(sp, "at least one request or websocket step is required")
 		}
 	}
 }
