@@ -319,6 +319,7 @@ func checkWebSocket(l *errorList, path string, w *WebSocket) {
 	case w.URL == "":
 		l.add(up, "required")
 	default:
+		checkNoSeq(l, up, parts)
 		u, err := parseURL(placeholder(parts))
 		switch {
 		case err != nil:
@@ -349,7 +350,9 @@ func checkWebSocket(l *errorList, path string, w *WebSocket) {
 	}
 	if s := w.Send; s != nil {
 		sp := joinPath(path, "send")
-		checkTemplate(l, joinPath(sp, "message"), s.Message)
+		if _, err := ParseTemplate(s.Message); err != nil {
+			l.add(joinPath(sp, "message"), "%v", err)
+		}
 		switch {
 		case s.Rate < 0 || math.IsInf(s.Rate, 0) || math.IsNaN(s.Rate):
 			l.add(joinPath(sp, "rate"), "must be a finite number >= 0, got %v", s.Rate)

@@ -351,6 +351,7 @@ func (s *Scenario) AllRequests() []*Request {
 // Template functions and their argument counts.
 var templateFuncs = map[string]int{
 	"now_ms": 0, "uuid": 0, "rand_int": 2, "vu": 0, "iter": 0, "region": 0, "env": 1, "data": 2,
+	"seq": 0, // WebSocket send.message only: the message's number in its session
 }
 
 // TemplatePart is a piece of a parsed template: literal Text, or a call of
@@ -363,7 +364,7 @@ type TemplatePart struct {
 
 // ParseTemplate splits s into literal text and {{func args}} calls:
 // {{now_ms}}, {{uuid}}, {{rand_int 1 100}}, {{vu}}, {{iter}}, {{region}},
-// {{env "NAME"}}, {{data "FEEDER" "column"}}. Parse once and expand many times.
+// {{env "NAME"}}, {{data "FEEDER" "column"}}, {{seq}}. Parse once and expand many times.
 func ParseTemplate(s string) ([]TemplatePart, error) {
 	var parts []TemplatePart
 	for s != "" {
@@ -438,7 +439,18 @@ func checkTemplate(l *errorList, path, s string) []TemplatePart {
 	if err != nil {
 		l.add(path, "%v", err)
 	}
+	checkNoSeq(l, path, parts)
 	return parts
+}
+
+// checkNoSeq reports a {{seq}}, which only a WebSocket message may hold.
+func checkNoSeq(l *errorList, path string, parts []TemplatePart) {
+	for _, p := range parts {
+		if p.Func == "seq" {
+			l.add(path, "template: {{seq}} numbers WebSocket messages; it is allowed only in a websocket step's send.message")
+			return
+		}
+	}
 }
 
 // checkArrivals validates an arrival process.
@@ -615,6 +627,7 @@ func checkRequestTemplates(l *errorList, path string, r *Request) (string, bool)
 	if err != nil {
 		l.add(joinPath(path, "url"), "%v", err)
 	}
+	checkNoSeq(l, joinPath(path, "url"), parts)
 	u := placeholder(parts)
 	for _, k := range sortedKeys(r.Headers) {
 		checkTemplate(l, joinPath(joinPath(path, "headers"), k), r.Headers[k])
