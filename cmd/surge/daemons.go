@@ -213,18 +213,39 @@ func newTargetCmd(e env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "target",
 		Short: "Run the built-in test target until interrupted",
-		Long: `Target is a small HTTP/1.1 keep-alive server to load: it answers "ok" after a
-delay drawn from --latency, or 500 for a fraction --error-rate of requests.
-GET /__surge/stats reports its counters as JSON; POST /__surge/reset zeroes them.`,
+		Long: `Target is a small server to load: HTTP/1.1 keep-alive (and h2c with --h2c) on
+--listen, HTTP/2 and HTTP/1.1 over TLS on --tls-listen, and a WebSocket echo at
+/ws. It answers "ok" after a delay drawn from --latency; --error-rate,
+--reset-rate, --slow-body and friends make it misbehave, and query parameters
+(?delay=, ?status=, ?fail_rate=, ?reset=, ?bytes=, ?slow=, ?retry_after=)
+override them per request. GET /__surge/stats reports its counters as JSON;
+POST /__surge/reset zeroes them; POST /__surge/ws/drop?n=N drops N WebSocket
+sessions abruptly. See docs/target.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runTarget(cmd.Context(), o, e.stdout, e.stderr)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.cfg.Listen, "listen", "127.0.0.1:8080", "HTTP `ADDR`")
+	f.StringVar(&o.cfg.Listen, "listen", "127.0.0.1:8080", "cleartext HTTP `ADDR`")
 	f.StringVar(&o.cfg.Latency, "latency", "0", "response delay: a duration, uniform(a,b), normal(mean,sd) or exp(mean)")
-	f.Float64Var(&o.cfg.ErrorRate, "error-rate", 0, "fraction of requests answered 500, 0 to 1")
+	f.Float64Var(&o.cfg.ErrorRate, "error-rate", 0, "fraction of requests answered --error-status, 0 to 1")
+	f.IntVar(&o.cfg.ErrorStatus, "error-status", 500, "`STATUS` of the --error-rate replies, 200-599")
+	f.IntVar(&o.cfg.RetryAfter, "retry-after", 0, "send Retry-After: `SECONDS` with every 429 and 503 reply (0: no header)")
+	f.Float64Var(&o.cfg.ResetRate, "reset-rate", 0, "fraction of requests answered by a reset (HTTP/1: TCP RST; HTTP/2: RST_STREAM), 0 to 1")
+	f.IntVar(&o.cfg.BodySize, "body-size", 0, "reply body size in `BYTES` (0: \"ok\\n\")")
+	f.DurationVar(&o.cfg.SlowBody, "slow-body", 0, "stream each reply body over this `DURATION` (headers at once, last byte DURATION later)")
+	f.IntVar(&o.cfg.MaxConns, "max-conns", 0, "most open connections; more are accepted and reset at once (0: no bound)")
+	f.BoolVar(&o.cfg.H2C, "h2c", false, "serve HTTP/2 with prior knowledge (h2c) on --listen alongside HTTP/1.1")
+	f.IntVar(&o.cfg.H2MaxStreams, "h2-max-streams", 0, "SETTINGS_MAX_CONCURRENT_STREAMS advertised on HTTP/2 connections (0: Go's default, 250)")
+	f.StringVar(&o.cfg.TLSListen, "tls-listen", "", "also serve HTTP/2 and HTTP/1.1 over TLS on `ADDR`")
+	f.StringVar(&o.cfg.TLSCert, "tls-cert", "", "TLS certificate chain PEM `FILE`")
+	f.StringVar(&o.cfg.TLSKey, "tls-key", "", "TLS private key PEM `FILE`")
+	f.BoolVar(&o.cfg.TLSSelfSigned, "tls-self-signed", false, "make an in-memory CA and a certificate for localhost, 127.0.0.1, ::1")
+	f.StringSliceVar(&o.cfg.TLSHosts, "tls-host", nil, "extra `NAME` or IP in the self-signed certificate (repeatable)")
+	f.StringVar(&o.cfg.TLSCAOut, "tls-ca-out", "", "write the self-signed certificate's CA PEM to `FILE`, for clients to trust")
+	f.StringVar(&o.cfg.WSEchoLatency, "ws-echo-latency", "0", "delay of each WebSocket echo: a duration or a distribution, as --latency")
+	f.DurationVar(&o.cfg.WSDropAfter, "ws-drop-after", 0, "drop each WebSocket session abruptly (no close frame) this `DURATION` after it opened (0: never)")
 	f.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	return cmd
 }
@@ -242,5 +263,11 @@ func runTarget(ctx context.Context, o targetOptions, stdout, stderr io.Writer) e
 		return err
 	}
 	fmt.Fprintf(stdout, "target listening on http://%s\n", s.Addr())
+	if a := s.TLSAddr(); a != "" {
+		fmt.Fprintf(stdout, "target listening on https://%s\n", a)
+	}
+	if cfg.TLSCAOut != "" {
+		fmt.Fprintf(stdout, "target CA written to %s\n", cfg.TLSCAOut)
+	}
 	return s.Run(ctx)
 }

@@ -89,12 +89,42 @@ func TestNewErrors(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("bad latency: got %v, want %s", err, want)
 	}
-	if _, err := target.New(target.Config{Listen: "127.0.0.1:0", ErrorRate: 1.5}); err == nil ||
-		!strings.Contains(err.Error(), "--error-rate") {
-		t.Errorf("bad error rate: got %v", err)
-	}
-	if _, err := target.New(target.Config{Listen: "256.0.0.1:0"}); err == nil {
-		t.Error("bad listen address: want an error")
+	for _, tt := range []struct {
+		name string
+		cfg  target.Config
+		want string
+	}{
+		{"error rate", target.Config{ErrorRate: 1.5}, "--error-rate 1.5: want a fraction"},
+		{"error status", target.Config{ErrorStatus: 99}, "--error-status 99: want an HTTP status 200-599"},
+		{"retry after", target.Config{RetryAfter: -1}, "--retry-after -1"},
+		{"reset rate", target.Config{ResetRate: -0.1}, "--reset-rate -0.1"},
+		{"body size", target.Config{BodySize: -1}, "--body-size -1"},
+		{"slow body", target.Config{SlowBody: -time.Second}, "--slow-body -1s"},
+		{"max conns", target.Config{MaxConns: -1}, "--max-conns -1"},
+		{"h2 streams", target.Config{H2MaxStreams: -1}, "--h2-max-streams -1"},
+		{"ws drop", target.Config{WSDropAfter: -time.Second}, "--ws-drop-after -1s"},
+		{"ws latency", target.Config{WSEchoLatency: "x"}, `--ws-echo-latency "x"`},
+		{"tls without port", target.Config{TLSSelfSigned: true}, "give --tls-listen ADDR"},
+		{"ca out without port", target.Config{TLSCAOut: "x.pem"}, "--tls-ca-out/--tls-host: give --tls-listen"},
+		{"tls without cert", target.Config{TLSListen: "127.0.0.1:0"}, "give --tls-cert and --tls-key, or --tls-self-signed"},
+		{"cert and self-signed", target.Config{TLSListen: "127.0.0.1:0", TLSCert: "c", TLSKey: "k", TLSSelfSigned: true}, "not both"},
+		{"cert without key", target.Config{TLSListen: "127.0.0.1:0", TLSCert: "c"}, "give both"},
+		{"ca out with files", target.Config{TLSListen: "127.0.0.1:0", TLSCert: "c", TLSKey: "k", TLSCAOut: "x"}, "only with --tls-self-signed"},
+		{"missing cert", target.Config{TLSListen: "127.0.0.1:0", TLSCert: "/nonexistent/c", TLSKey: "/nonexistent/k"}, "--tls-cert/--tls-key: open /nonexistent/c"},
+		{"ca out unwritable", target.Config{TLSListen: "127.0.0.1:0", TLSSelfSigned: true, TLSCAOut: "/nonexistent/ca.pem"}, "--tls-ca-out: open /nonexistent/ca.pem"},
+		{"bad listen", target.Config{Listen: "256.0.0.1:0"}, "target: listen:"},
+		{"bad tls listen", target.Config{TLSListen: "256.0.0.1:0", TLSSelfSigned: true}, "target: listen:"},
+	} {
+		if tt.cfg.Listen == "" {
+			tt.cfg.Listen = "127.0.0.1:0"
+		}
+		s, err := target.New(tt.cfg)
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: no error, want %q", tt.name, tt.want)
+		} else if !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %q, want it to contain %q", tt.name, err, tt.want)
+		}
 	}
 }
 
