@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"fmt"
 	"log/slog"
 	"sync"
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/hist"
 )
 
 // outbox holds what the agent has to tell the controller, in order: run
@@ -199,4 +201,102 @@ func (o *outbox) isClosed() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.closed
+}
+
+// wsStatsKey names one WebSocket step's stats in a snapshot.
+type wsStatsKey struct{ scenario, flow, step string }
+
+// mergeWebSocketStats merges WebSocket step stats b into a copy of a, step
+// by step: counters add up and histograms merge exactly; sessions_active
+// adds up when a and b describe the same instant (parts of one run), and is
+// b's otherwise (b is the later snapshot). Steps only in b are appended.
+// Neither a nor b is modified.
+func mergeWebSocketStats(a, b []*surgev1.WebSocketStats, sameInstant bool) ([]*surgev1.WebSocketStats, error) {
+	if len(a)+len(b) == 0 {
+		return nil, nil
+	}
+	out := make([]*surgev1.WebSocketStats, 0, max(len(a), len(b)))
+	idx := make(map[wsStatsKey]int, cap(out))
+	for _, src := range [][]*surgev1.WebSocketStats{a, b} {
+		for _, w := range src {
+			k := wsStatsKey{w.GetScenario(), w.GetFlow(), w.GetStep()}
+			i, ok := idx[k]
+			if !ok {
+				idx[k] = len(out)
+				out = append(out, &surgev1.WebSocketStats{
+					Scenario: k.scenario, Flow: k.flow, Step: k.step,
+					SessionsOpened: w.GetSessionsOpened(), SessionsClosed: w.GetSessionsClosed(),
+					SessionsActive: w.GetSessionsActive(), AbnormalCloses: w.GetAbnormalCloses(),
+					ConnectFailures: w.GetConnectFailures(), Reconnects: w.GetReconnects(),
+					MessagesOut: w.GetMessagesOut(), MessagesIn: w.GetMessagesIn(),
+					BytesOut: w.GetBytesOut(), BytesIn: w.GetBytesIn(), RepliesMissed: w.GetRepliesMissed(),
+					Connect: w.GetConnect(), Session: w.GetSession(), RoundTrip: w.GetRoundTrip(),
+				})
+				continue
+			}
+			d := out[i]
+			d.SessionsOpened += w.GetSessionsOpened()
+			d.SessionsClosed += w.GetSessionsClosed()
+			d.AbnormalCloses += w.GetAbnormalCloses()
+			d.ConnectFailures += w.GetConnectFailures()
+			d.Reconnects += w.GetReconnects()
+			d.MessagesOut += w.GetMessagesOut()
+			d.MessagesIn += w.GetMessagesIn()
+			d.BytesOut += w.GetBytesOut()
+			d.BytesIn += w.GetBytesIn()
+			d.RepliesMissed += w.GetRepliesMissed()
+			if sameInstant {
+				d.SessionsActive += w.GetSessionsActive()
+			} else {
+				d.SessionsActive = w.GetSessionsActive()
+			}
+			var err error
+			if d.Connect, err = mergeHistProto(d.GetConnect(), w.GetConnect()); err != nil {
+				return nil, fmt.Errorf("merge websocket stats %s/%s/%s: connect: %w", k.scenario, k.flow, k.step, err)
+			}
+			if d.Session, err = mergeHistProto(d.GetSession(), w.GetSession()); err != nil {
+				return nil, fmt.Errorf("merge websocket stats %s/%s/%s: session: %w", k.scenario, k.flow, k.step, err)
+			}
+			if d.RoundTrip, err = mergeHistProto(d.GetRoundTrip(), w.GetRoundTrip()); err != nil {
+				return nil, fmt.Errorf("merge websocket stats %s/%s/%s: round trip: %w", k.scenario, k.flow, k.step, err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// mergeHistProto returns the exact merge of two wire histograms (either
+// may be nil) as a new one; neither is modified.
+func mergeHistProto(x, y *surgev1.Histogram) (*surgev1.Histogram, error) {
+	if y.GetTotal() == 0 {
+		return x, nil
+	}
+	if x.GetTotal() == 0 {
+		return y, nil
+	}
+	h, err := hist.FromProto(x)
+	if err != nil {
+		return nil, err
+	}
+	dropped, err := hist.MergeProto(h, y)
+	if err != nil {
+		return nil, err
+	}
+	if dropped > 0 {
+		return nil, fmt.Errorf("%d values out of range", dropped)
+	}
+	return hist.ToProto(h), nil
+}
+
+// mergeConnCounts merges the connection counters of o into dst: opened
+// and closed add up; open adds up when both describe the same instant
+// (parts of one run) and is o's otherwise (o is the later snapshot).
+func mergeConnCounts(dst, o *surgev1.ScenarioStats, sameInstant bool) {
+	dst.ConnsOpened += o.GetConnsOpened()
+	dst.ConnsClosed += o.GetConnsClosed()
+	if sameInstant {
+		dst.ConnsOpen += o.GetConnsOpen()
+	} else {
+		dst.ConnsOpen = o.GetConnsOpen()
+	}
 }

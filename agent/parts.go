@@ -93,7 +93,7 @@ type partOptions struct {
 	// takeover parts pace with a progressionPacer; the own share with the
 	// executor's default pacer.
 	takeover bool
-	client   *httpclient.Client
+	client   httpclient.Options
 	gate     *gate
 	log      *slog.Logger
 	onSample func(scenario, request, status string, latencyUS int64)
@@ -136,14 +136,27 @@ func startPart(ctx context.Context, wg *sync.WaitGroup, id string, start time.Ti
 }
 
 // swapParts ends the interval at at in every part's recorder and merges the
-// results into one series set and one stats entry per scenario.
-func swapParts(parts []*part, at time.Time) ([]*surgev1.Series, []*surgev1.ScenarioStats) {
+// results into one series set, one stats entry per scenario and one per
+// WebSocket step.
+func swapParts(parts []*part, at time.Time) ([]*surgev1.Series, []*surgev1.ScenarioStats, []*surgev1.WebSocketStats, error) {
 	set := hist.NewSet()
 	var stats []*surgev1.ScenarioStats
+	var ws []*surgev1.WebSocketStats
+	var wsErr error
 	byName := map[string]*surgev1.ScenarioStats{}
 	for _, pt := range parts {
 		s, sc := pt.rec.Swap(at)
 		set.Merge(s)
+		if w := pt.rec.SwapWebSockets(); len(ws) == 0 {
+			ws = w
+		} else if len(w) > 0 {
+			merged, err := mergeWebSocketStats(ws, w, true)
+			if err != nil {
+				wsErr = fmt.Errorf("part %s: %w", pt.id, err)
+			} else {
+				ws = merged
+			}
+		}
 		for _, st := range sc {
 			if cur := byName[st.GetScenario()]; cur != nil {
 				mergeScenarioStats(cur, st, true)
@@ -153,7 +166,7 @@ func swapParts(parts []*part, at time.Time) ([]*surgev1.Series, []*surgev1.Scena
 			stats = append(stats, st)
 		}
 	}
-	return set.ToProto(), stats
+	return set.ToProto(), stats, ws, wsErr
 }
 
 // mergeScenarioStats adds o into dst. Counters add up; gauges add up when
@@ -164,6 +177,7 @@ func mergeScenarioStats(dst, o *surgev1.ScenarioStats, sameInstant bool) {
 	dst.Completed += o.GetCompleted()
 	dst.Dropped += o.GetDropped()
 	dst.Deficit += o.GetDeficit()
+	mergeConnCounts(dst, o, sameInstant)
 	if sameInstant {
 		dst.ActiveVus += o.GetActiveVus()
 		dst.AllocatedVus += o.GetAllocatedVus()
@@ -203,6 +217,11 @@ func mergeSnapshots(a, b *surgev1.Snapshot) (*surgev1.Snapshot, error) {
 		Epoch: b.GetEpoch(), Interval: b.GetInterval(), Series: set.ToProto(),
 		Agent: b.GetAgent(), Final: b.GetFinal(),
 	}
+	ws, err := mergeWebSocketStats(a.GetWebsockets(), b.GetWebsockets(), false)
+	if err != nil {
+		return nil, fmt.Errorf("merge snapshots: %w", err)
+	}
+	out.Websockets = ws
 	byName := map[string]*surgev1.ScenarioStats{}
 	for _, src := range [][]*surgev1.ScenarioStats{a.GetScenarios(), b.GetScenarios()} {
 		for _, st := range src {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -182,15 +183,30 @@ func (a *Agent) checkHosts(ctx context.Context, p *plan.Plan, parts []*surgev1.S
 		if sc == nil {
 			return fmt.Errorf("agent %s: scenario %q is not in the plan", a.cfg.ID, ss.GetScenario())
 		}
-		for _, r := range sc.AllRequests() {
-			u, err := url.Parse(r.URL)
-			if err != nil && strings.Contains(r.URL, "{{") {
+		// The scenario's client settings must hold on this agent (TLS
+		// files, hosts, source addresses) before it takes the share.
+		c, err := httpclient.New(httpclient.Options{Allow: a.allow, Resolver: a.resolver, Conn: sc.Connection, Retry: sc.Retry})
+		if err != nil {
+			return fmt.Errorf("agent %s: scenario %s: %w", a.cfg.ID, ss.GetScenario(), err)
+		}
+		c.Close()
+		for _, t := range sc.Targets() {
+			u, err := url.Parse(t.URL)
+			if err != nil && strings.Contains(t.URL, "{{") {
 				continue // a templated host: the allow-list is enforced at dial time
 			}
 			if err != nil {
-				return fmt.Errorf("agent %s: request %q: %w", a.cfg.ID, r.Name, err)
+				return fmt.Errorf("agent %s: request %q: %w", a.cfg.ID, t.Name, err)
 			}
 			host := u.Hostname()
+			if sc.Connection != nil {
+				if addr, ok := sc.Connection.Hosts[host]; ok {
+					host = addr // hosts: the address is what is dialled
+					if h, _, err := net.SplitHostPort(addr); err == nil {
+						host = h
+					}
+				}
+			}
 			if seen[host] {
 				continue
 			}
@@ -285,11 +301,17 @@ func (a *Agent) runAssigned(ctx context.Context, r *runState, as *surgev1.Assign
 	stats := newStatsSampler(&a.conns)
 	var seq uint64
 	emit := func(idx int64, final bool, at time.Time) {
-		series, scen := swapParts(parts, at)
+		series, scen, ws, err := swapParts(parts, at)
+		if err != nil {
+			// Only histograms surge encoded itself are merged here; a
+			// failure is a bug, and the parts' WebSocket stats it could
+			// not merge are lost for this interval.
+			log.Error("websocket stats of this interval could not be merged", "interval", idx, "err", err)
+		}
 		seq++
 		a.out.addSnapshot(&surgev1.Snapshot{
 			RunId: as.GetRunId(), AgentId: a.cfg.ID, Seq: seq, Epoch: epoch(), Interval: idx,
-			Series: series, Scenarios: scen, Agent: stats.sample(), Final: final,
+			Series: series, Scenarios: scen, Websockets: ws, Agent: stats.sample(), Final: final,
 		})
 	}
 	finished := func(kind surgev1.RunEvent_Kind, msg string) {
@@ -316,18 +338,7 @@ func (a *Agent) runAssigned(ctx context.Context, r *runState, as *surgev1.Assign
 	a.event(as, surgev1.RunEvent_KIND_STARTED, time.Now(), "")
 	log.Info("started run")
 
-	var maxIdle int64
-	for _, ss := range as.GetShare().GetScenarios() {
-		maxIdle += max(ss.GetMaxVus(), ss.GetPreAllocatedVus(), ss.GetVus())
-	}
-	client := httpclient.New(httpclient.Options{
-		Allow:               a.allow,
-		Resolver:            a.resolver,
-		MaxIdleConnsPerHost: int(min(max(maxIdle, executor.PeakVUs(p, as.GetShare())), 1<<20)),
-		Conns:               &a.conns,
-	})
-	defer client.Close()
-
+	client := httpclient.Options{Allow: a.allow, Resolver: a.resolver, Conns: &a.conns}
 	opts := partOptions{plan: p, client: client, gate: r.gate, log: log, onSample: a.cfg.OnSample,
 		runID: as.GetRunId(), region: a.cfg.Region}
 	pending := 0

@@ -326,6 +326,33 @@ func (s *Scenario) FlowList() map[string]*Flow {
 
 // AllRequests returns every request of the scenario, in flows and batches.
 func (s *Scenario) AllRequests() []*Request {
+	return s.allRequests()
+}
+
+// Target is a URL a scenario sends to, with the name of its request or
+// websocket step.
+type Target struct{ Name, URL string }
+
+// Targets lists the URLs of every request and websocket step of the
+// scenario, as written (templates unexpanded).
+func (s *Scenario) Targets() []Target {
+	var out []Target
+	for _, r := range s.allRequests() {
+		out = append(out, Target{Name: r.Name, URL: r.URL})
+	}
+	for _, name := range sortedKeys(s.Flows) {
+		if f := s.Flows[name]; f != nil {
+			for _, st := range f.Steps {
+				if w := st.WebSocket; w != nil {
+					out = append(out, Target{Name: w.Name, URL: w.URL})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (s *Scenario) allRequests() []*Request {
 	var out []*Request
 	for i := range s.Requests {
 		out = append(out, &s.Requests[i])

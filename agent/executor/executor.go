@@ -10,7 +10,6 @@ import (
 
 	"github.com/surgeload/surge/agent/httpclient"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
-	"github.com/surgeload/surge/hist"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -43,6 +42,9 @@ type Scenario struct {
 	// Hold has accounted for it. The agent holds arrivals while its run is
 	// suspended after a pause.
 	Hold func() bool
+
+	// client is the scenario's HTTP client, closed when Run returns.
+	client *httpclient.Client
 }
 
 // Run runs the scenario from runStart (plus the scenario's start_time)
@@ -50,6 +52,9 @@ type Scenario struct {
 // stop expired, or until ctx ends. It returns only when every goroutine it
 // started has returned.
 func (s *Scenario) Run(ctx context.Context, runStart time.Time) error {
+	if s.client != nil {
+		defer s.client.Close()
+	}
 	if s.Clock == nil {
 		s.Clock = RealClock{}
 	}
@@ -381,36 +386,14 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// HTTPIteration returns an IterFunc that sends reqs in order with c and
-// records each result. The first request's latency is measured from the
-// intended time when there is one (open model: no coordinated omission).
-// Requests interrupted by ctx (a stop) are not recorded.
-func HTTPIteration(c *httpclient.Client, reqs []*httpclient.Request, rec *ScenarioRecorder, clock Clock) IterFunc {
-	return func(ctx context.Context, _ int64, intended time.Time) bool {
-		for i, r := range reqs {
-			res := c.Do(ctx, r, clock.Now)
-			if res.Err != nil && ctx.Err() != nil {
-				return false
-			}
-			from := res.Sent
-			if i == 0 && !intended.IsZero() {
-				from = intended
-			}
-			cn := hist.Counters{Requests: 1, BytesIn: res.BytesIn, BytesOut: res.BytesOut}
-			if res.Failed() {
-				cn.Failures = 1
-			}
-			rec.Request(r.Name, res.Status, res.End.Sub(from), res.End.Sub(res.Sent), cn)
-		}
-		return true
-	}
-}
-
 // ShareOptions configure RunShare.
 type ShareOptions struct {
-	Plan     *plan.Plan
-	Share    *surgev1.Share
-	Client   *httpclient.Client
+	Plan  *plan.Plan
+	Share *surgev1.Share
+	// Client is the base of each scenario's HTTP client (allow-list,
+	// resolver, the agent's connection gauge); BuildScenarios adds the
+	// scenario's connection, retry, peak VUs, seed and counters.
+	Client   httpclient.Options
 	Recorder *Recorder
 	// Clock: nil uses RealClock.
 	Clock  Clock
@@ -537,19 +520,37 @@ func BuildScenarios(o ShareOptions) ([]*Scenario, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	var scens []*Scenario
+	fail := func(err error) ([]*Scenario, error) {
+		for _, s := range scens {
+			s.client.Close()
+		}
+		return nil, err
+	}
 	for _, ss := range o.Share.GetScenarios() {
 		sc := o.Plan.Scenarios[ss.GetScenario()]
 		if sc == nil {
-			return nil, fmt.Errorf("run share: scenario %q is not in the plan", ss.GetScenario())
+			return fail(fmt.Errorf("run share: scenario %q is not in the plan", ss.GetScenario()))
 		}
 		rec := o.Recorder.Scenario(ss.GetScenario())
 		seed := Seed(o.RunID, ss.GetScenario(), ss.GetSegmentFrom())
+		co := o.Client
+		co.Conn, co.Retry, co.Seed = sc.Connection, sc.Retry, seed
+		co.PeakVUs = int(min(PeakVUs(o.Plan, &surgev1.Share{Scenarios: []*surgev1.ScenarioShare{ss}}), 1<<20))
+		co.Stats = &httpclient.ConnStats{}
+		client, err := httpclient.New(co)
+		if err != nil {
+			return fail(fmt.Errorf("run share: scenario %s: %w", ss.GetScenario(), err))
+		}
+		rec.SetConnStats(co.Stats)
 		iter, err := PlanIteration(sc, IterationOptions{
-			Client: o.Client, Rec: rec, Clock: o.Clock, Region: o.Region, Env: o.Env, Seed: seed,
+			Client: client, Retries: sc.Retry != nil && sc.Retry.Attempts > 1,
+			Rec: rec, Clock: o.Clock, Region: o.Region, Env: o.Env, Seed: seed,
 			Data: o.Plan.Data, Segment: ss.GetSegmentFrom(),
+			WSDial: client.DialContext, WSTLS: client.TLSConfig(),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("run share: scenario %s: %w", ss.GetScenario(), err)
+			client.Close()
+			return fail(fmt.Errorf("run share: scenario %s: %w", ss.GetScenario(), err))
 		}
 		s := &Scenario{
 			Name:    ss.GetScenario(),
@@ -560,6 +561,7 @@ func BuildScenarios(o ShareOptions) ([]*Scenario, error) {
 			Rec:     rec,
 			Clock:   o.Clock,
 			Logger:  o.Logger.With("scenario", ss.GetScenario()),
+			client:  client,
 		}
 		if o.Adjust != nil {
 			o.Adjust(s)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/surgeload/surge/agent/httpclient"
 )
 
 // feederPaths runs iterations (VU, count) of a one-request scenario reading
@@ -33,8 +32,7 @@ scenarios:
     vus: 1
     requests: [{url: '`+srv.URL+`/{{data "u" "name"}}', headers: {X-Pass: '{{data "u" "pass"}}'}}]
 `)
-	c := httpclient.New(httpclient.Options{})
-	defer c.Close()
+	c := newClient(t)
 	iter, err := PlanIteration(p.Scenarios["s"], IterationOptions{
 		Client: c, Rec: NewRecorder().Scenario("s"), Seed: seed, Data: p.Data, Segment: segment,
 	})

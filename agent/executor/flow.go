@@ -2,23 +2,30 @@ package executor
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
+	"net"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/surgeload/surge/agent/httpclient"
+	"github.com/surgeload/surge/agent/wsclient"
 	"github.com/surgeload/surge/hist"
 	"github.com/surgeload/surge/plan"
 )
 
 // IterationOptions configure PlanIteration.
 type IterationOptions struct {
+	// Client is the scenario's HTTP client; each VU takes a Session of it.
 	Client *httpclient.Client
-	Rec    *ScenarioRecorder
+	// Retries says the client retries: each attempt's duration is then
+	// recorded (http_req_attempt).
+	Retries bool
+	Rec     *ScenarioRecorder
 	// Clock: nil uses RealClock.
 	Clock Clock
 	// Region expands {{region}}.
@@ -35,6 +42,12 @@ type IterationOptions struct {
 	// feeders start at that fraction of their rows, so agents walk
 	// different rows.
 	Segment string
+	// WSDial opens the TCP connections of websocket steps' handshakes
+	// (ws:// and wss://); it should enforce the agent's allow-list. nil
+	// allows loopback IP addresses only.
+	WSDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// WSTLS configures wss:// connections; nil uses the system roots.
+	WSTLS *tls.Config
 }
 
 type stepKind int
@@ -43,12 +56,14 @@ const (
 	stepRequest stepKind = iota
 	stepThink
 	stepBatch
+	stepWebSocket
 )
 
 type compiledStep struct {
 	kind  stepKind
 	reqs  []*httpclient.Request // one for stepRequest
 	think *plan.Dist
+	ws    *wsStep // stepWebSocket
 }
 
 type compiledFlow struct {
@@ -64,6 +79,9 @@ type vuState struct {
 	rng  *rand.Rand
 	vars httpclient.Vars
 	rows []int // the iteration's row of each feeder in use
+	// sess holds the VU's connections (reuse: per-vu) or borrows the
+	// scenario's pool.
+	sess *httpclient.Session
 }
 
 // feed is one feeder a scenario reads.
@@ -86,33 +104,35 @@ func scenarioFeeds(sc *plan.Scenario, data map[string]*plan.Feeder, segment stri
 			return nil, fmt.Errorf("feeders: invalid segment %q", segment)
 		}
 	}
+	var texts []string
 	for _, r := range sc.AllRequests() {
-		texts := []string{r.URL, r.Body}
+		texts = append(texts, r.URL, r.Body)
 		for _, h := range r.Headers {
 			texts = append(texts, h)
 		}
-		for _, t := range texts {
-			parts, err := plan.ParseTemplate(t)
-			if err != nil {
-				return nil, err
+	}
+	texts = append(texts, webSocketTemplates(sc)...)
+	for _, t := range texts {
+		parts, err := plan.ParseTemplate(t)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range parts {
+			if p.Func != "data" || seen[p.Args[0]] {
+				continue
 			}
-			for _, p := range parts {
-				if p.Func != "data" || seen[p.Args[0]] {
-					continue
-				}
-				seen[p.Args[0]] = true
-				f := data[p.Args[0]]
-				if f == nil || f.Inline == nil || len(f.Inline.Rows) == 0 {
-					return nil, fmt.Errorf("feeder %q has no rows on this agent", p.Args[0])
-				}
-				fd := &feed{name: p.Args[0], f: f, cols: map[string]int{}}
-				for i, c := range f.Inline.Columns {
-					fd.cols[c] = i
-				}
-				off := new(big.Rat).Mul(from, big.NewRat(int64(len(f.Inline.Rows)), 1))
-				fd.offset = int(new(big.Int).Quo(off.Num(), off.Denom()).Int64())
-				feeds = append(feeds, fd)
+			seen[p.Args[0]] = true
+			f := data[p.Args[0]]
+			if f == nil || f.Inline == nil || len(f.Inline.Rows) == 0 {
+				return nil, fmt.Errorf("feeder %q has no rows on this agent", p.Args[0])
 			}
+			fd := &feed{name: p.Args[0], f: f, cols: map[string]int{}}
+			for i, c := range f.Inline.Columns {
+				fd.cols[c] = i
+			}
+			off := new(big.Rat).Mul(from, big.NewRat(int64(len(f.Inline.Rows)), 1))
+			fd.offset = int(new(big.Int).Quo(off.Num(), off.Denom()).Int64())
+			feeds = append(feeds, fd)
 		}
 	}
 	sort.Slice(feeds, func(i, j int) bool { return feeds[i].name < feeds[j].name })
@@ -138,6 +158,7 @@ func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
 	sort.Strings(names)
 	var compiled []compiledFlow
 	var total float64
+	var wsc *wsclient.Client // made by the first websocket step
 	for _, name := range names {
 		f := flows[name]
 		cf := compiledFlow{name: name}
@@ -159,6 +180,12 @@ func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
 						return nil, fmt.Errorf("flow %s: batch: %w", name, err)
 					}
 					cs.reqs = append(cs.reqs, r)
+				}
+				cf.steps = append(cf.steps, cs)
+			case st.WebSocket != nil:
+				cs, err := compileWebSocket(&o, name, st.WebSocket, &wsc)
+				if err != nil {
+					return nil, fmt.Errorf("flow %s: %w", name, err)
 				}
 				cf.steps = append(cf.steps, cs)
 			}
@@ -183,6 +210,9 @@ func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
 		seed := o.Seed ^ uint64(vu)*0x9e3779b97f4a7c15
 		st := &vuState{rng: rand.New(rand.NewPCG(seed, uint64(vu)))}
 		st.vars = httpclient.Vars{VU: vu, Region: o.Region, Now: o.Clock.Now, Rand: st.rng, Env: o.Env}
+		if o.Client != nil {
+			st.sess = o.Client.Session()
+		}
 		if len(feeds) > 0 {
 			st.rows = make([]int, len(feeds))
 			st.vars.Data = func(name, column string) (string, bool) {
@@ -198,7 +228,10 @@ func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
 				return "", false
 			}
 		}
-		v, _ := vus.LoadOrStore(vu, st)
+		v, loaded := vus.LoadOrStore(vu, st)
+		if loaded && st.sess != nil {
+			st.sess.Close()
+		}
 		return v.(*vuState)
 	}
 	it := &iteration{o: o}
@@ -233,16 +266,21 @@ func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
 			switch step.kind {
 			case stepRequest:
 				first = false
-				if !it.send(ctx, f.name, step.reqs[0], &st.vars, from) {
+				if !it.send(ctx, st.sess, f.name, step.reqs[0], &st.vars, from) {
 					return false
 				}
 			case stepBatch:
 				first = false
-				if !it.batch(ctx, f.name, step.reqs, &st.vars, from) {
+				if !it.batch(ctx, st.sess, f.name, step.reqs, &st.vars, from) {
 					return false
 				}
 			case stepThink:
 				if !it.think(ctx, step.think, st.rng) {
+					return false
+				}
+			case stepWebSocket:
+				first = false
+				if !it.websocket(ctx, f.name, step.ws, &st.vars, from) {
 					return false
 				}
 			}
@@ -253,9 +291,10 @@ func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
 
 type iteration struct{ o IterationOptions }
 
-// send sends one request and records it; false when ctx interrupted it.
-func (it *iteration) send(ctx context.Context, flow string, r *httpclient.Request, v *httpclient.Vars, intended time.Time) bool {
-	res := it.o.Client.DoWith(ctx, r, v, it.o.Clock.Now)
+// send sends one request on the VU's session and records it; false when
+// ctx interrupted it.
+func (it *iteration) send(ctx context.Context, sess *httpclient.Session, flow string, r *httpclient.Request, v *httpclient.Vars, intended time.Time) bool {
+	res := sess.Do(ctx, r, v, it.o.Clock.Now)
 	if res.Err != nil && ctx.Err() != nil {
 		return false
 	}
@@ -264,23 +303,24 @@ func (it *iteration) send(ctx context.Context, flow string, r *httpclient.Reques
 		from = intended
 	}
 	latency := res.End.Sub(from)
-	cn := hist.Counters{Requests: 1, BytesIn: res.BytesIn, BytesOut: res.BytesOut}
+	cn := hist.Counters{Requests: 1, Retries: int64(res.Retries), BytesIn: res.BytesIn, BytesOut: res.BytesOut}
 	if res.Failed() {
 		cn.Failures = 1
 	}
 	cn.ChecksPassed, cn.ChecksFailed = r.Check(&res, latency)
-	it.o.Rec.RequestFlow(flow, r.Name, res.Status, latency, res.End.Sub(res.Sent), cn)
+	it.o.Rec.Result(flow, r.Name, latency, &res, cn, it.o.Retries)
 	return true
 }
 
-// batch sends reqs in parallel and waits for all of them.
-func (it *iteration) batch(ctx context.Context, flow string, reqs []*httpclient.Request, v *httpclient.Vars, intended time.Time) bool {
+// batch sends reqs in parallel on the VU's session and waits for all of
+// them.
+func (it *iteration) batch(ctx context.Context, sess *httpclient.Session, flow string, reqs []*httpclient.Request, v *httpclient.Vars, intended time.Time) bool {
 	var wg sync.WaitGroup
 	ok := make([]bool, len(reqs))
 	for i, r := range reqs {
 		vc := *v // each request expands from its own copy; Rand is shared
 		vc.Rand = rand.New(rand.NewPCG(v.Rand.Uint64(), uint64(i)))
-		wg.Go(func() { ok[i] = it.send(ctx, flow, r, &vc, intended) })
+		wg.Go(func() { ok[i] = it.send(ctx, sess, flow, r, &vc, intended) })
 	}
 	wg.Wait()
 	for _, x := range ok {

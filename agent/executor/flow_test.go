@@ -76,8 +76,7 @@ scenarios:
           - batch: [{url: "`+srv.URL+`/batch/a"}, {url: "`+srv.URL+`/batch/b"}]
 `)
 	sc := p.Scenarios["s"]
-	c := httpclient.New(httpclient.Options{})
-	defer c.Close()
+	c := newClient(t)
 	rec := NewRecorder()
 	env := func(k string) (string, bool) {
 		if k == "T" {
@@ -154,8 +153,7 @@ scenarios:
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := httpclient.New(httpclient.Options{})
-	defer c.Close()
+	c := newClient(t)
 	env := func(string) (string, bool) { return "hunter2-secret", true }
 	res := c.DoWith(context.Background(), r, &httpclient.Vars{Env: env}, time.Now)
 	if res.Err == nil {
@@ -211,11 +209,9 @@ scenarios:
     pre_allocated_vus: 80
     requests: [{url: "`+srv.URL+`/"}]
 `)
-	c := httpclient.New(httpclient.Options{MaxIdleConnsPerHost: 80})
-	defer c.Close()
 	rec := NewRecorder()
 	share := &surgev1.Share{Scenarios: []*surgev1.ScenarioShare{{Scenario: "s", Arrivals: 200, TotalArrivals: 200, PreAllocatedVus: 80, MaxVus: 80}}}
-	if err := RunShare(context.Background(), time.Now(), ShareOptions{Plan: p, Share: share, Client: c, Recorder: rec}); err != nil {
+	if err := RunShare(context.Background(), time.Now(), ShareOptions{Plan: p, Share: share, Recorder: rec}); err != nil {
 		t.Fatal(err)
 	}
 	set, stats := rec.Swap(time.Now())
@@ -232,4 +228,15 @@ scenarios:
 	if p50 > 100_000 {
 		t.Errorf("p50 %dµs: the stall should touch only a quarter of the run", p50)
 	}
+}
+
+// newClient returns a default client, closed when the test ends.
+func newClient(t *testing.T) *httpclient.Client {
+	t.Helper()
+	c, err := httpclient.New(httpclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/surgeload/surge/agent/httpclient"
+	"github.com/surgeload/surge/agent/wsclient"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
 )
@@ -21,6 +23,21 @@ type Recorder struct {
 	set   *hist.Set
 	scen  map[string]*ScenarioRecorder
 	order []string
+	// ws are the WebSocket steps' stats in registration order; wsIdx
+	// finds them by key. Guarded by mu.
+	ws    []wsEntry
+	wsIdx map[wsKey]int
+	// wsEnc encodes WebSocket histograms; guarded by wsSwap.
+	wsSwap sync.Mutex
+	wsEnc  hist.Encoder
+}
+
+// wsKey names one WebSocket step's stats.
+type wsKey struct{ scenario, flow, step string }
+
+type wsEntry struct {
+	key   wsKey
+	stats *wsclient.Stats
 }
 
 // NewRecorder returns an empty recorder.
@@ -52,7 +69,11 @@ type ScenarioRecorder struct {
 	lastScheduled                        int64
 	lateness                             *hdrhistogram.Histogram
 	gauges                               func(at time.Time) Gauges
-	scheduled                            func(at time.Time) int64 // cumulative
+	// conns counts the scenario client's connections; lastOpened and
+	// lastClosed are its counts at the last Swap.
+	conns                  *httpclient.ConnStats
+	lastOpened, lastClosed int64
+	scheduled              func(at time.Time) int64 // cumulative
 }
 
 // Scenario returns the recorder of the named scenario, creating it.
@@ -92,6 +113,12 @@ func (r *Recorder) Swap(at time.Time) (*hist.Set, []*surgev1.ScenarioStats) {
 			Deficit:   sr.deficit,
 			Lateness:  hist.ToProto(sr.lateness),
 		}
+		if c := sr.conns; c != nil {
+			opened, closed := c.Opened.Load(), c.Closed.Load()
+			st.ConnsOpened, st.ConnsClosed = opened-sr.lastOpened, closed-sr.lastClosed
+			st.ConnsOpen = max(opened-closed, 0)
+			sr.lastOpened, sr.lastClosed = opened, closed
+		}
 		sr.started, sr.completed, sr.dropped, sr.deficit, sr.scheduledCount = 0, 0, 0, 0, 0
 		sr.lateness.Reset()
 		fns = append(fns, gaugeFn{st: st, fn: sr.gauges, sch: sr.scheduled, sr: sr})
@@ -116,6 +143,14 @@ func (r *Recorder) Swap(at time.Time) (*hist.Set, []*surgev1.ScenarioStats) {
 		stats = append(stats, f.st)
 	}
 	return set, stats
+}
+
+// SetConnStats installs the counters of the scenario client's connections,
+// which Swap reports as conns_opened, conns_closed and conns_open.
+func (s *ScenarioRecorder) SetConnStats(c *httpclient.ConnStats) {
+	s.r.mu.Lock()
+	s.conns, s.lastOpened, s.lastClosed = c, 0, 0
+	s.r.mu.Unlock()
 }
 
 // SetGauges installs the function Swap reads gauges from.
@@ -151,6 +186,45 @@ func (s *ScenarioRecorder) RequestFlow(flow, request, status string, latency, se
 	sr.Counters.Add(c)
 	_ = sr.Latency.RecordValue(hist.Clamp(latency.Microseconds()))
 	_ = sr.Service.RecordValue(hist.Clamp(service.Microseconds()))
+}
+
+// Result records one HTTP request's result: latency is from the intended
+// send (open model) or the send (closed model). Its phases are recorded
+// when the request went through them, and, when attempts is set (the
+// scenario retries), each attempt's own duration.
+func (s *ScenarioRecorder) Result(flow, request string, latency time.Duration, res *httpclient.Result, c hist.Counters, attempts bool) {
+	k := hist.Key{Scenario: s.name, Flow: flow, Request: request, Status: res.Status}
+	if s.r.observe != nil {
+		s.r.observe(s.name, request, res.Status, latency.Microseconds())
+	}
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	sr := s.r.set.Get(k)
+	sr.Counters.Add(c)
+	service := res.End.Sub(res.Sent)
+	_ = sr.Latency.RecordValue(hist.Clamp(latency.Microseconds()))
+	_ = sr.Service.RecordValue(hist.Clamp(service.Microseconds()))
+	if res.Phases&httpclient.HasDNS != 0 {
+		sr.RecordPhase(hist.PhaseDNS, res.DNS.Microseconds())
+	}
+	if res.Phases&httpclient.HasConnect != 0 {
+		sr.RecordPhase(hist.PhaseConnect, res.Connect.Microseconds())
+	}
+	if res.Phases&httpclient.HasTLS != 0 {
+		sr.RecordPhase(hist.PhaseTLS, res.TLS.Microseconds())
+	}
+	if res.Phases&httpclient.HasTTFB != 0 {
+		sr.RecordPhase(hist.PhaseTTFB, res.TTFB.Microseconds())
+	}
+	if !attempts {
+		return
+	}
+	if len(res.Attempts) == 0 {
+		sr.RecordPhase(hist.PhaseAttempt, service.Microseconds())
+	}
+	for _, d := range res.Attempts {
+		sr.RecordPhase(hist.PhaseAttempt, d.Microseconds())
+	}
 }
 
 // Arrival records an arrival handed to a VU lateness after its intended
@@ -207,4 +281,58 @@ func (s *ScenarioRecorder) Completed() {
 	s.r.mu.Lock()
 	s.completed++
 	s.r.mu.Unlock()
+}
+
+// ChecksFlow records checks of the named flow's request that are not
+// tied to one response (a WebSocket session's expect.count): counters
+// only, no request and no latency.
+func (s *ScenarioRecorder) ChecksFlow(flow, request, status string, passed, failed int64) {
+	k := hist.Key{Scenario: s.name, Flow: flow, Request: request, Status: status}
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	c := &s.r.set.Get(k).Counters
+	c.ChecksPassed += passed
+	c.ChecksFailed += failed
+}
+
+// WebSocket returns the stats of the named flow's WebSocket step, creating
+// them: every session of the step records there, and SwapWebSockets
+// reports them each interval from then on.
+func (s *ScenarioRecorder) WebSocket(flow, step string) *wsclient.Stats {
+	k := wsKey{scenario: s.name, flow: flow, step: step}
+	s.r.mu.Lock()
+	defer s.r.mu.Unlock()
+	if i, ok := s.r.wsIdx[k]; ok {
+		return s.r.ws[i].stats
+	}
+	if s.r.wsIdx == nil {
+		s.r.wsIdx = make(map[wsKey]int)
+	}
+	st := wsclient.NewStats()
+	s.r.wsIdx[k] = len(s.r.ws)
+	s.r.ws = append(s.r.ws, wsEntry{key: k, stats: st})
+	return st
+}
+
+// SwapWebSockets ends the interval of every WebSocket step's stats: it
+// returns their counters and histograms since the last call, with the
+// sessions open now, one entry per step (idle ones included, so the
+// sessions-active gauge is always reported), and starts new intervals.
+// Call it with Swap at each interval boundary.
+func (r *Recorder) SwapWebSockets() []*surgev1.WebSocketStats {
+	r.mu.Lock()
+	entries := r.ws[:len(r.ws):len(r.ws)]
+	r.mu.Unlock()
+	if len(entries) == 0 {
+		return nil
+	}
+	r.wsSwap.Lock()
+	defer r.wsSwap.Unlock()
+	out := make([]*surgev1.WebSocketStats, len(entries))
+	for i, e := range entries {
+		st := e.stats.Swap(&r.wsEnc)
+		st.Scenario, st.Flow, st.Step = e.key.scenario, e.key.flow, e.key.step
+		out[i] = st
+	}
+	return out
 }

@@ -1,8 +1,3 @@
-// Package httpclient is the agent's HTTP client: a net/http transport whose
-// dialer enforces the agent's target allow-list on every resolved IP (so
-// redirects and DNS changes cannot escape it), request preparation from plan
-// requests, and the classification of results into status classes and
-// error kinds.
 package httpclient
 
 import (

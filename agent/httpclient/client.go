@@ -2,33 +2,19 @@ package httpclient
 
 import (
 	"context"
+	crand "crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
-	"strconv"
-	"strings"
+	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/surgeload/surge/plan"
-)
-
-// Status values for results that carry no HTTP status.
-const (
-	StatusTimeout = "timeout"
-	StatusRefused = "refused"
-	StatusReset   = "reset"
-	StatusTLS     = "tls"
-	StatusDNS     = "dns"
-	StatusBlocked = "blocked"
-	StatusOther   = "other"
 )
 
 // Options configure a Client.
@@ -37,395 +23,320 @@ type Options struct {
 	Allow *AllowList
 	// Resolver resolves target names; nil uses a zero net.Resolver.
 	Resolver *net.Resolver
-	// MaxIdleConnsPerHost should be at least the number of VUs.
-	MaxIdleConnsPerHost int
-	// Conns, if set, counts open connections (shared across clients).
+	// Conns, if set, counts open connections (shared across clients: the
+	// agent-wide gauge).
 	Conns *atomic.Int64
-	// DialTimeout bounds one TCP connect; default 10s.
+	// Stats, if set, counts this client's connections (per scenario).
+	Stats *ConnStats
+	// DialTimeout bounds one TCP connect (and a TLS handshake); default
+	// Conn.DialTimeout, else 10s.
 	DialTimeout time.Duration
+	// Conn is the scenario's connection behaviour; nil: per-vu keep-alive
+	// HTTP/1.1.
+	Conn *plan.Connection
+	// Retry is the scenario's retry policy; nil: no retries.
+	Retry *plan.Retry
+	// PeakVUs is the scenario's peak VUs on this agent: the default
+	// pool_size of reuse: pool (100 when 0).
+	PeakVUs int
+	// Seed seeds the draws of max_lifetime and idle_timeout and the
+	// backoff jitter; 0 picks one at random.
+	Seed uint64
 }
 
-// Client sends plan requests through an allow-listed transport. It is safe
-// for concurrent use.
+const (
+	defaultDialTimeout = 10 * time.Second
+	defaultIdleTimeout = 90 * time.Second
+	defaultPoolSize    = 100
+	defaultStreams     = 100
+	maxRedirects       = 10
+)
+
+// Client sends plan requests for one scenario. It is safe for concurrent
+// use; each VU should take its own Session.
 type Client struct {
-	hc *http.Client
-	tr *http.Transport
+	d           *dialer
+	tls         *tls.Config
+	h2t         *http.Transport
+	dialTimeout time.Duration
+	reuse       string
+	poolSize    int
+	http2       string
+	streams     int
+	maxReq      int64
+	lifetime    *plan.Dist
+	idle        *plan.Dist // nil: defaultIdleTimeout
+	retry       *retryPolicy
+	bufs        sync.Pool // *readBuf
+
+	rngMu sync.Mutex
+	rng   *rand.Rand
+
+	mu      sync.Mutex
+	pools   map[pooler]struct{}
+	shared  atomic.Pointer[map[string]*hostPool] // reuse: pool, HTTP/1.1; copied on write
+	shared2 map[string]*h2pool                   // reuse: pool, HTTP/2
+	closed  bool
+	def     *Session
+	stop    context.CancelFunc
+	reaper  sync.WaitGroup
 }
 
-// New returns a client with its own keep-alive transport.
-func New(opts Options) *Client {
+// New returns a client for opts. Errors name the plan field at fault
+// ("connection.tls.ca_file: ...").
+func New(opts Options) (*Client, error) {
+	conn := opts.Conn
+	if conn == nil {
+		conn = &plan.Connection{}
+	}
 	if opts.Allow == nil {
-		opts.Allow, _ = ParseAllowList(nil)
+		var err error
+		if opts.Allow, err = ParseAllowList(nil); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Resolver == nil {
 		opts.Resolver = &net.Resolver{}
 	}
-	if opts.DialTimeout == 0 {
-		opts.DialTimeout = 10 * time.Second
+	c := &Client{reuse: conn.Reuse, http2: conn.HTTP2, maxReq: conn.MaxRequestsPerConnection,
+		lifetime: conn.MaxLifetime, idle: conn.IdleTimeout,
+		pools: map[pooler]struct{}{}, shared2: map[string]*h2pool{}}
+	c.bufs.New = func() any { return new(readBuf) }
+	var errs []error
+	switch c.reuse {
+	case "":
+		c.reuse = plan.ReusePerVU
+	case plan.ReusePerVU, plan.ReusePool, plan.ReuseNever:
+	default:
+		errs = append(errs, fmt.Errorf("connection.reuse: unknown reuse %q (valid: per-vu, pool, never)", c.reuse))
 	}
-	d := &dialer{allow: opts.Allow, resolver: opts.Resolver, conns: opts.Conns,
-		nd: net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second, Resolver: opts.Resolver}}
-	tr := &http.Transport{
-		Proxy:                 nil, // a proxy would bypass the allow-list
-		DialContext:           d.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          0,
-		MaxIdleConnsPerHost:   max(opts.MaxIdleConnsPerHost, http.DefaultMaxIdleConnsPerHost),
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
+	switch c.http2 {
+	case "":
+		c.http2 = plan.HTTP2Off
+	case plan.HTTP2Off, plan.HTTP2H2, plan.HTTP2H2C:
+	default:
+		errs = append(errs, fmt.Errorf("connection.http2: unknown http2 mode %q (valid: off, h2, h2c)", c.http2))
 	}
-	return &Client{hc: &http.Client{Transport: tr}, tr: tr}
-}
-
-// Close releases idle connections.
-func (c *Client) Close() { c.tr.CloseIdleConnections() }
-
-// dialer checks every resolved address of the target against the allow-list
-// and dials only checked addresses.
-type dialer struct {
-	allow    *AllowList
-	resolver *net.Resolver
-	conns    *atomic.Int64
-	nd       net.Dialer
-}
-
-func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	c.poolSize = int(conn.PoolSize)
+	if c.poolSize <= 0 {
+		c.poolSize = opts.PeakVUs
 	}
-	ips, err := d.allow.Resolve(ctx, d.resolver, host)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	if c.poolSize <= 0 {
+		c.poolSize = defaultPoolSize
 	}
-	var conn net.Conn
-	if ips == nil { // allowed by name
-		conn, err = d.nd.DialContext(ctx, network, addr)
-	} else {
-		var errs []error
-		for _, ip := range ips {
-			conn, err = d.nd.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
-			if err == nil {
-				break
-			}
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		if conn == nil {
-			err = errors.Join(errs...)
+	c.streams = int(conn.MaxConcurrentStreams)
+	if c.streams <= 0 {
+		c.streams = defaultStreams
+	}
+	if c.maxReq < 0 {
+		errs = append(errs, fmt.Errorf("connection.max_requests_per_connection: must be >= 0, got %d", c.maxReq))
+	}
+	for name, d := range map[string]*plan.Dist{"max_lifetime": conn.MaxLifetime, "idle_timeout": conn.IdleTimeout} {
+		if d != nil && d.Mean() <= 0 {
+			errs = append(errs, fmt.Errorf("connection.%s: must be > 0", name))
 		}
 	}
+	c.dialTimeout = conn.DialTimeout.D()
+	if c.dialTimeout <= 0 {
+		c.dialTimeout = opts.DialTimeout
+	}
+	if c.dialTimeout <= 0 {
+		c.dialTimeout = defaultDialTimeout
+	}
+	var err error
+	if c.tls, err = buildTLS(conn.TLS); err != nil {
+		errs = append(errs, err)
+	}
+	hosts, err := parseHosts(conn.Hosts)
 	if err != nil {
+		errs = append(errs, err)
+	}
+	sources, err := parseSources(conn.SourceAddresses)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if c.retry, err = newRetry(opts.Retry); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if d.conns == nil {
-		return conn, nil
+	c.d = &dialer{allow: opts.Allow, resolver: opts.Resolver, hosts: hosts, sources: sources,
+		timeout: c.dialTimeout, gauge: opts.Conns, stats: opts.Stats}
+	c.h2t = c.newH2Transport()
+	seed := opts.Seed
+	if seed == 0 {
+		var b [8]byte
+		_, _ = crand.Read(b[:])
+		seed = binary.LittleEndian.Uint64(b[:])
 	}
-	d.conns.Add(1)
-	return &countedConn{Conn: conn, n: d.conns}, nil
+	c.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	c.def = c.Session()
+	if c.reuse != plan.ReuseNever {
+		ctx, cancel := context.WithCancel(context.Background())
+		c.stop = cancel
+		c.reaper.Go(func() { c.reap(ctx) })
+	}
+	return c, nil
 }
 
-type countedConn struct {
-	net.Conn
-	n      *atomic.Int64
-	closed atomic.Bool
-}
-
-func (c *countedConn) Close() error {
-	if c.closed.CompareAndSwap(false, true) {
-		c.n.Add(-1)
-	}
-	return c.Conn.Close()
-}
-
-// Request is a plan request prepared for sending.
-type Request struct {
-	Name    string
-	Method  string
-	URL     *url.URL
-	Header  http.Header
-	Body    string
-	Timeout time.Duration
-	// BytesOut approximates the bytes on the wire: request line, headers
-	// and body.
-	BytesOut int64
-	// Templates, compiled once; nil when the value has no {{...}}.
-	urlT, bodyT *Template
-	headerT     map[string]*Template
-	usesEnv     bool
-	// Checks on the response; needBody when a check reads the body.
-	Checks   *plan.Checks
-	needBody bool
-}
-
-// maxCheckedBody bounds the body kept for body checks.
-const maxCheckedBody = 1 << 20
-
-// Prepare parses a plan request once, for many sends: its URL, and the
-// templates of its URL, headers and body (expanded per send by DoWith).
-func Prepare(r plan.Request) (*Request, error) {
-	pr := &Request{Checks: r.Checks}
-	if c := r.Checks; c != nil && (c.BodyContains != "" || len(c.JSONPath) > 0) {
-		pr.needBody = true
-	}
-	ut, err := CompileTemplate(r.URL)
-	if err != nil {
-		return nil, fmt.Errorf("request %q: url: %w", r.Name, err)
-	}
-	var u *url.URL
-	if ut.Static() {
-		if u, err = url.Parse(r.URL); err != nil {
-			return nil, fmt.Errorf("request %q: %w", r.Name, err)
-		}
-	} else {
-		pr.urlT, pr.usesEnv = ut, ut.env
-		// The placeholder-free parts still tell the host for BytesOut.
-		if u, err = url.Parse(r.URL); err != nil {
-			u = &url.URL{}
+// reapEvery is how often idle connections are checked: a quarter of the
+// mean idle timeout or lifetime, within [10ms, 1s].
+func (c *Client) reapEvery() time.Duration {
+	every := time.Second
+	for _, d := range []*plan.Dist{c.idle, c.lifetime} {
+		if d != nil {
+			every = min(every, d.Mean()/4)
 		}
 	}
-	h := make(http.Header, len(r.Headers))
-	for k, v := range r.Headers {
-		t, err := CompileTemplate(v)
-		if err != nil {
-			return nil, fmt.Errorf("request %q: header %s: %w", r.Name, k, err)
-		}
-		if !t.Static() {
-			if pr.headerT == nil {
-				pr.headerT = map[string]*Template{}
-			}
-			pr.headerT[k] = t
-			pr.usesEnv = pr.usesEnv || t.env
-			continue
-		}
-		h.Set(k, v)
-	}
-	bt, err := CompileTemplate(r.Body)
-	if err != nil {
-		return nil, fmt.Errorf("request %q: body: %w", r.Name, err)
-	}
-	if !bt.Static() {
-		pr.bodyT, pr.usesEnv = bt, pr.usesEnv || bt.env
-	}
-	method := r.Method
-	if method == "" {
-		method = http.MethodGet
-	}
-	out := int64(len(method) + 1 + len(u.RequestURI()) + len(" HTTP/1.1\r\n"))
-	out += int64(len("Host: \r\n") + len(u.Host))
-	for k, vs := range h {
-		for _, v := range vs {
-			out += int64(len(k) + 2 + len(v) + 2)
-		}
-	}
-	if r.Body != "" {
-		out += int64(len("Content-Length: \r\n") + len(strconv.Itoa(len(r.Body))))
-	}
-	out += 2 + int64(len(r.Body))
-	name := r.Name
-	if name == "" {
-		name = method + " " + r.URL
-	}
-	pr.Name, pr.Method, pr.URL, pr.Header, pr.Body, pr.Timeout, pr.BytesOut = name, method, u, h, r.Body, r.Timeout.D(), out
-	return pr, nil
+	return max(every, 10*time.Millisecond)
 }
 
-// Templated reports whether the request expands templates per send.
-func (r *Request) Templated() bool { return r.urlT != nil || r.bodyT != nil || r.headerT != nil }
-
-// Result is the outcome of one request.
-type Result struct {
-	// Status is "2xx".."5xx" or an error kind (StatusTimeout, ...).
-	Status string
-	Code   int
-	Err    error
-	// Sent is when the request was handed to the transport; End when the
-	// body was read or the request failed.
-	Sent, End time.Time
-	BytesIn   int64
-	BytesOut  int64
-	// Body holds up to 1 MiB of the response body when a check needs it.
-	Body []byte
+// reap closes idle connections past their idle timeout or lifetime until
+// ctx ends.
+func (c *Client) reap(ctx context.Context) {
+	t := time.NewTicker(c.reapEvery())
+	defer t.Stop()
+	var pools []pooler
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		pools = pools[:0]
+		for p := range c.pools {
+			pools = append(pools, p)
+		}
+		c.mu.Unlock()
+		now := time.Now()
+		for _, p := range pools {
+			p.reap(now)
+		}
+		clear(pools)
+	}
 }
 
-// Failed reports a failure as k6's http_req_failed: an error or a status
-// of 400 and above.
-func (r Result) Failed() bool { return r.Err != nil || r.Code >= 400 }
+// Close stops the reaper and closes every idle connection; connections in
+// use close when their request ends. Sessions are closed with it.
+func (c *Client) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	pools := make([]pooler, 0, len(c.pools))
+	for p := range c.pools {
+		pools = append(pools, p)
+	}
+	c.mu.Unlock()
+	if c.stop != nil {
+		c.stop()
+		c.reaper.Wait()
+	}
+	for _, p := range pools {
+		p.closeAll()
+	}
+}
 
-// Do sends req, reads and discards the whole body, and classifies the
-// outcome. now supplies the timestamps.
+// register makes p visible to the reaper and Close; when the client is
+// closed already, p is closed at once.
+func (c *Client) register(p pooler) {
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.pools[p] = struct{}{}
+	}
+	c.mu.Unlock()
+	if closed {
+		p.closeAll()
+	}
+}
+
+func (c *Client) unregister(p pooler) {
+	c.mu.Lock()
+	delete(c.pools, p)
+	c.mu.Unlock()
+}
+
+// sharedPool returns the client's HTTP/1.1 pool for key (reuse: pool).
+func (c *Client) sharedPool(key string) *hostPool {
+	if m := c.shared.Load(); m != nil {
+		if p := (*m)[key]; p != nil {
+			return p
+		}
+	}
+	c.mu.Lock()
+	old := c.shared.Load()
+	if old != nil {
+		if p := (*old)[key]; p != nil {
+			c.mu.Unlock()
+			return p
+		}
+	}
+	m := make(map[string]*hostPool, 1)
+	if old != nil {
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	p := &hostPool{c: c, key: key, limit: c.poolSize}
+	m[key] = p
+	c.shared.Store(&m)
+	c.mu.Unlock()
+	c.register(p)
+	return p
+}
+
+// sharedPool2 returns the client's HTTP/2 pool for rt (reuse: pool).
+func (c *Client) sharedPool2(rt route) *h2pool {
+	c.mu.Lock()
+	p := c.shared2[rt.key]
+	created := p == nil
+	if created {
+		p = c.newH2pool(rt, c.poolSize)
+		c.shared2[rt.key] = p
+	}
+	c.mu.Unlock()
+	if created {
+		c.register(p)
+	}
+	return p
+}
+
+// life draws a new connection's expiry (zero: none) and idle timeout.
+func (c *Client) life(now time.Time) (expires time.Time, idle time.Duration) {
+	if c.lifetime == nil && c.idle == nil {
+		return time.Time{}, defaultIdleTimeout
+	}
+	c.rngMu.Lock()
+	defer c.rngMu.Unlock()
+	if c.lifetime != nil {
+		expires = now.Add(max(sampleDist(c.lifetime, c.rng), time.Nanosecond))
+	}
+	idle = defaultIdleTimeout
+	if c.idle != nil {
+		idle = max(sampleDist(c.idle, c.rng), time.Nanosecond)
+	}
+	return expires, idle
+}
+
+// uniform returns a uniform draw in [0, 1).
+func (c *Client) uniform() float64 {
+	c.rngMu.Lock()
+	defer c.rngMu.Unlock()
+	return c.rng.Float64()
+}
+
+// Do sends req on the client's shared default session, reads the body
+// and classifies the outcome. now supplies the timestamps.
 func (c *Client) Do(ctx context.Context, req *Request, now func() time.Time) Result {
-	return c.DoWith(ctx, req, nil, now)
+	return c.def.Do(ctx, req, nil, now)
 }
 
-// DoWith is Do expanding req's templates from v. Errors of requests that
-// use {{env}} are redacted: they never carry an expanded value.
+// DoWith is Do expanding req's templates from v.
 func (c *Client) DoWith(ctx context.Context, req *Request, v *Vars, now func() time.Time) Result {
-	res := c.do(ctx, req, v, now)
-	if res.Err != nil && req.usesEnv {
-		res.Err = errors.New(redactEnv(res.Err.Error(), req, v))
-	}
-	return res
-}
-
-// redactEnv removes the values of the env variables req uses from s.
-func redactEnv(s string, req *Request, v *Vars) string {
-	if v == nil || v.Env == nil {
-		return s
-	}
-	var secrets []string
-	for _, t := range append([]*Template{req.urlT, req.bodyT}, mapValues(req.headerT)...) {
-		if t == nil {
-			continue
-		}
-		for _, p := range t.parts {
-			if p.Func == "env" {
-				if val, ok := v.Env(p.Args[0]); ok {
-					secrets = append(secrets, val)
-				}
-			}
-		}
-	}
-	return redact(s, secrets)
-}
-
-func mapValues(m map[string]*Template) []*Template {
-	out := make([]*Template, 0, len(m))
-	for _, t := range m {
-		out = append(out, t)
-	}
-	return out
-}
-
-func (c *Client) do(ctx context.Context, req *Request, v *Vars, now func() time.Time) Result {
-	if req.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
-		defer cancel()
-	}
-	fail := func(err error) Result {
-		t := now()
-		return Result{Status: StatusOther, Err: err, Sent: t, End: t}
-	}
-	if v == nil {
-		v = &Vars{}
-	}
-	target := ""
-	if req.urlT != nil {
-		b, err := req.urlT.Expand(nil, v)
-		if err != nil {
-			return fail(fmt.Errorf("request %q: url: %w", req.Name, err))
-		}
-		u, err := url.Parse(string(b))
-		if err != nil {
-			return fail(fmt.Errorf("request %q: the expanded URL is invalid", req.Name))
-		}
-		if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-			return fail(fmt.Errorf("request %q: the expanded URL is not absolute", req.Name))
-		}
-		target = u.String()
-	} else {
-		target = req.URL.String()
-	}
-	var body io.Reader
-	if req.bodyT != nil {
-		b, err := req.bodyT.Expand(nil, v)
-		if err != nil {
-			return fail(fmt.Errorf("request %q: body: %w", req.Name, err))
-		}
-		body = strings.NewReader(string(b))
-	} else if req.Body != "" {
-		body = strings.NewReader(req.Body)
-	}
-	hr, err := http.NewRequestWithContext(ctx, req.Method, target, body)
-	if err != nil {
-		return fail(fmt.Errorf("build request: %w", err))
-	}
-	hr.Header = req.Header.Clone()
-	for k, t := range req.headerT {
-		b, err := t.Expand(nil, v)
-		if err != nil {
-			return fail(fmt.Errorf("request %q: header %s: %w", req.Name, k, err))
-		}
-		hr.Header.Set(k, string(b))
-	}
-	res := Result{Sent: now(), BytesOut: req.BytesOut}
-	resp, err := c.hc.Do(hr)
-	if err != nil {
-		res.End = now()
-		res.Err = err
-		res.Status = Classify(err)
-		return res
-	}
-	var n int64
-	if req.needBody {
-		res.Body, err = io.ReadAll(io.LimitReader(resp.Body, maxCheckedBody))
-		n = int64(len(res.Body))
-		if err == nil {
-			var m int64
-			m, err = io.Copy(io.Discard, resp.Body)
-			n += m
-		}
-	} else {
-		n, err = io.Copy(io.Discard, resp.Body)
-	}
-	resp.Body.Close()
-	res.End = now()
-	res.BytesIn = n
-	res.Code = resp.StatusCode
-	if err != nil {
-		res.Err = fmt.Errorf("read body: %w", err)
-		res.Status = Classify(err)
-		return res
-	}
-	res.Status = StatusClass(resp.StatusCode)
-	return res
-}
-
-// StatusClass returns "1xx".."5xx" for an HTTP status code, StatusOther
-// outside 100..599.
-func StatusClass(code int) string {
-	if code < 100 || code > 599 {
-		return StatusOther
-	}
-	return strconv.Itoa(code/100) + "xx"
-}
-
-// Classify maps a request error to an error kind.
-func Classify(err error) string {
-	var (
-		blocked *BlockedError
-		dnsErr  *net.DNSError
-		netErr  net.Error
-		recErr  tls.RecordHeaderError
-		certErr *tls.CertificateVerificationError
-		alert   tls.AlertError
-		unknown x509.UnknownAuthorityError
-		hostErr x509.HostnameError
-		invalid x509.CertificateInvalidError
-	)
-	switch {
-	case err == nil:
-		return ""
-	case errors.As(err, &blocked):
-		return StatusBlocked
-	case errors.As(err, &dnsErr):
-		return StatusDNS
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
-		errors.As(err, &netErr) && netErr.Timeout():
-		return StatusTimeout
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return StatusRefused
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED),
-		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return StatusReset
-	case errors.As(err, &recErr), errors.As(err, &certErr), errors.As(err, &alert),
-		errors.As(err, &unknown), errors.As(err, &hostErr), errors.As(err, &invalid):
-		return StatusTLS
-	}
-	return StatusOther
+	return c.def.Do(ctx, req, v, now)
 }
