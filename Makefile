@@ -34,10 +34,12 @@ unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 ## e2e: system tests with the built binary as separate processes.
-# It starts a real InfluxDB 1.8 (scripts/influxdb.sh) and stops it on exit.
+# It starts a real InfluxDB 1.8 (scripts/influxdb.sh) and toxiproxy
+# (scripts/toxiproxy.sh) and stops them on exit.
 e2e: build $(TOOLS)/kustomize
-	@set -e; trap 'scripts/influxdb.sh stop; scripts/regions.sh down >/dev/null 2>&1 || true' EXIT; \
+	@set -e; trap 'scripts/influxdb.sh stop; scripts/toxiproxy.sh stop; scripts/regions.sh down >/dev/null 2>&1 || true' EXIT; \
 	  eval "$$(scripts/influxdb.sh start | sed 's/^/export /')"; \
+	  eval "$$(scripts/toxiproxy.sh start | sed 's/^/export /')"; \
 	  SURGE_BIN=$(CURDIR)/$(BIN) KUSTOMIZE=$(CURDIR)/$(TOOLS)/kustomize $(GO) test -race -count=1 -tags e2e -timeout 20m ./cmd/surge/e2e/...
 
 $(TOOLS)/buf:

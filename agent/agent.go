@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/surgeload/surge/agent/httpclient"
 	"github.com/surgeload/surge/cluster"
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/plan"
 )
 
 // flushTimeout bounds how long a stopping agent tries to deliver its last
@@ -248,6 +251,7 @@ func (a *Agent) connectLoop(ctx context.Context, node *cluster.Node) {
 func (a *Agent) watchLoop(ctx context.Context) {
 	t := time.NewTicker(watchTick)
 	defer t.Stop()
+	graces := map[*runState]time.Duration{} // each run's grace, decoded once
 	for {
 		select {
 		case <-ctx.Done():
@@ -266,12 +270,49 @@ func (a *Agent) watchLoop(ctx context.Context) {
 			continue
 		}
 		since := a.lostAt.Load() // 0 (never connected): counted from the start
-		if gone := time.Duration(a.watch.now() - since); gone > a.cfg.ControllerLossGrace {
-			if n := a.stopAll(fmt.Sprintf("no controller for %s (controller_loss_grace)", gone.Round(time.Second))); n > 0 {
-				a.log.Warn("controller lost for longer than the grace; stopping runs", "grace", a.cfg.ControllerLossGrace, "runs", n)
-			}
+		a.stopOrphaned(time.Duration(a.watch.now()-since), graces)
+	}
+}
+
+// stopOrphaned stops the runs that have been without a controller for
+// longer than their grace: the plan's controller_loss_grace when it sets
+// one, else the agent's own (Config.ControllerLossGrace). graces caches
+// each run's grace; the caller owns it.
+func (a *Agent) stopOrphaned(gone time.Duration, graces map[*runState]time.Duration) {
+	a.runsMu.Lock()
+	defer a.runsMu.Unlock()
+	for r := range graces {
+		if a.runs[r.id] != r {
+			delete(graces, r) // ended
 		}
 	}
+	for _, r := range a.runs {
+		grace, ok := graces[r]
+		if !ok {
+			grace = a.runGrace(r.latest)
+			graces[r] = grace
+		}
+		if gone <= grace || r.stopReason.Load() != nil {
+			continue // within its grace, or already stopping
+		}
+		reason := fmt.Sprintf("no controller for %s (controller_loss_grace %s)", gone.Round(100*time.Millisecond), grace)
+		r.stopReason.Store(&reason)
+		r.cancel()
+		a.log.Warn("controller lost for longer than the run's grace; stopping it", "run", r.id, "grace", grace, "gone", gone.Round(time.Millisecond))
+	}
+}
+
+// runGrace is how long the run of as keeps going without a controller: the
+// plan's controller_loss_grace, else the agent's setting.
+func (a *Agent) runGrace(as *surgev1.Assign) time.Duration {
+	var p struct {
+		Grace plan.Duration `json:"controller_loss_grace"`
+	}
+	if err := json.Unmarshal(as.GetPlanJson(), &p); err != nil || p.Grace <= 0 {
+		// An invalid plan was rejected when assigned; its run is ending.
+		return a.cfg.ControllerLossGrace
+	}
+	return p.Grace.D()
 }
 
 // controllerAddr is the configured controller, or one found by gossip.

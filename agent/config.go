@@ -56,7 +56,8 @@ type Config struct {
 	SnapshotBuffer int
 	// ControllerLossGrace is how long runs keep going without a controller
 	// session (snapshots are buffered and resent); past it they stop, so an
-	// orphaned fleet never hammers a target. Default 60s.
+	// orphaned fleet never hammers a target. Default 60s. A plan's own
+	// controller_loss_grace governs its run instead.
 	ControllerLossGrace time.Duration
 	// PauseThreshold: a gap this long in the agent's own ticking (SIGSTOP,
 	// a frozen VM) suspends its runs until the controller confirms them

@@ -121,17 +121,6 @@ func (a *Agent) suspendAll() int {
 	return len(a.runs)
 }
 
-// stopAll cancels every run (the controller has been gone too long).
-func (a *Agent) stopAll(reason string) int {
-	a.runsMu.Lock()
-	defer a.runsMu.Unlock()
-	for _, r := range a.runs {
-		r.stopReason.Store(&reason)
-		r.cancel()
-	}
-	return len(a.runs)
-}
-
 func (a *Agent) event(as *surgev1.Assign, kind surgev1.RunEvent_Kind, at time.Time, msg string) {
 	a.out.addEvent(&surgev1.RunEvent{RunId: as.GetRunId(), Epoch: as.GetEpoch(), Kind: kind, Message: msg, AtUnixNs: at.UnixNano()})
 }

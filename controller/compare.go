@@ -34,11 +34,12 @@ func (c *Controller) runData(id string) (*report.RunData, error) {
 		return nil, status.Errorf(codes.FailedPrecondition, "run %q has not ended yet", id)
 	}
 	d := &report.RunData{
-		ID:       sr.ID,
-		Start:    sr.StartedAt,
-		Duration: time.Duration(sr.Summary.GetDurationS() * float64(time.Second)),
-		Interval: plan.DefaultInterval.D(),
-		Whole:    sr.Series,
+		ID:        sr.ID,
+		Start:     sr.StartedAt,
+		Duration:  time.Duration(sr.Summary.GetDurationS() * float64(time.Second)),
+		Interval:  plan.DefaultInterval.D(),
+		Whole:     sr.Series,
+		Scenarios: sr.Scenarios,
 	}
 	if p, err := plan.Parse("plan.yaml", sr.PlanYAML); err == nil && p.Interval > 0 {
 		d.Interval = p.Interval.D()
@@ -58,7 +59,7 @@ func (c *Controller) storedIntervals(id string) ([]report.Interval, error) {
 	}
 	out := make([]report.Interval, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, report.Interval{Index: r.Index, Start: r.Start, Regions: r.Regions})
+		out = append(out, report.Interval{Index: r.Index, Start: r.Start, Regions: r.Regions, Scenarios: r.Scenarios})
 	}
 	return out, nil
 }
@@ -94,8 +95,9 @@ func (s *runsService) Compare(ctx context.Context, req *surgev1.CompareRequest) 
 	return resp, nil
 }
 
-// Histograms streams a stored run's latency histograms, one frame per
-// interval (and region), in the standard V2 encoding.
+// Histograms streams a stored run's latency (or service, or HTTP phase)
+// histograms, one frame per interval (and region), in the standard V2
+// encoding.
 func (s *runsService) Histograms(req *surgev1.HistogramsRequest, stream surgev1.Runs_HistogramsServer) error {
 	d, err := s.c.runData(req.GetRunId())
 	if err != nil {

@@ -361,7 +361,7 @@ func TestTwoRegionsExactMerge(t *testing.T) {
 	if got := sum.GetAll().GetFailures(); got != 15 {
 		t.Errorf("failures %d, want 15", got)
 	}
-	if got := sum.GetAll().GetErrors()["5xx"]; got != 15 {
+	if got := sum.GetAll().GetErrors()["http_5xx"]; got != 15 {
 		t.Errorf("errors[5xx] %d, want 15", got)
 	}
 	h := hist.New()

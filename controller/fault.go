@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -95,6 +97,10 @@ func (r *run) lose(a *runAgent, now time.Time, why string) bool {
 	}
 	r.log.Warn("agent lost during run", slog.String("agent", a.id), slog.String("why", why))
 	elapsed := now.Sub(r.start)
+	// Its arrivals due by now were its own: what it did not report sent or
+	// dropped is deficit (addLossDeficit). With nobody taking its share,
+	// the rest of it is deficit too, up to the run's end.
+	a.loss.left, a.loss.until = true, elapsed
 	switch r.onLoss {
 	case OnLossAbort:
 		r.note("agent %s (%s) was lost %s into the run (%s); on_agent_loss: abort", a.id, a.region, elapsed.Round(time.Millisecond), why)
@@ -103,6 +109,7 @@ func (r *run) lose(a *runAgent, now time.Time, why string) bool {
 		r.persist()
 		return r.checkEnd(now)
 	case OnLossContinue:
+		a.loss.open = true
 		r.note("agent %s (%s) was lost %s into the run (%s); on_agent_loss: continue, its remaining load is deficit",
 			a.id, a.region, elapsed.Round(time.Millisecond), why)
 		r.persist()
@@ -114,7 +121,8 @@ func (r *run) lose(a *runAgent, now time.Time, why string) bool {
 		survivors, scope = r.survivors(""), "all regions"
 	}
 	if len(survivors) == 0 {
-		r.note("agent %s (%s) was lost %s into the run (%s); no agent was left to take its share", a.id, a.region, elapsed.Round(time.Millisecond), why)
+		a.loss.open = true
+		r.note("agent %s (%s) was lost %s into the run (%s); no agent was left to take its share, its remaining load is deficit", a.id, a.region, elapsed.Round(time.Millisecond), why)
 		r.persist()
 		return r.checkEnd(now)
 	}
@@ -131,13 +139,17 @@ func (r *run) lose(a *runAgent, now time.Time, why string) bool {
 		s.conn.send(r.assignMsg(s))
 		ids = append(ids, s.id)
 	}
-	var since string
+	// The deficit window: from the stream's loss (the first sign) to now.
+	window := "from its loss to the reshare"
 	if !detectedAt.IsZero() {
-		since = fmt.Sprintf(", stream lost %s before", (now.Sub(detectedAt) + r.c.cfg.AgentLossConfirm).Round(time.Millisecond))
+		a.loss.window = now.Sub(detectedAt) + r.c.cfg.AgentLossConfirm
+		window = fmt.Sprintf("%s (stream lost at %s, reshared at %s)", a.loss.window.Round(time.Millisecond),
+			(elapsed - a.loss.window).Round(time.Millisecond), elapsed.Round(time.Millisecond))
 	}
-	r.note("agent %s (%s) was lost %s into the run (%s%s); its remaining share was reshared at epoch %d to %v (%s); arrivals that fell due between its loss and the reshare were not sent (not yet counted as deficit)",
-		a.id, a.region, elapsed.Round(time.Millisecond), why, since, r.epoch, ids, scope)
-	r.log.Info("reshared", slog.String("lost", a.id), slog.Uint64("epoch", r.epoch), slog.Any("to", ids))
+	r.note("agent %s (%s) was lost %s into the run (%s); its remaining share was reshared at epoch %d to %v (%s); deficit window %s: arrivals due by the reshare that it had not reported sent are counted as deficit",
+		a.id, a.region, elapsed.Round(time.Millisecond), why, r.epoch, ids, scope, window)
+	r.log.Info("reshared", slog.String("lost", a.id), slog.Uint64("epoch", r.epoch), slog.Any("to", ids),
+		slog.Duration("deficit_window", a.loss.window))
 	r.persist()
 	return r.checkEnd(now)
 }
@@ -177,7 +189,8 @@ func (r *run) persist() {
 			return
 		}
 		jr.Members = append(jr.Members, journalMember{ID: a.id, Region: a.region, Incarnation: a.incarnation,
-			Share: b, Epoch: a.epoch, OffsetNs: a.offsetNs, StartedNs: a.startedNs, Lost: a.lost, Failed: a.failed})
+			Share: b, Epoch: a.epoch, OffsetNs: a.offsetNs, StartedNs: a.startedNs, Lost: a.lost, Failed: a.failed,
+			LostAt: a.lostAt, LossLeft: a.loss.left, LossUntil: a.loss.until, LossOpen: a.loss.open, LossWindow: a.loss.window})
 	}
 	if err := r.c.journal.putRun(jr); err != nil {
 		r.log.Error("journal run", slog.Any("err", err))
@@ -215,7 +228,9 @@ func (c *Controller) restoreRun(rr restoredRun, now time.Time) (*run, error) {
 		}
 		a := &runAgent{id: m.ID, region: m.Region, incarnation: m.Incarnation, epoch: m.Epoch,
 			share: &surgev1.Share{Scenarios: sh.GetScenarios()}, takeovers: sh.GetTakeovers(),
-			offsetNs: m.OffsetNs, startedNs: m.StartedNs, lost: m.Lost, failed: m.Failed, accepted: true}
+			offsetNs: m.OffsetNs, startedNs: m.StartedNs, lost: m.Lost, failed: m.Failed, accepted: true,
+			lostAt: m.LostAt, loss: lossAccount{left: m.LossLeft,
+				until: m.LossUntil, open: m.LossOpen, window: m.LossWindow}}
 		if !a.lost && a.failed == "" {
 			a.suspectUntil = now.Add(c.cfg.RestoreGrace)
 		}
@@ -227,8 +242,13 @@ func (c *Controller) restoreRun(rr restoredRun, now time.Time) (*run, error) {
 		Epoch: aggEpoch, Agents: regions, Thresholds: specs,
 	})
 	for _, s := range rr.snaps {
-		if _, err := r.agg.Add(s); err != nil {
+		out, err := r.agg.Add(s)
+		if err != nil {
 			r.log.Warn("restore: journaled snapshot rejected", slog.Any("err", err))
+			continue
+		}
+		if out != aggregate.Duplicate {
+			r.account(r.members[s.GetAgentId()], s)
 		}
 	}
 	for _, m := range jr.Members {
@@ -373,4 +393,109 @@ func (c *Controller) attachAgent(ctx context.Context, a *agentConn, claims []*su
 				RunId: id, Epoch: e, Reason: "the controller does not know this run (ended or not restorable)"}}})
 		}
 	}
+}
+
+// lossAccount is what the controller knows of one agent's open-model
+// arrivals, to count what a lost agent left unsent: the arrivals it
+// reported handled (sent or dropped) per scenario, and once it is lost the
+// instant up to which its share was its own.
+type lossAccount struct {
+	// handled: started + dropped per scenario, from its merged snapshots
+	// (those of a fenced agent only up to the interval it was lost in: later
+	// ones hold arrivals of the agents that took its share over).
+	handled map[string]int64
+	// left: it was lost mid-run with work left. Its arrivals due before
+	// until (from the run's start) were its own; open: up to the run's end
+	// (on_agent_loss continue, or no agent to take its share).
+	left   bool
+	until  time.Duration
+	open   bool
+	window time.Duration // stream lost -> reshared; 0 unknown
+}
+
+// account adds a merged snapshot of a to its handled arrivals.
+func (r *run) account(a *runAgent, s *surgev1.Snapshot) {
+	if a == nil || (a.lost && s.GetInterval() > a.lostAt) {
+		return
+	}
+	for _, sc := range s.GetScenarios() {
+		if n := sc.GetStarted() + sc.GetDropped(); n > 0 {
+			if a.loss.handled == nil {
+				a.loss.handled = map[string]int64{}
+			}
+			a.loss.handled[sc.GetScenario()] += n
+		}
+	}
+}
+
+// lossDeficit returns, per scenario, the arrivals of lost agent a's parts
+// due before its loss (open: before now) that it never reported sent or
+// dropped: the ones due between its last report and the reshare, which
+// nobody sent. It is an upper bound when the agent was killed: what it
+// sent in its last, unreported interval is counted here too.
+func (r *run) lossDeficit(a *runAgent, now time.Time) map[string]int64 {
+	if !a.loss.left {
+		return nil
+	}
+	until := a.loss.until
+	if a.loss.open {
+		until = max(until, now.Sub(r.start))
+	}
+	due := map[string]int64{}
+	for _, ss := range append(slices.Clone(a.share.GetScenarios()), a.takeovers...) {
+		sc := r.plan.Scenarios[ss.GetScenario()]
+		if sc == nil || !sc.IsArrivalRate() {
+			continue
+		}
+		due[ss.GetScenario()] += partDueBy(sc, ss, until-sc.StartTime.D())
+	}
+	gaps := map[string]int64{}
+	for name, n := range due {
+		if gap := n - a.loss.handled[name]; gap > 0 {
+			gaps[name] = gap
+		}
+	}
+	return gaps
+}
+
+// addLossDeficit adds the arrivals lost agents left unsent (lossDeficit) to
+// the deficit of their scenarios, their region and the run, with a note
+// for each agent.
+func (r *run) addLossDeficit(sum *surgev1.RunSummary, now time.Time) {
+	for _, id := range r.order {
+		a := r.members[id]
+		gaps := r.lossDeficit(a, now)
+		if len(gaps) == 0 {
+			continue
+		}
+		var total int64
+		var per []string
+		for _, name := range slices.Sorted(maps.Keys(gaps)) {
+			n := gaps[name]
+			total += n
+			per = append(per, fmt.Sprintf("%s %d", name, n))
+			statsIn(sum.Scenarios, name).Deficit += n
+		}
+		statsIn(sum.Regions, a.region).Deficit += total
+		if sum.All == nil {
+			sum.All = &surgev1.Stats{}
+		}
+		sum.All.Deficit += total
+		by := fmt.Sprintf("by its loss %s into the run", a.loss.until.Round(time.Millisecond))
+		if a.loss.open {
+			by = "from its loss to the end, with nobody to take them over"
+		}
+		sum.Notes = append(sum.Notes, fmt.Sprintf("deficit %d: arrivals of lost agent %s (%s) due %s that it never reported sent or dropped (%s)",
+			total, a.id, a.region, by, strings.Join(per, ", ")))
+	}
+}
+
+// statsIn returns m[k], creating it.
+func statsIn(m map[string]*surgev1.Stats, k string) *surgev1.Stats {
+	st := m[k]
+	if st == nil {
+		st = &surgev1.Stats{}
+		m[k] = st
+	}
+	return st
 }

@@ -59,6 +59,14 @@ type journalMember struct {
 	StartedNs   int64  `json:"started_ns"`
 	Lost        bool   `json:"lost"`
 	Failed      string `json:"failed"`
+	// LostAt is the interval it was lost in; LossLeft, LossUntil, LossOpen
+	// and LossWindow its lossAccount (the handled counts are replayed from
+	// the journaled snapshots).
+	LostAt     int64         `json:"lost_at,omitempty"`
+	LossLeft   bool          `json:"loss_left,omitempty"`
+	LossUntil  time.Duration `json:"loss_until,omitempty"`
+	LossOpen   bool          `json:"loss_open,omitempty"`
+	LossWindow time.Duration `json:"loss_window,omitempty"`
 }
 
 func openJournal(path string) (*journal, error) {

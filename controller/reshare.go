@@ -22,6 +22,22 @@ func arrivalDue(sc *plan.Scenario, j, a, n int64) time.Duration {
 	return sc.TimeOfArrival((float64(j) + 0.5) * float64(n) / float64(a))
 }
 
+// partDueBy counts the arrivals of an arrival-rate part (its progression
+// first, first+stride, ... below arrivals) due by se after the scenario's
+// start: the arrivals that were the part's holder's own until se. Zero for
+// other parts.
+func partDueBy(sc *plan.Scenario, ss *surgev1.ScenarioShare, se time.Duration) int64 {
+	a, total := ss.GetArrivals(), ss.GetTotalArrivals()
+	first, stride := max(ss.GetArrivalFirst(), 0), max(ss.GetArrivalStride(), 1)
+	if !sc.IsArrivalRate() || a <= 0 || total <= 0 || first >= a || se < 0 {
+		return 0
+	}
+	count := (a - first + stride - 1) / stride
+	return int64(sort.Search(int(count), func(m int) bool {
+		return arrivalDue(sc, first+int64(m)*stride, a, total) > se
+	}))
+}
+
 // splitCount divides v into k parts by largest remainder: part i gets
 // v/k, plus one for the first v%k parts.
 func splitCount(v int64, k, i int) int64 {
@@ -59,15 +75,11 @@ func reshareParts(p *plan.Plan, parts []*surgev1.ScenarioShare, from string, epo
 			switch {
 			case sc.IsArrivalRate():
 				a, total := ss.GetArrivals(), ss.GetTotalArrivals()
-				first, stride := ss.GetArrivalFirst(), max(ss.GetArrivalStride(), 1)
+				first, stride := max(ss.GetArrivalFirst(), 0), max(ss.GetArrivalStride(), 1)
 				if a <= 0 || total <= 0 || first >= a {
 					continue
 				}
-				count := (a - first + stride - 1) / stride
-				m0 := int64(sort.Search(int(count), func(m int) bool {
-					return arrivalDue(sc, first+int64(m)*stride, a, total) > se
-				}))
-				f := first + (m0+int64(i))*stride
+				f := first + (partDueBy(sc, ss, se)+int64(i))*stride
 				if f >= a {
 					continue
 				}

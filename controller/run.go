@@ -67,6 +67,8 @@ type runAgent struct {
 	// suspectUntil: its stream ended (or the controller restarted); it is
 	// declared lost at this time unless it re-attaches first. Zero: fine.
 	suspectUntil time.Time
+	// loss: the arrivals it handled, and what it left when lost (fault.go).
+	loss lossAccount
 }
 
 // runInput is one message to a run goroutine; exactly one field group is set.
@@ -380,6 +382,9 @@ func (r *run) handleSnapshot(s *surgev1.Snapshot, from *agentConn, now time.Time
 		r.log.Warn("snapshot rejected", slog.String("agent", s.GetAgentId()), slog.Uint64("seq", s.GetSeq()), slog.Any("err", err))
 		return
 	}
+	if out != aggregate.Duplicate {
+		r.account(a, s)
+	}
 	switch out {
 	case aggregate.Duplicate:
 		r.c.stats.snapshotsDup.Add(1)
@@ -568,6 +573,7 @@ func (r *run) summary(st string, now time.Time) *surgev1.RunSummary {
 		}
 	}
 	sum.Notes = slices.Clone(r.notes)
+	r.addLossDeficit(sum, now)
 	if note := r.agg.SaturationNote(); note != "" {
 		sum.Notes = append(sum.Notes, "verdict "+cmp.Or(sum.Verdict, "pending")+" with caution: "+note)
 	}
@@ -596,7 +602,9 @@ func (r *run) finish(st string) {
 	}
 	sum := r.summary(st, now)
 	sum.Notes = append(sum.Notes, r.sinkNotes()...)
-	if err := r.c.store.Put(r.storeRecord(st, sum.GetVerdict(), sum, r.agg.WholeSeries())); err != nil {
+	rec := r.storeRecord(st, sum.GetVerdict(), sum, r.agg.WholeSeries())
+	rec.Scenarios, rec.WebSockets = r.agg.WholeStats()
+	if err := r.c.store.Put(rec); err != nil {
 		r.log.Error("store run summary", slog.Any("err", err))
 		sum.Notes = append(sum.Notes, "the run could not be stored: "+err.Error())
 	}

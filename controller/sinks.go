@@ -62,6 +62,7 @@ func (r *run) sinkInterval(i int64, p *surgev1.Progress, rewrite bool, now time.
 		Run: r.sinkInfo(), Index: i, Start: r.start.Add(time.Duration(i) * r.interval),
 		EmittedAt: now, Rewrite: rewrite, Regions: regions,
 	}
+	d.Scenarios, d.WebSockets, _ = r.agg.IntervalStats(i)
 	if p != nil {
 		d.Progress = proto.CloneOf(p)
 	}

@@ -31,6 +31,23 @@ func baseSet(t testing.TB) *hist.Set {
 	return s
 }
 
+// phaseSnapshot is baseSet plus a second series with every phase recorded.
+func phaseSnapshot(t testing.TB) *surgev1.Snapshot {
+	s := baseSet(t)
+	sr := s.Get(hist.Key{Scenario: "s", Request: "GET /", Status: "5xx"})
+	sr.Counters = hist.Counters{Requests: 3, Failures: 3, Retries: 2}
+	for _, v := range []int64{40, 2_000, 90_000} {
+		_ = sr.Latency.RecordValue(v)
+		_ = sr.Service.RecordValue(v)
+		for p := range hist.NumPhases {
+			sr.RecordPhase(p, v/int64(p+2))
+		}
+	}
+	snap := wire(s)
+	snap.RunId, snap.AgentId, snap.Seq, snap.Interval = "run", "a2", 4, 7
+	return snap
+}
+
 func wire(s *hist.Set) *surgev1.Snapshot { return &surgev1.Snapshot{Series: s.ToProto()} }
 
 // seedSnapshots are valid and broken encoded snapshots.
@@ -55,8 +72,18 @@ func seedSnapshots(t testing.TB) [][]byte {
 	half := proto.Clone(two).(*surgev1.Snapshot)
 	half.Series[1].Latency.Sparse = []byte{0x80}
 
+	// phase histograms: present on one series only, and broken ones
+	phased := phaseSnapshot(t)
+	badPhaseTotal := proto.Clone(phased).(*surgev1.Snapshot)
+	badPhaseTotal.Series[1].Ttfb.Total++
+	badPhaseSparse := proto.Clone(phased).(*surgev1.Snapshot)
+	badPhaseSparse.Series[1].Attempt.Sparse = append(badPhaseSparse.Series[1].Attempt.Sparse, 0x80)
+	badPhaseGeometry := proto.Clone(phased).(*surgev1.Snapshot)
+	badPhaseGeometry.Series[1].Dns.Highest = 7
+
 	var out [][]byte
-	for _, m := range []*surgev1.Snapshot{good, two, negative, tooManyFailures, badGeometry, badSparse, noKey, half, {}} {
+	for _, m := range []*surgev1.Snapshot{good, two, negative, tooManyFailures, badGeometry, badSparse, noKey, half, {},
+		phased, badPhaseTotal, badPhaseSparse, badPhaseGeometry} {
 		b, err := proto.Marshal(m)
 		if err != nil {
 			t.Fatal(err)

@@ -326,13 +326,14 @@ func Summarize(h *hdrhistogram.Histogram) *surgev1.LatencyStats {
 		return &surgev1.LatencyStats{}
 	}
 	return &surgev1.LatencyStats{
-		P50:  h.ValueAtQuantile(50),
-		P90:  h.ValueAtQuantile(90),
-		P95:  h.ValueAtQuantile(95),
-		P99:  h.ValueAtQuantile(99),
-		P999: h.ValueAtQuantile(99.9),
-		Max:  h.Max(),
-		Min:  h.Min(),
-		Mean: h.Mean(),
+		P50:   h.ValueAtQuantile(50),
+		P90:   h.ValueAtQuantile(90),
+		P95:   h.ValueAtQuantile(95),
+		P99:   h.ValueAtQuantile(99),
+		P999:  h.ValueAtQuantile(99.9),
+		Max:   h.Max(),
+		Min:   h.Min(),
+		Mean:  h.Mean(),
+		Count: h.TotalCount(),
 	}
 }

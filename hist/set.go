@@ -15,9 +15,24 @@ type Key struct {
 	Scenario string
 	Flow     string
 	Request  string
-	// Status is a status class ("2xx".."5xx") or an error kind ("timeout",
-	// "refused", "reset", "tls", "dns", "protocol", "other").
+	// Status is a status class ("1xx".."5xx") or an error kind ("timeout",
+	// "refused", "reset", "tls", "dns", "protocol", "blocked", "other").
 	Status string
+}
+
+// ErrorName is the name failures of a series with status st go by in
+// summaries, thresholds and comparisons: "http_4xx" and "http_5xx" for
+// those status classes, "" for the classes that are not errors ("1xx",
+// "2xx", "3xx"), and the error kind itself otherwise ("timeout", "refused",
+// "reset", "tls", "dns", "protocol", "blocked", "other").
+func ErrorName(st string) string {
+	switch st {
+	case "4xx", "5xx":
+		return "http_" + st
+	case "1xx", "2xx", "3xx":
+		return ""
+	}
+	return st
 }
 
 func compareKeys(a, b Key) int {
@@ -130,6 +145,39 @@ func (p Phase) String() string {
 	return fmt.Sprintf("phase(%d)", int(p))
 }
 
+// PhaseProto returns wire series p's histogram of phase ph, nil when absent.
+func PhaseProto(p *surgev1.Series, ph Phase) *surgev1.Histogram {
+	switch ph {
+	case PhaseDNS:
+		return p.GetDns()
+	case PhaseConnect:
+		return p.GetConnect()
+	case PhaseTLS:
+		return p.GetTls()
+	case PhaseTTFB:
+		return p.GetTtfb()
+	case PhaseAttempt:
+		return p.GetAttempt()
+	}
+	return nil
+}
+
+// setPhaseProto sets wire series p's histogram of phase ph.
+func setPhaseProto(p *surgev1.Series, ph Phase, h *surgev1.Histogram) {
+	switch ph {
+	case PhaseDNS:
+		p.Dns = h
+	case PhaseConnect:
+		p.Connect = h
+	case PhaseTLS:
+		p.Tls = h
+	case PhaseTTFB:
+		p.Ttfb = h
+	case PhaseAttempt:
+		p.Attempt = h
+	}
+}
+
 // NewSeries returns an empty series.
 func NewSeries() *Series {
 	return &Series{Latency: New(), Service: New()}
@@ -231,12 +279,18 @@ func (s *Set) EncodeProto(e *Encoder) []*surgev1.Series {
 	out := make([]*surgev1.Series, 0, len(s.m))
 	for _, k := range s.Keys() {
 		sr := s.m[k]
-		out = append(out, &surgev1.Series{
+		p := &surgev1.Series{
 			Key:      &surgev1.SeriesKey{Scenario: k.Scenario, Flow: k.Flow, Request: k.Request, Status: k.Status},
 			Counters: sr.Counters.proto(),
 			Latency:  e.ToProto(sr.Latency),
 			Service:  e.ToProto(sr.Service),
-		})
+		}
+		for ph, h := range sr.Phases {
+			if h != nil { // ToProto gives nil for an empty one: absent
+				setPhaseProto(p, Phase(ph), e.ToProto(h))
+			}
+		}
+		out = append(out, p)
 	}
 	return out
 }
@@ -259,6 +313,11 @@ func ValidateProto(ps []*surgev1.Series, maxSeries int) error {
 		}
 		if err := Validate(p.GetService()); err != nil {
 			return fmt.Errorf("series %d service: %w", i, err)
+		}
+		for ph := range NumPhases {
+			if err := Validate(PhaseProto(p, ph)); err != nil {
+				return fmt.Errorf("series %d %s: %w", i, ph, err)
+			}
 		}
 	}
 	return nil
@@ -285,6 +344,19 @@ func (s *Set) MergeProtoWith(m *Merger, ps []*surgev1.Series) (dropped int64, er
 			return dropped, fmt.Errorf("series %d service: %w", i, err)
 		}
 		dropped += d
+		for ph := range NumPhases {
+			wp := PhaseProto(p, ph)
+			if wp == nil {
+				continue
+			}
+			if sr.Phases[ph] == nil {
+				sr.Phases[ph] = New()
+			}
+			if d, err = m.MergeProto(sr.Phases[ph], wp); err != nil {
+				return dropped, fmt.Errorf("series %d %s: %w", i, ph, err)
+			}
+			dropped += d
+		}
 		sr.Counters.Add(countersFromProto(p.GetCounters()))
 	}
 	return dropped, nil
@@ -326,6 +398,11 @@ func (s *Set) ValidateAndMergeProto(ps []*surgev1.Series, maxSeries int) (droppe
 		if err := gather(i, "service", p.GetService()); err != nil {
 			return 0, err
 		}
+		for ph := range NumPhases {
+			if err := gather(i, ph.String(), PhaseProto(p, ph)); err != nil {
+				return 0, err
+			}
+		}
 	}
 	apply := func(dst *hdrhistogram.Histogram, pairs []pair) {
 		for _, pr := range pairs {
@@ -334,14 +411,27 @@ func (s *Set) ValidateAndMergeProto(ps []*surgev1.Series, maxSeries int) (droppe
 			}
 		}
 	}
+	// Each series gathered histogramsPerSeries histograms, in the order
+	// latency, service, then the phases.
+	const histogramsPerSeries = 2 + int(NumPhases)
 	start := 0
 	for i, p := range ps {
 		k := p.GetKey()
 		sr := s.Get(Key{Scenario: k.GetScenario(), Flow: k.GetFlow(), Request: k.GetRequest(), Status: k.GetStatus()})
-		mid, end := m.ends[2*i], m.ends[2*i+1]
-		apply(sr.Latency, m.pairs[start:mid])
-		apply(sr.Service, m.pairs[mid:end])
-		start = end
+		ends := m.ends[histogramsPerSeries*i : histogramsPerSeries*(i+1)]
+		apply(sr.Latency, m.pairs[start:ends[0]])
+		apply(sr.Service, m.pairs[ends[0]:ends[1]])
+		start = ends[1]
+		for ph := range NumPhases {
+			end := ends[2+int(ph)]
+			if PhaseProto(p, ph) != nil {
+				if sr.Phases[ph] == nil {
+					sr.Phases[ph] = New()
+				}
+				apply(sr.Phases[ph], m.pairs[start:end])
+			}
+			start = end
+		}
 		sr.Counters.Add(countersFromProto(p.GetCounters()))
 	}
 	return dropped, nil

@@ -94,23 +94,68 @@ func certsIssue(dir, name, role string, hosts []string, out io.Writer) error {
 	return err
 }
 
-// securityDialOptions are the CLI's credentials, from the environment:
-// SURGE_TLS_CA, SURGE_TLS_CERT and SURGE_TLS_KEY for mTLS (a certificate
-// with the cli role), SURGE_TOKEN for the bearer token.
-func securityDialOptions(getenv func(string) string) ([]grpc.DialOption, error) {
-	files := tlsconf.Files{CA: getenv("SURGE_TLS_CA"), Cert: getenv("SURGE_TLS_CERT"), Key: getenv("SURGE_TLS_KEY")}
+// clientAuth is how a CLI command proves itself to the controller: mTLS
+// with a certificate of the cli role, and a bearer token. Each flag left
+// empty falls back to its environment variable (clientAuthEnv).
+type clientAuth struct {
+	files  tlsconf.Files
+	token  string
+	getenv func(string) string
+}
+
+// The environment variables behind the CLI's credential flags.
+const (
+	envTLSCA   = "SURGE_TLS_CA"
+	envTLSCert = "SURGE_TLS_CERT"
+	envTLSKey  = "SURGE_TLS_KEY"
+	envToken   = "SURGE_TOKEN"
+)
+
+// clientAuthFlags adds --tls-ca, --tls-cert, --tls-key and --token to a
+// command that calls the controller, as persistent flags. Their defaults
+// stay empty in the help (a token must not show there): the environment is
+// read when the command dials.
+func clientAuthFlags(cmd *cobra.Command, e env) *clientAuth {
+	a := &clientAuth{getenv: e.getenv}
+	fl := cmd.PersistentFlags()
+	fl.StringVar(&a.files.CA, "tls-ca", "", "CA certificate `FILE` the controller's certificate is checked against; with --tls-cert and --tls-key, use mTLS (env "+envTLSCA+")")
+	fl.StringVar(&a.files.Cert, "tls-cert", "", "client certificate `FILE` with the cli role, from `surge certs issue --role cli` (env "+envTLSCert+")")
+	fl.StringVar(&a.files.Key, "tls-key", "", "private key `FILE` of --tls-cert (env "+envTLSKey+")")
+	fl.StringVar(&a.token, "token", "", "bearer `TOKEN` the controller requires (env "+envToken+")")
+	return a
+}
+
+// resolved is a with each empty value taken from the environment.
+func (a *clientAuth) resolved() (tlsconf.Files, string) {
+	or := func(v, key string) string {
+		if v != "" || a.getenv == nil {
+			return v
+		}
+		return a.getenv(key)
+	}
+	return tlsconf.Files{CA: or(a.files.CA, envTLSCA), Cert: or(a.files.Cert, envTLSCert), Key: or(a.files.Key, envTLSKey)},
+		or(a.token, envToken)
+}
+
+// dialOptions are the transport credentials and per-call token of a; a nil
+// a dials in clear without a token.
+func (a *clientAuth) dialOptions() ([]grpc.DialOption, error) {
+	if a == nil {
+		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, nil
+	}
+	files, token := a.resolved()
 	creds := insecure.NewCredentials()
 	secure := false
 	if files.Enabled() {
 		cfg, err := files.Client()
 		if err != nil {
-			return nil, fmt.Errorf("SURGE_TLS_*: %w", err)
+			return nil, fmt.Errorf("--tls-ca, --tls-cert, --tls-key (or %s, %s, %s): %w", envTLSCA, envTLSCert, envTLSKey, err)
 		}
 		creds, secure = credentials.NewTLS(cfg), true
 	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
-	if tok := getenv("SURGE_TOKEN"); tok != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: tok, secure: secure}))
+	if token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: token, secure: secure}))
 	}
 	return opts, nil
 }

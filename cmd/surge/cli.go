@@ -117,10 +117,17 @@ func rpcErr(op, addr string, err error) error {
 	return &rpcError{op: op, addr: addr, st: st}
 }
 
-// dial opens a client connection to the controller; it connects lazily, so
-// errors show on the first call.
+// dial opens a client connection without credentials, for a controller
+// this process started itself (surge demo).
 func dial(addr string) (*grpc.ClientConn, error) {
-	opts, err := securityDialOptions(os.Getenv)
+	return dialAuth(addr, nil)
+}
+
+// dialAuth opens a client connection to the controller with auth's
+// credentials (nil: none); it connects lazily, so errors show on the first
+// call.
+func dialAuth(addr string, auth *clientAuth) (*grpc.ClientConn, error) {
+	opts, err := auth.dialOptions()
 	if err != nil {
 		return nil, withExitCode(exitUsage, err)
 	}
@@ -212,13 +219,16 @@ func newRootCmd(e env) (*cobra.Command, *bool) {
 	return root, ran
 }
 
-// controllerFlag adds --controller, defaulting to $SURGE_CONTROLLER.
-func controllerFlag(cmd *cobra.Command, e env, p *string) {
+// controllerFlag adds --controller, defaulting to $SURGE_CONTROLLER, and
+// the credential flags (clientAuthFlags) of a command that calls the
+// controller; dial with what it returns.
+func controllerFlag(cmd *cobra.Command, e env, p *string) *clientAuth {
 	def := e.getenv("SURGE_CONTROLLER")
 	if def == "" {
 		def = defaultController
 	}
-	cmd.Flags().StringVar(p, "controller", def, "controller gRPC address (env SURGE_CONTROLLER)")
+	cmd.PersistentFlags().StringVar(p, "controller", def, "controller gRPC address (env SURGE_CONTROLLER)")
+	return clientAuthFlags(cmd, e)
 }
 
 func newVersionCmd(e env) *cobra.Command {

@@ -31,6 +31,7 @@ const hdrTimeout = time.Minute
 
 type reportOptions struct {
 	controller string
+	auth       *clientAuth
 	runID      string
 	format     string
 	json       bool
@@ -61,11 +62,11 @@ it (HistogramLogAnalyzer, HistogramLogProcessor, hdr-histogram-js).`,
 			return runReport(cmd.Context(), o, e.stdout)
 		},
 	}
-	controllerFlag(cmd, e, &o.controller)
+	o.auth = controllerFlag(cmd, e, &o.controller)
 	cmd.Flags().StringVar(&o.format, "format", formatText, "output format: text, json, csv or hdr")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON (same as --format json)")
 	cmd.Flags().BoolVar(&o.byRegion, "by-region", false, "hdr: one histogram per region and interval, tagged with the region")
-	cmd.Flags().StringVar(&o.metric, "metric", report.MetricLatency, "hdr: latency (from the intended send) or service (from the actual send)")
+	cmd.Flags().StringVar(&o.metric, "metric", report.MetricLatency, "hdr: latency (from the intended send), service (from the actual send), or an HTTP phase: dns, connect, tls, ttfb, attempt")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "write to `FILE` instead of stdout")
 	return cmd
 }
@@ -90,7 +91,7 @@ func runReport(ctx context.Context, o reportOptions, stdout io.Writer) (err erro
 		}()
 		out = f
 	}
-	return withController(o.controller, func(c *grpcClients) error {
+	return withController(o.controller, o.auth, func(c *grpcClients) error {
 		if o.format == formatHDR {
 			return writeHdrReport(ctx, c.runs, o, out)
 		}
@@ -145,6 +146,7 @@ func writeHdrReport(ctx context.Context, c runsClient, o reportOptions, out io.W
 
 type compareOptions struct {
 	controller string
+	auth       *clientAuth
 	runA, runB string
 	baseline   string
 	tolerance  float64
@@ -158,15 +160,18 @@ func newCompareCmd(e env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "compare RUN_A RUN_B | compare --baseline PROD.csv RUN",
 		Short: "Compare two runs (or a run with production figures) percentile by percentile",
-		Long: `Compare puts two stored runs side by side: p50/p95/p99/p99.9 latency, rate and
-error rate (all failures, and by status class or error kind), for the whole run
-and per request, region or scenario (--by), and aligned by elapsed time (window
-i of A against window i of B) when the store has the runs' intervals. Every
-figure is read from histograms merged exactly from the stored ones.
+		Long: `Compare puts two stored runs side by side: p50/p95/p99/p99.9 latency, rate,
+error rate (all failures, and by class: http_4xx, http_5xx, timeout, refused,
+reset, tls, dns, protocol, ...) and connections (opened per second, peak open;
+for the whole run and per region or scenario, not per request), for the whole
+run and per request, region or scenario (--by), and aligned by elapsed time
+(window i of A against window i of B) when the store has the runs' intervals.
+Every latency is read from histograms merged exactly from the stored ones.
 
 A metric diverges when |B-A|/|A| exceeds --tolerance and the difference is
 above the metric's noise floor (1 ms for latency, 0.5 percentage points for
-error rates). Exit status: 0 within tolerance, 1 when any metric diverged.
+error rates, five connections for connections). Exit status: 0 within
+tolerance, 1 when any metric diverged.
 
 --baseline PROD.csv compares one run with production figures instead: a CSV
 with the header endpoint,p50,p95,p99,error_rate,rpm (latencies in ms,
@@ -187,7 +192,7 @@ error_rate in [0,1], rpm requests per minute); endpoints match request names,
 			return runCompare(cmd.Context(), o, e.stdout)
 		},
 	}
-	controllerFlag(cmd, e, &o.controller)
+	o.auth = controllerFlag(cmd, e, &o.controller)
 	cmd.Flags().Float64Var(&o.tolerance, "tolerance", report.DefaultTolerance, "relative difference above which a metric diverges")
 	cmd.Flags().StringVar(&o.by, "by", report.ByRequest, "breakdown: request, region or scenario")
 	cmd.Flags().DurationVar(&o.window, "window", report.DefaultWindow, "width of the aligned elapsed-time windows (0: off)")
@@ -222,7 +227,7 @@ func runCompare(ctx context.Context, o compareOptions, stdout io.Writer) error {
 		}
 		req.Baseline = rows
 	}
-	return withController(o.controller, func(c *grpcClients) error {
+	return withController(o.controller, o.auth, func(c *grpcClients) error {
 		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 		defer cancel()
 		resp, err := c.runs.Compare(ctx, req)

@@ -70,6 +70,9 @@ func newControllerCmd(e env) *cobra.Command {
 			if o.influx.Token == "" {
 				o.influx.Token = e.getenv("SURGE_INFLUX_TOKEN")
 			}
+			if o.cfg.Token == "" {
+				o.cfg.Token = e.getenv("SURGE_TOKEN")
+			}
 			return runController(cmd.Context(), o, e.stderr)
 		},
 	}
@@ -90,7 +93,7 @@ func newControllerCmd(e env) *cobra.Command {
 	f.DurationVar(&o.cfg.AgentKeepaliveTimeout, "agent-keepalive-timeout", controller.DefaultAgentKeepaliveTimeout, "drop an agent that does not answer a ping within this")
 	f.DurationVar(&o.cfg.AgentLossConfirm, "agent-loss-confirm", controller.DefaultAgentLossConfirm, "declare an agent whose stream ended lost after this (gossip may decide sooner) and reshare its load")
 	f.DurationVar(&o.cfg.RestoreGrace, "restore-grace", controller.DefaultRestoreGrace, "after a restart, how long restored runs wait for their agents to re-attach")
-	f.StringVar(&o.cfg.Token, "token", e.getenv("SURGE_TOKEN"), "bearer token the CLI must present (env SURGE_TOKEN)")
+	f.StringVar(&o.cfg.Token, "token", "", "bearer `TOKEN` the CLI must present; default $SURGE_TOKEN (never shown here)")
 	tlsFlags(cmd, &o.tls)
 	gossipSecurityFlags(cmd, &o.gossipKey, &o.cfg.GossipLabel)
 	_ = cmd.MarkFlagRequired("data-dir")

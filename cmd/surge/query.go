@@ -57,13 +57,14 @@ func runValidate(file string, stdout, stderr io.Writer) error {
 
 type queryOptions struct {
 	controller string
+	auth       *clientAuth
 	json       bool
 	runID      string
 }
 
 // withController dials the controller for one command.
-func withController(addr string, fn func(*grpcClients) error) error {
-	conn, err := dial(addr)
+func withController(addr string, auth *clientAuth, fn func(*grpcClients) error) error {
+	conn, err := dialAuth(addr, auth)
 	if err != nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func newQueryCmd(e env, use, short string, args cobra.PositionalArgs, jsonFlag b
 			return run(cmd.Context(), o, e.stdout)
 		},
 	}
-	controllerFlag(cmd, e, &o.controller)
+	o.auth = controllerFlag(cmd, e, &o.controller)
 	if jsonFlag {
 		cmd.Flags().BoolVar(&o.json, "json", false, "print JSON")
 	}
@@ -114,7 +115,7 @@ func newStopCmd(e env) *cobra.Command {
 
 // runAgents is `surge agents`.
 func runAgents(ctx context.Context, o queryOptions, stdout io.Writer) error {
-	return withController(o.controller, func(c *grpcClients) error {
+	return withController(o.controller, o.auth, func(c *grpcClients) error {
 		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 		defer cancel()
 		resp, err := c.agents.List(ctx, &surgev1.ListAgentsRequest{})
@@ -140,7 +141,7 @@ func runAgents(ctx context.Context, o queryOptions, stdout io.Writer) error {
 
 // runRuns is `surge runs`.
 func runRuns(ctx context.Context, o queryOptions, stdout io.Writer) error {
-	return withController(o.controller, func(c *grpcClients) error {
+	return withController(o.controller, o.auth, func(c *grpcClients) error {
 		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 		defer cancel()
 		resp, err := c.runs.List(ctx, &surgev1.ListRunsRequest{})
@@ -169,7 +170,7 @@ func runRuns(ctx context.Context, o queryOptions, stdout io.Writer) error {
 
 // runStop is `surge stop`.
 func runStop(ctx context.Context, o queryOptions, stdout io.Writer) error {
-	return withController(o.controller, func(c *grpcClients) error {
+	return withController(o.controller, o.auth, func(c *grpcClients) error {
 		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 		defer cancel()
 		if _, err := c.runs.Stop(ctx, &surgev1.StopRunRequest{RunId: o.runID}); err != nil {

@@ -32,6 +32,7 @@ const stopTimeout = 5 * time.Second
 type runOptions struct {
 	file       string
 	controller string
+	auth       *clientAuth // --tls-*, --token
 	jsonFile   string
 	quiet      bool
 	tty        bool
@@ -51,7 +52,7 @@ thresholds failed, 1 on any other error.`,
 			return runRun(cmd.Context(), o, e.stdout, e.stderr)
 		},
 	}
-	controllerFlag(cmd, e, &o.controller)
+	o.auth = controllerFlag(cmd, e, &o.controller)
 	cmd.Flags().StringVar(&o.jsonFile, "json", "", "also write the JSON summary to `FILE`")
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "no live progress (the summary is still printed)")
 	return cmd
@@ -69,7 +70,7 @@ func runRun(ctx context.Context, o runOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return reportPlanErrors(stderr, err)
 	}
-	conn, err := dial(o.controller)
+	conn, err := dialAuth(o.controller, o.auth)
 	if err != nil {
 		return err
 	}

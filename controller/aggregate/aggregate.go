@@ -54,6 +54,9 @@ type Config struct {
 	MaxSeries int
 	// MaxScenarios bounds the scenario stats in one snapshot.
 	MaxScenarios int
+	// MaxWebSockets bounds the WebSocket stats in one snapshot
+	// (DefaultMaxWebSockets).
+	MaxWebSockets int
 	// Retain is how many emitted intervals keep their histograms so late
 	// snapshots still merge into them (DefaultRetain). Older intervals are
 	// released; late snapshots for them merge into the whole run only.
@@ -89,6 +92,8 @@ type agentState struct {
 	finalInterval int64
 	gone          bool
 	targetRate    float64
+	// latest are the gauges of its latest snapshot.
+	latest *gauges
 }
 
 type interval struct {
@@ -98,13 +103,18 @@ type interval struct {
 	reported map[string]bool    // by agent
 	target   map[string]float64 // by agent: sum of its scenarios' target_rate
 	arrivals map[string]int64   // by region: open-model iterations started
-	emitted  bool
+	// scen and ws are the merged scenario counters and WebSocket stats by
+	// region; gauges are each agent's latest gauges in this interval.
+	scen    map[string]map[string]*scenCounters
+	ws      map[string]map[WSKey]*WSStats
+	gauges  map[string]*gauges
+	emitted bool
 }
 
 type scenRegion struct{ scenario, region string }
 
 type scenTotals struct {
-	dropped, deficit, completed int64
+	scenCounters
 }
 
 // Run is one run's aggregation state.
@@ -114,6 +124,12 @@ type Run struct {
 	intervals map[int64]*interval
 	whole     map[string]*hist.Set // by region
 	scen      map[scenRegion]*scenTotals
+	wholeWS   map[string]map[WSKey]*WSStats // by region
+	// peakConns and peakWS are the highest connections open and sessions
+	// active at an interval's end (summed over agents).
+	peakConns map[peakKey]int64
+	peakWS    map[wsPeakKey]int64
+	merger    hist.Merger
 	// releasedBelow: intervals below it no longer keep histograms.
 	releasedBelow int64
 	nextEmit      int64
@@ -135,6 +151,9 @@ func New(cfg Config) *Run {
 	if cfg.MaxScenarios <= 0 {
 		cfg.MaxScenarios = DefaultMaxScenarios
 	}
+	if cfg.MaxWebSockets <= 0 {
+		cfg.MaxWebSockets = DefaultMaxWebSockets
+	}
 	if cfg.Retain <= 0 {
 		cfg.Retain = DefaultRetain
 	}
@@ -147,6 +166,9 @@ func New(cfg Config) *Run {
 		intervals: map[int64]*interval{},
 		whole:     map[string]*hist.Set{},
 		scen:      map[scenRegion]*scenTotals{},
+		wholeWS:   map[string]map[WSKey]*WSStats{},
+		peakConns: map[peakKey]int64{},
+		peakWS:    map[wsPeakKey]int64{},
 		maxSeen:   -1,
 
 		saturatedIntervals: map[int64]bool{},
@@ -191,21 +213,8 @@ func (r *Run) validate(s *surgev1.Snapshot) (*agentState, error) {
 	if err := hist.ValidateProto(s.GetSeries(), r.cfg.MaxSeries); err != nil {
 		return nil, r.reject("%v", err)
 	}
-	if n := len(s.GetScenarios()); n > r.cfg.MaxScenarios {
-		return nil, r.reject("%d scenario stats, at most %d", n, r.cfg.MaxScenarios)
-	}
-	for i, sc := range s.GetScenarios() {
-		for _, v := range []int64{sc.GetScheduled(), sc.GetStarted(), sc.GetCompleted(), sc.GetDropped(), sc.GetDeficit(), sc.GetActiveVus(), sc.GetAllocatedVus()} {
-			if v < 0 {
-				return nil, r.reject("scenario stats %d (%q): negative counter", i, sc.GetScenario())
-			}
-		}
-		if !finiteNonNeg(sc.GetTargetRate()) {
-			return nil, r.reject("scenario stats %d (%q): target rate %v", i, sc.GetScenario(), sc.GetTargetRate())
-		}
-		if err := hist.Validate(sc.GetLateness()); err != nil {
-			return nil, r.reject("scenario stats %d (%q) lateness: %v", i, sc.GetScenario(), err)
-		}
+	if err := r.validateStats(s); err != nil {
+		return nil, r.reject("%v", err)
 	}
 	if st := s.GetAgent(); st != nil && !finiteNonNeg(st.GetCpuPercent()) {
 		return nil, r.reject("agent cpu %v", st.GetCpuPercent())
@@ -246,10 +255,9 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 			t = &scenTotals{}
 			r.scen[k] = t
 		}
-		t.dropped += sc.GetDropped()
-		t.deficit += sc.GetDeficit()
-		t.completed += sc.GetCompleted()
+		t.add(sc)
 	}
+	g := gaugesOf(s)
 
 	if idx < r.releasedBelow {
 		out = MergedLate
@@ -273,6 +281,33 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 		iv.reported[s.GetAgentId()] = true
 		iv.target[s.GetAgentId()] = target
 		iv.arrivals[a.region] += arrivals
+		scen := iv.scen[a.region]
+		if scen == nil {
+			scen = map[string]*scenCounters{}
+			iv.scen[a.region] = scen
+		}
+		for _, sc := range s.GetScenarios() {
+			c := scen[sc.GetScenario()]
+			if c == nil {
+				c = &scenCounters{}
+				scen[sc.GetScenario()] = c
+			}
+			c.add(sc)
+		}
+		if len(s.GetWebsockets()) > 0 {
+			ws := iv.ws[a.region]
+			if ws == nil {
+				ws = map[WSKey]*WSStats{}
+				iv.ws[a.region] = ws
+			}
+			if err := r.mergeWS(ws, s.GetWebsockets()); err != nil { // validated above
+				return 0, r.reject("%v", err)
+			}
+		}
+		cur := iv.gauges[s.GetAgentId()]
+		keepLatest(&cur, g)
+		iv.gauges[s.GetAgentId()] = cur
+		r.updatePeaks(iv)
 	}
 	w := r.whole[a.region]
 	if w == nil {
@@ -284,6 +319,17 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 		return 0, r.reject("%v", err)
 	}
 	r.droppedValues += d
+	if len(s.GetWebsockets()) > 0 {
+		ws := r.wholeWS[a.region]
+		if ws == nil {
+			ws = map[WSKey]*WSStats{}
+			r.wholeWS[a.region] = ws
+		}
+		if err := r.mergeWS(ws, s.GetWebsockets()); err != nil {
+			return 0, r.reject("%v", err)
+		}
+	}
+	keepLatest(&a.latest, g)
 
 	r.addSaturation(r.saturation(s, a.region))
 	a.requests += requests
@@ -309,6 +355,9 @@ func (r *Run) interval(idx int64) *interval {
 			reported: map[string]bool{},
 			target:   map[string]float64{},
 			arrivals: map[string]int64{},
+			scen:     map[string]map[string]*scenCounters{},
+			ws:       map[string]map[WSKey]*WSStats{},
+			gauges:   map[string]*gauges{},
 		}
 		r.intervals[idx] = iv
 	}

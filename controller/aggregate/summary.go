@@ -82,21 +82,100 @@ func keyMatches(tags map[string]string, region string, k hist.Key) bool {
 	return true
 }
 
-// merged sums the whole-run series matching tags: counters and latency.
-func (r *Run) merged(tags map[string]string) (hist.Counters, *hdrhistogram.Histogram) {
-	var c hist.Counters
-	h := hist.New()
+// merged merges the whole-run series matching tags exactly: counters,
+// latency and phases (service time is left out).
+func (r *Run) merged(tags map[string]string) *hist.Series {
+	t := &hist.Series{Latency: hist.New()}
 	for region, set := range r.whole {
 		for _, k := range set.Keys() {
 			if !keyMatches(tags, region, k) {
 				continue
 			}
 			sr := set.Lookup(k)
-			c.Add(sr.Counters)
-			h.Merge(sr.Latency)
+			t.Counters.Add(sr.Counters)
+			t.Latency.Merge(sr.Latency)
+			for p, h := range sr.Phases {
+				if h == nil {
+					continue
+				}
+				if t.Phases[p] == nil {
+					t.Phases[p] = hist.New()
+				}
+				t.Phases[p].Merge(h)
+			}
 		}
 	}
-	return c, h
+	return t
+}
+
+// phaseMetrics maps the threshold metrics of HTTP phases to their phase
+// (k6's names where k6 has the metric).
+var phaseMetrics = map[string]hist.Phase{
+	"http_req_dns":             hist.PhaseDNS,
+	"http_req_connecting":      hist.PhaseConnect,
+	"http_req_tls_handshaking": hist.PhaseTLS,
+	"http_req_waiting":         hist.PhaseTTFB,
+	"http_req_attempt":         hist.PhaseAttempt,
+}
+
+// wsTotals merges the whole-run WebSocket stats matching tags: scenario,
+// flow, region, and request (the step's name); a status tag matches none.
+func (r *Run) wsTotals(tags map[string]string) *WSStats {
+	t := newWSStats()
+	if _, ok := tags["status"]; ok {
+		return t
+	}
+	for region, stats := range r.wholeWS {
+		if rg, ok := tags["region"]; ok && rg != region {
+			continue
+		}
+		for k, st := range stats {
+			if sc, ok := tags["scenario"]; ok && sc != k.Scenario {
+				continue
+			}
+			if fl, ok := tags["flow"]; ok && fl != k.Flow {
+				continue
+			}
+			if rq, ok := tags["request"]; ok && rq != k.Step {
+				continue
+			}
+			t.merge(st)
+		}
+	}
+	return t
+}
+
+// durationValue reads a duration threshold's aggregation from h, in
+// milliseconds; false when h has no values.
+func durationValue(spec plan.ThresholdSpec, h *hdrhistogram.Histogram) (float64, bool) {
+	if h == nil || h.TotalCount() == 0 {
+		return 0, false
+	}
+	switch spec.Agg {
+	case "p":
+		return float64(h.ValueAtQuantile(spec.Percentile)) / 1000, true
+	case "med":
+		return float64(h.ValueAtQuantile(50)) / 1000, true
+	case "avg":
+		return h.Mean() / 1000, true
+	case "min":
+		return float64(h.Min()) / 1000, true
+	case "max":
+		return float64(h.Max()) / 1000, true
+	}
+	return 0, false
+}
+
+// countValue reads a counter threshold: its count, or its rate per second
+// over elapsed.
+func countValue(spec plan.ThresholdSpec, n int64, elapsed time.Duration) (float64, bool) {
+	if spec.Agg != "rate" {
+		return float64(n), true
+	}
+	if elapsed <= 0 {
+		return 0, false
+	}
+	return float64(n) / elapsed.Seconds(), true
 }
 
 // scenarioTotals sums scenario stats matching tags (scenario and region;
@@ -129,43 +208,48 @@ func (r *Run) Evaluate(elapsed time.Duration) []ThresholdResult {
 		res := ThresholdResult{Spec: spec, HasData: true}
 		switch spec.Metric {
 		case "http_req_duration":
-			_, h := r.merged(spec.Tags)
-			if h.TotalCount() == 0 {
-				res.HasData = false
-				break
-			}
-			switch spec.Agg {
-			case "p":
-				res.Value = float64(h.ValueAtQuantile(spec.Percentile)) / 1000
-			case "med":
-				res.Value = float64(h.ValueAtQuantile(50)) / 1000
-			case "avg":
-				res.Value = h.Mean() / 1000
-			case "min":
-				res.Value = float64(h.Min()) / 1000
-			case "max":
-				res.Value = float64(h.Max()) / 1000
-			}
+			res.Value, res.HasData = durationValue(spec, r.merged(spec.Tags).Latency)
+		case "http_req_dns", "http_req_connecting", "http_req_tls_handshaking", "http_req_waiting", "http_req_attempt":
+			res.Value, res.HasData = durationValue(spec, r.merged(spec.Tags).Phases[phaseMetrics[spec.Metric]])
 		case "http_req_failed":
-			c, _ := r.merged(spec.Tags)
+			c := r.merged(spec.Tags).Counters
 			if c.Requests == 0 {
 				res.HasData = false
 				break
 			}
 			res.Value = float64(c.Failures) / float64(c.Requests)
 		case "http_reqs":
-			c, _ := r.merged(spec.Tags)
-			if spec.Agg == "rate" {
-				if elapsed <= 0 {
-					res.HasData = false
-					break
-				}
-				res.Value = float64(c.Requests) / elapsed.Seconds()
-			} else {
-				res.Value = float64(c.Requests)
+			res.Value, res.HasData = countValue(spec, r.merged(spec.Tags).Counters.Requests, elapsed)
+		case "http_req_retries":
+			res.Value, res.HasData = countValue(spec, r.merged(spec.Tags).Counters.Retries, elapsed)
+		case "ws_connecting":
+			res.Value, res.HasData = durationValue(spec, r.wsTotals(spec.Tags).Connect)
+		case "ws_session_duration":
+			res.Value, res.HasData = durationValue(spec, r.wsTotals(spec.Tags).Session)
+		case "ws_msg_round_trip":
+			res.Value, res.HasData = durationValue(spec, r.wsTotals(spec.Tags).RoundTrip)
+		case "ws_sessions":
+			res.Value = float64(r.wsTotals(spec.Tags).Opened)
+		case "ws_abnormal_closes":
+			w := r.wsTotals(spec.Tags)
+			if spec.Agg != "rate" {
+				res.Value = float64(w.Abnormal)
+				break
 			}
+			// The rate is per session opened, not per second.
+			if w.Opened == 0 {
+				res.HasData = false
+				break
+			}
+			res.Value = float64(w.Abnormal) / float64(w.Opened)
+		case "ws_msgs_sent":
+			res.Value, res.HasData = countValue(spec, r.wsTotals(spec.Tags).MessagesOut, elapsed)
+		case "ws_msgs_received":
+			res.Value, res.HasData = countValue(spec, r.wsTotals(spec.Tags).MessagesIn, elapsed)
+		case "ws_replies_missed":
+			res.Value = float64(r.wsTotals(spec.Tags).RepliesMissed)
 		case "checks", "checks_failed":
-			c, _ := r.merged(spec.Tags)
+			c := r.merged(spec.Tags).Counters
 			n := c.ChecksPassed + c.ChecksFailed
 			switch {
 			case spec.Metric == "checks_failed":
@@ -243,9 +327,16 @@ func (r *Run) Summary(duration time.Duration) *surgev1.RunSummary {
 		st.Iterations += t.completed
 	}
 	sum.All = all.stats(secs)
+	setConns(sum.All, r.Conns("", ""))
 	for name, sb := range scen {
 		sum.Scenarios[name] = sb.stats(secs)
+		setConns(sum.Scenarios[name], r.Conns(name, ""))
 	}
+	for region, st := range sum.Regions {
+		setConns(st, r.Conns("", region))
+	}
+	sum.Requests = r.requestStats(secs)
+	sum.Websocket, sum.WebsocketSteps = r.websocketSummaries()
 	sum.Saturation = r.saturationFlags
 	for _, id := range slices.Sorted(maps.Keys(r.agents)) {
 		a := r.agents[id]
@@ -263,6 +354,7 @@ func (r *Run) Summary(duration time.Duration) *surgev1.RunSummary {
 type statsBuilder struct {
 	c                hist.Counters
 	h                *hdrhistogram.Histogram
+	phases           [hist.NumPhases]*hdrhistogram.Histogram
 	errors           map[string]int64
 	dropped, deficit int64
 	iterations       int64
@@ -275,8 +367,17 @@ func newStatsBuilder() *statsBuilder {
 func (b *statsBuilder) add(k hist.Key, sr *hist.Series) {
 	b.c.Add(sr.Counters)
 	b.h.Merge(sr.Latency)
-	if sr.Counters.Failures > 0 {
-		b.errors[k.Status] += sr.Counters.Failures
+	for p, h := range sr.Phases {
+		if h == nil {
+			continue
+		}
+		if b.phases[p] == nil {
+			b.phases[p] = hist.New()
+		}
+		b.phases[p].Merge(h)
+	}
+	if name := hist.ErrorName(k.Status); name != "" && sr.Counters.Failures > 0 {
+		b.errors[name] += sr.Counters.Failures
 	}
 }
 
@@ -290,6 +391,16 @@ func (b *statsBuilder) stats(secs float64) *surgev1.Stats {
 		ChecksPassed:      b.c.ChecksPassed,
 		ChecksFailed:      b.c.ChecksFailed,
 		Iterations:        b.iterations,
+		Retries:           b.c.Retries,
+	}
+	for p, h := range b.phases {
+		if h == nil || h.TotalCount() == 0 {
+			continue
+		}
+		if st.PhasesUs == nil {
+			st.PhasesUs = map[string]*surgev1.LatencyStats{}
+		}
+		st.PhasesUs[hist.Phase(p).String()] = hist.Summarize(h)
 	}
 	if secs > 0 {
 		st.Rps = float64(b.c.Requests) / secs

@@ -29,6 +29,10 @@ const (
 	// WindowMinRequests: a window with fewer requests on either side is
 	// listed but never diverges (its percentiles are noise).
 	WindowMinRequests = 50
+	// ConnFloor: differences of at most five connections open, or five
+	// connections opened per second, never diverge (a pool's size at an
+	// interval's end moves by a few with latency jitter alone).
+	ConnFloor = 5.0
 )
 
 // Breakdowns for Compare.
@@ -49,6 +53,9 @@ type RunData struct {
 	Interval time.Duration
 	// Whole is the whole-run merged series per region.
 	Whole map[string][]*surgev1.Series
+	// Scenarios are the whole-run scenario stats per region (connections);
+	// nil for runs stored without them.
+	Scenarios map[string][]*surgev1.ScenarioStats
 	// Intervals are the per-interval merged series per region, by index;
 	// nil when the store has none for the run.
 	Intervals []Interval
@@ -60,6 +67,9 @@ type Interval struct {
 	// Start is the interval's start; zero: the run's start + Index intervals.
 	Start   time.Time
 	Regions map[string][]*surgev1.Series
+	// Scenarios are the interval's merged scenario stats per region; nil
+	// for intervals stored without them.
+	Scenarios map[string][]*surgev1.ScenarioStats
 }
 
 // CompareOptions shape a comparison.
@@ -76,8 +86,13 @@ type groupStats struct {
 	latency  *hdrhistogram.Histogram
 	requests int64
 	failures int64
-	// byStatus counts requests per status class or error kind.
+	// byStatus counts requests per error name (hist.ErrorName).
 	byStatus map[string]int64
+	// Connections: hasConns when scenario stats were seen; peakOpen is
+	// the highest sum of conns_open at one interval's end, hasPeak when
+	// intervals gave it.
+	hasConns, hasPeak     bool
+	connsOpened, peakOpen int64
 }
 
 func newGroupStats() *groupStats {
@@ -91,10 +106,67 @@ func (g *groupStats) add(s *surgev1.Series) error {
 	c := s.GetCounters()
 	g.requests += c.GetRequests()
 	g.failures += c.GetFailures()
-	if st := s.GetKey().GetStatus(); st != "" {
-		g.byStatus[st] += c.GetRequests()
+	if name := hist.ErrorName(s.GetKey().GetStatus()); name != "" {
+		g.byStatus[name] += c.GetRequests()
 	}
 	return nil
+}
+
+// addConns adds scenario stats' connections opened.
+func (g *groupStats) addConns(sc *surgev1.ScenarioStats) {
+	g.hasConns = true
+	g.connsOpened += sc.GetConnsOpened()
+}
+
+// connGroup names the group a scenario's connections count in under a
+// breakdown besides "all"; "" when they count in no other group
+// (connections belong to scenarios, not requests).
+func connGroup(by, region, scenario string) string {
+	switch by {
+	case ByRegion:
+		return "region=" + region
+	case ByScenario:
+		return "scenario=" + scenario
+	}
+	return ""
+}
+
+// addScenarios adds regions' scenario stats to "all" and their breakdown
+// group, creating groups as needed.
+func addScenarios(out map[string]*groupStats, regions map[string][]*surgev1.ScenarioStats, by string) {
+	for region, list := range regions {
+		for _, sc := range list {
+			out["all"].addConns(sc)
+			if k := connGroup(by, region, sc.GetScenario()); k != "" {
+				g, ok := out[k]
+				if !ok {
+					g = newGroupStats()
+					out[k] = g
+				}
+				g.addConns(sc)
+			}
+		}
+	}
+}
+
+// intervalPeaks raises each group's peakOpen to one interval's sum of
+// conns_open over the group (the all group and the breakdown's groups).
+func intervalPeaks(out map[string]*groupStats, regions map[string][]*surgev1.ScenarioStats, by string) {
+	sums := map[string]int64{}
+	for region, list := range regions {
+		for _, sc := range list {
+			sums["all"] += sc.GetConnsOpen()
+			if k := connGroup(by, region, sc.GetScenario()); k != "" {
+				sums[k] += sc.GetConnsOpen()
+			}
+		}
+	}
+	for k, v := range sums {
+		if g := out[k]; g != nil {
+			g.hasPeak = true
+			g.peakOpen = max(g.peakOpen, v)
+		}
+	}
 }
 
 // groupKey names the group of a series under a breakdown.
@@ -107,6 +179,21 @@ func groupKey(by, region string, s *surgev1.Series) string {
 	default:
 		return "request=" + s.GetKey().GetRequest()
 	}
+}
+
+// runGroups merges a run's whole-run series and connections into "all" and
+// one group per breakdown key; peaks of connections open come from its
+// intervals.
+func runGroups(r *RunData, by string) (map[string]*groupStats, error) {
+	out, err := groups(r.Whole, by)
+	if err != nil {
+		return nil, err
+	}
+	addScenarios(out, r.Scenarios, by)
+	for _, in := range r.Intervals {
+		intervalPeaks(out, in.Scenarios, by)
+	}
+	return out, nil
 }
 
 // groups merges regions' series into "all" and one group per breakdown key.
@@ -138,11 +225,8 @@ type metricValues struct {
 	values   map[string]float64
 }
 
-// okStatus reports whether a status class is a success.
-func okStatus(st string) bool { return st == "2xx" || st == "1xx" || st == "3xx" }
-
 func valuesOf(g *groupStats, secs float64) metricValues {
-	if g == nil || g.requests == 0 && g.latency.TotalCount() == 0 {
+	if g == nil || g.requests == 0 && g.latency.TotalCount() == 0 && !g.hasConns {
 		return metricValues{values: map[string]float64{}}
 	}
 	v := map[string]float64{
@@ -161,11 +245,15 @@ func valuesOf(g *groupStats, secs float64) metricValues {
 	}
 	if g.requests > 0 {
 		v["error_rate"] = float64(g.failures) / float64(g.requests)
-		for st, n := range g.byStatus {
-			if !okStatus(st) {
-				v["error_rate."+st] = float64(n) / float64(g.requests)
-			}
+		for name, n := range g.byStatus {
+			v["error_rate."+name] = float64(n) / float64(g.requests)
 		}
+	}
+	if g.hasConns && secs > 0 {
+		v["conns_opened_per_s"] = float64(g.connsOpened) / secs
+	}
+	if g.hasPeak {
+		v["conns_peak_open"] = float64(g.peakOpen)
 	}
 	return metricValues{present: true, requests: g.requests, values: v}
 }
@@ -185,8 +273,12 @@ func metricOrder(m string) int {
 		return 4
 	case "error_rate":
 		return 5
+	case "conns_opened_per_s":
+		return 6
+	case "conns_peak_open":
+		return 7
 	}
-	return 6
+	return 8
 }
 
 // RelDiff is (b - a) / |a|: 0 when both are 0, ±Inf when only a is.
@@ -207,6 +299,8 @@ func floor(metric string) float64 {
 		return LatencyFloorMs
 	case strings.HasPrefix(metric, "error_rate"):
 		return ErrorRateFloor
+	case strings.HasPrefix(metric, "conns_"):
+		return ConnFloor
 	}
 	return 0
 }
@@ -313,11 +407,11 @@ func Compare(a, b *RunData, opts CompareOptions) (*surgev1.CompareResponse, erro
 		return nil, err
 	}
 	resp := &surgev1.CompareResponse{RunA: a.ID, RunB: b.ID, Tolerance: opts.Tolerance, By: opts.By}
-	ga, err := groups(a.Whole, opts.By)
+	ga, err := runGroups(a, opts.By)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", a.ID, err)
 	}
-	gb, err := groups(b.Whole, opts.By)
+	gb, err := runGroups(b, opts.By)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", b.ID, err)
 	}
@@ -404,6 +498,9 @@ func windows(r *RunData, w time.Duration) ([]window, error) {
 				}
 			}
 		}
+		one := map[string]*groupStats{"all": out[k].g}
+		addScenarios(one, in.Scenarios, "")
+		intervalPeaks(one, in.Scenarios, "")
 	}
 	// The last window may be cut short by the run's end.
 	if n := len(out); n > 0 && r.Duration > 0 {

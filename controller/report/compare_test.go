@@ -81,8 +81,8 @@ func TestCompareExactAndFlags(t *testing.T) {
 		}
 	}
 	// api's p50 moves (20 fast 5xx among 200) but by less than 20%.
-	want := "all p50_ms,all p95_ms,all p99_ms,all p999_ms,all error_rate,all error_rate.5xx," +
-		"request=api error_rate,request=api error_rate.5xx," +
+	want := "all p50_ms,all p95_ms,all p99_ms,all p999_ms,all error_rate,all error_rate.http_5xx," +
+		"request=api error_rate,request=api error_rate.http_5xx," +
 		"request=home p50_ms,request=home p95_ms,request=home p99_ms,request=home p999_ms"
 	if got := strings.Join(diverged, ","); got != want {
 		t.Errorf("diverged\n got %s\nwant %s", got, want)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -14,7 +15,8 @@ import (
 	"github.com/surgeload/surge/hist"
 )
 
-// Histogram metrics for Frames.
+// Histogram metrics for Frames; an HTTP phase's name ("dns", "connect",
+// "tls", "ttfb", "attempt") picks that phase's histograms.
 const (
 	MetricLatency = "latency"
 	MetricService = "service"
@@ -30,7 +32,11 @@ func Frames(r *RunData, byRegion bool, metric string) ([]*surgev1.HistogramFrame
 	case MetricService:
 		pick = (*surgev1.Series).GetService
 	default:
-		return nil, fmt.Errorf("metric %q: want latency or service", metric)
+		ph, ok := phaseNamed(metric)
+		if !ok {
+			return nil, fmt.Errorf("metric %q: want latency, service, dns, connect, tls, ttfb or attempt", metric)
+		}
+		pick = func(s *surgev1.Series) *surgev1.Histogram { return hist.PhaseProto(s, ph) }
 	}
 	frame := func(idx int64, start, end time.Time, tag string, regions map[string][]*surgev1.Series) (*surgev1.HistogramFrame, error) {
 		h := hist.New()
@@ -126,19 +132,46 @@ func WriteHdrLog(w io.Writer, runID string, start time.Time, frames []*surgev1.H
 	return nil
 }
 
+// phaseNamed is the HTTP phase called name.
+func phaseNamed(name string) (hist.Phase, bool) {
+	for p := range hist.NumPhases {
+		if p.String() == name {
+			return p, true
+		}
+	}
+	return 0, false
+}
+
 // CSV writes a run summary as CSV: one row for the whole run, one per
-// region and one per scenario, latencies in microseconds.
+// region, one per scenario and one per request, latencies in microseconds
+// (a phase's p95 is empty when it had no values).
 func CSV(w io.Writer, s *surgev1.RunSummary) error {
 	sum := FromProto(s)
 	cw := csv.NewWriter(w)
-	rows := [][]string{{"run_id", "group", "name", "requests", "failures", "rps",
-		"p50_us", "p90_us", "p95_us", "p99_us", "p999_us", "max_us", "min_us", "mean_us", "dropped_iterations", "deficit"}}
+	phases := []string{"dns", "connect", "tls", "ttfb", "attempt"}
+	header := []string{"run_id", "group", "name", "requests", "failures", "rps",
+		"p50_us", "p90_us", "p95_us", "p99_us", "p999_us", "max_us", "min_us", "mean_us", "dropped_iterations", "deficit",
+		"retries", "conns_opened", "conns_closed", "conns_open", "conns_peak_open"}
+	for _, ph := range phases {
+		header = append(header, ph+"_p95_us")
+	}
+	rows := [][]string{header}
 	row := func(group, name string, st Stats) []string {
 		l := st.LatencyUS
 		i := func(v int64) string { return strconv.FormatInt(v, 10) }
 		f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-		return []string{sum.RunID, group, name, i(st.Requests), i(st.Failures), f(st.RPS),
-			i(l.P50), i(l.P90), i(l.P95), i(l.P99), i(l.P999), i(l.Max), i(l.Min), f(l.Mean), i(st.DroppedIterations), i(st.Deficit)}
+		c := st.Connections
+		r := []string{sum.RunID, group, name, i(st.Requests), i(st.Failures), f(st.RPS),
+			i(l.P50), i(l.P90), i(l.P95), i(l.P99), i(l.P999), i(l.Max), i(l.Min), f(l.Mean), i(st.DroppedIterations), i(st.Deficit),
+			i(st.Retries), i(c.Opened), i(c.Closed), i(c.Open), i(c.PeakOpen)}
+		for _, ph := range phases {
+			v := "" // no values for the phase
+			if pl, ok := st.PhasesUS[ph]; ok {
+				v = i(pl.P95)
+			}
+			r = append(r, v)
+		}
+		return r
 	}
 	rows = append(rows, row("all", "", sum.Stats))
 	for _, name := range sortedKeys(sum.Regions) {
@@ -146,6 +179,11 @@ func CSV(w io.Writer, s *surgev1.RunSummary) error {
 	}
 	for _, name := range sortedKeys(sum.Scenarios) {
 		rows = append(rows, row("scenario", name, sum.Scenarios[name]))
+	}
+	for _, r := range sum.ByRequest {
+		rows = append(rows, row("request", strings.Join(nonEmpty(r.Scenario, r.Flow, r.Request), "/"), Stats{
+			Requests: r.Requests, Failures: r.Failures, RPS: r.RPS, LatencyUS: r.LatencyUS, Retries: r.Retries, PhasesUS: r.PhasesUS,
+		}))
 	}
 	if err := cw.WriteAll(rows); err != nil {
 		return fmt.Errorf("write csv: %w", err)

@@ -27,24 +27,37 @@ type Summary struct {
 	EndedAt   string `json:"ended_at,omitempty"`
 	// Stats are the whole run's, across every region and scenario.
 	Stats
-	Regions       map[string]RegionStats `json:"regions"`
-	Scenarios     map[string]Stats       `json:"scenarios"`
-	Agents        []Agent                `json:"agents"`
-	Thresholds    []Threshold            `json:"thresholds"`
-	StartSpreadUS int64                  `json:"start_spread_us"`
-	Notes         []string               `json:"notes"`
-	Error         string                 `json:"error,omitempty"`
+	Regions   map[string]RegionStats `json:"regions"`
+	Scenarios map[string]Stats       `json:"scenarios"`
+	// ByRequest are per request, sorted by scenario, flow and request.
+	ByRequest []RequestStats `json:"by_request"`
+	// WebSocket is null for a run without WebSocket steps.
+	WebSocket     *WebSockets `json:"websocket"`
+	Agents        []Agent     `json:"agents"`
+	Thresholds    []Threshold `json:"thresholds"`
+	StartSpreadUS int64       `json:"start_spread_us"`
+	Notes         []string    `json:"notes"`
+	Error         string      `json:"error,omitempty"`
 }
 
 // Stats are the counters and latency of a run, a region or a scenario.
 type Stats struct {
-	Requests          int64            `json:"requests"`
-	Failures          int64            `json:"failures"`
-	RPS               float64          `json:"rps"`
-	LatencyUS         Latency          `json:"latency_us"`
-	DroppedIterations int64            `json:"dropped_iterations"`
-	Deficit           int64            `json:"deficit"`
-	Errors            map[string]int64 `json:"errors"`
+	Requests          int64   `json:"requests"`
+	Failures          int64   `json:"failures"`
+	RPS               float64 `json:"rps"`
+	LatencyUS         Latency `json:"latency_us"`
+	DroppedIterations int64   `json:"dropped_iterations"`
+	Deficit           int64   `json:"deficit"`
+	// Errors are failures by error name: timeout, refused, reset, tls,
+	// dns, http_4xx, http_5xx, protocol, blocked, other.
+	Errors map[string]int64 `json:"errors"`
+	// Retries are attempts beyond the first.
+	Retries int64 `json:"retries"`
+	// PhasesUS are the HTTP phases with values, by name: dns, connect,
+	// tls, ttfb, attempt.
+	PhasesUS map[string]Latency `json:"phases_us"`
+	// Connections are the scenario's, region's or run's connections.
+	Connections Connections `json:"connections"`
 }
 
 // RegionStats are one region's Stats and how many agents ran in it.
@@ -63,6 +76,8 @@ type Latency struct {
 	Max  int64   `json:"max"`
 	Min  int64   `json:"min"`
 	Mean float64 `json:"mean"`
+	// Count is how many values the distribution holds.
+	Count int64 `json:"count"`
 }
 
 // Agent is one agent's part in the run.
@@ -113,6 +128,8 @@ func FromProto(s *surgev1.RunSummary) *Summary {
 	for name, st := range s.GetScenarios() {
 		out.Scenarios[name] = statsFromProto(st)
 	}
+	out.ByRequest = requestsFromProto(s.GetRequests())
+	out.WebSocket = websocketsFromProto(s.GetWebsocket(), s.GetWebsocketSteps())
 	for _, a := range s.GetAgents() {
 		out.Agents = append(out.Agents, Agent{
 			ID:            a.GetId(),
@@ -132,21 +149,18 @@ func FromProto(s *surgev1.RunSummary) *Summary {
 }
 
 func statsFromProto(st *surgev1.Stats) Stats {
-	l := st.GetLatencyUs()
 	out := Stats{
-		Requests: st.GetRequests(),
-		Failures: st.GetFailures(),
-		RPS:      finite(st.GetRps()),
-		LatencyUS: Latency{
-			P50: l.GetP50(), P90: l.GetP90(), P95: l.GetP95(), P99: l.GetP99(),
-			P999: l.GetP999(), Max: l.GetMax(), Min: l.GetMin(), Mean: finite(l.GetMean()),
-		},
+		Requests:          st.GetRequests(),
+		Failures:          st.GetFailures(),
+		RPS:               finite(st.GetRps()),
+		LatencyUS:         latencyFromProto(st.GetLatencyUs()),
 		DroppedIterations: st.GetDroppedIterations(),
 		Deficit:           st.GetDeficit(),
-		Errors:            make(map[string]int64, len(st.GetErrors())),
-	}
-	for k, v := range st.GetErrors() {
-		out.Errors[k] = v
+		Errors:            errorsFromProto(st.GetErrors()),
+		Retries:           st.GetRetries(),
+		PhasesUS:          phasesFromProto(st.GetPhasesUs()),
+		Connections: Connections{Opened: st.GetConnsOpened(), Closed: st.GetConnsClosed(),
+			Open: st.GetConnsOpen(), PeakOpen: st.GetConnsPeakOpen()},
 	}
 	return out
 }

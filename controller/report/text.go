@@ -47,9 +47,12 @@ func Text(w io.Writer, s *surgev1.RunSummary) error {
 		regionRow(tw, name, r.Agents, r.Stats)
 	}
 	tw.flush()
-	if len(sum.Errors) > 0 || sum.DroppedIterations > 0 || sum.Deficit > 0 {
-		p.printf("errors: %s  dropped iterations: %d  deficit: %d\n",
-			errorList(sum.Errors), sum.DroppedIterations, sum.Deficit)
+	if len(sum.Errors) > 0 || sum.DroppedIterations > 0 || sum.Deficit > 0 || sum.Retries > 0 {
+		p.printf("errors: %s  dropped iterations: %d  deficit: %d", errorList(sum.Errors), sum.DroppedIterations, sum.Deficit)
+		if sum.Retries > 0 {
+			p.printf("  retries: %d", sum.Retries)
+		}
+		p.printf("\n")
 	}
 
 	if len(sum.Scenarios) > 0 {
@@ -64,6 +67,8 @@ func Text(w io.Writer, s *surgev1.RunSummary) error {
 		}
 		tw.flush()
 	}
+
+	detailText(p, sum)
 
 	if len(sum.Agents) > 0 {
 		p.printf("\n")

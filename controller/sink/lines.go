@@ -1,8 +1,10 @@
 package sink
 
 import (
+	"cmp"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -18,6 +20,8 @@ import (
 // Measurements and tags of the InfluxDB schema (docs/influxdb.md).
 const (
 	MeasurementHTTP      = "surge_http"
+	MeasurementScenario  = "surge_scenario"
+	MeasurementWS        = "surge_ws"
 	MeasurementInterval  = "surge_interval"
 	MeasurementElapsed   = "surge_elapsed"
 	MeasurementAgent     = "surge_agent"
@@ -60,27 +64,213 @@ func (w *lineWriter) point(measurement string, tags map[string]string, fields ma
 func (w *lineWriter) bytes() []byte { return []byte(w.sb.String()) }
 
 // httpFields are a series' fields: counts, rates, latency percentiles (µs)
-// and the V2-encoded latency histogram.
-func httpFields(c hist.Counters, h *hdrhistogram.Histogram, secs float64) (map[string]any, error) {
+// and the V2-encoded latency histogram, retries, and for every HTTP phase
+// with values (dns, connect, tls, ttfb, attempt) its histogram fields
+// prefixed with the phase's name (histFields).
+func httpFields(sr *hist.Series, secs float64) (map[string]any, error) {
+	c, h := sr.Counters, sr.Latency
 	enc, err := hist.EncodeV2(h)
 	if err != nil {
 		return nil, err
 	}
 	l := hist.Summarize(h)
-	return map[string]any{
-		"count":  c.Requests,
-		"rps":    float64(c.Requests) / secs,
-		"errors": c.Failures,
-		"p50":    l.GetP50(),
-		"p90":    l.GetP90(),
-		"p95":    l.GetP95(),
-		"p99":    l.GetP99(),
-		"p999":   l.GetP999(),
-		"max":    l.GetMax(),
-		"min":    l.GetMin(),
-		"mean":   l.GetMean(),
-		"hdr":    base64.StdEncoding.EncodeToString(enc),
-	}, nil
+	fields := map[string]any{
+		"count":   c.Requests,
+		"rps":     float64(c.Requests) / secs,
+		"errors":  c.Failures,
+		"retries": c.Retries,
+		"p50":     l.GetP50(),
+		"p90":     l.GetP90(),
+		"p95":     l.GetP95(),
+		"p99":     l.GetP99(),
+		"p999":    l.GetP999(),
+		"max":     l.GetMax(),
+		"min":     l.GetMin(),
+		"mean":    l.GetMean(),
+		"hdr":     base64.StdEncoding.EncodeToString(enc),
+	}
+	for p, ph := range sr.Phases {
+		if err := histFields(fields, hist.Phase(p).String()+"_", ph); err != nil {
+			return nil, err
+		}
+	}
+	return fields, nil
+}
+
+// histFields adds h's fields with prefix: count, p50, p90, p95, p99, p999,
+// max, mean (µs) and hdr (V2, base64); nothing for an empty h, so a phase
+// without values has no fields in the point.
+func histFields(fields map[string]any, prefix string, h *hdrhistogram.Histogram) error {
+	if h == nil || h.TotalCount() == 0 {
+		return nil
+	}
+	enc, err := hist.EncodeV2(h)
+	if err != nil {
+		return err
+	}
+	l := hist.Summarize(h)
+	fields[prefix+"count"] = h.TotalCount()
+	fields[prefix+"p50"] = l.GetP50()
+	fields[prefix+"p90"] = l.GetP90()
+	fields[prefix+"p95"] = l.GetP95()
+	fields[prefix+"p99"] = l.GetP99()
+	fields[prefix+"p999"] = l.GetP999()
+	fields[prefix+"max"] = l.GetMax()
+	fields[prefix+"mean"] = l.GetMean()
+	fields[prefix+"hdr"] = base64.StdEncoding.EncodeToString(enc)
+	return nil
+}
+
+// scenarioSums merges scenario stats by scenario name (counters and
+// gauges summed: the regions' gauges are disjoint agents').
+func scenarioSums(into map[string]*surgev1.ScenarioStats, list []*surgev1.ScenarioStats) {
+	for _, sc := range list {
+		t := into[sc.GetScenario()]
+		if t == nil {
+			t = &surgev1.ScenarioStats{Scenario: sc.GetScenario()}
+			into[sc.GetScenario()] = t
+		}
+		t.Scheduled += sc.GetScheduled()
+		t.Started += sc.GetStarted()
+		t.Completed += sc.GetCompleted()
+		t.Dropped += sc.GetDropped()
+		t.Deficit += sc.GetDeficit()
+		t.ActiveVus += sc.GetActiveVus()
+		t.AllocatedVus += sc.GetAllocatedVus()
+		t.TargetRate += sc.GetTargetRate()
+		t.ConnsOpened += sc.GetConnsOpened()
+		t.ConnsClosed += sc.GetConnsClosed()
+		t.ConnsOpen += sc.GetConnsOpen()
+	}
+}
+
+// wsMerged is one WebSocket step's stats merged over regions.
+type wsMerged struct {
+	c                           *surgev1.WebSocketStats // counters and sessions_active
+	connect, session, roundTrip *hdrhistogram.Histogram
+}
+
+type wsStepKey struct{ scenario, flow, step string }
+
+// wsSums merges WebSocket stats by step: counters and sessions active
+// summed, histograms merged exactly.
+func wsSums(into map[wsStepKey]*wsMerged, list []*surgev1.WebSocketStats) error {
+	for _, w := range list {
+		k := wsStepKey{w.GetScenario(), w.GetFlow(), w.GetStep()}
+		m := into[k]
+		if m == nil {
+			m = &wsMerged{c: &surgev1.WebSocketStats{Scenario: k.scenario, Flow: k.flow, Step: k.step},
+				connect: hist.New(), session: hist.New(), roundTrip: hist.New()}
+			into[k] = m
+		}
+		c := m.c
+		c.SessionsOpened += w.GetSessionsOpened()
+		c.SessionsClosed += w.GetSessionsClosed()
+		c.SessionsActive += w.GetSessionsActive()
+		c.AbnormalCloses += w.GetAbnormalCloses()
+		c.ConnectFailures += w.GetConnectFailures()
+		c.Reconnects += w.GetReconnects()
+		c.MessagesOut += w.GetMessagesOut()
+		c.MessagesIn += w.GetMessagesIn()
+		c.BytesOut += w.GetBytesOut()
+		c.BytesIn += w.GetBytesIn()
+		c.RepliesMissed += w.GetRepliesMissed()
+		for _, x := range []struct {
+			dst *hdrhistogram.Histogram
+			src *surgev1.Histogram
+		}{{m.connect, w.GetConnect()}, {m.session, w.GetSession()}, {m.roundTrip, w.GetRoundTrip()}} {
+			if _, err := hist.MergeProto(x.dst, x.src); err != nil {
+				return fmt.Errorf("websocket %s/%s: %w", k.scenario, k.step, err)
+			}
+		}
+	}
+	return nil
+}
+
+// statsLines writes surge_scenario and surge_ws for one interval, per
+// region and for region=all, and returns the regions' connection totals
+// (conns_opened, conns_closed, conns_open over every scenario) for
+// surge_interval and surge_elapsed.
+func statsLines(w *lineWriter, d IntervalData, regions []string, secs float64) (map[string][3]int64, error) {
+	regions = slices.Clone(regions)
+	conns := map[string][3]int64{}
+	allScen := map[string]*surgev1.ScenarioStats{}
+	allWS := map[wsStepKey]*wsMerged{}
+	for _, region := range regions {
+		if region == RegionAll {
+			continue
+		}
+		scenarioSums(allScen, d.Scenarios[region])
+		if err := wsSums(allWS, d.WebSockets[region]); err != nil {
+			return nil, fmt.Errorf("interval %d region %s: %w", d.Index, region, err)
+		}
+	}
+	for _, region := range slices.Sorted(maps.Keys(d.Scenarios)) { // regions with stats but no series
+		if !slices.Contains(regions, region) {
+			scenarioSums(allScen, d.Scenarios[region])
+			regions = append(regions, region)
+		}
+	}
+	for _, region := range slices.Sorted(maps.Keys(d.WebSockets)) {
+		if !slices.Contains(regions, region) {
+			if err := wsSums(allWS, d.WebSockets[region]); err != nil {
+				return nil, fmt.Errorf("interval %d region %s: %w", d.Index, region, err)
+			}
+			regions = append(regions, region)
+		}
+	}
+	for _, region := range regions {
+		scen := map[string]*surgev1.ScenarioStats{}
+		ws := map[wsStepKey]*wsMerged{}
+		if region == RegionAll {
+			scen, ws = allScen, allWS
+		} else {
+			scenarioSums(scen, d.Scenarios[region])
+			if err := wsSums(ws, d.WebSockets[region]); err != nil {
+				return nil, fmt.Errorf("interval %d region %s: %w", d.Index, region, err)
+			}
+		}
+		var tot [3]int64
+		for _, name := range slices.Sorted(maps.Keys(scen)) {
+			sc := scen[name]
+			tot[0] += sc.GetConnsOpened()
+			tot[1] += sc.GetConnsClosed()
+			tot[2] += sc.GetConnsOpen()
+			w.point(MeasurementScenario, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "scenario": name, "region": region}, map[string]any{
+				"conns_opened": sc.GetConnsOpened(), "conns_closed": sc.GetConnsClosed(), "conns_open": sc.GetConnsOpen(),
+				"conns_opened_rps": float64(sc.GetConnsOpened()) / secs,
+				"scheduled":        sc.GetScheduled(), "started": sc.GetStarted(), "completed": sc.GetCompleted(),
+				"dropped": sc.GetDropped(), "deficit": sc.GetDeficit(),
+				"active_vus": sc.GetActiveVus(), "allocated_vus": sc.GetAllocatedVus(), "target_rps": sc.GetTargetRate(),
+			}, d.Start)
+		}
+		conns[region] = tot
+		keys := slices.SortedFunc(maps.Keys(ws), func(a, b wsStepKey) int {
+			return cmp.Or(cmp.Compare(a.scenario, b.scenario), cmp.Compare(a.flow, b.flow), cmp.Compare(a.step, b.step))
+		})
+		for _, k := range keys {
+			m := ws[k]
+			c := m.c
+			fields := map[string]any{
+				"sessions_opened": c.GetSessionsOpened(), "sessions_closed": c.GetSessionsClosed(), "sessions_active": c.GetSessionsActive(),
+				"abnormal_closes": c.GetAbnormalCloses(), "connect_failures": c.GetConnectFailures(), "reconnects": c.GetReconnects(),
+				"messages_out": c.GetMessagesOut(), "messages_in": c.GetMessagesIn(),
+				"messages_out_rps": float64(c.GetMessagesOut()) / secs, "messages_in_rps": float64(c.GetMessagesIn()) / secs,
+				"bytes_out": c.GetBytesOut(), "bytes_in": c.GetBytesIn(), "replies_missed": c.GetRepliesMissed(),
+			}
+			for _, h := range []struct {
+				prefix string
+				h      *hdrhistogram.Histogram
+			}{{"connect_", m.connect}, {"session_", m.session}, {"round_trip_", m.roundTrip}} {
+				if err := histFields(fields, h.prefix, h.h); err != nil {
+					return nil, err
+				}
+			}
+			w.point(MeasurementWS, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "scenario": k.scenario,
+				"flow": k.flow, "step": k.step, "region": region}, fields, d.Start)
+		}
+	}
+	return conns, nil
 }
 
 // intervalLines encodes an interval: surge_http per series per region and
@@ -109,11 +299,15 @@ func intervalLines(d IntervalData) ([]byte, int, error) {
 	regions = append(regions, RegionAll)
 	sets[RegionAll] = all
 	elapsedAt := elapsedBase.Add(time.Duration(d.Index) * d.Run.Interval)
+	conns, err := statsLines(&w, d, regions, secs)
+	if err != nil {
+		return nil, 0, err
+	}
 	for _, region := range regions {
 		set := sets[region]
 		for _, k := range set.Keys() {
 			sr := set.Lookup(k)
-			fields, err := httpFields(sr.Counters, sr.Latency, secs)
+			fields, err := httpFields(sr, secs)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -127,13 +321,25 @@ func intervalLines(d IntervalData) ([]byte, int, error) {
 		// Fields only: a first write adds the progress fields below; a
 		// rewrite replaces these and keeps those (InfluxDB merges the
 		// field sets of points with the same series and timestamp).
-		w.point(MeasurementInterval, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "region": region}, map[string]any{
+		c := conns[region]
+		fields := map[string]any{
 			"count": t.Counters.Requests, "rps": float64(t.Counters.Requests) / secs, "errors": t.Counters.Failures,
 			"p50": l.GetP50(), "p90": l.GetP90(), "p95": l.GetP95(), "p99": l.GetP99(), "p999": l.GetP999(), "max": l.GetMax(),
-		}, d.Start)
+			"retries": t.Counters.Retries, "conns_opened": c[0], "conns_closed": c[1], "conns_open": c[2],
+		}
+		for p, h := range t.Phases {
+			if h == nil || h.TotalCount() == 0 {
+				continue
+			}
+			pl, name := hist.Summarize(h), hist.Phase(p).String()
+			fields[name+"_count"], fields[name+"_p50"], fields[name+"_p95"] = h.TotalCount(), pl.GetP50(), pl.GetP95()
+			fields[name+"_p99"], fields[name+"_max"] = pl.GetP99(), pl.GetMax()
+		}
+		w.point(MeasurementInterval, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "region": region}, fields, d.Start)
 		w.point(MeasurementElapsed, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "region": region}, map[string]any{
 			"count": t.Counters.Requests, "rps": float64(t.Counters.Requests) / secs, "errors": t.Counters.Failures,
 			"p50": l.GetP50(), "p95": l.GetP95(), "p99": l.GetP99(), "interval": d.Index,
+			"retries": t.Counters.Retries, "conns_opened": c[0], "conns_open": c[2],
 		}, elapsedAt)
 	}
 	if p := d.Progress; p != nil {

@@ -15,8 +15,9 @@ import (
 // it drops (and counts) new ones.
 const DefaultRunStoreQueue = 4096
 
-// RunStore records every emitted interval's merged series per region in the
-// run store (store.PutInterval), from its own goroutine.
+// RunStore records every emitted interval's merged series, scenario stats
+// and WebSocket stats per region in the run store (store.PutInterval), from
+// its own goroutine.
 type RunStore struct {
 	st      *store.Store
 	log     *slog.Logger
@@ -50,7 +51,8 @@ func NewRunStore(st *store.Store, queue int, log *slog.Logger) *RunStore {
 func (s *RunStore) loop() {
 	defer close(s.done)
 	for d := range s.in {
-		err := s.st.PutInterval(d.Run.ID, store.IntervalRecord{Index: d.Index, Start: d.Start, EmittedAt: d.EmittedAt, Regions: d.Regions})
+		err := s.st.PutInterval(d.Run.ID, store.IntervalRecord{Index: d.Index, Start: d.Start, EmittedAt: d.EmittedAt,
+			Regions: d.Regions, Scenarios: d.Scenarios, WebSockets: d.WebSockets})
 		if err != nil {
 			s.failed.Add(1)
 			s.log.Error("run store sink", slog.String("run", d.Run.ID), slog.Int64("interval", d.Index), slog.Any("err", err))

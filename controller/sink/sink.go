@@ -39,6 +39,12 @@ type IntervalData struct {
 	// Regions maps a region to its merged series, sorted by key. There is
 	// no "all" entry: sinks merge the regions themselves when they need it.
 	Regions map[string][]*surgev1.Series
+	// Scenarios and WebSockets are the interval's merged scenario stats
+	// (connections, iterations, VUs) and WebSocket stats per region, as
+	// Regions: no "all" entry. Counters are summed over agents; gauges
+	// (conns_open, VUs, sessions_active) sum each agent's latest report.
+	Scenarios  map[string][]*surgev1.ScenarioStats
+	WebSockets map[string][]*surgev1.WebSocketStats
 	// Progress is the interval's live progress (rates per region and all,
 	// threshold results); nil on rewrites.
 	Progress *surgev1.Progress

@@ -5,11 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/encoding/protodelim"
+	"google.golang.org/protobuf/proto"
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 )
@@ -32,6 +35,11 @@ type IntervalRecord struct {
 	// Regions maps each region to its merged series, sorted by key. Only
 	// regions with measurements appear; there is no "all" entry.
 	Regions map[string][]*surgev1.Series
+	// Scenarios and WebSockets are the interval's merged scenario stats
+	// (connections, iterations, VUs) and WebSocket stats per region; nil
+	// in records stored before they existed.
+	Scenarios  map[string][]*surgev1.ScenarioStats
+	WebSockets map[string][]*surgev1.WebSocketStats
 }
 
 // PutInterval stores rec under run id, replacing the record of the same index
@@ -99,32 +107,78 @@ func indexKey(i int64) []byte {
 	return binary.BigEndian.AppendUint64(nil, uint64(i))
 }
 
-// Record layout: index (varint), start and emitted (varint Unix ns), region
-// count (uvarint), then per region (sorted): name length (uvarint), name,
-// series count (uvarint), length-delimited series.
+// Record layout: index (varint), start and emitted (varint Unix ns), then
+// the series section; since scenario and WebSocket stats were added, a
+// scenarios section and a websockets section follow (older records end
+// after the series). A section is a region count (uvarint), then per region
+// (sorted): name length (uvarint), name, message count (uvarint),
+// length-delimited messages.
 func encodeInterval(rec IntervalRecord) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Write(binary.AppendVarint(nil, rec.Index))
 	buf.Write(binary.AppendVarint(nil, unixNano(rec.Start)))
 	buf.Write(binary.AppendVarint(nil, unixNano(rec.EmittedAt)))
-	regions := make([]string, 0, len(rec.Regions))
-	for r := range rec.Regions {
-		regions = append(regions, r)
+	if err := encodeSection(&buf, rec.Regions); err != nil {
+		return nil, fmt.Errorf("encode series: %w", err)
 	}
-	slices.Sort(regions)
+	if err := encodeSection(&buf, rec.Scenarios); err != nil {
+		return nil, fmt.Errorf("encode scenario stats: %w", err)
+	}
+	if err := encodeSection(&buf, rec.WebSockets); err != nil {
+		return nil, fmt.Errorf("encode websocket stats: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func encodeSection[M proto.Message](buf *bytes.Buffer, byRegion map[string][]M) error {
+	regions := slices.Sorted(maps.Keys(byRegion))
 	buf.Write(binary.AppendUvarint(nil, uint64(len(regions))))
 	for _, r := range regions {
 		buf.Write(binary.AppendUvarint(nil, uint64(len(r))))
 		buf.WriteString(r)
-		list := rec.Regions[r]
+		list := byRegion[r]
 		buf.Write(binary.AppendUvarint(nil, uint64(len(list))))
-		for _, sr := range list {
-			if _, err := protodelim.MarshalTo(&buf, sr); err != nil {
-				return nil, fmt.Errorf("encode series of %s: %w", r, err)
+		for _, m := range list {
+			if _, err := protodelim.MarshalTo(buf, m); err != nil {
+				return fmt.Errorf("region %s: %w", r, err)
 			}
 		}
 	}
-	return buf.Bytes(), nil
+	return nil
+}
+
+// decodeSection reads what encodeSection wrote; newM makes an empty message.
+func decodeSection[M proto.Message](rd *bytes.Reader, newM func() M) (map[string][]M, error) {
+	n, err := binary.ReadUvarint(rd)
+	if err != nil || n > uint64(rd.Len()) {
+		return nil, fmt.Errorf("%w: region count", errCorrupt)
+	}
+	out := make(map[string][]M, n)
+	opts := protodelim.UnmarshalOptions{MaxSize: maxSeriesSize}
+	for range n {
+		l, err := binary.ReadUvarint(rd)
+		if err != nil || l > uint64(rd.Len()) {
+			return nil, fmt.Errorf("%w: region name", errCorrupt)
+		}
+		name := make([]byte, l)
+		if _, err := io.ReadFull(rd, name); err != nil {
+			return nil, fmt.Errorf("%w: region name: %w", errCorrupt, err)
+		}
+		cnt, err := binary.ReadUvarint(rd)
+		if err != nil || cnt > uint64(rd.Len()) {
+			return nil, fmt.Errorf("%w: message count", errCorrupt)
+		}
+		list := make([]M, 0, cnt)
+		for range cnt {
+			m := newM()
+			if err := opts.UnmarshalFrom(rd, m); err != nil {
+				return nil, fmt.Errorf("%w: message of %s: %w", errCorrupt, name, err)
+			}
+			list = append(list, m)
+		}
+		out[string(name)] = list
+	}
+	return out, nil
 }
 
 func unixNano(t time.Time) int64 {
@@ -159,34 +213,20 @@ func decodeInterval(data []byte) (IntervalRecord, error) {
 		return rec, fmt.Errorf("%w: emitted: %w", errCorrupt, err)
 	}
 	rec.Index, rec.Start, rec.EmittedAt = idx, fromUnixNano(start), fromUnixNano(emitted)
-	n, err := binary.ReadUvarint(rd)
-	if err != nil || n > uint64(rd.Len()) {
-		return rec, fmt.Errorf("%w: region count", errCorrupt)
+	if rec.Regions, err = decodeSection(rd, func() *surgev1.Series { return &surgev1.Series{} }); err != nil {
+		return rec, fmt.Errorf("series: %w", err)
 	}
-	rec.Regions = make(map[string][]*surgev1.Series, n)
-	opts := protodelim.UnmarshalOptions{MaxSize: maxSeriesSize}
-	for range n {
-		l, err := binary.ReadUvarint(rd)
-		if err != nil || l > uint64(rd.Len()) {
-			return rec, fmt.Errorf("%w: region name", errCorrupt)
-		}
-		name := make([]byte, l)
-		if _, err := rd.Read(name); err != nil && l > 0 {
-			return rec, fmt.Errorf("%w: region name: %w", errCorrupt, err)
-		}
-		cnt, err := binary.ReadUvarint(rd)
-		if err != nil || cnt > uint64(rd.Len()) {
-			return rec, fmt.Errorf("%w: series count", errCorrupt)
-		}
-		list := make([]*surgev1.Series, 0, cnt)
-		for range cnt {
-			sr := &surgev1.Series{}
-			if err := opts.UnmarshalFrom(rd, sr); err != nil {
-				return rec, fmt.Errorf("%w: series of %s: %w", errCorrupt, name, err)
-			}
-			list = append(list, sr)
-		}
-		rec.Regions[string(name)] = list
+	if rd.Len() == 0 { // stored before scenario and WebSocket stats
+		return rec, nil
+	}
+	if rec.Scenarios, err = decodeSection(rd, func() *surgev1.ScenarioStats { return &surgev1.ScenarioStats{} }); err != nil {
+		return rec, fmt.Errorf("scenario stats: %w", err)
+	}
+	if rec.WebSockets, err = decodeSection(rd, func() *surgev1.WebSocketStats { return &surgev1.WebSocketStats{} }); err != nil {
+		return rec, fmt.Errorf("websocket stats: %w", err)
+	}
+	if rd.Len() != 0 {
+		return rec, fmt.Errorf("%w: %d trailing bytes", errCorrupt, rd.Len())
 	}
 	return rec, nil
 }

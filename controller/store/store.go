@@ -30,13 +30,18 @@ const (
 var ErrNotFound = errors.New("run not found")
 
 // Layout: bucket "runs" holds one sub-bucket per run id with the keys below;
-// series are kept under "series/<region>" as length-delimited surgev1.Series.
+// series are kept under "series/<region>" as length-delimited surgev1.Series,
+// scenario stats under "scenarios/<region>" and WebSocket stats under
+// "websockets/<region>" the same way (runs stored before those existed
+// have none).
 var (
-	bucketRuns   = []byte("runs")
-	keyMeta      = []byte("meta")
-	keyPlan      = []byte("plan")
-	keySummary   = []byte("summary")
-	seriesPrefix = "series/"
+	bucketRuns       = []byte("runs")
+	keyMeta          = []byte("meta")
+	keyPlan          = []byte("plan")
+	keySummary       = []byte("summary")
+	seriesPrefix     = "series/"
+	scenariosPrefix  = "scenarios/"
+	websocketsPrefix = "websockets/"
 )
 
 // maxSeriesSize bounds one stored series message, bytes.
@@ -60,6 +65,39 @@ type Run struct {
 	Summary *surgev1.RunSummary
 	// Series is the whole-run merged series per region.
 	Series map[string][]*surgev1.Series
+	// Scenarios are the whole-run scenario stats per region: counters
+	// summed over the run, gauges (conns_open, VUs) as at its end; nil for
+	// runs stored without them.
+	Scenarios map[string][]*surgev1.ScenarioStats
+	// WebSockets are the whole-run WebSocket stats per region and step:
+	// counters summed, histograms merged, sessions_active as at the end.
+	WebSockets map[string][]*surgev1.WebSocketStats
+}
+
+// delimited encodes messages back to back, length-delimited.
+func delimited[M proto.Message](list []M) ([]byte, error) {
+	var buf bytes.Buffer
+	for _, m := range list {
+		if _, err := protodelim.MarshalTo(&buf, m); err != nil {
+			return nil, err
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// undelimited decodes what delimited encoded; newM makes an empty message.
+func undelimited[M proto.Message](data []byte, newM func() M) ([]M, error) {
+	rd := bytes.NewReader(data)
+	opts := protodelim.UnmarshalOptions{MaxSize: maxSeriesSize}
+	var out []M
+	for rd.Len() > 0 {
+		m := newM()
+		if err := opts.UnmarshalFrom(rd, m); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // Store is a bbolt-backed run store, safe for concurrent use.
@@ -106,15 +144,21 @@ func (s *Store) Put(r *Run) error {
 			return fmt.Errorf("store: put %s: summary: %w", r.ID, err)
 		}
 	}
-	series := make(map[string][]byte, len(r.Series))
+	series := make(map[string][]byte, len(r.Series)+len(r.Scenarios)+len(r.WebSockets))
 	for region, list := range r.Series {
-		var buf bytes.Buffer
-		for _, sr := range list {
-			if _, err := protodelim.MarshalTo(&buf, sr); err != nil {
-				return fmt.Errorf("store: put %s: series %s: %w", r.ID, region, err)
-			}
+		if series[seriesPrefix+region], err = delimited(list); err != nil {
+			return fmt.Errorf("store: put %s: series %s: %w", r.ID, region, err)
 		}
-		series[region] = buf.Bytes()
+	}
+	for region, list := range r.Scenarios {
+		if series[scenariosPrefix+region], err = delimited(list); err != nil {
+			return fmt.Errorf("store: put %s: scenarios %s: %w", r.ID, region, err)
+		}
+	}
+	for region, list := range r.WebSockets {
+		if series[websocketsPrefix+region], err = delimited(list); err != nil {
+			return fmt.Errorf("store: put %s: websockets %s: %w", r.ID, region, err)
+		}
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketRuns)
@@ -138,8 +182,8 @@ func (s *Store) Put(r *Run) error {
 				return err
 			}
 		}
-		for region, data := range series {
-			if err := b.Put([]byte(seriesPrefix+region), data); err != nil {
+		for key, data := range series {
+			if err := b.Put([]byte(key), data); err != nil {
 				return err
 			}
 		}
@@ -181,21 +225,48 @@ func decodeRun(b *bolt.Bucket) (*Run, error) {
 			return nil, fmt.Errorf("decode summary of %s: %w", r.ID, err)
 		}
 	}
-	c := b.Cursor()
-	prefix := []byte(seriesPrefix)
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		region := strings.TrimPrefix(string(k), seriesPrefix)
-		rd := bytes.NewReader(v)
-		opts := protodelim.UnmarshalOptions{MaxSize: maxSeriesSize}
-		for rd.Len() > 0 {
-			sr := &surgev1.Series{}
-			if err := opts.UnmarshalFrom(rd, sr); err != nil {
-				return nil, fmt.Errorf("decode series %s of %s: %w", region, r.ID, err)
-			}
-			r.Series[region] = append(r.Series[region], sr)
+	err := eachPrefixed(b, seriesPrefix, func(region string, v []byte) (err error) {
+		r.Series[region], err = undelimited(v, func() *surgev1.Series { return &surgev1.Series{} })
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decode series of %s: %w", r.ID, err)
+	}
+	err = eachPrefixed(b, scenariosPrefix, func(region string, v []byte) (err error) {
+		if r.Scenarios == nil {
+			r.Scenarios = map[string][]*surgev1.ScenarioStats{}
 		}
+		r.Scenarios[region], err = undelimited(v, func() *surgev1.ScenarioStats { return &surgev1.ScenarioStats{} })
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decode scenario stats of %s: %w", r.ID, err)
+	}
+	err = eachPrefixed(b, websocketsPrefix, func(region string, v []byte) (err error) {
+		if r.WebSockets == nil {
+			r.WebSockets = map[string][]*surgev1.WebSocketStats{}
+		}
+		r.WebSockets[region], err = undelimited(v, func() *surgev1.WebSocketStats { return &surgev1.WebSocketStats{} })
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decode websocket stats of %s: %w", r.ID, err)
 	}
 	return r, nil
+}
+
+// eachPrefixed calls f with the region and value of every key of b under
+// prefix, stopping at the first error (which names the region).
+func eachPrefixed(b *bolt.Bucket, prefix string, f func(region string, v []byte) error) error {
+	c := b.Cursor()
+	p := []byte(prefix)
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		region := strings.TrimPrefix(string(k), prefix)
+		if err := f(region, v); err != nil {
+			return fmt.Errorf("region %s: %w", region, err)
+		}
+	}
+	return nil
 }
 
 // List returns every run's metadata, newest first (run ids sort by time).

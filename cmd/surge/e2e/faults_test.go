@@ -109,6 +109,19 @@ func TestKillAgentReshares(t *testing.T) {
 	if dev > 0.03 {
 		t.Errorf("target count %d is %.2f%% from the planned %d", ts.Requests, 100*dev, planned)
 	}
+	// Every planned arrival is accounted for: a request, dropped, or k2's
+	// deficit: its arrivals due by the reshare and not in its acked
+	// snapshots (an upper bound: what it sent after its last snapshot
+	// reached the target but is counted there).
+	lossDeficit := lostAgentsDeficit(s.Notes)
+	t.Logf("measured: requests %d + dropped %d + lost part's deficit %d = %d, plan %d; deficit %d in all",
+		s.Requests, s.DroppedIterations, lossDeficit, s.Requests+s.DroppedIterations+lossDeficit, planned, s.Deficit)
+	if acc := s.Requests + s.DroppedIterations + lossDeficit; acc != planned {
+		t.Errorf("requests %d + dropped %d + lost part's deficit %d = %d, plan says %d", s.Requests, s.DroppedIterations, lossDeficit, acc, planned)
+	}
+	if s.Requests+s.Deficit < planned {
+		t.Errorf("requests %d + deficit %d fall short of the plan's %d", s.Requests, s.Deficit, planned)
+	}
 	// Survivors: every request the target saw is in the summary, exactly
 	// (nothing acked is missing, nothing counted twice). The killed agent
 	// cannot report what it sent after its last snapshot: at most about one

@@ -164,9 +164,37 @@ scenarios:
 	if ts.Requests > rate*secs {
 		t.Errorf("target counted %d requests, more than the planned %d", ts.Requests, rate*secs)
 	}
+	// Every planned arrival is accounted for: sent (a request), dropped, or
+	// due to p2 between its last report and the reshare, which nobody sent
+	// (the lost part's deficit). The summary's deficit holds that and the
+	// agents' own deficit (dropped, and arrivals sent later than the bound,
+	// which are requests too), so it covers the plan as well.
+	lossDeficit := lostAgentsDeficit(s.Notes)
+	t.Logf("measured: requests %d + dropped %d + lost part's deficit %d = %d, plan %d; deficit %d in all",
+		s.Requests, s.DroppedIterations, lossDeficit, s.Requests+s.DroppedIterations+lossDeficit, rate*secs, s.Deficit)
+	if acc := s.Requests + s.DroppedIterations + lossDeficit; acc != rate*secs {
+		t.Errorf("requests %d + dropped %d + lost part's deficit %d = %d, plan says %d", s.Requests, s.DroppedIterations, lossDeficit, acc, rate*secs)
+	}
+	if s.Requests+s.Deficit < rate*secs {
+		t.Errorf("requests %d + deficit %d fall short of the plan's %d", s.Requests, s.Deficit, rate*secs)
+	}
 	if !slices.ContainsFunc(s.Notes, func(n string) bool { return strings.Contains(n, "reshared") }) {
 		t.Errorf("no reshare note: %v", s.Notes)
 	}
+}
+
+// lostAgentsDeficit sums the deficit the controller counted for lost
+// agents' arrivals that nobody sent (its "deficit N: arrivals of lost
+// agent ..." notes).
+func lostAgentsDeficit(notes []string) int64 {
+	var sum int64
+	for _, n := range notes {
+		var d int64
+		if _, err := fmt.Sscanf(n, "deficit %d: arrivals of lost agent", &d); err == nil {
+			sum += d
+		}
+	}
+	return sum
 }
 
 // getJSON decodes the JSON answer of GET url into v.

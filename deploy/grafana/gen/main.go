@@ -145,7 +145,23 @@ func overview() *dashboard.DashboardBuilder {
 		WithPanel(panel("Agent CPU", "percent", 12, 8,
 			q("A", "$tag_region/$tag_agent", `SELECT mean("cpu") FROM "surge_agent" WHERE "run" = '$run' AND $timeFilter GROUP BY time($__interval), "agent", "region" fill(none)`))).
 		WithPanel(panel("Threshold verdicts (1 = pass)", "short", 24, 6,
-			q("A", "$tag_metric $tag_expr", `SELECT last("ok") FROM "surge_threshold" WHERE "run" = '$run' AND $timeFilter GROUP BY time($__interval), "metric", "expr" fill(none)`)))
+			q("A", "$tag_metric $tag_expr", `SELECT last("ok") FROM "surge_threshold" WHERE "run" = '$run' AND $timeFilter GROUP BY time($__interval), "metric", "expr" fill(none)`))).
+		WithPanel(panel("HTTP phases p95: dns, connect, tls, time to first byte (exact merge per interval)", "µs", 12, 8,
+			q("A", "$tag_region $col", `SELECT max("dns_p95") AS "dns", max("connect_p95") AS "connect", max("tls_p95") AS "tls", max("ttfb_p95") AS "ttfb" FROM "surge_interval" WHERE "run" = '$run' AND "region" =~ /^$region$/ AND $timeFilter GROUP BY time($__interval), "region" fill(none)`))).
+		WithPanel(panel("Retries by region", "short", 12, 8,
+			q("A", "$tag_region", `SELECT sum("retries") FROM "surge_interval" WHERE "run" = '$run' AND "region" =~ /^$region$/ AND $timeFilter GROUP BY time($__interval), "region" fill(none)`))).
+		WithPanel(panel("Connections opened and closed (all regions)", "short", 12, 8,
+			q("A", "$col", `SELECT sum("conns_opened") AS "opened", sum("conns_closed") AS "closed" FROM "surge_interval" WHERE "run" = '$run' AND "region" = 'all' AND $timeFilter GROUP BY time($__interval) fill(none)`))).
+		WithPanel(panel("Connections open by scenario (all regions, at each interval's end)", "short", 12, 8,
+			q("A", "$tag_scenario", `SELECT max("conns_open") FROM "surge_scenario" WHERE "run" = '$run' AND "region" = 'all' AND $timeFilter GROUP BY time($__interval), "scenario" fill(none)`))).
+		WithPanel(panel("WebSocket sessions: active, opened, closed (all regions)", "short", 12, 8,
+			q("A", "$tag_scenario/$tag_step $col", `SELECT max("sessions_active") AS "active", sum("sessions_opened") AS "opened", sum("sessions_closed") AS "closed" FROM "surge_ws" WHERE "run" = '$run' AND "region" = 'all' AND $timeFilter GROUP BY time($__interval), "scenario", "step" fill(none)`))).
+		WithPanel(panel("WebSocket messages per second (all regions)", "short", 12, 8,
+			q("A", "$tag_scenario/$tag_step $col", `SELECT mean("messages_out_rps") AS "out", mean("messages_in_rps") AS "in" FROM "surge_ws" WHERE "run" = '$run' AND "region" = 'all' AND $timeFilter GROUP BY time($__interval), "scenario", "step" fill(none)`))).
+		WithPanel(panel("WebSocket message round trip p50 / p95 / p99 (exact merge per interval)", "µs", 12, 8,
+			q("A", "$tag_scenario/$tag_step $col", `SELECT max("round_trip_p50") AS "p50", max("round_trip_p95") AS "p95", max("round_trip_p99") AS "p99" FROM "surge_ws" WHERE "run" = '$run' AND "region" = 'all' AND $timeFilter GROUP BY time($__interval), "scenario", "step" fill(none)`))).
+		WithPanel(panel("WebSocket abnormal closes, connect failures, replies missed", "short", 12, 8,
+			q("A", "$tag_scenario/$tag_step $col", `SELECT sum("abnormal_closes") AS "abnormal closes", sum("connect_failures") AS "connect failures", sum("replies_missed") AS "replies missed" FROM "surge_ws" WHERE "run" = '$run' AND "region" = 'all' AND $timeFilter GROUP BY time($__interval), "scenario", "step" fill(none)`)))
 }
 
 func request() *dashboard.DashboardBuilder {
@@ -163,7 +179,11 @@ func request() *dashboard.DashboardBuilder {
 		WithPanel(panel("Latency p50 / p95 / p99 / p99.9 by status", "µs", 24, 9,
 			q("A", "$tag_request $tag_status $col", `SELECT max("p50") AS "p50", max("p95") AS "p95", max("p99") AS "p99", max("p999") AS "p999" FROM "surge_http" WHERE `+where+` GROUP BY time($__interval), "request", "status" fill(none)`))).
 		WithPanel(panel("Latency max and mean", "µs", 24, 8,
-			q("A", "$tag_request $tag_status $col", `SELECT max("max") AS "max", mean("mean") AS "mean" FROM "surge_http" WHERE `+where+` GROUP BY time($__interval), "request", "status" fill(none)`)))
+			q("A", "$tag_request $tag_status $col", `SELECT max("max") AS "max", mean("mean") AS "mean" FROM "surge_http" WHERE `+where+` GROUP BY time($__interval), "request", "status" fill(none)`))).
+		WithPanel(panel("HTTP phases p95 by status: dns, connect, tls, time to first byte", "µs", 24, 9,
+			q("A", "$tag_request $tag_status $col", `SELECT max("dns_p95") AS "dns", max("connect_p95") AS "connect", max("tls_p95") AS "tls", max("ttfb_p95") AS "ttfb" FROM "surge_http" WHERE `+where+` GROUP BY time($__interval), "request", "status" fill(none)`))).
+		WithPanel(panel("Retries and attempt duration p95", "short", 24, 8,
+			q("A", "$tag_request $tag_status $col", `SELECT sum("retries") AS "retries", max("attempt_p95") AS "attempt p95 µs" FROM "surge_http" WHERE `+where+` GROUP BY time($__interval), "request", "status" fill(none)`)))
 }
 
 func compare() *dashboard.DashboardBuilder {
@@ -179,5 +199,7 @@ func compare() *dashboard.DashboardBuilder {
 		WithPanel(panel("Errors per interval", "short", 12, 8,
 			q("A", "$tag_run", `SELECT sum("errors") FROM "surge_elapsed" WHERE `+where+` GROUP BY time($__interval), "run" fill(none)`))).
 		WithPanel(panel("Latency p50 / p95 / p99", "µs", 24, 9,
-			q("A", "$tag_run $col", `SELECT max("p50") AS "p50", max("p95") AS "p95", max("p99") AS "p99" FROM "surge_elapsed" WHERE `+where+` GROUP BY time($__interval), "run" fill(none)`)))
+			q("A", "$tag_run $col", `SELECT max("p50") AS "p50", max("p95") AS "p95", max("p99") AS "p99" FROM "surge_elapsed" WHERE `+where+` GROUP BY time($__interval), "run" fill(none)`))).
+		WithPanel(panel("Connections opened per interval and open", "short", 24, 8,
+			q("A", "$tag_run $col", `SELECT sum("conns_opened") AS "opened", max("conns_open") AS "open" FROM "surge_elapsed" WHERE `+where+` GROUP BY time($__interval), "run" fill(none)`)))
 }

@@ -560,15 +560,17 @@ func (x *RegionProgress) GetArrivalRps() float64 {
 }
 
 type LatencyStats struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	P50           int64                  `protobuf:"varint,1,opt,name=p50,proto3" json:"p50,omitempty"`
-	P90           int64                  `protobuf:"varint,2,opt,name=p90,proto3" json:"p90,omitempty"`
-	P95           int64                  `protobuf:"varint,3,opt,name=p95,proto3" json:"p95,omitempty"`
-	P99           int64                  `protobuf:"varint,4,opt,name=p99,proto3" json:"p99,omitempty"`
-	P999          int64                  `protobuf:"varint,5,opt,name=p999,proto3" json:"p999,omitempty"`
-	Max           int64                  `protobuf:"varint,6,opt,name=max,proto3" json:"max,omitempty"`
-	Min           int64                  `protobuf:"varint,7,opt,name=min,proto3" json:"min,omitempty"`
-	Mean          float64                `protobuf:"fixed64,8,opt,name=mean,proto3" json:"mean,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	P50   int64                  `protobuf:"varint,1,opt,name=p50,proto3" json:"p50,omitempty"`
+	P90   int64                  `protobuf:"varint,2,opt,name=p90,proto3" json:"p90,omitempty"`
+	P95   int64                  `protobuf:"varint,3,opt,name=p95,proto3" json:"p95,omitempty"`
+	P99   int64                  `protobuf:"varint,4,opt,name=p99,proto3" json:"p99,omitempty"`
+	P999  int64                  `protobuf:"varint,5,opt,name=p999,proto3" json:"p999,omitempty"`
+	Max   int64                  `protobuf:"varint,6,opt,name=max,proto3" json:"max,omitempty"`
+	Min   int64                  `protobuf:"varint,7,opt,name=min,proto3" json:"min,omitempty"`
+	Mean  float64                `protobuf:"fixed64,8,opt,name=mean,proto3" json:"mean,omitempty"`
+	// How many values the distribution holds.
+	Count         int64 `protobuf:"varint,9,opt,name=count,proto3" json:"count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -659,6 +661,13 @@ func (x *LatencyStats) GetMean() float64 {
 	return 0
 }
 
+func (x *LatencyStats) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 type Stats struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Requests          int64                  `protobuf:"varint,1,opt,name=requests,proto3" json:"requests,omitempty"`
@@ -674,7 +683,21 @@ type Stats struct {
 	ChecksPassed int64 `protobuf:"varint,20,opt,name=checks_passed,json=checksPassed,proto3" json:"checks_passed,omitempty"`
 	ChecksFailed int64 `protobuf:"varint,21,opt,name=checks_failed,json=checksFailed,proto3" json:"checks_failed,omitempty"`
 	// Iterations completed.
-	Iterations    int64 `protobuf:"varint,22,opt,name=iterations,proto3" json:"iterations,omitempty"`
+	Iterations int64 `protobuf:"varint,22,opt,name=iterations,proto3" json:"iterations,omitempty"`
+	// Attempts beyond the first (retries).
+	Retries int64 `protobuf:"varint,23,opt,name=retries,proto3" json:"retries,omitempty"`
+	// HTTP phase latencies, microseconds, by phase: "dns", "connect", "tls",
+	// "ttfb" (time to first byte), "attempt" (each attempt's own duration);
+	// only the phases with values.
+	PhasesUs map[string]*LatencyStats `protobuf:"bytes,24,rep,name=phases_us,json=phasesUs,proto3" json:"phases_us,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Connections opened and closed over the run, open at its end (each
+	// agent's latest report) and the peak open at an interval's end (summed
+	// over agents). Zero for a request's stats: connections belong to
+	// scenarios.
+	ConnsOpened   int64 `protobuf:"varint,25,opt,name=conns_opened,json=connsOpened,proto3" json:"conns_opened,omitempty"`
+	ConnsClosed   int64 `protobuf:"varint,26,opt,name=conns_closed,json=connsClosed,proto3" json:"conns_closed,omitempty"`
+	ConnsOpen     int64 `protobuf:"varint,27,opt,name=conns_open,json=connsOpen,proto3" json:"conns_open,omitempty"`
+	ConnsPeakOpen int64 `protobuf:"varint,28,opt,name=conns_peak_open,json=connsPeakOpen,proto3" json:"conns_peak_open,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -779,6 +802,303 @@ func (x *Stats) GetIterations() int64 {
 	return 0
 }
 
+func (x *Stats) GetRetries() int64 {
+	if x != nil {
+		return x.Retries
+	}
+	return 0
+}
+
+func (x *Stats) GetPhasesUs() map[string]*LatencyStats {
+	if x != nil {
+		return x.PhasesUs
+	}
+	return nil
+}
+
+func (x *Stats) GetConnsOpened() int64 {
+	if x != nil {
+		return x.ConnsOpened
+	}
+	return 0
+}
+
+func (x *Stats) GetConnsClosed() int64 {
+	if x != nil {
+		return x.ConnsClosed
+	}
+	return 0
+}
+
+func (x *Stats) GetConnsOpen() int64 {
+	if x != nil {
+		return x.ConnsOpen
+	}
+	return 0
+}
+
+func (x *Stats) GetConnsPeakOpen() int64 {
+	if x != nil {
+		return x.ConnsPeakOpen
+	}
+	return 0
+}
+
+// RequestStats are one request's whole-run stats, every region and status
+// merged.
+type RequestStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Scenario      string                 `protobuf:"bytes,1,opt,name=scenario,proto3" json:"scenario,omitempty"`
+	Flow          string                 `protobuf:"bytes,2,opt,name=flow,proto3" json:"flow,omitempty"`
+	Request       string                 `protobuf:"bytes,3,opt,name=request,proto3" json:"request,omitempty"`
+	Stats         *Stats                 `protobuf:"bytes,4,opt,name=stats,proto3" json:"stats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestStats) Reset() {
+	*x = RequestStats{}
+	mi := &file_surge_v1_runs_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestStats) ProtoMessage() {}
+
+func (x *RequestStats) ProtoReflect() protoreflect.Message {
+	mi := &file_surge_v1_runs_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestStats.ProtoReflect.Descriptor instead.
+func (*RequestStats) Descriptor() ([]byte, []int) {
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RequestStats) GetScenario() string {
+	if x != nil {
+		return x.Scenario
+	}
+	return ""
+}
+
+func (x *RequestStats) GetFlow() string {
+	if x != nil {
+		return x.Flow
+	}
+	return ""
+}
+
+func (x *RequestStats) GetRequest() string {
+	if x != nil {
+		return x.Request
+	}
+	return ""
+}
+
+func (x *RequestStats) GetStats() *Stats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+// WebSocketSummary is one WebSocket step's whole-run stats, every region
+// merged (or every step's, with scenario, flow and step empty).
+type WebSocketSummary struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Scenario       string                 `protobuf:"bytes,1,opt,name=scenario,proto3" json:"scenario,omitempty"`
+	Flow           string                 `protobuf:"bytes,2,opt,name=flow,proto3" json:"flow,omitempty"`
+	Step           string                 `protobuf:"bytes,3,opt,name=step,proto3" json:"step,omitempty"`
+	SessionsOpened int64                  `protobuf:"varint,4,opt,name=sessions_opened,json=sessionsOpened,proto3" json:"sessions_opened,omitempty"`
+	SessionsClosed int64                  `protobuf:"varint,5,opt,name=sessions_closed,json=sessionsClosed,proto3" json:"sessions_closed,omitempty"`
+	// Sessions open at the end (each agent's latest report), and the peak
+	// open at an interval's end (summed over agents).
+	SessionsActive     int64 `protobuf:"varint,6,opt,name=sessions_active,json=sessionsActive,proto3" json:"sessions_active,omitempty"`
+	SessionsPeakActive int64 `protobuf:"varint,7,opt,name=sessions_peak_active,json=sessionsPeakActive,proto3" json:"sessions_peak_active,omitempty"`
+	AbnormalCloses     int64 `protobuf:"varint,8,opt,name=abnormal_closes,json=abnormalCloses,proto3" json:"abnormal_closes,omitempty"`
+	ConnectFailures    int64 `protobuf:"varint,9,opt,name=connect_failures,json=connectFailures,proto3" json:"connect_failures,omitempty"`
+	Reconnects         int64 `protobuf:"varint,10,opt,name=reconnects,proto3" json:"reconnects,omitempty"`
+	MessagesOut        int64 `protobuf:"varint,11,opt,name=messages_out,json=messagesOut,proto3" json:"messages_out,omitempty"`
+	MessagesIn         int64 `protobuf:"varint,12,opt,name=messages_in,json=messagesIn,proto3" json:"messages_in,omitempty"`
+	BytesOut           int64 `protobuf:"varint,13,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	BytesIn            int64 `protobuf:"varint,14,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
+	RepliesMissed      int64 `protobuf:"varint,15,opt,name=replies_missed,json=repliesMissed,proto3" json:"replies_missed,omitempty"`
+	// Handshake, session duration and message round trip, microseconds.
+	ConnectUs     *LatencyStats `protobuf:"bytes,16,opt,name=connect_us,json=connectUs,proto3" json:"connect_us,omitempty"`
+	SessionUs     *LatencyStats `protobuf:"bytes,17,opt,name=session_us,json=sessionUs,proto3" json:"session_us,omitempty"`
+	RoundTripUs   *LatencyStats `protobuf:"bytes,18,opt,name=round_trip_us,json=roundTripUs,proto3" json:"round_trip_us,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebSocketSummary) Reset() {
+	*x = WebSocketSummary{}
+	mi := &file_surge_v1_runs_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebSocketSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebSocketSummary) ProtoMessage() {}
+
+func (x *WebSocketSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_surge_v1_runs_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebSocketSummary.ProtoReflect.Descriptor instead.
+func (*WebSocketSummary) Descriptor() ([]byte, []int) {
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *WebSocketSummary) GetScenario() string {
+	if x != nil {
+		return x.Scenario
+	}
+	return ""
+}
+
+func (x *WebSocketSummary) GetFlow() string {
+	if x != nil {
+		return x.Flow
+	}
+	return ""
+}
+
+func (x *WebSocketSummary) GetStep() string {
+	if x != nil {
+		return x.Step
+	}
+	return ""
+}
+
+func (x *WebSocketSummary) GetSessionsOpened() int64 {
+	if x != nil {
+		return x.SessionsOpened
+	}
+	return 0
+}
+
+func (x *WebSocketSummary) GetSessionsClosed() int64 {
+	if x != nil {
+		return x.SessionsClosed
+	}
+	return 0
+}
+
+func (x *WebSocketSummary) GetSessionsActive() int64 {
+	if x != nil {
+		return x.SessionsActive
+	}
+	return 0
+}
+
+func (x *WebSocketSummary) GetSessionsPeakActive() int64 {
+	if x != nil {
+		return x.SessionsPeakActive
+	}
+	return 0
+}
+
+func (x *WebSocketSummary) GetAbnormalCloses() int64 {
+	if x != nil {
+		return x.AbnormalCloses
+	}
+	return 0
+}
+
+func (x *WebSocketSummary) GetConnectFailures() int64 {
+	if x != nil {
+		return x.ConnectFailures
+	}
+	return 0
+}
+
+func (x *WebSocketSummary) GetReconnects() int64 {
+	if x != nil {
+		return x.Reconnects
+	}
+	return 0
+}
+
+func (x *WebSocketSummary) GetMessagesOut() int64 {
+	if x != nil {
+		return x.MessagesOut
+	}
+	return 0
+}
+
+func (x *WebSocketSummary) GetMessagesIn() int64 {
+	if x != nil {
+		return x.MessagesIn
+	}
+	return 0
+}
+
+func (x *WebSocketSummary) GetBytesOut() int64 {
+	if x != nil {
+		return x.BytesOut
+	}
+	return 0
+}
+
+func (x *WebSocketSummary) GetBytesIn() int64 {
+	if x != nil {
+		return x.BytesIn
+	}
+	return 0
+}
+
+func (x *WebSocketSummary) GetRepliesMissed() int64 {
+	if x != nil {
+		return x.RepliesMissed
+	}
+	return 0
+}
+
+func (x *WebSocketSummary) GetConnectUs() *LatencyStats {
+	if x != nil {
+		return x.ConnectUs
+	}
+	return nil
+}
+
+func (x *WebSocketSummary) GetSessionUs() *LatencyStats {
+	if x != nil {
+		return x.SessionUs
+	}
+	return nil
+}
+
+func (x *WebSocketSummary) GetRoundTripUs() *LatencyStats {
+	if x != nil {
+		return x.RoundTripUs
+	}
+	return nil
+}
+
 // SaturationFlag marks an interval in which an agent could not be trusted
 // to generate the planned load: its CPU was over 90%, its send lateness p99
 // over the bound, or it dropped iterations.
@@ -798,7 +1118,7 @@ type SaturationFlag struct {
 
 func (x *SaturationFlag) Reset() {
 	*x = SaturationFlag{}
-	mi := &file_surge_v1_runs_proto_msgTypes[9]
+	mi := &file_surge_v1_runs_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +1130,7 @@ func (x *SaturationFlag) String() string {
 func (*SaturationFlag) ProtoMessage() {}
 
 func (x *SaturationFlag) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[9]
+	mi := &file_surge_v1_runs_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +1143,7 @@ func (x *SaturationFlag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaturationFlag.ProtoReflect.Descriptor instead.
 func (*SaturationFlag) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{9}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SaturationFlag) GetInterval() int64 {
@@ -888,7 +1208,7 @@ type AgentSummary struct {
 
 func (x *AgentSummary) Reset() {
 	*x = AgentSummary{}
-	mi := &file_surge_v1_runs_proto_msgTypes[10]
+	mi := &file_surge_v1_runs_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -900,7 +1220,7 @@ func (x *AgentSummary) String() string {
 func (*AgentSummary) ProtoMessage() {}
 
 func (x *AgentSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[10]
+	mi := &file_surge_v1_runs_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -913,7 +1233,7 @@ func (x *AgentSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentSummary.ProtoReflect.Descriptor instead.
 func (*AgentSummary) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{10}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AgentSummary) GetId() string {
@@ -964,7 +1284,7 @@ type ThresholdResult struct {
 
 func (x *ThresholdResult) Reset() {
 	*x = ThresholdResult{}
-	mi := &file_surge_v1_runs_proto_msgTypes[11]
+	mi := &file_surge_v1_runs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1296,7 @@ func (x *ThresholdResult) String() string {
 func (*ThresholdResult) ProtoMessage() {}
 
 func (x *ThresholdResult) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[11]
+	mi := &file_surge_v1_runs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1309,7 @@ func (x *ThresholdResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ThresholdResult.ProtoReflect.Descriptor instead.
 func (*ThresholdResult) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{11}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ThresholdResult) GetMetric() string {
@@ -1049,14 +1369,20 @@ type RunSummary struct {
 	Error         string   `protobuf:"bytes,15,opt,name=error,proto3" json:"error,omitempty"`
 	Notes         []string `protobuf:"bytes,16,rep,name=notes,proto3" json:"notes,omitempty"`
 	// Every saturated (interval, agent) of the run.
-	Saturation    []*SaturationFlag `protobuf:"bytes,30,rep,name=saturation,proto3" json:"saturation,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Saturation []*SaturationFlag `protobuf:"bytes,30,rep,name=saturation,proto3" json:"saturation,omitempty"`
+	// Per request, sorted by scenario, flow and request.
+	Requests []*RequestStats `protobuf:"bytes,31,rep,name=requests,proto3" json:"requests,omitempty"`
+	// Every WebSocket step merged; absent when the run had none.
+	Websocket *WebSocketSummary `protobuf:"bytes,32,opt,name=websocket,proto3" json:"websocket,omitempty"`
+	// Per WebSocket step, sorted by scenario, flow and step.
+	WebsocketSteps []*WebSocketSummary `protobuf:"bytes,33,rep,name=websocket_steps,json=websocketSteps,proto3" json:"websocket_steps,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RunSummary) Reset() {
 	*x = RunSummary{}
-	mi := &file_surge_v1_runs_proto_msgTypes[12]
+	mi := &file_surge_v1_runs_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1394,7 @@ func (x *RunSummary) String() string {
 func (*RunSummary) ProtoMessage() {}
 
 func (x *RunSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[12]
+	mi := &file_surge_v1_runs_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1407,7 @@ func (x *RunSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunSummary.ProtoReflect.Descriptor instead.
 func (*RunSummary) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{12}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RunSummary) GetRunId() string {
@@ -1203,6 +1529,27 @@ func (x *RunSummary) GetSaturation() []*SaturationFlag {
 	return nil
 }
 
+func (x *RunSummary) GetRequests() []*RequestStats {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+func (x *RunSummary) GetWebsocket() *WebSocketSummary {
+	if x != nil {
+		return x.Websocket
+	}
+	return nil
+}
+
+func (x *RunSummary) GetWebsocketSteps() []*WebSocketSummary {
+	if x != nil {
+		return x.WebsocketSteps
+	}
+	return nil
+}
+
 type GetRunRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
@@ -1212,7 +1559,7 @@ type GetRunRequest struct {
 
 func (x *GetRunRequest) Reset() {
 	*x = GetRunRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[13]
+	mi := &file_surge_v1_runs_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1571,7 @@ func (x *GetRunRequest) String() string {
 func (*GetRunRequest) ProtoMessage() {}
 
 func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[13]
+	mi := &file_surge_v1_runs_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1584,7 @@ func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunRequest.ProtoReflect.Descriptor instead.
 func (*GetRunRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{13}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetRunRequest) GetRunId() string {
@@ -1255,7 +1602,7 @@ type ListRunsRequest struct {
 
 func (x *ListRunsRequest) Reset() {
 	*x = ListRunsRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[14]
+	mi := &file_surge_v1_runs_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1267,7 +1614,7 @@ func (x *ListRunsRequest) String() string {
 func (*ListRunsRequest) ProtoMessage() {}
 
 func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[14]
+	mi := &file_surge_v1_runs_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1280,7 +1627,7 @@ func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListRunsRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{14}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{16}
 }
 
 type RunInfo struct {
@@ -1296,7 +1643,7 @@ type RunInfo struct {
 
 func (x *RunInfo) Reset() {
 	*x = RunInfo{}
-	mi := &file_surge_v1_runs_proto_msgTypes[15]
+	mi := &file_surge_v1_runs_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1308,7 +1655,7 @@ func (x *RunInfo) String() string {
 func (*RunInfo) ProtoMessage() {}
 
 func (x *RunInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[15]
+	mi := &file_surge_v1_runs_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1321,7 +1668,7 @@ func (x *RunInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunInfo.ProtoReflect.Descriptor instead.
 func (*RunInfo) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{15}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RunInfo) GetRunId() string {
@@ -1368,7 +1715,7 @@ type ListRunsResponse struct {
 
 func (x *ListRunsResponse) Reset() {
 	*x = ListRunsResponse{}
-	mi := &file_surge_v1_runs_proto_msgTypes[16]
+	mi := &file_surge_v1_runs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1380,7 +1727,7 @@ func (x *ListRunsResponse) String() string {
 func (*ListRunsResponse) ProtoMessage() {}
 
 func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[16]
+	mi := &file_surge_v1_runs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1393,7 +1740,7 @@ func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunsResponse) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{16}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListRunsResponse) GetRuns() []*RunInfo {
@@ -1412,7 +1759,7 @@ type StopRunRequest struct {
 
 func (x *StopRunRequest) Reset() {
 	*x = StopRunRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[17]
+	mi := &file_surge_v1_runs_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1424,7 +1771,7 @@ func (x *StopRunRequest) String() string {
 func (*StopRunRequest) ProtoMessage() {}
 
 func (x *StopRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[17]
+	mi := &file_surge_v1_runs_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1437,7 +1784,7 @@ func (x *StopRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRunRequest.ProtoReflect.Descriptor instead.
 func (*StopRunRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{17}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StopRunRequest) GetRunId() string {
@@ -1455,7 +1802,7 @@ type StopRunResponse struct {
 
 func (x *StopRunResponse) Reset() {
 	*x = StopRunResponse{}
-	mi := &file_surge_v1_runs_proto_msgTypes[18]
+	mi := &file_surge_v1_runs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1467,7 +1814,7 @@ func (x *StopRunResponse) String() string {
 func (*StopRunResponse) ProtoMessage() {}
 
 func (x *StopRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[18]
+	mi := &file_surge_v1_runs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1480,7 +1827,7 @@ func (x *StopRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRunResponse.ProtoReflect.Descriptor instead.
 func (*StopRunResponse) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{18}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{20}
 }
 
 type ReportRequest struct {
@@ -1492,7 +1839,7 @@ type ReportRequest struct {
 
 func (x *ReportRequest) Reset() {
 	*x = ReportRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[19]
+	mi := &file_surge_v1_runs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1504,7 +1851,7 @@ func (x *ReportRequest) String() string {
 func (*ReportRequest) ProtoMessage() {}
 
 func (x *ReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[19]
+	mi := &file_surge_v1_runs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1517,7 +1864,7 @@ func (x *ReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
 func (*ReportRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{19}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReportRequest) GetRunId() string {
@@ -1535,7 +1882,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[20]
+	mi := &file_surge_v1_runs_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1547,7 +1894,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[20]
+	mi := &file_surge_v1_runs_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1560,7 +1907,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{20}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{22}
 }
 
 type AgentInfo struct {
@@ -1582,7 +1929,7 @@ type AgentInfo struct {
 
 func (x *AgentInfo) Reset() {
 	*x = AgentInfo{}
-	mi := &file_surge_v1_runs_proto_msgTypes[21]
+	mi := &file_surge_v1_runs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1594,7 +1941,7 @@ func (x *AgentInfo) String() string {
 func (*AgentInfo) ProtoMessage() {}
 
 func (x *AgentInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[21]
+	mi := &file_surge_v1_runs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1607,7 +1954,7 @@ func (x *AgentInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentInfo.ProtoReflect.Descriptor instead.
 func (*AgentInfo) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{21}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AgentInfo) GetId() string {
@@ -1689,7 +2036,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_surge_v1_runs_proto_msgTypes[22]
+	mi := &file_surge_v1_runs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +2048,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[22]
+	mi := &file_surge_v1_runs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +2061,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{22}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*AgentInfo {
@@ -1776,7 +2123,7 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\bfailures\x18\t \x01(\x03R\bfailures\x12\x1f\n" +
 	"\varrival_rps\x18\n" +
 	" \x01(\x01R\n" +
-	"arrivalRps\"\xa2\x01\n" +
+	"arrivalRps\"\xb8\x01\n" +
 	"\fLatencyStats\x12\x10\n" +
 	"\x03p50\x18\x01 \x01(\x03R\x03p50\x12\x10\n" +
 	"\x03p90\x18\x02 \x01(\x03R\x03p90\x12\x10\n" +
@@ -1785,7 +2132,8 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\x04p999\x18\x05 \x01(\x03R\x04p999\x12\x10\n" +
 	"\x03max\x18\x06 \x01(\x03R\x03max\x12\x10\n" +
 	"\x03min\x18\a \x01(\x03R\x03min\x12\x12\n" +
-	"\x04mean\x18\b \x01(\x01R\x04mean\"\xab\x03\n" +
+	"\x04mean\x18\b \x01(\x01R\x04mean\x12\x14\n" +
+	"\x05count\x18\t \x01(\x03R\x05count\"\xe3\x05\n" +
 	"\x05Stats\x12\x1a\n" +
 	"\brequests\x18\x01 \x01(\x03R\brequests\x12\x1a\n" +
 	"\bfailures\x18\x02 \x01(\x03R\bfailures\x12\x10\n" +
@@ -1799,10 +2147,50 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\rchecks_failed\x18\x15 \x01(\x03R\fchecksFailed\x12\x1e\n" +
 	"\n" +
 	"iterations\x18\x16 \x01(\x03R\n" +
-	"iterations\x1a9\n" +
+	"iterations\x12\x18\n" +
+	"\aretries\x18\x17 \x01(\x03R\aretries\x12:\n" +
+	"\tphases_us\x18\x18 \x03(\v2\x1d.surge.v1.Stats.PhasesUsEntryR\bphasesUs\x12!\n" +
+	"\fconns_opened\x18\x19 \x01(\x03R\vconnsOpened\x12!\n" +
+	"\fconns_closed\x18\x1a \x01(\x03R\vconnsClosed\x12\x1d\n" +
+	"\n" +
+	"conns_open\x18\x1b \x01(\x03R\tconnsOpen\x12&\n" +
+	"\x0fconns_peak_open\x18\x1c \x01(\x03R\rconnsPeakOpen\x1a9\n" +
 	"\vErrorsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xf1\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aS\n" +
+	"\rPhasesUsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.surge.v1.LatencyStatsR\x05value:\x028\x01\"\x7f\n" +
+	"\fRequestStats\x12\x1a\n" +
+	"\bscenario\x18\x01 \x01(\tR\bscenario\x12\x12\n" +
+	"\x04flow\x18\x02 \x01(\tR\x04flow\x12\x18\n" +
+	"\arequest\x18\x03 \x01(\tR\arequest\x12%\n" +
+	"\x05stats\x18\x04 \x01(\v2\x0f.surge.v1.StatsR\x05stats\"\xc4\x05\n" +
+	"\x10WebSocketSummary\x12\x1a\n" +
+	"\bscenario\x18\x01 \x01(\tR\bscenario\x12\x12\n" +
+	"\x04flow\x18\x02 \x01(\tR\x04flow\x12\x12\n" +
+	"\x04step\x18\x03 \x01(\tR\x04step\x12'\n" +
+	"\x0fsessions_opened\x18\x04 \x01(\x03R\x0esessionsOpened\x12'\n" +
+	"\x0fsessions_closed\x18\x05 \x01(\x03R\x0esessionsClosed\x12'\n" +
+	"\x0fsessions_active\x18\x06 \x01(\x03R\x0esessionsActive\x120\n" +
+	"\x14sessions_peak_active\x18\a \x01(\x03R\x12sessionsPeakActive\x12'\n" +
+	"\x0fabnormal_closes\x18\b \x01(\x03R\x0eabnormalCloses\x12)\n" +
+	"\x10connect_failures\x18\t \x01(\x03R\x0fconnectFailures\x12\x1e\n" +
+	"\n" +
+	"reconnects\x18\n" +
+	" \x01(\x03R\n" +
+	"reconnects\x12!\n" +
+	"\fmessages_out\x18\v \x01(\x03R\vmessagesOut\x12\x1f\n" +
+	"\vmessages_in\x18\f \x01(\x03R\n" +
+	"messagesIn\x12\x1b\n" +
+	"\tbytes_out\x18\r \x01(\x03R\bbytesOut\x12\x19\n" +
+	"\bbytes_in\x18\x0e \x01(\x03R\abytesIn\x12%\n" +
+	"\x0ereplies_missed\x18\x0f \x01(\x03R\rrepliesMissed\x125\n" +
+	"\n" +
+	"connect_us\x18\x10 \x01(\v2\x16.surge.v1.LatencyStatsR\tconnectUs\x125\n" +
+	"\n" +
+	"session_us\x18\x11 \x01(\v2\x16.surge.v1.LatencyStatsR\tsessionUs\x12:\n" +
+	"\rround_trip_us\x18\x12 \x01(\v2\x16.surge.v1.LatencyStatsR\vroundTripUs\"\xf1\x01\n" +
 	"\x0eSaturationFlag\x12\x1a\n" +
 	"\binterval\x18\x01 \x01(\x03R\binterval\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x16\n" +
@@ -1823,7 +2211,7 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\x04expr\x18\x02 \x01(\tR\x04expr\x12\x0e\n" +
 	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x14\n" +
 	"\x05value\x18\x04 \x01(\x01R\x05value\x12\"\n" +
-	"\rabort_on_fail\x18\x05 \x01(\bR\vabortOnFail\"\xad\a\n" +
+	"\rabort_on_fail\x18\x05 \x01(\bR\vabortOnFail\"\xe0\b\n" +
 	"\n" +
 	"RunSummary\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1b\n" +
@@ -1848,7 +2236,10 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\x05notes\x18\x10 \x03(\tR\x05notes\x128\n" +
 	"\n" +
 	"saturation\x18\x1e \x03(\v2\x18.surge.v1.SaturationFlagR\n" +
-	"saturation\x1aK\n" +
+	"saturation\x122\n" +
+	"\brequests\x18\x1f \x03(\v2\x16.surge.v1.RequestStatsR\brequests\x128\n" +
+	"\twebsocket\x18  \x01(\v2\x1a.surge.v1.WebSocketSummaryR\twebsocket\x12C\n" +
+	"\x0fwebsocket_steps\x18! \x03(\v2\x1a.surge.v1.WebSocketSummaryR\x0ewebsocketSteps\x1aK\n" +
 	"\fRegionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12%\n" +
 	"\x05value\x18\x02 \x01(\v2\x0f.surge.v1.StatsR\x05value:\x028\x01\x1a?\n" +
@@ -1915,7 +2306,7 @@ func file_surge_v1_runs_proto_rawDescGZIP() []byte {
 	return file_surge_v1_runs_proto_rawDescData
 }
 
-var file_surge_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_surge_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_surge_v1_runs_proto_goTypes = []any{
 	(*SubmitRequest)(nil),      // 0: surge.v1.SubmitRequest
 	(*SubmitResponse)(nil),     // 1: surge.v1.SubmitResponse
@@ -1926,73 +2317,85 @@ var file_surge_v1_runs_proto_goTypes = []any{
 	(*RegionProgress)(nil),     // 6: surge.v1.RegionProgress
 	(*LatencyStats)(nil),       // 7: surge.v1.LatencyStats
 	(*Stats)(nil),              // 8: surge.v1.Stats
-	(*SaturationFlag)(nil),     // 9: surge.v1.SaturationFlag
-	(*AgentSummary)(nil),       // 10: surge.v1.AgentSummary
-	(*ThresholdResult)(nil),    // 11: surge.v1.ThresholdResult
-	(*RunSummary)(nil),         // 12: surge.v1.RunSummary
-	(*GetRunRequest)(nil),      // 13: surge.v1.GetRunRequest
-	(*ListRunsRequest)(nil),    // 14: surge.v1.ListRunsRequest
-	(*RunInfo)(nil),            // 15: surge.v1.RunInfo
-	(*ListRunsResponse)(nil),   // 16: surge.v1.ListRunsResponse
-	(*StopRunRequest)(nil),     // 17: surge.v1.StopRunRequest
-	(*StopRunResponse)(nil),    // 18: surge.v1.StopRunResponse
-	(*ReportRequest)(nil),      // 19: surge.v1.ReportRequest
-	(*ListAgentsRequest)(nil),  // 20: surge.v1.ListAgentsRequest
-	(*AgentInfo)(nil),          // 21: surge.v1.AgentInfo
-	(*ListAgentsResponse)(nil), // 22: surge.v1.ListAgentsResponse
-	nil,                        // 23: surge.v1.Stats.ErrorsEntry
-	nil,                        // 24: surge.v1.RunSummary.RegionsEntry
-	nil,                        // 25: surge.v1.RunSummary.RegionAgentsEntry
-	nil,                        // 26: surge.v1.RunSummary.ScenariosEntry
-	(*CompareRequest)(nil),     // 27: surge.v1.CompareRequest
-	(*HistogramsRequest)(nil),  // 28: surge.v1.HistogramsRequest
-	(*CompareResponse)(nil),    // 29: surge.v1.CompareResponse
-	(*HistogramFrame)(nil),     // 30: surge.v1.HistogramFrame
+	(*RequestStats)(nil),       // 9: surge.v1.RequestStats
+	(*WebSocketSummary)(nil),   // 10: surge.v1.WebSocketSummary
+	(*SaturationFlag)(nil),     // 11: surge.v1.SaturationFlag
+	(*AgentSummary)(nil),       // 12: surge.v1.AgentSummary
+	(*ThresholdResult)(nil),    // 13: surge.v1.ThresholdResult
+	(*RunSummary)(nil),         // 14: surge.v1.RunSummary
+	(*GetRunRequest)(nil),      // 15: surge.v1.GetRunRequest
+	(*ListRunsRequest)(nil),    // 16: surge.v1.ListRunsRequest
+	(*RunInfo)(nil),            // 17: surge.v1.RunInfo
+	(*ListRunsResponse)(nil),   // 18: surge.v1.ListRunsResponse
+	(*StopRunRequest)(nil),     // 19: surge.v1.StopRunRequest
+	(*StopRunResponse)(nil),    // 20: surge.v1.StopRunResponse
+	(*ReportRequest)(nil),      // 21: surge.v1.ReportRequest
+	(*ListAgentsRequest)(nil),  // 22: surge.v1.ListAgentsRequest
+	(*AgentInfo)(nil),          // 23: surge.v1.AgentInfo
+	(*ListAgentsResponse)(nil), // 24: surge.v1.ListAgentsResponse
+	nil,                        // 25: surge.v1.Stats.ErrorsEntry
+	nil,                        // 26: surge.v1.Stats.PhasesUsEntry
+	nil,                        // 27: surge.v1.RunSummary.RegionsEntry
+	nil,                        // 28: surge.v1.RunSummary.RegionAgentsEntry
+	nil,                        // 29: surge.v1.RunSummary.ScenariosEntry
+	(*CompareRequest)(nil),     // 30: surge.v1.CompareRequest
+	(*HistogramsRequest)(nil),  // 31: surge.v1.HistogramsRequest
+	(*CompareResponse)(nil),    // 32: surge.v1.CompareResponse
+	(*HistogramFrame)(nil),     // 33: surge.v1.HistogramFrame
 }
 var file_surge_v1_runs_proto_depIdxs = []int32{
 	2,  // 0: surge.v1.SubmitResponse.agents:type_name -> surge.v1.AgentShareInfo
 	5,  // 1: surge.v1.RunUpdate.progress:type_name -> surge.v1.Progress
-	12, // 2: surge.v1.RunUpdate.summary:type_name -> surge.v1.RunSummary
+	14, // 2: surge.v1.RunUpdate.summary:type_name -> surge.v1.RunSummary
 	6,  // 3: surge.v1.Progress.all:type_name -> surge.v1.RegionProgress
 	6,  // 4: surge.v1.Progress.regions:type_name -> surge.v1.RegionProgress
-	11, // 5: surge.v1.Progress.thresholds:type_name -> surge.v1.ThresholdResult
-	9,  // 6: surge.v1.Progress.saturation:type_name -> surge.v1.SaturationFlag
+	13, // 5: surge.v1.Progress.thresholds:type_name -> surge.v1.ThresholdResult
+	11, // 6: surge.v1.Progress.saturation:type_name -> surge.v1.SaturationFlag
 	7,  // 7: surge.v1.Stats.latency_us:type_name -> surge.v1.LatencyStats
-	23, // 8: surge.v1.Stats.errors:type_name -> surge.v1.Stats.ErrorsEntry
-	8,  // 9: surge.v1.RunSummary.all:type_name -> surge.v1.Stats
-	24, // 10: surge.v1.RunSummary.regions:type_name -> surge.v1.RunSummary.RegionsEntry
-	25, // 11: surge.v1.RunSummary.region_agents:type_name -> surge.v1.RunSummary.RegionAgentsEntry
-	26, // 12: surge.v1.RunSummary.scenarios:type_name -> surge.v1.RunSummary.ScenariosEntry
-	10, // 13: surge.v1.RunSummary.agents:type_name -> surge.v1.AgentSummary
-	11, // 14: surge.v1.RunSummary.thresholds:type_name -> surge.v1.ThresholdResult
-	9,  // 15: surge.v1.RunSummary.saturation:type_name -> surge.v1.SaturationFlag
-	15, // 16: surge.v1.ListRunsResponse.runs:type_name -> surge.v1.RunInfo
-	21, // 17: surge.v1.ListAgentsResponse.agents:type_name -> surge.v1.AgentInfo
-	8,  // 18: surge.v1.RunSummary.RegionsEntry.value:type_name -> surge.v1.Stats
-	8,  // 19: surge.v1.RunSummary.ScenariosEntry.value:type_name -> surge.v1.Stats
-	0,  // 20: surge.v1.Runs.Submit:input_type -> surge.v1.SubmitRequest
-	3,  // 21: surge.v1.Runs.Watch:input_type -> surge.v1.WatchRequest
-	13, // 22: surge.v1.Runs.Get:input_type -> surge.v1.GetRunRequest
-	14, // 23: surge.v1.Runs.List:input_type -> surge.v1.ListRunsRequest
-	17, // 24: surge.v1.Runs.Stop:input_type -> surge.v1.StopRunRequest
-	19, // 25: surge.v1.Runs.Report:input_type -> surge.v1.ReportRequest
-	27, // 26: surge.v1.Runs.Compare:input_type -> surge.v1.CompareRequest
-	28, // 27: surge.v1.Runs.Histograms:input_type -> surge.v1.HistogramsRequest
-	20, // 28: surge.v1.Agents.List:input_type -> surge.v1.ListAgentsRequest
-	1,  // 29: surge.v1.Runs.Submit:output_type -> surge.v1.SubmitResponse
-	4,  // 30: surge.v1.Runs.Watch:output_type -> surge.v1.RunUpdate
-	12, // 31: surge.v1.Runs.Get:output_type -> surge.v1.RunSummary
-	16, // 32: surge.v1.Runs.List:output_type -> surge.v1.ListRunsResponse
-	18, // 33: surge.v1.Runs.Stop:output_type -> surge.v1.StopRunResponse
-	12, // 34: surge.v1.Runs.Report:output_type -> surge.v1.RunSummary
-	29, // 35: surge.v1.Runs.Compare:output_type -> surge.v1.CompareResponse
-	30, // 36: surge.v1.Runs.Histograms:output_type -> surge.v1.HistogramFrame
-	22, // 37: surge.v1.Agents.List:output_type -> surge.v1.ListAgentsResponse
-	29, // [29:38] is the sub-list for method output_type
-	20, // [20:29] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	25, // 8: surge.v1.Stats.errors:type_name -> surge.v1.Stats.ErrorsEntry
+	26, // 9: surge.v1.Stats.phases_us:type_name -> surge.v1.Stats.PhasesUsEntry
+	8,  // 10: surge.v1.RequestStats.stats:type_name -> surge.v1.Stats
+	7,  // 11: surge.v1.WebSocketSummary.connect_us:type_name -> surge.v1.LatencyStats
+	7,  // 12: surge.v1.WebSocketSummary.session_us:type_name -> surge.v1.LatencyStats
+	7,  // 13: surge.v1.WebSocketSummary.round_trip_us:type_name -> surge.v1.LatencyStats
+	8,  // 14: surge.v1.RunSummary.all:type_name -> surge.v1.Stats
+	27, // 15: surge.v1.RunSummary.regions:type_name -> surge.v1.RunSummary.RegionsEntry
+	28, // 16: surge.v1.RunSummary.region_agents:type_name -> surge.v1.RunSummary.RegionAgentsEntry
+	29, // 17: surge.v1.RunSummary.scenarios:type_name -> surge.v1.RunSummary.ScenariosEntry
+	12, // 18: surge.v1.RunSummary.agents:type_name -> surge.v1.AgentSummary
+	13, // 19: surge.v1.RunSummary.thresholds:type_name -> surge.v1.ThresholdResult
+	11, // 20: surge.v1.RunSummary.saturation:type_name -> surge.v1.SaturationFlag
+	9,  // 21: surge.v1.RunSummary.requests:type_name -> surge.v1.RequestStats
+	10, // 22: surge.v1.RunSummary.websocket:type_name -> surge.v1.WebSocketSummary
+	10, // 23: surge.v1.RunSummary.websocket_steps:type_name -> surge.v1.WebSocketSummary
+	17, // 24: surge.v1.ListRunsResponse.runs:type_name -> surge.v1.RunInfo
+	23, // 25: surge.v1.ListAgentsResponse.agents:type_name -> surge.v1.AgentInfo
+	7,  // 26: surge.v1.Stats.PhasesUsEntry.value:type_name -> surge.v1.LatencyStats
+	8,  // 27: surge.v1.RunSummary.RegionsEntry.value:type_name -> surge.v1.Stats
+	8,  // 28: surge.v1.RunSummary.ScenariosEntry.value:type_name -> surge.v1.Stats
+	0,  // 29: surge.v1.Runs.Submit:input_type -> surge.v1.SubmitRequest
+	3,  // 30: surge.v1.Runs.Watch:input_type -> surge.v1.WatchRequest
+	15, // 31: surge.v1.Runs.Get:input_type -> surge.v1.GetRunRequest
+	16, // 32: surge.v1.Runs.List:input_type -> surge.v1.ListRunsRequest
+	19, // 33: surge.v1.Runs.Stop:input_type -> surge.v1.StopRunRequest
+	21, // 34: surge.v1.Runs.Report:input_type -> surge.v1.ReportRequest
+	30, // 35: surge.v1.Runs.Compare:input_type -> surge.v1.CompareRequest
+	31, // 36: surge.v1.Runs.Histograms:input_type -> surge.v1.HistogramsRequest
+	22, // 37: surge.v1.Agents.List:input_type -> surge.v1.ListAgentsRequest
+	1,  // 38: surge.v1.Runs.Submit:output_type -> surge.v1.SubmitResponse
+	4,  // 39: surge.v1.Runs.Watch:output_type -> surge.v1.RunUpdate
+	14, // 40: surge.v1.Runs.Get:output_type -> surge.v1.RunSummary
+	18, // 41: surge.v1.Runs.List:output_type -> surge.v1.ListRunsResponse
+	20, // 42: surge.v1.Runs.Stop:output_type -> surge.v1.StopRunResponse
+	14, // 43: surge.v1.Runs.Report:output_type -> surge.v1.RunSummary
+	32, // 44: surge.v1.Runs.Compare:output_type -> surge.v1.CompareResponse
+	33, // 45: surge.v1.Runs.Histograms:output_type -> surge.v1.HistogramFrame
+	24, // 46: surge.v1.Agents.List:output_type -> surge.v1.ListAgentsResponse
+	38, // [38:47] is the sub-list for method output_type
+	29, // [29:38] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_surge_v1_runs_proto_init() }
@@ -2011,7 +2414,7 @@ func file_surge_v1_runs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_surge_v1_runs_proto_rawDesc), len(file_surge_v1_runs_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
