@@ -211,7 +211,23 @@ func checkPoints(t *testing.T, pts []httpPoint, want map[string]bool) {
 func TestInfluxRunPointsAndDashboards(t *testing.T) {
 	e := needInflux(t)
 	c := startInfluxCluster(t, e, nil, "--latency", "uniform(1ms,5ms)", "--error-rate", "0.05")
-	plan := writePlan(t, "influx.yaml", ratePlan(c.target, 100, "6s"))
+	// A websocket scenario beside the HTTP one, so the WebSocket panels
+	// have data too.
+	ws := fmt.Sprintf(`  chat:
+    executor: constant-vus
+    vus: 10
+    duration: 6s
+    flows:
+      chat:
+        steps:
+          - websocket:
+              name: chat
+              url: ws://%s/ws
+              hold: 2s
+              send: {message: "hi {{seq}}", rate: 5}
+              expect: {timeout: 1s}
+`, c.target)
+	plan := writePlan(t, "influx.yaml", strings.Replace(ratePlan(c.target, 100, "6s"), "thresholds:", ws+"thresholds:", 1))
 	jsonPath := filepath.Join(t.TempDir(), "summary.json")
 	out, code := surge(t, "run", plan, "--controller", c.ctrl, "--json", jsonPath)
 	if code != 0 {
