@@ -8,7 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
 )
 
 // feederPaths runs iterations (VU, count) of a one-request scenario reading
