@@ -238,6 +238,8 @@ func (a *Agent) takeovers(ctx context.Context, p *plan.Plan, as *surgev1.Assign,
 		}
 		if err != nil {
 			log.Warn("refused a takeover part", "part", id, "from", ss.GetFromAgent(), "err", err)
+			a.out.addEvent(&surgev1.RunEvent{RunId: as.GetRunId(), Epoch: as.GetEpoch(), Kind: surgev1.RunEvent_KIND_REJECTED,
+				Message: err.Error(), PartId: ss.GetPartId(), AtUnixNs: time.Now().UnixNano()})
 			continue
 		}
 		out[id] = append(out[id], ss)

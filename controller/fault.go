@@ -499,3 +499,59 @@ func statsIn(m map[string]*surgev1.Stats, k string) *surgev1.Stats {
 	}
 	return st
 }
+
+// refusePart handles a survivor's refusal of a takeover part (over its caps
+// or allow-list): nobody sends the part's arrivals, so they count as the
+// scenario's deficit in the summary, with a note. The part leaves the
+// agent's takeovers, so a later reshare does not hand it on (or count it)
+// twice. VU parts have no arrivals to count; the note says so.
+func (r *run) refusePart(a *runAgent, partID, msg string) {
+	var kept []*surgev1.ScenarioShare
+	var arrivals int64
+	var scenarios []string
+	for _, ss := range a.takeovers {
+		if ss.GetPartId() != partID {
+			kept = append(kept, ss)
+			continue
+		}
+		scenarios = append(scenarios, ss.GetScenario())
+		if n := progressionLen(ss); n > 0 {
+			if r.refused == nil {
+				r.refused = map[[2]string]int64{}
+			}
+			r.refused[[2]string{ss.GetScenario(), a.region}] += n
+			arrivals += n
+		}
+	}
+	if len(scenarios) == 0 {
+		r.log.Warn("refusal of a takeover part the agent does not have", slog.String("agent", a.id), slog.String("part", partID))
+		return
+	}
+	a.takeovers = kept
+	r.persist()
+	r.note("agent %s (%s) refused takeover part %s (%s): %s; its %d arrivals are deficit",
+		a.id, a.region, partID, strings.Join(scenarios, ", "), msg, arrivals)
+}
+
+// progressionLen is how many arrivals a takeover part sends: those of its
+// progression first, first+stride, ... below arrivals.
+func progressionLen(ss *surgev1.ScenarioShare) int64 {
+	first, stride, n := max(ss.GetArrivalFirst(), 0), max(ss.GetArrivalStride(), 1), ss.GetArrivals()
+	if n <= first {
+		return 0
+	}
+	return (n - first + stride - 1) / stride
+}
+
+// addRefusedDeficit adds the arrivals of refused takeover parts to the
+// summary's deficit.
+func (r *run) addRefusedDeficit(sum *surgev1.RunSummary) {
+	for k, n := range r.refused {
+		statsIn(sum.Scenarios, k[0]).Deficit += n
+		statsIn(sum.Regions, k[1]).Deficit += n
+		if sum.All == nil {
+			sum.All = &surgev1.Stats{}
+		}
+		sum.All.Deficit += n
+	}
+}

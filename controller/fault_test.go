@@ -162,3 +162,50 @@ func TestLossDeficitOpenEnded(t *testing.T) {
 		t.Errorf("requests %d, deficit %d: want deficit %d and a sum of 100", all.GetRequests(), all.GetDeficit(), ownB-4)
 	}
 }
+
+// TestRefusedTakeoverIsDeficit: the survivor refuses the takeover part (as
+// an agent over its --max-rate does); nobody sends those arrivals, so they
+// are deficit, and requests + deficit still equal the plan.
+func TestRefusedTakeoverIsDeficit(t *testing.T) {
+	tc := startController(t, t.TempDir())
+	a := newFakeAgent(t, tc.Addr(), "a1", "us-east", "")
+	b := newFakeAgent(t, tc.Addr(), "b1", "us-east", "")
+	tc.waitAgents(t, 2)
+	resp, err := submit(t, tc, lossPlan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := resp.GetRunId()
+	asA, _ := a.waitAssign(), b.waitAssign()
+	ownA := asA.GetShare().GetScenarios()[0].GetArrivals()
+	updates := watch(t, tc, run)
+	const bSent = 5
+	b.waitAck(b.sendCounted(run, 1, 0, false, bSent, bSent, 0))
+	b.close()
+
+	re := a.waitAssign()
+	if len(re.GetShare().GetTakeovers()) != 1 {
+		t.Fatalf("reshare assign %v", re)
+	}
+	tk := re.GetShare().GetTakeovers()[0]
+	a.send(&surgev1.AgentMessage{Msg: &surgev1.AgentMessage_RunEvent{RunEvent: &surgev1.RunEvent{
+		RunId: run, Epoch: re.GetEpoch(), Kind: surgev1.RunEvent_KIND_REJECTED,
+		Message: "over --max-rate", PartId: tk.GetPartId(),
+	}}})
+	// a keeps running its own share, and only that.
+	a.waitAck(a.sendCounted(run, re.GetEpoch(), 9, true, ownA, ownA, 0))
+	sum, _ := finalSummary(t, updates)
+	all := sum.GetAll()
+	refused := (tk.GetArrivals() - tk.GetArrivalFirst() + tk.GetArrivalStride() - 1) / tk.GetArrivalStride()
+	t.Logf("measured: requests %d + deficit %d = %d, plan 100; refused part %d arrivals; status %s; notes %q",
+		all.GetRequests(), all.GetDeficit(), all.GetRequests()+all.GetDeficit(), refused, sum.GetStatus(), sum.GetNotes())
+	if sum.GetStatus() != StatusFinished {
+		t.Errorf("status %s: a refused takeover part must not fail the run", sum.GetStatus())
+	}
+	if all.GetRequests()+all.GetDeficit() != 100 {
+		t.Errorf("requests %d + deficit %d != plan 100", all.GetRequests(), all.GetDeficit())
+	}
+	if notes := strings.Join(sum.GetNotes(), "\n"); !strings.Contains(notes, "refused takeover part "+tk.GetPartId()) {
+		t.Errorf("notes lack the refusal: %s", notes)
+	}
+}

@@ -126,6 +126,9 @@ type run struct {
 	stopDeadline time.Time
 	errMsg       string
 	notes        []string
+	// refused: arrivals of takeover parts that survivors refused, by
+	// scenario and region (fault.go); they count as deficit.
+	refused map[[2]string]int64
 	fencedLate   map[string]int64 // snapshots from fenced agents, by agent
 	lateUnsunk   int64            // late merges whose interval was released (sinks.go)
 }
@@ -314,6 +317,10 @@ func (r *run) handleEvent(ev *surgev1.RunEvent, from *agentConn, now time.Time) 
 			r.c.sinks.RunStarted(r.sinkInfo())
 		}
 	case surgev1.RunEvent_KIND_REJECTED:
+		if ev.GetPartId() != "" && r.phase != phasePending {
+			r.refusePart(a, ev.GetPartId(), ev.GetMessage())
+			return false
+		}
 		msg := fmt.Sprintf("agent %s (%s) rejected the run: %s", a.id, a.region, ev.GetMessage())
 		if r.phase == phasePending {
 			r.failPending(msg)
@@ -574,6 +581,7 @@ func (r *run) summary(st string, now time.Time) *surgev1.RunSummary {
 	}
 	sum.Notes = slices.Clone(r.notes)
 	r.addLossDeficit(sum, now)
+	r.addRefusedDeficit(sum)
 	if note := r.agg.SaturationNote(); note != "" {
 		sum.Notes = append(sum.Notes, "verdict "+cmp.Or(sum.Verdict, "pending")+" with caution: "+note)
 	}

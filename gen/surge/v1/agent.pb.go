@@ -711,7 +711,10 @@ type RunEvent struct {
 	Message string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
 	// When it happened, Unix nanoseconds in the agent's clock (STARTED: the
 	// actual start of the share's schedule).
-	AtUnixNs      int64 `protobuf:"varint,5,opt,name=at_unix_ns,json=atUnixNs,proto3" json:"at_unix_ns,omitempty"`
+	AtUnixNs int64 `protobuf:"varint,5,opt,name=at_unix_ns,json=atUnixNs,proto3" json:"at_unix_ns,omitempty"`
+	// REJECTED of one takeover part (ScenarioShare.part_id) while the agent
+	// keeps running its own share; empty: the whole assignment.
+	PartId        string `protobuf:"bytes,6,opt,name=part_id,json=partId,proto3" json:"part_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -779,6 +782,13 @@ func (x *RunEvent) GetAtUnixNs() int64 {
 		return x.AtUnixNs
 	}
 	return 0
+}
+
+func (x *RunEvent) GetPartId() string {
+	if x != nil {
+		return x.PartId
+	}
+	return ""
 }
 
 // ScenarioShare is this agent's exact part of one scenario.
@@ -1251,14 +1261,15 @@ const file_surge_v1_agent_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\"\n" +
 	"\ragent_send_ns\x18\x02 \x01(\x03R\vagentSendNs\x12,\n" +
 	"\x12controller_recv_ns\x18\x03 \x01(\x03R\x10controllerRecvNs\x12,\n" +
-	"\x12controller_send_ns\x18\x04 \x01(\x03R\x10controllerSendNs\"\x96\x02\n" +
+	"\x12controller_send_ns\x18\x04 \x01(\x03R\x10controllerSendNs\"\xaf\x02\n" +
 	"\bRunEvent\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12+\n" +
 	"\x04kind\x18\x03 \x01(\x0e2\x17.surge.v1.RunEvent.KindR\x04kind\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12\x1c\n" +
 	"\n" +
-	"at_unix_ns\x18\x05 \x01(\x03R\batUnixNs\"x\n" +
+	"at_unix_ns\x18\x05 \x01(\x03R\batUnixNs\x12\x17\n" +
+	"\apart_id\x18\x06 \x01(\tR\x06partId\"x\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rKIND_ACCEPTED\x10\x01\x12\x10\n" +
