@@ -61,7 +61,9 @@ type Config struct {
 	ControllerLossGrace time.Duration
 	// PauseThreshold: a gap this long in the agent's own ticking (SIGSTOP,
 	// a frozen VM) suspends its runs until the controller confirms them
-	// over a fresh stream. Default 1s.
+	// over a fresh stream. Default 3s: stalls of a loaded machine (GC, CPU
+	// starvation, 1-2s seen under -race with thousands of sessions) are not
+	// pauses.
 	PauseThreshold time.Duration
 	// TLS, when set, is used to dial the controller (mTLS with the agent's
 	// certificate).
@@ -74,5 +76,5 @@ const (
 	DefaultReconnectMax   = 5 * time.Second
 	DefaultSnapshotBuffer = 600
 	DefaultControllerLoss = 60 * time.Second
-	DefaultPauseThreshold = time.Second
+	DefaultPauseThreshold = 3 * time.Second
 )
