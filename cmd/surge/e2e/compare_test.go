@@ -38,6 +38,9 @@ scenarios:
 		}
 		return readSummary(t, sum).RunID
 	}
+	// A warm-up run first: a cold agent's first connections and a loaded
+	// machine's first seconds skew one run's tail against the other's.
+	runPlan("warmup", fast)
 	a, b, s := runPlan("a", fast), runPlan("b", fast), runPlan("s", slow)
 
 	if out, code := surge(t, "compare", "--controller", c.ctrl, "--tolerance", "0.5", a, b); code != 0 {
