@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Client behaviour: how a scenario's VUs hold connections (Connection), retry
@@ -107,6 +108,13 @@ type Retry struct {
 	RetryAfter *bool `yaml:"retry_after,omitempty" json:"retry_after,omitempty"`
 }
 
+// Backoff defaults.
+const (
+	DefaultBackoffBase       = 100 * time.Millisecond
+	DefaultBackoffMax        = 10 * time.Second
+	DefaultBackoffMultiplier = 2.0
+)
+
 // Backoff types.
 const (
 	BackoffConstant    = "constant"
@@ -123,6 +131,45 @@ type Backoff struct {
 	Max        Duration `yaml:"max,omitempty" json:"max,omitempty"`
 	Multiplier float64  `yaml:"multiplier,omitempty" json:"multiplier,omitempty"`
 	Jitter     *float64 `yaml:"jitter,omitempty" json:"jitter,omitempty"`
+}
+
+// Wait is the wait before retry n (n >= 1), with u uniform in [0, 1) for
+// the jitter. A nil b, and each zero field, takes its default.
+func (b *Backoff) Wait(n int64, u float64) time.Duration {
+	base, capd, mult, jitter, exp := DefaultBackoffBase, DefaultBackoffMax, DefaultBackoffMultiplier, 1.0, true
+	if b != nil {
+		if b.Base > 0 {
+			base = b.Base.D()
+			capd = max(capd, base)
+		}
+		if b.Max > 0 {
+			capd = b.Max.D()
+		}
+		if b.Multiplier >= 1 {
+			mult = b.Multiplier
+		}
+		if b.Jitter != nil {
+			jitter = *b.Jitter
+		}
+		exp = b.Type != BackoffConstant
+	}
+	w := float64(base)
+	if exp {
+		w *= math.Pow(mult, float64(max(n, 1)-1))
+	}
+	w = min(w, float64(capd))
+	return time.Duration(w - jitter*w*u)
+}
+
+// Cap is the longest wait: Max, default 10s (and never under Base).
+func (b *Backoff) Cap() time.Duration {
+	if b != nil && b.Max > 0 {
+		return b.Max.D()
+	}
+	if b != nil {
+		return max(DefaultBackoffMax, b.Base.D())
+	}
+	return DefaultBackoffMax
 }
 
 // WebSocket is a flow step that holds one WebSocket session: connect (with

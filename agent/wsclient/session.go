@@ -144,7 +144,7 @@ func (ss *session) hold(ctx context.Context, deadline time.Time) endKind {
 				// ones after it.
 				next = ss.t0.Add(time.Duration(float64(seq) * float64(time.Second) / sd.rate))
 			default:
-				next = now.Add(draw(sd.every, ss.rng))
+				next = now.Add(sd.every.Sample(ss.rng))
 			}
 			continue
 		}

@@ -320,7 +320,7 @@ func (c *Client) Run(ctx context.Context, s *Step, v *httpclient.Vars, st *Stats
 	}
 	var res Result
 	ss := &session{c: c, s: s, st: st, v: v, rng: rng}
-	hold := draw(s.hold, rng)
+	hold := s.hold.Sample(rng)
 	conn, t0, ok := c.open(ctx, s, ss, false, &res, onHandshake)
 	if !ok {
 		return res
@@ -356,7 +356,7 @@ func (c *Client) Run(ctx context.Context, s *Step, v *httpclient.Vars, st *Stats
 				return res
 			}
 			attempts++
-			wait := backoff(s.reconnect.Backoff, attempts, rng)
+			wait := s.reconnect.Backoff.Wait(attempts, rng.Float64())
 			if !c.now().Add(wait).Before(deadline) {
 				return res // the hold ends before the next attempt
 			}
@@ -456,65 +456,4 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-// draw draws a duration from d: constant, uniform [min, max], normal
-// (truncated at 0) or exponential with the given mean (as the executor's
-// think times).
-func draw(d *plan.Dist, rng *rand.Rand) time.Duration {
-	switch {
-	case d == nil:
-		return 0
-	case len(d.Uniform) == 2:
-		lo, hi := d.Uniform[0].D(), d.Uniform[1].D()
-		if hi <= lo {
-			return lo
-		}
-		return lo + time.Duration(rng.Int64N(int64(hi-lo)+1))
-	case d.Normal != nil:
-		x := float64(d.Normal.Mean.D()) + rng.NormFloat64()*float64(d.Normal.StdDev.D())
-		return time.Duration(max(x, 0))
-	case d.Exponential > 0:
-		return time.Duration(rng.ExpFloat64() * float64(d.Exponential.D()))
-	}
-	return d.Constant.D()
-}
-
-// Backoff defaults, as for request retries.
-const (
-	defaultBackoffBase = 100 * time.Millisecond
-	defaultBackoffMax  = 10 * time.Second
-)
-
-// backoff is the wait before attempt n (n >= 1): constant base, or
-// exponential base·multiplier^(n-1) (default multiplier 2), capped at max,
-// then jittered: the fraction jitter (default 1, "full jitter") of it is
-// drawn uniformly.
-func backoff(b *plan.Backoff, n int64, rng *rand.Rand) time.Duration {
-	base, capd, mult, jitter, typ := defaultBackoffBase, defaultBackoffMax, 2.0, 1.0, plan.BackoffExponential
-	if b != nil {
-		if b.Base > 0 {
-			base = b.Base.D()
-			capd = max(capd, base)
-		}
-		if b.Max > 0 {
-			capd = b.Max.D()
-		}
-		if b.Multiplier >= 1 {
-			mult = b.Multiplier
-		}
-		if b.Jitter != nil {
-			jitter = *b.Jitter
-		}
-		if b.Type != "" {
-			typ = b.Type
-		}
-	}
-	w := float64(base)
-	if typ == plan.BackoffExponential {
-		w *= math.Pow(mult, float64(n-1))
-	}
-	w = min(w, float64(capd))
-	w -= jitter * w * rng.Float64()
-	return time.Duration(w)
 }
