@@ -9,9 +9,12 @@
 #   scripts/bench.sh --smoke   about a minute: tiny durations, proves the
 #                              harness runs, no verdicts, writes nothing
 #
-# Knobs (environment): BENCH_CONNS (64), BENCH_DURATION (10s),
+# Knobs (environment): BENCH_CONNS (64), BENCH_DURATION (5s: each
+# max-throughput and fidelity run), BENCH_ROUNDS (3: rounds of those,
+# medians reported),
 # BENCH_PACING_DURATION (30s), BENCH_RATES (1000,10000,50000),
-# BENCH_IDLE_VUS (2000).
+# BENCH_IDLE_VUS (5000), BENCH_HOLD_CONNS (45000: connections three agents
+# hold; 0 skips it), BENCH_HOLD (60s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,12 +80,21 @@ if ((!smoke)) && git cat-file -e "$HIST_BASELINE^{commit}" 2>/dev/null; then
   before=(-micro-before "$work/micro-before.txt")
 fi
 
+# The agent's request path: own HTTP/1.1 client vs net/http (against a
+# child-process server; cpu-ns/op is the client's CPU). The executor's
+# benchmarks run from the harness, against its nginx.
+echo "bench: go test -bench Do ./agent/httpclient/"
+go test -run '^$' -bench '^BenchmarkDo$' -benchmem -benchtime "$benchtime" -count "$count" ./agent/httpclient/ | tee "$work/micro-httpclient.txt"
+go test -c -o "$work/executor.test" ./agent/executor/
+
 # --- side by side ------------------------------------------------------------
 go build -o "$work/surge" ./cmd/surge
 go build -o "$work/bench" ./scripts/bench
 args=(-surge "$work/surge" -wrk "$(command -v wrk)" -hey "$(command -v hey)" -vegeta "$tools/vegeta" -nginx "$nginx"
-  -conns "${BENCH_CONNS:-64}" -duration "${BENCH_DURATION:-10s}" -pacing-duration "${BENCH_PACING_DURATION:-30s}"
-  -rates "${BENCH_RATES:-1000,10000,50000}" -idle-vus "${BENCH_IDLE_VUS:-2000}" -micro "$work/micro.txt" "${before[@]}")
+  -conns "${BENCH_CONNS:-64}" -duration "${BENCH_DURATION:-5s}" -rounds "${BENCH_ROUNDS:-3}"
+  -pacing-duration "${BENCH_PACING_DURATION:-30s}" -rates "${BENCH_RATES:-1000,10000,50000}"
+  -idle-vus "${BENCH_IDLE_VUS:-5000}" -hold-conns "${BENCH_HOLD_CONNS:-45000}" -hold "${BENCH_HOLD:-60s}"
+  -executor-test "$work/executor.test" -micro "$work/micro.txt" -micro-agent "$work/micro-httpclient.txt" "${before[@]}")
 ((smoke)) && args+=(-smoke)
 "$work/bench" "${args[@]}" &
 harness_pid=$!

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/surgeload/surge/agent/httpclient"
@@ -42,6 +44,13 @@ type Scenario struct {
 	// Hold has accounted for it. The agent holds arrivals while its run is
 	// suspended after a pause.
 	Hold func() bool
+	// Warm, if set, opens a VU's connections: arrival-rate executors warm
+	// their pre-allocated VUs at the start, so that the first second does
+	// not open a connection per arrival, each growing the VU pool while the
+	// others dial (at 10k/s that grew 256 VUs to 2048 and dropped arrivals).
+	// A VU takes arrivals once warm; the first arrival waits for the
+	// warm-up at most warmWait.
+	Warm WarmFunc
 
 	// client is the scenario's HTTP client, closed when Run returns.
 	client *httpclient.Client
@@ -109,9 +118,157 @@ func (s *Scenario) finish(ctx context.Context, done <-chan struct{}, deadline ti
 	<-done
 }
 
+// vuSlot is one VU of an arrival-rate executor: a goroutine that runs the
+// iterations handed to it.
 type vuSlot struct {
 	id   int64
 	jobs chan time.Time // intended times; capacity 1
+}
+
+// vuPool holds an arrival-rate executor's VUs. Idle VUs are a stack: the
+// VU that finished last (its connection warm, its stack hot) takes the
+// next arrival, and VUs beyond the working set stay idle (their
+// connections never opened).
+type vuPool struct {
+	// freed is signalled when a VU becomes idle (see await).
+	freed     chan struct{}
+	mu        sync.Mutex
+	idle      []*vuSlot
+	all       []*vuSlot
+	allocated int64
+	active    int64
+	max       int64
+}
+
+// get returns an idle VU marked active, or a new one when the pool may
+// grow (fresh: its goroutine is to be started), or nil.
+func (p *vuPool) get(grow bool) (v *vuSlot, fresh bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.idle); n > 0 {
+		v = p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.active++
+		return v, false
+	}
+	if !grow || p.allocated >= p.max {
+		return nil, false
+	}
+	return p.grow(true, false), true
+}
+
+// grow adds a VU: active, or idle when idle is set (else the VU is
+// neither until ready adds it); p.mu is held.
+func (p *vuPool) grow(active, idle bool) *vuSlot {
+	p.allocated++
+	v := &vuSlot{id: p.allocated, jobs: make(chan time.Time, 1)}
+	p.all = append(p.all, v)
+	switch {
+	case active:
+		p.active++
+	case idle:
+		p.idle = append(p.idle, v)
+	}
+	return v
+}
+
+// ready adds a VU that was grown neither active nor idle to the idle VUs.
+func (p *vuPool) ready(v *vuSlot) {
+	p.mu.Lock()
+	p.idle = append(p.idle, v)
+	p.mu.Unlock()
+	p.signal()
+}
+
+func (p *vuPool) signal() {
+	select {
+	case p.freed <- struct{}{}:
+	default:
+	}
+}
+
+// await waits for an idle VU until tm fires or ctx ends; nil if none.
+func (p *vuPool) await(ctx context.Context, tm Timer) *vuSlot {
+	for {
+		if v, _ := p.get(false); v != nil {
+			return v
+		}
+		select {
+		case <-p.freed:
+		case <-tm.C():
+			v, _ := p.get(false)
+			return v
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// put returns a VU after its iteration.
+func (p *vuPool) put(v *vuSlot) {
+	p.mu.Lock()
+	p.active--
+	p.idle = append(p.idle, v)
+	p.mu.Unlock()
+	p.signal()
+}
+
+func (p *vuPool) gauges() (active, allocated int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.active, p.allocated
+}
+
+// startLog records the intended times of the arrivals handed to VUs, in
+// order, so that the started count of an interval is counted by intended
+// time (an arrival due just before a boundary and handed over just after
+// it belongs to the interval before, and the other way round). It keeps
+// the last startLogSize times: enough for an interval boundary that is
+// read late by up to startLogSize arrivals.
+type startLog struct {
+	ring  [startLogSize]atomic.Int64 // unix ns of the intended times
+	total atomic.Int64               // arrivals handed over
+	// pending is the intended time (unix ns) of the arrival the loop
+	// waits for or hands over next; math.MaxInt64 once the loop ended.
+	pending atomic.Int64
+}
+
+const startLogSize = 4096
+
+// add records an arrival handed over; one writer (the arrival loop).
+func (l *startLog) add(intended time.Time) {
+	n := l.total.Load()
+	l.ring[n%startLogSize].Store(intended.UnixNano())
+	l.total.Store(n + 1)
+}
+
+// settleWait bounds how long startedBy waits for the arrival loop to hand
+// over the arrivals due by the instant asked.
+const settleWait = 2 * time.Millisecond
+
+// startedBy returns how many arrivals due at or before at were handed over.
+// When the loop has not yet reached at, it waits for it briefly (it is
+// due now: the interval boundaries are read as they pass). The wait
+// sleeps rather than yields, so the runtime polls the network and timers
+// meanwhile, which wakes the loop.
+func (l *startLog) startedBy(at time.Time) int64 {
+	ns := at.UnixNano()
+	if p := l.pending.Load(); p <= ns && p != math.MaxInt64 {
+		deadline := time.Now().Add(settleWait)
+		for l.pending.Load() <= ns && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+	n := l.total.Load()
+	after := int64(0)
+	for k := n - 1; k >= 0 && k >= n-startLogSize; k-- {
+		if l.ring[k%startLogSize].Load() <= ns {
+			break
+		}
+		after++
+	}
+	return n - after
 }
 
 func (s *Scenario) runArrivals(ctx context.Context, start time.Time) error {
@@ -128,52 +285,52 @@ func (s *Scenario) runArrivals(ctx context.Context, start time.Time) error {
 			return counter.DueBy(at.Sub(start))
 		})
 	}
-	maxVUs := max(s.Share.GetMaxVus(), s.Share.GetPreAllocatedVus())
+	starts := &startLog{}
+	starts.pending.Store(start.UnixNano())
+	s.Rec.SetStarted(starts.startedBy)
+	defer s.Rec.SetStarted(nil)
 	end := start.Add(s.Plan.Length())
 
 	hard, cancelHard := context.WithCancel(ctx)
 	defer cancelHard()
-	var (
-		wg        sync.WaitGroup
-		mu        sync.Mutex // guards all, allocated, active
-		all       []*vuSlot
-		allocated int64
-		active    int64
-	)
-	idle := make(chan *vuSlot, max(maxVUs, 1))
+	var wg sync.WaitGroup
+	pool := &vuPool{max: max(s.Share.GetMaxVus(), s.Share.GetPreAllocatedVus()), freed: make(chan struct{}, 1)}
 	s.Rec.SetGauges(func(at time.Time) Gauges {
-		mu.Lock()
-		defer mu.Unlock()
+		active, allocated := pool.gauges()
 		return Gauges{ActiveVUs: active, AllocatedVUs: allocated, TargetRate: pacer.Rate(at.Sub(start))}
 	})
 	defer s.Rec.SetGauges(nil)
 
-	newVU := func() *vuSlot {
-		mu.Lock()
-		allocated++
-		v := &vuSlot{id: allocated, jobs: make(chan time.Time, 1)}
-		all = append(all, v)
-		mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	var warming sync.WaitGroup
+	run := func(v *vuSlot, warm bool) {
+		if warm {
+			warming.Add(1)
+		}
+		wg.Go(func() {
+			if warm {
+				s.Warm(hard, v.id)
+				pool.ready(v)
+				warming.Done()
+			}
 			for intended := range v.jobs {
 				if s.Iterate(hard, v.id, intended) {
 					s.Rec.Completed()
 				}
-				mu.Lock()
-				active--
-				mu.Unlock()
-				idle <- v // capacity maxVUs: never blocks
+				pool.put(v)
 			}
-		}()
-		return v
+		})
 	}
-	for range s.Share.GetPreAllocatedVus() {
-		idle <- newVU()
+	pool.mu.Lock()
+	warm := s.warmCount(start)
+	for i := range s.Share.GetPreAllocatedVus() {
+		run(pool.grow(false, i >= warm), i < warm)
 	}
+	pool.mu.Unlock()
 
-	if s.sleepUntil(ctx, start) {
+	warmed := make(chan struct{})
+	wg.Go(func() { warming.Wait(); close(warmed) })
+	wait := newWaiter(ctx, s.Clock)
+	if s.warmed(ctx, warmed, start) && wait.until(start) {
 		var issued int64
 		for n := int64(0); ; n++ {
 			due, stop := pacer.Next(n)
@@ -181,33 +338,25 @@ func (s *Scenario) runArrivals(ctx context.Context, start time.Time) error {
 				break
 			}
 			intended := start.Add(due)
-			if !s.sleepUntil(ctx, intended) {
+			starts.pending.Store(intended.UnixNano())
+			if !wait.until(intended) {
 				break
 			}
 			issued++
 			if s.Hold != nil && s.Hold() {
 				continue
 			}
-			var v *vuSlot
-			select {
-			case v = <-idle:
-			default:
-				mu.Lock()
-				grow := allocated < maxVUs
-				mu.Unlock()
-				if grow {
-					v = newVU()
-				}
-			}
+			v, fresh := s.takeVU(ctx, pool, intended)
 			if v == nil {
 				s.Rec.Dropped()
 				continue
 			}
-			mu.Lock()
-			active++
-			mu.Unlock()
+			if fresh {
+				run(v, false)
+			}
 			late := s.Clock.Now().Sub(intended)
 			s.Rec.Arrival(late, late > s.LateBound)
+			starts.add(intended)
 			v.jobs <- intended
 		}
 		if ctx.Err() != nil && counter != nil {
@@ -217,16 +366,95 @@ func (s *Scenario) runArrivals(ctx context.Context, start time.Time) error {
 			}
 		}
 	}
+	starts.pending.Store(math.MaxInt64)
+	wait.close()
 
-	mu.Lock()
-	for _, v := range all {
+	pool.mu.Lock()
+	for _, v := range pool.all {
 		close(v.jobs)
 	}
-	mu.Unlock()
+	pool.mu.Unlock()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	s.finish(ctx, done, end.Add(s.Plan.GracefulStop.D()), cancelHard)
 	return nil
+}
+
+// growLate is how late an arrival may be and still grow the VU pool at
+// once when no VU is idle (see takeVU).
+const growLate = time.Millisecond
+
+// takeVU returns a VU for the arrival intended at intended: an idle one,
+// else a new one (up to max VUs, k6's semantics), else nil (a dropped
+// iteration). An arrival already more than growLate late when no VU is
+// idle (the loop fell behind: this process was starved of CPU, or a burst
+// of arrivals is caught up at the start) first waits for a VU to become
+// idle, until it would be DefaultLateBound late: a new VU opens a new
+// connection, whose dial costs more CPU than waiting for a VU whose
+// request is about to end, and growing through a stall fed on itself (at
+// 10k/s a stall of a few ms grew 256 VUs to 2048, and dropped arrivals,
+// each new VU dialing while the others waited). The wait is lateness,
+// recorded as such.
+func (s *Scenario) takeVU(ctx context.Context, pool *vuPool, intended time.Time) (*vuSlot, bool) {
+	late := s.Clock.Now().Sub(intended)
+	if v, fresh := pool.get(late < growLate); v != nil || late < growLate {
+		return v, fresh
+	}
+	if d := s.LateBound - late; d > 0 {
+		tm := s.Clock.NewTimer(d)
+		v := pool.await(ctx, tm)
+		tm.Stop()
+		if v != nil {
+			return v, false
+		}
+	}
+	return pool.get(true)
+}
+
+// An arrival-rate executor run warmAllLead or more before its start warms
+// all its pre-allocated VUs; one run later (an agent launches its
+// scenarios at the run's start) warms warmAhead of its peak rate's
+// arrivals' worth, because each warm-up is a dial that competes with the
+// first arrivals for the CPU (the other pre-allocated VUs open their
+// connection on their first arrival).
+const (
+	warmAllLead = 100 * time.Millisecond
+	warmAhead   = 10 * time.Millisecond
+)
+
+// warmCount is how many pre-allocated VUs the scenario warms.
+func (s *Scenario) warmCount(start time.Time) int64 {
+	pre := s.Share.GetPreAllocatedVus()
+	switch {
+	case s.Warm == nil || s.Share.GetTotalArrivals() <= 0:
+		return 0
+	case start.Sub(s.Clock.Now()) >= warmAllLead:
+		return pre
+	}
+	rate := s.Plan.PeakRate() * float64(s.Share.GetArrivals()) / float64(s.Share.GetTotalArrivals())
+	return min(pre, max(1, int64(math.Ceil(rate*warmAhead.Seconds()))))
+}
+
+// warmWait bounds the wait of the first arrival for the pre-allocated
+// VUs' warm-up: well under DefaultLateBound, so that the arrivals it
+// delays are late, not deficit. VUs still warming then join the idle VUs
+// when they are done.
+const warmWait = 5 * time.Millisecond
+
+// warmed waits until done is closed (the warm-up of the pre-allocated VUs
+// ended), at most until warmWait past start; false if ctx ended first.
+func (s *Scenario) warmed(ctx context.Context, done <-chan struct{}, start time.Time) bool {
+	if s.Warm == nil {
+		return ctx.Err() == nil
+	}
+	tm := s.Clock.NewTimer(max(start.Sub(s.Clock.Now()), 0) + warmWait)
+	defer tm.Stop()
+	select {
+	case <-done:
+	case <-tm.C():
+	case <-ctx.Done():
+	}
+	return ctx.Err() == nil
 }
 
 // vusCurve returns the VU count of this agent's share at elapsed.
@@ -542,7 +770,7 @@ func BuildScenarios(o ShareOptions) ([]*Scenario, error) {
 			return fail(fmt.Errorf("run share: scenario %s: %w", ss.GetScenario(), err))
 		}
 		rec.SetConnStats(co.Stats)
-		iter, err := PlanIteration(sc, IterationOptions{
+		iter, warm, err := planIteration(sc, IterationOptions{
 			Client: client, Retries: sc.Retry != nil && sc.Retry.Attempts > 1,
 			Rec: rec, Clock: o.Clock, Region: o.Region, Env: o.Env, Seed: seed,
 			Data: o.Plan.Data, Segment: ss.GetSegmentFrom(),
@@ -558,6 +786,7 @@ func BuildScenarios(o ShareOptions) ([]*Scenario, error) {
 			Share:   ss,
 			Seed:    seed,
 			Iterate: iter,
+			Warm:    warm,
 			Rec:     rec,
 			Clock:   o.Clock,
 			Logger:  o.Logger.With("scenario", ss.GetScenario()),

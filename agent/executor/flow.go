@@ -147,6 +147,17 @@ func scenarioFeeds(sc *plan.Scenario, data map[string]*plan.Feeder, segment stri
 // omission). Series carry the flow's name; requests interrupted by ctx are
 // not recorded.
 func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
+	iter, _, err := planIteration(sc, o)
+	return iter, err
+}
+
+// WarmFunc opens a VU's connections ahead of its first iteration (see
+// Scenario.Warm).
+type WarmFunc func(ctx context.Context, vu int64)
+
+// planIteration is PlanIteration, with the scenario's WarmFunc: it opens
+// the VU's connection for the first request of every flow.
+func planIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, WarmFunc, error) {
 	if o.Clock == nil {
 		o.Clock = RealClock{}
 	}
@@ -167,7 +178,7 @@ func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
 			case st.Request != nil:
 				r, err := httpclient.Prepare(*st.Request)
 				if err != nil {
-					return nil, fmt.Errorf("flow %s: %w", name, err)
+					return nil, nil, fmt.Errorf("flow %s: %w", name, err)
 				}
 				cf.steps = append(cf.steps, compiledStep{kind: stepRequest, reqs: []*httpclient.Request{r}})
 			case st.Think != nil:
@@ -177,7 +188,7 @@ func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
 				for _, br := range st.Batch {
 					r, err := httpclient.Prepare(br)
 					if err != nil {
-						return nil, fmt.Errorf("flow %s: batch: %w", name, err)
+						return nil, nil, fmt.Errorf("flow %s: batch: %w", name, err)
 					}
 					cs.reqs = append(cs.reqs, r)
 				}
@@ -185,7 +196,7 @@ func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
 			case st.WebSocket != nil:
 				cs, err := compileWebSocket(&o, name, st.WebSocket, &wsc)
 				if err != nil {
-					return nil, fmt.Errorf("flow %s: %w", name, err)
+					return nil, nil, fmt.Errorf("flow %s: %w", name, err)
 				}
 				cf.steps = append(cf.steps, cs)
 			}
@@ -200,7 +211,7 @@ func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
 	}
 	feeds, err := scenarioFeeds(sc, o.Data, o.Segment)
 	if err != nil {
-		return nil, fmt.Errorf("data: %w", err)
+		return nil, nil, fmt.Errorf("data: %w", err)
 	}
 	var vus sync.Map // VU id → *vuState
 	state := func(vu int64) *vuState {
@@ -234,7 +245,25 @@ func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
 		}
 		return v.(*vuState)
 	}
-	it := &iteration{o: o}
+	it := &iteration{o: o, now: o.Clock.Now}
+	var firsts []*httpclient.Request // the first request(s) of each flow
+	for _, f := range compiled {
+		for _, st := range f.steps {
+			if st.kind == stepRequest || st.kind == stepBatch {
+				firsts = append(firsts, st.reqs...)
+				break
+			}
+		}
+	}
+	warm := func(ctx context.Context, vu int64) {
+		st := state(vu)
+		if st.sess == nil {
+			return
+		}
+		for _, r := range firsts {
+			_ = st.sess.Warm(ctx, r) // a failure shows on the first send
+		}
+	}
 	return func(ctx context.Context, vu int64, intended time.Time) bool {
 		st := state(vu)
 		st.iter++
@@ -286,15 +315,20 @@ func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
 			}
 		}
 		return true
-	}, nil
+	}, warm, nil
 }
 
-type iteration struct{ o IterationOptions }
+type iteration struct {
+	o IterationOptions
+	// now is o.Clock.Now, made once: a method value of an interface
+	// allocates each time it is made.
+	now func() time.Time
+}
 
 // send sends one request on the VU's session and records it; false when
 // ctx interrupted it.
 func (it *iteration) send(ctx context.Context, sess *httpclient.Session, flow string, r *httpclient.Request, v *httpclient.Vars, intended time.Time) bool {
-	res := sess.Do(ctx, r, v, it.o.Clock.Now)
+	res := sess.Do(ctx, r, v, it.now)
 	if res.Err != nil && ctx.Err() != nil {
 		return false
 	}

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -74,6 +75,10 @@ type ScenarioRecorder struct {
 	conns                  *httpclient.ConnStats
 	lastOpened, lastClosed int64
 	scheduled              func(at time.Time) int64 // cumulative
+	// startedBy, if set, counts the arrivals started by intended time
+	// (cumulative, see SetStarted); Arrival then does not count them.
+	startedBy   func(at time.Time) int64
+	lastStarted int64
 }
 
 // Scenario returns the recorder of the named scenario, creating it.
@@ -99,6 +104,7 @@ func (r *Recorder) Swap(at time.Time) (*hist.Set, []*surgev1.ScenarioStats) {
 		st  *surgev1.ScenarioStats
 		fn  func(time.Time) Gauges
 		sch func(time.Time) int64
+		stb func(time.Time) int64
 		sr  *ScenarioRecorder
 	}
 	fns := make([]gaugeFn, 0, len(r.order))
@@ -121,7 +127,7 @@ func (r *Recorder) Swap(at time.Time) (*hist.Set, []*surgev1.ScenarioStats) {
 		}
 		sr.started, sr.completed, sr.dropped, sr.deficit, sr.scheduledCount = 0, 0, 0, 0, 0
 		sr.lateness.Reset()
-		fns = append(fns, gaugeFn{st: st, fn: sr.gauges, sch: sr.scheduled, sr: sr})
+		fns = append(fns, gaugeFn{st: st, fn: sr.gauges, sch: sr.scheduled, stb: sr.startedBy, sr: sr})
 	}
 	r.mu.Unlock()
 
@@ -138,6 +144,13 @@ func (r *Recorder) Swap(at time.Time) (*hist.Set, []*surgev1.ScenarioStats) {
 			r.mu.Lock()
 			f.st.Scheduled += max(cum-f.sr.lastScheduled, 0)
 			f.sr.lastScheduled = max(cum, f.sr.lastScheduled)
+			r.mu.Unlock()
+		}
+		if f.stb != nil {
+			cum := f.stb(at)
+			r.mu.Lock()
+			f.st.Started += max(cum-f.sr.lastStarted, 0)
+			f.sr.lastStarted = max(cum, f.sr.lastStarted)
 			r.mu.Unlock()
 		}
 		stats = append(stats, f.st)
@@ -165,6 +178,21 @@ func (s *ScenarioRecorder) SetGauges(fn func(at time.Time) Gauges) {
 func (s *ScenarioRecorder) SetScheduled(fn func(at time.Time) int64) {
 	s.r.mu.Lock()
 	s.scheduled = fn
+	s.r.mu.Unlock()
+}
+
+// SetStarted installs the function giving the cumulative number of
+// arrivals started with an intended time at or before an instant; Swap
+// reports its increase per interval as started, so that an arrival counts
+// in the interval it was due in. Arrival stops counting starts while it is
+// installed; nil uninstalls it (Arrival counts again).
+func (s *ScenarioRecorder) SetStarted(fn func(at time.Time) int64) {
+	s.r.mu.Lock()
+	if fn == nil && s.startedBy != nil {
+		// Starts counted by the function and not yet reported.
+		s.started += max(s.startedBy(time.Unix(0, math.MaxInt64))-s.lastStarted, 0)
+	}
+	s.startedBy, s.lastStarted = fn, 0
 	s.r.mu.Unlock()
 }
 
@@ -232,7 +260,9 @@ func (s *ScenarioRecorder) Result(flow, request string, latency time.Duration, r
 func (s *ScenarioRecorder) Arrival(lateness time.Duration, late bool) {
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
-	s.started++
+	if s.startedBy == nil {
+		s.started++
+	}
 	if s.scheduled == nil {
 		s.scheduledCount++
 	}

@@ -97,8 +97,27 @@ func (c *Client) dialH2(ctx context.Context, rt route, dl time.Time, now func() 
 }
 
 // dialConn dials rt (bounded by dl) and, for https, runs the TLS
-// handshake offering alpn.
+// handshake offering alpn. The dial runs on a goroutine of its own, which
+// the caller waits for: its deep call chain (resolver, socket, TLS) would
+// otherwise grow the caller's stack for good, and a VU's goroutine lives
+// as long as the VU, most of its life waiting on its connection (see
+// docs/benchmarks.md, goal 6).
 func (c *Client) dialConn(ctx context.Context, rt route, dl time.Time, alpn string, now func() time.Time, ph *dialPhases) (net.Conn, error) {
+	type dialed struct {
+		nc  net.Conn
+		err error
+	}
+	done := make(chan dialed, 1)
+	go func() {
+		nc, err := c.dialConnHere(ctx, rt, dl, alpn, now, ph)
+		done <- dialed{nc, err}
+	}()
+	d := <-done
+	return d.nc, d.err
+}
+
+// dialConnHere is dialConn on the caller's goroutine.
+func (c *Client) dialConnHere(ctx context.Context, rt route, dl time.Time, alpn string, now func() time.Time, ph *dialPhases) (net.Conn, error) {
 	if !dl.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, dl)

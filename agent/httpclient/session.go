@@ -534,3 +534,38 @@ func (cl *call) redirect(loc string, code int) (call, error) {
 	}
 	return n, nil
 }
+
+// Warm opens a connection for req into the session ahead of its first
+// send: when the session keeps its own connections (reuse: per-vu), req
+// goes over HTTP/1.1 to a static URL, and the session has no idle
+// connection to req's host. The connection counts as opened; its connect
+// and TLS phases belong to no request. An arrival-rate executor warms its
+// pre-allocated VUs so that its first second does not open a connection
+// per arrival.
+func (s *Session) Warm(ctx context.Context, req *Request) error {
+	c := s.c
+	if c.reuse != plan.ReusePerVU || req.urlT != nil || req.rtErr != nil ||
+		req.rt.tls && c.http2 != plan.HTTP2Off || !req.rt.tls && c.http2 == plan.HTTP2H2C {
+		return nil
+	}
+	p := s.h1pool(&req.rt)
+	mono := time.Now()
+	hc, _, err := p.get(ctx, time.Time{}, mono)
+	if err != nil {
+		return err
+	}
+	if hc != nil { // one is there already
+		p.put(hc, true, mono)
+		return nil
+	}
+	var ph dialPhases
+	nc, err := c.dialConn(ctx, req.rt, mono.Add(c.dialTimeout), "http/1.1", time.Now, &ph)
+	if err != nil {
+		p.dialFailed()
+		return err
+	}
+	hc = newH1conn(c, nc)
+	hc.expires, hc.idleFor = c.life(mono)
+	p.put(hc, true, time.Now())
+	return nil
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -140,6 +142,9 @@ type agentOptions struct {
 	logLevel  string
 	tls       tlsconf.Files
 	gossipKey string
+	// cpuProfile, if set, is a file the agent writes its CPU profile to
+	// from start to exit (hidden: for benchmarks, see docs/benchmarks.md).
+	cpuProfile string
 }
 
 func newAgentCmd(e env) *cobra.Command {
@@ -167,6 +172,8 @@ func newAgentCmd(e env) *cobra.Command {
 	f.DurationVar(&o.cfg.ControllerLossGrace, "controller-loss-grace", agent.DefaultControllerLoss, "keep running without a controller this long, then stop")
 	f.DurationVar(&o.cfg.PauseThreshold, "pause-threshold", agent.DefaultPauseThreshold, "a stall this long (SIGSTOP) suspends runs until the controller confirms them")
 	f.IntVar(&o.cfg.SnapshotBuffer, "snapshot-buffer", agent.DefaultSnapshotBuffer, "unacknowledged snapshots kept per run before queued ones are merged")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the agent's whole life to `FILE`")
+	_ = f.MarkHidden("cpuprofile")
 	tlsFlags(cmd, &o.tls)
 	gossipSecurityFlags(cmd, &o.gossipKey, &o.cfg.GossipLabel)
 	_ = cmd.MarkFlagRequired("id")
@@ -197,6 +204,17 @@ func runAgent(ctx context.Context, o agentOptions, stderr io.Writer) error {
 	a, err := agent.New(cfg)
 	if err != nil {
 		return withExitCode(exitUsage, err)
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return withExitCode(exitUsage, fmt.Errorf("agent: --cpuprofile: %w", err))
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("agent: --cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return serve(ctx, a.Run, func() bool { return cfg.GossipBind == "" || a.GossipAddr() != "" }, func() {
 		log.Info("agent ready", "id", cfg.ID, "region", cfg.Region, "gossip", a.GossipAddr(),

@@ -18,6 +18,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -28,8 +29,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"github.com/surgeload/surge/hist"
 )
 
 // options are the harness's flags.
@@ -45,9 +49,23 @@ type options struct {
 	micro                          string
 	microBefore                    string
 	only                           string
+	agentProfile                   string
+	rounds                         int
+	holdConns                      int
+	hold                           time.Duration
+	executorTest                   string
+	microFiles                     string
 }
 
 func main() {
+	// The fidelity target: this binary again, serving a fixed delay.
+	if len(os.Args) > 1 && os.Args[1] == "serve-delay" {
+		if err := serveDelay(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench serve-delay:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var o options
 	flag.StringVar(&o.surge, "surge", "bin/surge", "surge binary")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
@@ -55,15 +73,21 @@ func main() {
 	flag.StringVar(&o.vegeta, "vegeta", "vegeta", "vegeta binary")
 	flag.StringVar(&o.nginx, "nginx", "nginx", "nginx binary")
 	flag.IntVar(&o.conns, "conns", 64, "connections (and VUs) per tool")
-	flag.DurationVar(&o.duration, "duration", 10*time.Second, "duration of each throughput run")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "duration of each throughput and fidelity run")
 	flag.DurationVar(&o.pacingDuration, "pacing-duration", 30*time.Second, "duration of each pacing run")
 	flag.StringVar(&o.rates, "rates", "1000,10000,50000", "open-model arrival rates to pace, per second")
-	flag.IntVar(&o.idleVUs, "idle-vus", 2000, "VUs held on idle connections for the memory figure")
+	flag.IntVar(&o.idleVUs, "idle-vus", 5000, "VUs held on idle connections for the memory figure")
 	flag.BoolVar(&o.smoke, "smoke", false, "prove the harness runs; print, do not write -out")
 	flag.StringVar(&o.out, "out", "docs/benchmarks.md", "Markdown report to write")
 	flag.StringVar(&o.micro, "micro", "", "go test -bench output of ./hist/ (this tree)")
 	flag.StringVar(&o.microBefore, "micro-before", "", "go test -bench output of ./hist/ before this change, if any")
-	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: idle,peers,pacing,fidelity (debugging; the report is not written)")
+	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: idle,peers,fidelity,pacing,hold (debugging; the report is not written)")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds of the max-throughput runs (the report shows medians)")
+	flag.IntVar(&o.holdConns, "hold-conns", 45000, "connections three agents hold for -hold (0: not run)")
+	flag.DurationVar(&o.hold, "hold", 60*time.Second, "how long the agents hold -hold-conns connections")
+	flag.StringVar(&o.executorTest, "executor-test", "", "go test -c binary of ./agent/executor: runs its open-model and iteration benchmarks against the nginx target")
+	flag.StringVar(&o.microFiles, "micro-agent", "", "go test -bench outputs of the agent packages, comma-separated (the hot-path table)")
+	flag.StringVar(&o.agentProfile, "agent-cpuprofile", "", "write the agent's CPU profile over the whole harness run to `FILE` (surge agent --cpuprofile)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -127,6 +151,17 @@ type env struct {
 func run(ctx context.Context, o options, stdout io.Writer) error {
 	if o.smoke {
 		o.duration, o.pacingDuration, o.rates, o.idleVUs, o.conns = time.Second, 2*time.Second, "1000", 100, min(o.conns, 16)
+		o.rounds, o.holdConns = 1, min(o.holdConns, 300)
+	}
+	o.rounds = max(o.rounds, 1)
+	// The processes started inherit this limit: agents and nginx workers
+	// holding many connections need it up to the most one process may hold.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < min(lim.Max, maxFDs) {
+		lim.Cur = min(lim.Max, maxFDs)
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return fmt.Errorf("raise the open-file limit to %d: %w", lim.Cur, err)
+		}
 	}
 	tmp, err := os.MkdirTemp("", "surge-bench-")
 	if err != nil {
@@ -163,25 +198,54 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "bench:   %d VUs, %d fds open at peak, %.0f KiB RSS growth, %.1f KiB each\n",
 			r.Idle.Conns, r.Idle.FDs, r.Idle.DeltaKiB, r.Idle.PerConnKiB())
+		n := o.idleVUs
+		m, err := e.executorBench(ctx, "^BenchmarkIdleVUs$", fmt.Sprintf("%dx", n))
+		if err != nil {
+			return fmt.Errorf("idle memory in-process: %w", err)
+		}
+		if x, ok := m["BenchmarkIdleVUs"]; ok {
+			r.IdleInProcess = &x
+			fmt.Fprintf(stdout, "bench:   in-process: stack %.0f B, heap %.0f B, RSS %.0f B per VU\n",
+				x.Metrics["stack-B/vu"], x.Metrics["heap-B/vu"], x.Metrics["rss-B/vu"])
+		}
 	}
 
-	// Goal 1: the same target, connection count and duration for every tool.
-	for _, t := range []struct {
-		name string
-		fn   func(context.Context) (throughput, error)
-	}{{"wrk", e.wrk}, {"hey", e.hey}, {"vegeta", e.vegeta}, {"surge", e.surgeMax}} {
+	// Goal 1: the same target, connection count and duration for every
+	// tool, in rounds (wrk, hey, vegeta, surge, then again), so that each
+	// round's ratios compare tools measured close together in time.
+	for round := range o.rounds {
 		if !want("peers") {
 			break
 		}
-		fmt.Fprintf(stdout, "bench: %s, %d connections, %s\n", t.name, o.conns, o.duration)
-		res, err := t.fn(ctx)
-		if err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
+		var rr []throughput
+		for _, t := range []struct {
+			name string
+			fn   func(context.Context) (throughput, error)
+		}{{"wrk", e.wrk}, {"hey", e.hey}, {"vegeta", e.vegeta}, {"surge", e.surgeMax}} {
+			fmt.Fprintf(stdout, "bench: round %d/%d: %s, %d connections, %s\n", round+1, o.rounds, t.name, o.conns, o.duration)
+			res, err := t.fn(ctx)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			res.Tool = t.name
+			fmt.Fprintf(stdout, "bench:   %d requests, %.0f req/s, %.2f CPU s, %.0f req per CPU-second\n",
+				res.Requests, res.RPS(), res.CPU, res.PerCPU())
+			rr = append(rr, res)
 		}
-		res.Tool = t.name
-		fmt.Fprintf(stdout, "bench:   %d requests, %.0f req/s, %.2f CPU s, %.0f req per CPU-second\n",
-			res.Requests, res.RPS(), res.CPU, res.PerCPU())
-		r.Peers = append(r.Peers, res)
+		r.Rounds = append(r.Rounds, rr)
+	}
+	r.Peers = medianPeers(r.Rounds)
+	if want("peers") && o.executorTest != "" {
+		benchtime := "2s"
+		if o.smoke {
+			benchtime = "20x"
+		}
+		fmt.Fprintln(stdout, "bench: agent/executor BenchmarkIteration against nginx")
+		m, err := e.executorBench(ctx, "^BenchmarkIteration$", benchtime)
+		if err != nil {
+			return err
+		}
+		r.addMicroAgent(m)
 	}
 
 	// Goal 3: latency fidelity against a 10 ms target at 1k/s, before the
@@ -191,11 +255,25 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		if r.Fidelity, err = e.fidelity(ctx); err != nil {
 			return fmt.Errorf("latency fidelity: %w", err)
 		}
-		fmt.Fprintf(stdout, "bench:   surge p50 %dµs p99 %dµs; vegeta p50 %dµs p99 %dµs\n",
-			r.Fidelity.SurgeP50, r.Fidelity.SurgeP99, r.Fidelity.VegetaP50, r.Fidelity.VegetaP99)
+		f := r.Fidelity
+		fmt.Fprintf(stdout, "bench:   surge p50 %dµs p99 %dµs (target held p50 %dµs); vegeta p50 %dµs p99 %dµs (target held p50 %dµs)\n",
+			f.SurgeP50, f.SurgeP99, f.HoldSurge.P50, f.VegetaP50, f.VegetaP99, f.HoldVegeta.P50)
 	}
 
-	// Goal 2: pacing.
+	// Goal 2: pacing. First the floor: how late the arrival loop's waiter
+	// wakes on this machine with nothing else to do.
+	if want("pacing") && o.executorTest != "" {
+		fmt.Fprintln(stdout, "bench: agent/executor BenchmarkWaiter")
+		n := "2000x"
+		if o.smoke {
+			n = "50x"
+		}
+		m, err := e.executorBench(ctx, "^BenchmarkWaiter$", n)
+		if err != nil {
+			return err
+		}
+		r.addMicroAgent(m)
+	}
 	for _, f := range strings.Split(o.rates, ",") {
 		if !want("pacing") {
 			break
@@ -211,13 +289,45 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "bench:   %d windows, worst %.3f%%, %d within 0.1%%, deficit %d, dropped %d; arrivals/planned: %v\n",
 			len(p.Windows), 100*p.Worst(), p.Within(0.001), p.Deficit, p.Dropped, p.Windows)
+		secs := int(math.Max(1, math.Round(min(o.pacingDuration, 10*time.Second).Seconds())))
+		fmt.Fprintf(stdout, "bench: pacing %d/s for %ds in-process (agent/executor BenchmarkOpenModel)\n", rate, secs)
+		m, err := e.executorBench(ctx, "^BenchmarkOpenModel$", fmt.Sprintf("%dx", rate*secs), fmt.Sprintf("SURGE_BENCH_RATES=%d", rate))
+		if err != nil {
+			return fmt.Errorf("pacing %d/s in-process: %w", rate, err)
+		}
+		if x, ok := m[fmt.Sprintf("BenchmarkOpenModel/rate=%d", rate)]; ok {
+			p.InProcess = &x
+			fmt.Fprintf(stdout, "bench:   lateness p50 %.0fµs p99 %.0fµs max %.0fµs, dropped %.0f, worst window %.3f%%\n",
+				x.Metrics["late-p50-µs"], x.Metrics["late-p99-µs"], x.Metrics["late-max-µs"], x.Metrics["dropped"], x.Metrics["worst-window-%"])
+		}
 		r.Pacing = append(r.Pacing, p)
+	}
+
+	// Goal 6: three agents hold many connections for a while.
+	if want("hold") && o.holdConns > 0 {
+		fmt.Fprintf(stdout, "bench: %d connections held by 3 agents\n", o.holdConns)
+		if r.Hold, err = e.holdConnections(ctx); err != nil {
+			return fmt.Errorf("hold connections: %w", err)
+		}
+		h := r.Hold
+		fmt.Fprintf(stdout, "bench:   opened %d, peak open %d, established at the end %d (of %d), failures %d; agent RSS %v KiB, fds %v\n",
+			h.Opened, h.PeakOpen, h.EstablishedAtEnd, h.Conns, h.Failures, h.AgentRSSKiB, h.AgentFDs)
 	}
 
 	if o.micro != "" {
 		if r.Micro, err = parseMicro(o.micro); err != nil {
 			return err
 		}
+	}
+	for _, f := range strings.Split(o.microFiles, ",") {
+		if f == "" {
+			continue
+		}
+		m, err := parseMicro(f)
+		if err != nil {
+			return err
+		}
+		r.addMicroAgent(m)
 	}
 	if o.microBefore != "" {
 		if r.MicroBefore, err = parseMicro(o.microBefore); err != nil {
@@ -287,19 +397,34 @@ func (e *env) startNginx() error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(e.tmp, "nginx")
+	addr, err := e.startNginxConf("nginx", port, 2, 8192, false)
+	e.nginxURL = "http://" + addr + "/"
+	return err
+}
+
+// startNginxConf starts an nginx on 127.0.0.1:port with workers worker
+// processes of conns connections each (SO_REUSEPORT spreads connections
+// across workers when reuseport), keep-alive, a small fixed answer; it
+// returns the address once nginx listens.
+func (e *env) startNginxConf(name string, port, workers, conns int, reuseport bool) (string, error) {
+	dir := filepath.Join(e.tmp, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return "", err
+	}
+	listenOpts := "backlog=4096"
+	if reuseport {
+		listenOpts += " reuseport"
 	}
 	conf := fmt.Sprintf(`daemon off;
 master_process on;
-worker_processes 2;
+worker_processes %[3]d;
+worker_rlimit_nofile %[4]d;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log warn;
-events { worker_connections 8192; }
+events { worker_connections %[4]d; }
 http {
   access_log off;
-  keepalive_timeout 120s;
+  keepalive_timeout 1h;
   keepalive_requests 100000000;
   client_body_temp_path %[1]s/body;
   proxy_temp_path %[1]s/proxy;
@@ -307,23 +432,26 @@ http {
   uwsgi_temp_path %[1]s/uwsgi;
   scgi_temp_path %[1]s/scgi;
   server {
-    listen 127.0.0.1:%[2]d backlog=4096;
+    listen 127.0.0.1:%[2]d %[5]s;
     location / { default_type text/plain; return 200 "ok"; }
   }
 }
-`, dir, port)
+`, dir, port, workers, min(conns, maxFDs-64), listenOpts)
 	cf := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		return err
+		return "", err
 	}
-	name, args := e.cmd(e.pinTarget, e.o.nginx, "-p", dir, "-c", cf)
-	if _, err := e.ps.start(name, args, e.log); err != nil {
-		return err
+	n, args := e.cmd(e.pinTarget, e.o.nginx, "-p", dir, "-c", cf)
+	if _, err := e.ps.start(n, args, e.log); err != nil {
+		return "", err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	e.nginxURL = "http://" + addr + "/"
-	return waitTCP(context.Background(), addr, 10*time.Second)
+	return addr, waitTCP(context.Background(), addr, 10*time.Second)
 }
+
+// maxFDs is the most file descriptors one process may hold on the
+// machines this runs on (issue 7).
+const maxFDs = 20000
 
 func (e *env) startCluster(ctx context.Context) error {
 	grpcPort, err := freePort()
@@ -346,21 +474,40 @@ func (e *env) startCluster(ctx context.Context) error {
 	if err := waitTCP(ctx, e.controller, 30*time.Second); err != nil {
 		return err
 	}
-	name, args = e.cmd(e.pinClient, e.o.surge, "agent", "--id", "bench", "--region", "local",
-		"--controller", e.controller, "--log-level", "warn")
+	e.agentPID, err = e.startAgent(ctx, "bench")
+	return err
+}
+
+// startAgent starts an agent on the client core and waits until the
+// controller lists it connected; it returns its pid.
+func (e *env) startAgent(ctx context.Context, id string) (int, error) {
+	agentArgs := []string{"agent", "--id", id, "--region", "local", "--controller", e.controller, "--log-level", "warn"}
+	if e.o.agentProfile != "" && id == "bench" {
+		agentArgs = append(agentArgs, "--cpuprofile", e.o.agentProfile)
+	}
+	name, args := e.cmd(e.pinClient, e.o.surge, agentArgs...)
 	agent, err := e.ps.start(name, args, e.log)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	e.agentPID = agent.Process.Pid
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		var list struct {
+			Agents []struct {
+				ID    string `json:"id"`
+				State string `json:"state"`
+			} `json:"agents"`
+		}
 		out, _ := exec.CommandContext(ctx, e.o.surge, "agents", "--json", "--controller", e.controller).Output()
-		if bytes.Contains(out, []byte(`"connected"`)) {
-			return nil
+		if json.Unmarshal(out, &list) == nil {
+			for _, a := range list.Agents {
+				if a.ID == id && a.State == "connected" {
+					return agent.Process.Pid, nil
+				}
+			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return errors.New("the agent did not connect within 30s")
+			return 0, fmt.Errorf("agent %s did not connect within 30s", id)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -510,6 +657,16 @@ type summary struct {
 	} `json:"latency_us"`
 	Dropped int64 `json:"dropped_iterations"`
 	Deficit int64 `json:"deficit"`
+	// SendLatenessUS is read when the summary has it (the field asked of
+	// controller/report for issue 7): the whole run's send lateness of an
+	// open-model scenario, merged from the agents' per-interval histograms.
+	Scenarios map[string]struct {
+		SendLatenessUS *struct {
+			P50 int64 `json:"p50"`
+			P99 int64 `json:"p99"`
+			Max int64 `json:"max"`
+		} `json:"send_lateness_us"`
+	} `json:"scenarios"`
 }
 
 // surgeRun submits a plan and waits for its summary; it returns the summary,
@@ -572,12 +729,18 @@ scenarios:
 
 // pacingResult is one open-model pacing run.
 type pacingResult struct {
-	Rate     int
-	Windows  []window
-	Deficit  int64
-	Dropped  int64
-	Requests int64
-	CPU      float64
+	// InProcess is the same rate run by the executor in-process
+	// (BenchmarkOpenModel): the send lateness its recorder measured.
+	InProcess *micro
+	// ClusterLateP99 is the summary's send lateness p99 (µs), -1 when the
+	// summary does not report it.
+	ClusterLateP99 int64
+	Rate           int
+	Windows        []window
+	Deficit        int64
+	Dropped        int64
+	Requests       int64
+	CPU            float64
 }
 
 type window struct{ arrivals, target float64 }
@@ -629,7 +792,10 @@ scenarios:
 	if err != nil {
 		return pacingResult{}, err
 	}
-	res := pacingResult{Rate: rate, Deficit: s.Deficit, Dropped: s.Dropped, Requests: s.Requests, CPU: cpu}
+	res := pacingResult{Rate: rate, Deficit: s.Deficit, Dropped: s.Dropped, Requests: s.Requests, CPU: cpu, ClusterLateP99: -1}
+	if l := s.Scenarios["paced"].SendLatenessUS; l != nil {
+		res.ClusterLateP99 = l.P99
+	}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
 		if m := arrivalsRe.FindStringSubmatch(sc.Text()); m != nil {
@@ -653,12 +819,26 @@ scenarios:
 	return res, nil
 }
 
-// fidelityResult compares surge and vegeta against a 10 ms target at 1k/s.
+// fidelityResult compares surge and vegeta against a 10 ms target at
+// 1k/s. The target measures how long it held each request (its own timer
+// is not exact either); each tool's p50 is compared with the target's p50
+// over that tool's run.
 type fidelityResult struct {
-	DelayUS              int64
-	SurgeP50, SurgeP99   int64
-	VegetaP50, VegetaP99 int64
-	SurgeDeficit         int64
+	DelayUS               int64
+	SurgeP50, SurgeP99    int64
+	VegetaP50, VegetaP99  int64
+	SurgeDeficit          int64 // over all rounds
+	Rounds                int
+	SurgeP99s, VegetaP99s []int64 // per round
+	// The target's hold time during each tool's run.
+	HoldSurge, HoldVegeta delayStats
+}
+
+// delayStats is the fidelity target's hold time, in microseconds.
+type delayStats struct {
+	Count int64 `json:"count"`
+	P50   int64 `json:"p50_us"`
+	P99   int64 `json:"p99_us"`
 }
 
 func (e *env) fidelity(ctx context.Context) (fidelityResult, error) {
@@ -668,7 +848,11 @@ func (e *env) fidelity(ctx context.Context) (fidelityResult, error) {
 		return fidelityResult{}, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	name, args := e.cmd(e.pinTarget, e.o.surge, "target", "--listen", addr, "--latency", delay.String())
+	self, err := os.Executable()
+	if err != nil {
+		return fidelityResult{}, err
+	}
+	name, args := e.cmd(e.pinTarget, self, "serve-delay", "-listen", addr, "-delay", delay.String())
 	if _, err := e.ps.start(name, args, e.log); err != nil {
 		return fidelityResult{}, err
 	}
@@ -676,6 +860,14 @@ func (e *env) fidelity(ctx context.Context) (fidelityResult, error) {
 		return fidelityResult{}, err
 	}
 	url := "http://" + addr + "/"
+	stats := func() (delayStats, error) { // since the last call
+		var d delayStats
+		out, err := httpGet(ctx, url+"__stats")
+		if err != nil {
+			return d, fmt.Errorf("target stats: %w", err)
+		}
+		return d, json.Unmarshal(out, &d)
+	}
 	p := fmt.Sprintf(`name: bench-fidelity
 scenarios:
   fixed:
@@ -688,19 +880,144 @@ scenarios:
     requests:
       - url: %s
 `, e.o.duration, url)
-	s, _, _, err := e.surgeRun(ctx, "fidelity", p, e.o.duration+2*time.Minute)
-	if err != nil {
-		return fidelityResult{}, err
+	res := fidelityResult{DelayUS: delay.Microseconds()}
+	if _, err := stats(); err != nil {
+		return res, err
 	}
-	vr, _, err := e.vegetaRun(ctx, url, "-rate", "1000/s")
-	if err != nil {
-		return fidelityResult{}, err
+	// Rounds of surge then vegeta; each figure is the median over rounds.
+	var sp50, sp99, vp50, vp99, hs50, hs99, hv50, hv99 []int64
+	for range e.o.rounds {
+		s, _, _, err := e.surgeRun(ctx, "fidelity", p, e.o.duration+2*time.Minute)
+		if err != nil {
+			return res, err
+		}
+		hs, err := stats()
+		if err != nil {
+			return res, err
+		}
+		vr, _, err := e.vegetaRun(ctx, url, "-rate", "1000/s")
+		if err != nil {
+			return res, err
+		}
+		hv, err := stats()
+		if err != nil {
+			return res, err
+		}
+		res.SurgeDeficit += s.Deficit
+		sp50, sp99 = append(sp50, s.LatencyUS.P50), append(sp99, s.LatencyUS.P99)
+		vp50 = append(vp50, time.Duration(vr.Latencies.P50).Microseconds())
+		vp99 = append(vp99, time.Duration(vr.Latencies.P99).Microseconds())
+		hs50, hs99, hv50, hv99 = append(hs50, hs.P50), append(hs99, hs.P99), append(hv50, hv.P50), append(hv99, hv.P99)
 	}
-	return fidelityResult{
-		DelayUS:  delay.Microseconds(),
-		SurgeP50: s.LatencyUS.P50, SurgeP99: s.LatencyUS.P99, SurgeDeficit: s.Deficit,
-		VegetaP50: time.Duration(vr.Latencies.P50).Microseconds(), VegetaP99: time.Duration(vr.Latencies.P99).Microseconds(),
-	}, nil
+	res.Rounds = e.o.rounds
+	res.SurgeP99s, res.VegetaP99s = sp99, vp99
+	res.SurgeP50, res.SurgeP99, res.VegetaP50, res.VegetaP99 = median(sp50), median(sp99), median(vp50), median(vp99)
+	res.HoldSurge = delayStats{P50: median(hs50), P99: median(hs99)}
+	res.HoldVegeta = delayStats{P50: median(hv50), P99: median(hv99)}
+	return res, nil
+}
+
+// median is the median of xs (the upper one of an even count).
+func median(xs []int64) int64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// httpGet fetches url's body (the harness's own small requests).
+func httpGet(ctx context.Context, url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return b, err
+}
+
+// serveDelay is `bench serve-delay -listen ADDR -delay D`: an HTTP/1.1
+// keep-alive target that answers "ok" after D, measuring how long it held
+// each request (from the handler's start to its answer); GET /__stats
+// returns those hold times since the last /__stats as delayStats.
+func serveDelay(args []string) error {
+	fs := flag.NewFlagSet("serve-delay", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "address")
+	delay := fs.Duration("delay", 10*time.Millisecond, "delay of every answer")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var (
+		mu   sync.Mutex
+		held = hist.New()
+	)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/__stats", func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		d := delayStats{Count: held.TotalCount(), P50: held.ValueAtQuantile(50), P99: held.ValueAtQuantile(99)}
+		held.Reset()
+		mu.Unlock()
+		_ = json.NewEncoder(w).Encode(d)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		t0 := time.Now()
+		time.Sleep(*delay)
+		us := time.Since(t0).Microseconds()
+		mu.Lock()
+		_ = held.RecordValue(hist.Clamp(us))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok"))
+	})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-errc
+		return nil
+	}
+}
+
+// executorBench runs benchmarks of the agent/executor test binary (built
+// by bench.sh with go test -c) pinned to the client core, against the
+// nginx target, and returns their results by name.
+func (e *env) executorBench(ctx context.Context, bench, benchtime string, env ...string) (map[string]micro, error) {
+	if e.o.executorTest == "" {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	n, a := e.cmd(e.pinClient, e.o.executorTest, "-test.run", "^$", "-test.bench", bench, "-test.benchtime", benchtime, "-test.benchmem")
+	cmd := exec.CommandContext(ctx, n, a...)
+	cmd.Env = append(append(os.Environ(), "SURGE_BENCH_URL="+e.nginxURL), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %s", bench, err, lastLines(string(out), 8))
+	}
+	f := filepath.Join(e.tmp, "executor-bench.txt")
+	if err := os.WriteFile(f, out, 0o644); err != nil {
+		return nil, err
+	}
+	return parseMicro(f)
 }
 
 // idleResult is the agent's RSS growth while it holds n VUs, each waiting
@@ -769,6 +1086,164 @@ scenarios:
 	}
 	_ = cmd.Wait() // the run ends with its VUs interrupted: not an error here
 	return idleResult{Conns: e.o.idleVUs, FDs: fds, DeltaKiB: peak - before}, nil
+}
+
+// holdResult is three agents holding connections against nginx.
+type holdResult struct {
+	Conns            int
+	Hold             time.Duration
+	Sources          []string
+	Opened, PeakOpen int64
+	Failures         int64
+	// EstablishedAtEnd counts the established TCP connections to nginx
+	// just before the hold ends (every one of them should be there).
+	EstablishedAtEnd int
+	// Per agent: RSS growth from before the run to the end of the hold,
+	// and open file descriptors then.
+	AgentRSSKiB []float64
+	AgentFDs    []int
+}
+
+// PerConnKiB is the agents' RSS growth per connection (and its VU).
+func (h holdResult) PerConnKiB() float64 {
+	var sum float64
+	for _, x := range h.AgentRSSKiB {
+		sum += x
+	}
+	return sum / float64(max(h.Conns, 1))
+}
+
+// OK reports whether every connection was opened once and was still
+// established at the end of the hold.
+func (h holdResult) OK() bool {
+	return h.Conns > 0 && h.Opened == int64(h.Conns) && h.PeakOpen == int64(h.Conns) &&
+		h.EstablishedAtEnd >= h.Conns && h.Failures == 0
+}
+
+// holdConnections runs a second nginx (4 workers, connections spread by
+// SO_REUSEPORT so that no worker passes the 20,000 descriptors one process
+// may hold here) and two more agents, then a constant-vus plan of -hold-conns
+// VUs split across the three agents, each VU holding one keep-alive
+// connection (a request, then a think time longer than the hold). The
+// connections bind 127.0.0.2 to 127.0.0.7 round robin
+// (connection.source_addresses): one address pair has only ~28k ephemeral
+// ports.
+func (e *env) holdConnections(ctx context.Context) (holdResult, error) {
+	hold := e.o.hold
+	if e.o.smoke {
+		hold = 2 * time.Second
+	}
+	res := holdResult{Conns: e.o.holdConns, Hold: hold}
+	for i := 2; i <= 7; i++ {
+		res.Sources = append(res.Sources, fmt.Sprintf("127.0.0.%d", i))
+	}
+	port, err := freePort()
+	if err != nil {
+		return res, err
+	}
+	workers := 4
+	perWorker := e.o.holdConns/workers*2 + 1024 // SO_REUSEPORT spreads unevenly
+	if _, err := e.startNginxConf("nginx-hold", port, workers, perWorker, true); err != nil {
+		return res, err
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	pids := []int{e.agentPID}
+	for i := 2; i <= 3; i++ {
+		pid, err := e.startAgent(ctx, fmt.Sprintf("bench%d", i))
+		if err != nil {
+			return res, err
+		}
+		pids = append(pids, pid)
+	}
+	before := make([]float64, len(pids))
+	for i, pid := range pids {
+		if before[i], err = procRSSKiB(pid); err != nil {
+			return res, err
+		}
+	}
+	srcs := `"` + strings.Join(res.Sources, `", "`) + `"`
+	p := fmt.Sprintf(`name: bench-hold
+scenarios:
+  hold:
+    executor: constant-vus
+    vus: %d
+    duration: %s
+    graceful_stop: 0s
+    connection:
+      source_addresses: [%s]
+      idle_timeout: 1h
+    flows:
+      hold:
+        steps:
+          - {url: "%s"}
+          - think: %s
+`, e.o.holdConns, hold, srcs, url, 10*hold)
+	pf := filepath.Join(e.tmp, "hold.yaml")
+	jf := filepath.Join(e.tmp, "hold.json")
+	if err := os.WriteFile(pf, []byte(p), 0o644); err != nil {
+		return res, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, hold+3*time.Minute)
+	defer cancel()
+	n, a := e.cmd(e.pinTarget, e.o.surge, "run", pf, "--controller", e.controller, "--quiet", "--json", jf)
+	cmd := exec.CommandContext(rctx, n, a...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return res, err
+	}
+	// Near the end of the hold: what is still established, and what the
+	// agents hold. The run starts a second or two after the submit, so
+	// the last seconds before submit+hold are inside the hold.
+	start := time.Now()
+	for time.Since(start) < hold {
+		time.Sleep(min(time.Second, hold-time.Since(start)))
+		res.AgentRSSKiB, res.AgentFDs = res.AgentRSSKiB[:0], res.AgentFDs[:0]
+		for i, pid := range pids {
+			rss, _ := procRSSKiB(pid)
+			fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+			res.AgentRSSKiB = append(res.AgentRSSKiB, rss-before[i])
+			res.AgentFDs = append(res.AgentFDs, len(fds))
+		}
+		if time.Since(start) > hold-3*time.Second {
+			res.EstablishedAtEnd = max(res.EstablishedAtEnd, establishedTo(port))
+		}
+	}
+	runErr := cmd.Wait()
+	var s struct {
+		summary
+		Connections struct {
+			Opened   int64 `json:"opened"`
+			PeakOpen int64 `json:"peak_open"`
+		} `json:"connections"`
+	}
+	b, err := os.ReadFile(jf)
+	if err != nil {
+		return res, fmt.Errorf("surge run: %v: %s", runErr, lastLines(out.String(), 8))
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return res, fmt.Errorf("summary: %w", err)
+	}
+	res.Opened, res.PeakOpen, res.Failures = s.Connections.Opened, s.Connections.PeakOpen, s.Failures
+	return res, nil
+}
+
+// establishedTo counts the established TCP connections to 127.0.0.1:port
+// from the server's side (/proc/net/tcp).
+func establishedTo(port int) int {
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return 0
+	}
+	local := fmt.Sprintf("0100007F:%04X", port)
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 3 && f[1] == local && f[3] == "01" { // TCP_ESTABLISHED
+			n++
+		}
+	}
+	return n
 }
 
 // procCPU is a process's user + system CPU seconds from /proc/PID/stat.

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package executor
+
+import (
+	"context"
+	"errors"
+)
+
+// newPreciseWaiter has no precise implementation off Linux: the arrival
+// loop uses the runtime's timers.
+func newPreciseWaiter(context.Context) (waiter, error) {
+	return nil, errors.New("no precise waiter on this platform")
+}
