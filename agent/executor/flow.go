@@ -367,7 +367,7 @@ func (it *iteration) batch(ctx context.Context, sess *httpclient.Session, flow s
 
 // think waits a duration drawn from d; false when ctx ended first.
 func (it *iteration) think(ctx context.Context, d *plan.Dist, rng *rand.Rand) bool {
-	w := SampleDist(d, rng)
+	w := d.Sample(rng)
 	if w <= 0 {
 		return ctx.Err() == nil
 	}
@@ -381,23 +381,3 @@ func (it *iteration) think(ctx context.Context, d *plan.Dist, rng *rand.Rand) bo
 	}
 }
 
-// SampleDist draws a duration from d: constant, uniform [min, max], normal
-// (truncated at 0) or exponential with the given mean.
-func SampleDist(d *plan.Dist, rng *rand.Rand) time.Duration {
-	switch {
-	case d == nil:
-		return 0
-	case len(d.Uniform) == 2:
-		lo, hi := d.Uniform[0].D(), d.Uniform[1].D()
-		if hi <= lo {
-			return lo
-		}
-		return lo + time.Duration(rng.Int64N(int64(hi-lo)+1))
-	case d.Normal != nil:
-		x := float64(d.Normal.Mean.D()) + rng.NormFloat64()*float64(d.Normal.StdDev.D())
-		return time.Duration(max(x, 0))
-	case d.Exponential > 0:
-		return time.Duration(rng.ExpFloat64() * float64(d.Exponential.D()))
-	}
-	return d.Constant.D()
-}

@@ -314,11 +314,11 @@ func (c *Client) life(now time.Time) (expires time.Time, idle time.Duration) {
 	c.rngMu.Lock()
 	defer c.rngMu.Unlock()
 	if c.lifetime != nil {
-		expires = now.Add(max(sampleDist(c.lifetime, c.rng), time.Nanosecond))
+		expires = now.Add(max(c.lifetime.Sample(c.rng), time.Nanosecond))
 	}
 	idle = defaultIdleTimeout
 	if c.idle != nil {
-		idle = max(sampleDist(c.idle, c.rng), time.Nanosecond)
+		idle = max(c.idle.Sample(c.rng), time.Nanosecond)
 	}
 	return expires, idle
 }

@@ -15,18 +15,9 @@ type retryPolicy struct {
 	attempts                                    int
 	on5xx, on429, onTimeout, onReset, onConnect bool
 	codes                                       map[int]bool
-	exponential                                 bool
-	base, max                                   time.Duration
-	mult, jitter                                float64
+	backoff                                     *plan.Backoff // nil: plan's defaults
 	retryAfter                                  bool
 }
-
-// Retry defaults (plan.Retry documents them).
-const (
-	defaultBackoffBase = 100 * time.Millisecond
-	defaultBackoffMax  = 10 * time.Second
-	defaultBackoffMult = 2
-)
 
 // newRetry applies r's defaults; nil or one attempt: no policy. Errors
 // name the plan field.
@@ -37,8 +28,7 @@ func newRetry(r *plan.Retry) (*retryPolicy, error) {
 	if r.Attempts < 1 || r.Attempts > 100 {
 		return nil, fmt.Errorf("retry.attempts: must be in [1, 100], got %d", r.Attempts)
 	}
-	p := &retryPolicy{attempts: int(r.Attempts), exponential: true, base: defaultBackoffBase,
-		max: defaultBackoffMax, mult: defaultBackoffMult, jitter: 1, retryAfter: r.RetryAfter == nil || *r.RetryAfter}
+	p := &retryPolicy{attempts: int(r.Attempts), backoff: r.Backoff, retryAfter: r.RetryAfter == nil || *r.RetryAfter}
 	on := r.On
 	if len(on) == 0 {
 		on = []string{plan.Retry5xx, plan.Retry429, plan.RetryTimeout, plan.RetryReset, plan.RetryConnect}
@@ -69,33 +59,21 @@ func newRetry(r *plan.Retry) (*retryPolicy, error) {
 		}
 	}
 	if b := r.Backoff; b != nil {
+		// The plan was validated where it was parsed; a share from
+		// elsewhere is checked again here.
 		switch b.Type {
-		case "", plan.BackoffExponential:
-		case plan.BackoffConstant:
-			p.exponential = false
+		case "", plan.BackoffExponential, plan.BackoffConstant:
 		default:
 			errs = append(errs, fmt.Errorf("retry.backoff.type: unknown backoff %q (valid: constant, exponential)", b.Type))
 		}
-		if b.Base > 0 {
-			p.base = b.Base.D()
+		if b.Multiplier != 0 && (!(b.Multiplier >= 1) || math.IsInf(b.Multiplier, 0)) {
+			errs = append(errs, fmt.Errorf("retry.backoff.multiplier: must be a finite number >= 1, got %v", b.Multiplier))
 		}
-		if b.Max > 0 {
-			p.max = b.Max.D()
+		if j := b.Jitter; j != nil && !(*j >= 0 && *j <= 1) {
+			errs = append(errs, fmt.Errorf("retry.backoff.jitter: must be in [0, 1], got %v", *j))
 		}
-		if b.Multiplier != 0 {
-			if !(b.Multiplier >= 1) || math.IsInf(b.Multiplier, 0) {
-				errs = append(errs, fmt.Errorf("retry.backoff.multiplier: must be a finite number >= 1, got %v", b.Multiplier))
-			}
-			p.mult = b.Multiplier
-		}
-		if j := b.Jitter; j != nil {
-			if !(*j >= 0 && *j <= 1) {
-				errs = append(errs, fmt.Errorf("retry.backoff.jitter: must be in [0, 1], got %v", *j))
-			}
-			p.jitter = *j
-		}
-		if p.max < p.base {
-			errs = append(errs, fmt.Errorf("retry.backoff.max: must be >= base (%s), got %s", p.base, p.max))
+		if b.Max > 0 && b.Max < b.Base {
+			errs = append(errs, fmt.Errorf("retry.backoff.max: must be >= base (%s), got %s", b.Base, b.Max))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -133,13 +111,7 @@ func (p *retryPolicy) retryable(code int, err error) bool {
 // at the backoff's max. u is uniform in [0, 1), for the jitter.
 func (p *retryPolicy) wait(n, code int, retryAfter time.Duration, hasRA bool, u float64) time.Duration {
 	if hasRA && p.retryAfter && (code == 429 || code == 503) {
-		return min(retryAfter, p.max)
+		return min(retryAfter, p.backoff.Cap())
 	}
-	w := float64(p.base)
-	if p.exponential {
-		w *= math.Pow(p.mult, float64(n-1))
-	}
-	w = min(w, float64(p.max))
-	w = w*(1-p.jitter) + u*w*p.jitter
-	return time.Duration(w)
+	return p.backoff.Wait(int64(n), 1-u)
 }
