@@ -380,4 +380,3 @@ func (it *iteration) think(ctx context.Context, d *plan.Dist, rng *rand.Rand) bo
 		return true
 	}
 }
-

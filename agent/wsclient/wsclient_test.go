@@ -244,7 +244,7 @@ func TestEveryThinkTimeAndCount(t *testing.T) {
 	srv := newEchoServer(t, nil)
 	c := New(Options{})
 	s := mustCompile(t, &plan.WebSocket{
-		URL:  srv.url,
+		URL: srv.url,
 		// A hold long enough for 3 sends on a loaded machine; without the
 		// count it would send about 100.
 		Hold: constant(2 * time.Second),
