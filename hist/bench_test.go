@@ -3,6 +3,7 @@ package hist
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -10,6 +11,19 @@ import (
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 )
+
+// cpuPerOp reports the process CPU time (user + system, GC included) per
+// iteration as cpu-ns/op when stop is called: on a shared machine wall
+// time per op also counts the time other processes held the core.
+func cpuPerOp(b *testing.B) (stop func()) {
+	b.Helper()
+	start := processCPU()
+	return func() {
+		if d := processCPU() - start; d > 0 && b.N > 0 {
+			b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "cpu-ns/op")
+		}
+	}
+}
 
 func BenchmarkRecord(b *testing.B) {
 	h := New()
@@ -73,6 +87,7 @@ func BenchmarkDecodeValidateMerge(b *testing.B) {
 	dst := NewSet()
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer cpuPerOp(b)()
 	for i := 0; i < b.N; i++ {
 		var s surgev1.Snapshot
 		if err := proto.Unmarshal(wire, &s); err != nil {
@@ -113,6 +128,7 @@ func BenchmarkSnapshotGzip(b *testing.B) {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	b.ReportAllocs()
+	defer cpuPerOp(b)()
 	for b.Loop() {
 		buf.Reset()
 		zw.Reset(&buf)
@@ -146,6 +162,7 @@ func BenchmarkFleetInterval(b *testing.B) {
 		wires[a] = w
 	}
 	b.ReportAllocs()
+	defer cpuPerOp(b)()
 	for b.Loop() {
 		dst := NewSet()
 		for _, w := range wires {
@@ -172,6 +189,7 @@ func BenchmarkDecodeValidateAndMerge(b *testing.B) {
 	}
 	dst := NewSet()
 	b.ReportAllocs()
+	defer cpuPerOp(b)()
 	for b.Loop() {
 		var s surgev1.Snapshot
 		if err := proto.Unmarshal(wire, &s); err != nil {
@@ -180,5 +198,38 @@ func BenchmarkDecodeValidateAndMerge(b *testing.B) {
 		if _, err := dst.ValidateAndMergeProto(s.GetSeries(), 1000); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkDecodeValidateAndMergeRead is BenchmarkDecodeValidateAndMerge
+// with the set read (every series looked up, which folds the merged
+// counts into its histograms) after every merge, and after every 500th as
+// a controller reads an interval's set once 500 agents reported it.
+func BenchmarkDecodeValidateAndMergeRead(b *testing.B) {
+	wire, err := proto.Marshal(&surgev1.Snapshot{Series: snapshotSeries(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, every := range []int{1, 500} {
+		b.Run(fmt.Sprintf("every=%d", every), func(b *testing.B) {
+			dst := NewSet()
+			b.ReportAllocs()
+			defer cpuPerOp(b)()
+			n := 0
+			for b.Loop() {
+				var s surgev1.Snapshot
+				if err := proto.Unmarshal(wire, &s); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := dst.ValidateAndMergeProto(s.GetSeries(), 1000); err != nil {
+					b.Fatal(err)
+				}
+				if n++; n%every == 0 {
+					for _, k := range dst.Keys() {
+						_ = dst.Lookup(k)
+					}
+				}
+			}
+		})
 	}
 }

@@ -2,8 +2,10 @@ package hist_test
 
 import (
 	"errors"
+	"math/rand/v2"
 	"testing"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"google.golang.org/protobuf/proto"
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
@@ -81,9 +83,19 @@ func seedSnapshots(t testing.TB) [][]byte {
 	badPhaseGeometry := proto.Clone(phased).(*surgev1.Snapshot)
 	badPhaseGeometry.Series[1].Dns.Highest = 7
 
+	// realistic sizes, so the eight-pairs-at-a-time path runs, and breaks
+	// inside it: a zero gap, a zero count, a continuation byte
+	big := bigSnapshot()
+	zeroGap := proto.Clone(big).(*surgev1.Snapshot)
+	zeroGap.Series[1].Latency.Sparse[301] = 0
+	zeroCount := proto.Clone(big).(*surgev1.Snapshot)
+	zeroCount.Series[0].Service.Sparse[200] = 0
+	continued := proto.Clone(big).(*surgev1.Snapshot)
+	continued.Series[1].Service.Sparse[150] |= 0x80
+
 	var out [][]byte
 	for _, m := range []*surgev1.Snapshot{good, two, negative, tooManyFailures, badGeometry, badSparse, noKey, half, {},
-		phased, badPhaseTotal, badPhaseSparse, badPhaseGeometry} {
+		phased, badPhaseTotal, badPhaseSparse, badPhaseGeometry, big, zeroGap, zeroCount, continued} {
 		b, err := proto.Marshal(m)
 		if err != nil {
 			t.Fatal(err)
@@ -91,6 +103,48 @@ func seedSnapshots(t testing.TB) [][]byte {
 		out = append(out, b)
 	}
 	return append(out, nil, []byte{0x32, 0x02, 0x0a, 0x00})
+}
+
+// bigSnapshot has two series of 1,000 latencies spread over 0.5-50 ms,
+// encoded mostly as one-byte gaps and counts.
+func bigSnapshot() *surgev1.Snapshot {
+	r := rand.New(rand.NewPCG(9, 9))
+	s := hist.NewSet()
+	for k := range 2 {
+		sr := s.Get(hist.Key{Scenario: "s", Request: string(rune('a' + k)), Status: "2xx"})
+		sr.Counters.Requests = 1000
+		for range 1000 {
+			_ = sr.Latency.RecordValue(500 + r.Int64N(50_000))
+			_ = sr.Service.RecordValue(400 + r.Int64N(2_000))
+		}
+	}
+	return wire(s)
+}
+
+// reference merges validated wire series into s through the plain
+// decoder (FromProto) and Series.Merge, not the set's own wire path.
+func reference(t *testing.T, s *hist.Set, ps []*surgev1.Series) {
+	t.Helper()
+	dec := func(p *surgev1.Histogram) *hdrhistogram.Histogram {
+		h, err := hist.FromProto(p)
+		if err != nil {
+			t.Fatalf("FromProto of validated input: %v", err)
+		}
+		return h
+	}
+	for _, p := range ps {
+		k := p.GetKey()
+		o := &hist.Series{Latency: dec(p.GetLatency()), Service: dec(p.GetService())}
+		for ph := range hist.NumPhases {
+			if w := hist.PhaseProto(p, ph); w != nil {
+				o.Phases[ph] = dec(w)
+			}
+		}
+		c := p.GetCounters()
+		o.Counters = hist.Counters{Requests: c.GetRequests(), Failures: c.GetFailures(), Retries: c.GetRetries(),
+			BytesIn: c.GetBytesIn(), BytesOut: c.GetBytesOut(), ChecksPassed: c.GetChecksPassed(), ChecksFailed: c.GetChecksFailed()}
+		s.Get(hist.Key{Scenario: k.GetScenario(), Flow: k.GetFlow(), Request: k.GetRequest(), Status: k.GetStatus()}).Merge(o)
+	}
 }
 
 // FuzzMergeProto: arbitrary bytes decoded as a Snapshot never make
@@ -129,6 +183,11 @@ func FuzzMergeProto(f *testing.F) {
 		}
 		if !proto.Equal(wire(piped), wire(whole)) {
 			t.Fatal("MergeProto and ValidateAndMergeProto merged the same input differently")
+		}
+		ref := baseSet(t)
+		reference(t, ref, snap.GetSeries())
+		if !proto.Equal(wire(ref), wire(whole)) {
+			t.Fatal("ValidateAndMergeProto merged differently from FromProto + Series.Merge")
 		}
 	})
 }

@@ -2,6 +2,7 @@ package hist
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
 	"testing"
 
@@ -235,5 +236,101 @@ func TestValidateAndMergeProto(t *testing.T) {
 	}
 	if _, err := empty.ValidateAndMergeProto(ps, 4); err == nil {
 		t.Fatal("series limit not enforced")
+	}
+}
+
+// addSparse accepts exactly what Validate accepts, adds exactly what the
+// plain decoder records, and leaves the counts as they were on error,
+// also for breaks inside its eight-pairs-at-a-time path.
+func TestAddSparseMatchesPlainDecoder(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	c := new(counts)
+	for trial := range 1500 {
+		h := New()
+		n := 1 + r.IntN(3000)
+		for range n {
+			v := 500 + r.Int64N(50_000) // mostly one-byte gaps and counts
+			if trial%3 == 0 {
+				v = Clamp(int64(1<<r.IntN(32)) + r.Int64N(1000)) // wide gaps
+			}
+			_ = h.RecordValues(v, 1+r.Int64N(1+int64(r.IntN(3))*100))
+		}
+		p := ToProto(h)
+		switch r.IntN(6) { // break it, most of the time
+		case 0:
+			p.Sparse[r.IntN(len(p.Sparse))] = byte(r.IntN(256))
+		case 1:
+			p.Sparse[r.IntN(len(p.Sparse))] = 0
+		case 2:
+			p.Sparse = p.Sparse[:r.IntN(len(p.Sparse))]
+		case 3:
+			p.Total += int64(r.IntN(3)) - 1
+		case 4:
+			i := r.IntN(len(p.Sparse))
+			p.Sparse = append(p.Sparse[:i:i], append([]byte{byte(r.IntN(256))}, p.Sparse[i:]...)...)
+		}
+		before := *c
+		lo, hi, err := addSparse(c, p.Sparse, p.Total)
+		verr := Validate(p)
+		if (err == nil) != (verr == nil) {
+			t.Fatalf("trial %d: addSparse: %v, Validate: %v", trial, err, verr)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("trial %d: %v does not wrap ErrInvalid", trial, err)
+			}
+			if *c != before {
+				t.Fatalf("trial %d: rejected input (%v) changed the counts", trial, err)
+			}
+			continue
+		}
+		want := New()
+		if _, err := MergeProto(want, p); err != nil {
+			t.Fatal(err)
+		}
+		for i, n := range want.Export().Counts {
+			if got := int64(c[i] - before[i]); got != n {
+				t.Fatalf("trial %d: index %d gained %d, want %d", trial, i, got, n)
+			}
+			if n != 0 && (i < lo || i > hi) {
+				t.Fatalf("trial %d: index %d outside [%d, %d]", trial, i, lo, hi)
+			}
+		}
+	}
+}
+
+// Counts too large for the pending 32-bit counts are merged exactly: a
+// histogram of over 2^31 values, and pending counts that would pass 2^31
+// together.
+func TestHugeCountsMergeExactly(t *testing.T) {
+	h := New()
+	_ = h.RecordValues(1_000, 3_000_000_000)
+	_ = h.RecordValues(2_000, 5)
+	big := &surgev1.Series{Key: &surgev1.SeriesKey{Scenario: "s"}, Counters: &surgev1.Counters{}, Latency: ToProto(h)}
+	m := New()
+	_ = m.RecordValues(1_000, 1_500_000_000)
+	mid := &surgev1.Series{Key: &surgev1.SeriesKey{Scenario: "s"}, Counters: &surgev1.Counters{}, Latency: ToProto(m)}
+
+	want := New()
+	got := NewSet()
+	for _, ps := range [][]*surgev1.Series{{mid}, {mid}, {big}, {mid, big}} {
+		for _, p := range ps {
+			if _, err := MergeProto(want, p.Latency); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := got.ValidateAndMergeProto(ps, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g := got.Lookup(Key{Scenario: "s"}).Latency; !g.Equals(want) {
+		t.Fatalf("merged %d values, want %d", g.TotalCount(), want.TotalCount())
+	}
+	// A huge histogram beside a bad one: nothing merged.
+	bad := &surgev1.Series{Key: &surgev1.SeriesKey{Scenario: "t"}, Counters: &surgev1.Counters{}, Latency: ToProto(m)}
+	bad.Latency.Total++
+	empty := NewSet()
+	if _, err := empty.ValidateAndMergeProto([]*surgev1.Series{big, bad}, 10); err == nil || empty.Len() != 0 {
+		t.Fatalf("bad snapshot: %v, %d series", err, empty.Len())
 	}
 }

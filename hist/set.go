@@ -2,7 +2,9 @@ package hist
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -113,6 +115,237 @@ type Series struct {
 	// is recorded (most requests reuse a connection and have no dns,
 	// connect or tls phase; attempts exist only when a scenario retries).
 	Phases [NumPhases]*hdrhistogram.Histogram
+
+	// pend holds wire counts a Set merged but has not folded into the
+	// histograms yet; nil when the series never took a wire merge.
+	pend *pending
+}
+
+// numHists is how many histograms a series has: latency, service, then
+// the phases in wire order.
+const numHists = 2 + int(NumPhases)
+
+// hist returns histogram j (see numHists), nil when absent.
+func (s *Series) hist(j int) *hdrhistogram.Histogram {
+	switch j {
+	case 0:
+		return s.Latency
+	case 1:
+		return s.Service
+	}
+	return s.Phases[j-2]
+}
+
+// ensureHist returns histogram j, creating it if it is absent.
+func (s *Series) ensureHist(j int) (h *hdrhistogram.Histogram, created bool) {
+	if h := s.hist(j); h != nil {
+		return h, false
+	}
+	h = New()
+	switch j {
+	case 0:
+		s.Latency = h
+	case 1:
+		s.Service = h
+	default:
+		s.Phases[j-2] = h
+	}
+	return h, true
+}
+
+// histProto returns wire series p's histogram j (see numHists).
+func histProto(p *surgev1.Series, j int) *surgev1.Histogram {
+	switch j {
+	case 0:
+		return p.GetLatency()
+	case 1:
+		return p.GetService()
+	}
+	return PhaseProto(p, Phase(j-2))
+}
+
+// histName names histogram j in errors.
+func histName(j int) string {
+	switch j {
+	case 0:
+		return "latency"
+	case 1:
+		return "service"
+	}
+	return Phase(j - 2).String()
+}
+
+// pending is a series' wire counts not yet in its histograms. Adding a
+// wire histogram's (index, count) pairs into a dense array of surge's own
+// costs a fraction of recording each bucket into an hdrhistogram-go
+// Histogram, which does not expose its counts (RecordValues maps a value
+// back to the index the wire already carries). A read of the series folds
+// the pending counts in, once for however many merges came before it.
+type pending [numHists]*accum
+
+// accum is one histogram's pending counts.
+type accum struct {
+	c *counts
+	// lo and hi bound the indexes that may be non-zero; total is their
+	// sum (0: nothing pending, lo and hi are stale).
+	lo, hi int
+	total  int64
+	// With one add since the last fold (single), first is a copy of its
+	// sparse bytes: folding walks them instead of scanning lo..hi, which
+	// keeps a set read after every merge (a run with one agent) as cheap
+	// as recording the pairs directly.
+	first  []byte
+	single bool
+}
+
+// add checks wire histogram p and adds its counts to a; on error a is as
+// it was. h is the histogram a folds into: counts that would overflow its
+// total are dropped, not added. The caller made room (want within
+// maxPending - a.total) or, for a larger want, validated p: such counts
+// are recorded into h directly.
+func (a *accum) add(h *hdrhistogram.Histogram, p *surgev1.Histogram, m *Merger) (dropped int64, err error) {
+	if err := checkHeader(p); err != nil {
+		return 0, err
+	}
+	want := p.GetTotal()
+	if want < 0 || want > math.MaxInt64-h.TotalCount()-a.total {
+		// Not representable: check the counts, add nothing.
+		if err := checkSparse(p, nil); err != nil {
+			return 0, err
+		}
+		return want, nil
+	}
+	if want > maxPending-a.total {
+		return m.MergeProto(h, p)
+	}
+	lo, hi, err := addSparse(a.c, p.GetSparse(), want)
+	if err != nil {
+		return 0, err
+	}
+	if lo > hi {
+		return 0, nil
+	}
+	if a.total == 0 {
+		a.lo, a.hi = lo, hi
+		a.first, a.single = append(a.first[:0], p.GetSparse()...), true
+	} else {
+		a.lo, a.hi = min(a.lo, lo), max(a.hi, hi)
+		a.single = false
+	}
+	a.total += want
+	return 0, nil
+}
+
+// forEach calls f with every index that may hold a pending count, in
+// increasing order.
+func (a *accum) forEach(f func(i int)) {
+	if !a.single {
+		for i := a.lo; i <= a.hi; i++ {
+			f(i)
+		}
+		return
+	}
+	b := a.first
+	idx := -1
+	for i := 0; i < len(b); {
+		gap := uint64(b[i])
+		if gap < 0x80 {
+			i++
+		} else {
+			gap, i = uvarintSlow(b, i)
+		}
+		if b[i] < 0x80 {
+			i++
+		} else {
+			_, i = uvarintSlow(b, i)
+		}
+		if idx < 0 {
+			idx = int(gap)
+		} else {
+			idx += int(gap)
+		}
+		f(idx)
+	}
+}
+
+// fold records a's counts into h and clears them.
+func (a *accum) fold(h *hdrhistogram.Histogram) {
+	if a.total == 0 {
+		return
+	}
+	c := a.c
+	if a.single {
+		a.forEach(func(i int) {
+			// Cannot fail: add kept h's total representable.
+			_ = h.RecordValues(valueAt(i), int64(c[i]))
+			c[i] = 0
+		})
+	} else {
+		for i := a.lo; i <= a.hi; i++ {
+			if n := c[i]; n != 0 {
+				_ = h.RecordValues(valueAt(i), int64(n))
+				c[i] = 0
+			}
+		}
+	}
+	a.total = 0
+}
+
+// encodeFold is Encoder.ToProto of h once a is folded into it, for an
+// empty h: it encodes the sparse form straight from a's counts while
+// folding them, without scanning h.
+func (a *accum) encodeFold(e *Encoder, h *hdrhistogram.Histogram) *surgev1.Histogram {
+	if a.single { // the one wire form added is the encoding
+		sparse := slices.Clone(a.first)
+		a.fold(h)
+		return &surgev1.Histogram{Lowest: Lowest, Highest: Highest, SigFigs: SigFigs, Sparse: sparse, Total: h.TotalCount()}
+	}
+	buf := e.buf[:0]
+	c := a.c
+	prev := -1
+	for i := a.lo; i <= a.hi; i++ {
+		n := c[i]
+		if n == 0 {
+			continue
+		}
+		gap := i - prev
+		if prev < 0 {
+			gap = i
+		}
+		buf = binary.AppendUvarint(buf, uint64(gap))
+		buf = binary.AppendUvarint(buf, uint64(n))
+		prev = i
+		_ = h.RecordValues(valueAt(i), int64(n))
+		c[i] = 0
+	}
+	a.total = 0
+	e.buf = buf
+	return &surgev1.Histogram{Lowest: Lowest, Highest: Highest, SigFigs: SigFigs, Sparse: slices.Clone(buf), Total: h.TotalCount()}
+}
+
+// accum returns histogram j's pending counts, allocating them on first use.
+func (s *Series) accum(j int) *accum {
+	if s.pend == nil {
+		s.pend = new(pending)
+	}
+	a := s.pend[j]
+	if a == nil {
+		a = &accum{c: new(counts)}
+		s.pend[j] = a
+	}
+	return a
+}
+
+// fold records every pending wire count into the histograms.
+func (s *Series) fold() {
+	if s.pend == nil {
+		return
+	}
+	for j, a := range s.pend {
+		if a != nil {
+			a.fold(s.hist(j))
+		}
+	}
 }
 
 // Phase names one of a series' optional histograms.
@@ -194,28 +427,70 @@ func (s *Series) RecordPhase(p Phase, us int64) {
 
 // Merge adds o into s exactly; it returns the values the histograms dropped.
 func (s *Series) Merge(o *Series) (dropped int64) {
+	dropped = s.merge(o)
+	s.fold()
+	return dropped
+}
+
+// merge is Merge leaving o's pending wire counts pending in s, for a
+// series of a Set (which folds them when it is read).
+func (s *Series) merge(o *Series) (dropped int64) {
 	s.Counters.Add(o.Counters)
-	dropped += s.Latency.Merge(o.Latency)
-	dropped += s.Service.Merge(o.Service)
-	for p, h := range o.Phases {
-		if h == nil {
+	for j := range numHists {
+		oh := o.hist(j)
+		if oh == nil {
 			continue
 		}
-		if s.Phases[p] == nil {
-			s.Phases[p] = New()
+		h, _ := s.ensureHist(j)
+		if oh.TotalCount() > 0 {
+			dropped += h.Merge(oh)
 		}
-		dropped += s.Phases[p].Merge(h)
+		if o.pend != nil && o.pend[j] != nil && o.pend[j].total > 0 {
+			// o's pending wire counts join s's pending ones, as dense
+			// counts: no histogram is walked or recorded into here.
+			dropped += s.addPending(j, h, o.pend[j])
+		}
 	}
 	return dropped
 }
 
-// Set is a set of series by key. It is not safe for concurrent use.
+// addPending adds pending counts oa into histogram j's (h), making room
+// or dropping them as accum.add does.
+func (s *Series) addPending(j int, h *hdrhistogram.Histogram, oa *accum) (dropped int64) {
+	a := s.accum(j)
+	if oa.total > math.MaxInt64-h.TotalCount()-a.total {
+		return oa.total
+	}
+	if oa.total > maxPending-a.total {
+		a.fold(h) // oa.total <= maxPending: now it fits
+	}
+	c, oc := a.c, oa.c
+	for i := oa.lo; i <= oa.hi; i++ {
+		c[i] += oc[i]
+	}
+	if a.total == 0 {
+		a.lo, a.hi = oa.lo, oa.hi
+	} else {
+		a.lo, a.hi = min(a.lo, oa.lo), max(a.hi, oa.hi)
+	}
+	a.total += oa.total
+	a.single = false
+	return 0
+}
+
+// Set is a set of series by key. It is not safe for concurrent use, reads
+// included.
+//
+// Wire merges (MergeProto, ValidateAndMergeProto) add into per-histogram
+// count arrays of the set's own (94 KB each, kept for the next merge
+// until Compact) and every read through the set (Get, Lookup, Total,
+// Merge, ToProto) folds them into the series' histograms first. So a
+// *Series shows the wire merges made before the call that returned it:
+// after merging more, get it again.
 type Set struct {
 	m map[Key]*Series
 	// merger's scratch is reused by MergeProto and ValidateAndMergeProto
-	// from snapshot to snapshot: 16 bytes per populated bucket of the
-	// largest snapshot merged, small next to the dense histograms (184 KB
-	// each) the set holds.
+	// from snapshot to snapshot.
 	merger Merger
 }
 
@@ -228,12 +503,20 @@ func (s *Set) Get(k Key) *Series {
 	if !ok {
 		sr = NewSeries()
 		s.m[k] = sr
+	} else if sr.pend != nil {
+		sr.fold()
 	}
 	return sr
 }
 
 // Lookup returns the series for k, or nil.
-func (s *Set) Lookup(k Key) *Series { return s.m[k] }
+func (s *Set) Lookup(k Key) *Series {
+	sr := s.m[k]
+	if sr != nil && sr.pend != nil {
+		sr.fold()
+	}
+	return sr
+}
 
 // Len is the number of series.
 func (s *Set) Len() int { return len(s.m) }
@@ -248,10 +531,12 @@ func (s *Set) Keys() []Key {
 	return keys
 }
 
-// Merge adds every series of o into s.
+// Merge adds every series of o into s. Counts o merged from the wire and
+// has not folded yet are added as they are, without folding them: merging
+// a set that only took wire merges costs a pass over its count arrays.
 func (s *Set) Merge(o *Set) (dropped int64) {
 	for k, sr := range o.m {
-		dropped += s.Get(k).Merge(sr)
+		dropped += s.series(k, nil).merge(sr)
 	}
 	return dropped
 }
@@ -261,10 +546,21 @@ func (s *Set) Total(keep func(Key) bool) *Series {
 	t := NewSeries()
 	for k, sr := range s.m {
 		if keep == nil || keep(k) {
-			t.Merge(sr)
+			t.merge(sr)
 		}
 	}
+	t.fold()
 	return t
+}
+
+// Compact folds pending wire merges into the histograms and frees the
+// count arrays they used, for a set that will seldom be merged into again
+// (a later wire merge allocates them anew).
+func (s *Set) Compact() {
+	for _, sr := range s.m {
+		sr.fold()
+		sr.pend = nil
+	}
 }
 
 // ToProto encodes the set, sorted by key.
@@ -282,17 +578,35 @@ func (s *Set) EncodeProto(e *Encoder) []*surgev1.Series {
 		p := &surgev1.Series{
 			Key:      &surgev1.SeriesKey{Scenario: k.Scenario, Flow: k.Flow, Request: k.Request, Status: k.Status},
 			Counters: sr.Counters.proto(),
-			Latency:  e.ToProto(sr.Latency),
-			Service:  e.ToProto(sr.Service),
+			Latency:  sr.encode(e, 0),
+			Service:  sr.encode(e, 1),
 		}
-		for ph, h := range sr.Phases {
-			if h != nil { // ToProto gives nil for an empty one: absent
-				setPhaseProto(p, Phase(ph), e.ToProto(h))
-			}
+		for ph := range NumPhases {
+			// encode gives nil for an absent or empty one: absent
+			setPhaseProto(p, ph, sr.encode(e, 2+int(ph)))
 		}
 		out = append(out, p)
 	}
 	return out
+}
+
+// encode folds histogram j's pending counts and encodes it. When all of
+// its counts are pending (a set that only took wire merges), the sparse
+// form comes straight from them.
+func (s *Series) encode(e *Encoder, j int) *surgev1.Histogram {
+	h := s.hist(j)
+	if h == nil {
+		return nil
+	}
+	if s.pend != nil {
+		if a := s.pend[j]; a != nil && a.total > 0 {
+			if h.TotalCount() == 0 {
+				return a.encodeFold(e, h)
+			}
+			a.fold(h)
+		}
+	}
+	return e.ToProto(h)
 }
 
 // ValidateProto checks wire series without merging them: keys present,
@@ -308,15 +622,9 @@ func ValidateProto(ps []*surgev1.Series, maxSeries int) error {
 		if err := countersFromProto(p.GetCounters()).valid(); err != nil {
 			return fmt.Errorf("series %d: %w", i, err)
 		}
-		if err := Validate(p.GetLatency()); err != nil {
-			return fmt.Errorf("series %d latency: %w", i, err)
-		}
-		if err := Validate(p.GetService()); err != nil {
-			return fmt.Errorf("series %d service: %w", i, err)
-		}
-		for ph := range NumPhases {
-			if err := Validate(PhaseProto(p, ph)); err != nil {
-				return fmt.Errorf("series %d %s: %w", i, ph, err)
+		for j := range numHists {
+			if err := Validate(histProto(p, j)); err != nil {
+				return fmt.Errorf("series %d %s: %w", i, histName(j), err)
 			}
 		}
 	}
@@ -334,26 +642,11 @@ func (s *Set) MergeProto(ps []*surgev1.Series) (dropped int64, err error) {
 func (s *Set) MergeProtoWith(m *Merger, ps []*surgev1.Series) (dropped int64, err error) {
 	for i, p := range ps {
 		k := p.GetKey()
-		sr := s.Get(Key{Scenario: k.GetScenario(), Flow: k.GetFlow(), Request: k.GetRequest(), Status: k.GetStatus()})
-		d, err := m.MergeProto(sr.Latency, p.GetLatency())
-		if err != nil {
-			return dropped, fmt.Errorf("series %d latency: %w", i, err)
-		}
-		dropped += d
-		if d, err = m.MergeProto(sr.Service, p.GetService()); err != nil {
-			return dropped, fmt.Errorf("series %d service: %w", i, err)
-		}
-		dropped += d
-		for ph := range NumPhases {
-			wp := PhaseProto(p, ph)
-			if wp == nil {
-				continue
-			}
-			if sr.Phases[ph] == nil {
-				sr.Phases[ph] = New()
-			}
-			if d, err = m.MergeProto(sr.Phases[ph], wp); err != nil {
-				return dropped, fmt.Errorf("series %d %s: %w", i, ph, err)
+		sr := s.series(Key{Scenario: k.GetScenario(), Flow: k.GetFlow(), Request: k.GetRequest(), Status: k.GetStatus()}, nil)
+		for j := range numHists {
+			d, err := sr.addWire(j, histProto(p, j), m, nil)
+			if err != nil {
+				return dropped, fmt.Errorf("series %d %s: %w", i, histName(j), err)
 			}
 			dropped += d
 		}
@@ -370,21 +663,8 @@ func (s *Set) ValidateAndMergeProto(ps []*surgev1.Series, maxSeries int) (droppe
 	if len(ps) > maxSeries {
 		return 0, fmt.Errorf("%w: %d series, at most %d", ErrInvalid, len(ps), maxSeries)
 	}
-	m := &s.merger
-	m.pairs = m.pairs[:0]
-	m.ends = m.ends[:0]
-	gather := func(i int, what string, h *surgev1.Histogram) error {
-		if h != nil {
-			if err := checkHeader(h); err != nil {
-				return fmt.Errorf("series %d %s: %w", i, what, err)
-			}
-			if err := checkSparse(h, &m.pairs); err != nil {
-				return fmt.Errorf("series %d %s: %w", i, what, err)
-			}
-		}
-		m.ends = append(m.ends, len(m.pairs))
-		return nil
-	}
+	// What needs no decoding first: keys, counters, histogram headers.
+	huge := false
 	for i, p := range ps {
 		if p.GetKey() == nil {
 			return 0, fmt.Errorf("series %d: %w: no key", i, ErrInvalid)
@@ -392,47 +672,133 @@ func (s *Set) ValidateAndMergeProto(ps []*surgev1.Series, maxSeries int) (droppe
 		if err := countersFromProto(p.GetCounters()).valid(); err != nil {
 			return 0, fmt.Errorf("series %d: %w", i, err)
 		}
-		if err := gather(i, "latency", p.GetLatency()); err != nil {
-			return 0, err
-		}
-		if err := gather(i, "service", p.GetService()); err != nil {
-			return 0, err
-		}
-		for ph := range NumPhases {
-			if err := gather(i, ph.String(), PhaseProto(p, ph)); err != nil {
-				return 0, err
+		for j := range numHists {
+			if h := histProto(p, j); h != nil {
+				if err := checkHeader(h); err != nil {
+					return 0, fmt.Errorf("series %d %s: %w", i, histName(j), err)
+				}
+				huge = huge || h.GetTotal() > maxPending
 			}
 		}
 	}
-	apply := func(dst *hdrhistogram.Histogram, pairs []pair) {
-		for _, pr := range pairs {
-			if dst.RecordValues(valueAt(int(pr.idx)), pr.count) != nil {
-				dropped += pr.count
-			}
+	if huge {
+		// Histograms of over 2^31 values are recorded straight into their
+		// histograms (see accum.add), which cannot be undone: check
+		// everything first.
+		if err := ValidateProto(ps, maxSeries); err != nil {
+			return 0, err
 		}
 	}
-	// Each series gathered histogramsPerSeries histograms, in the order
-	// latency, service, then the phases.
-	const histogramsPerSeries = 2 + int(NumPhases)
-	start := 0
+	// Then the counts, checked while they are added; a bad one undoes
+	// what this snapshot added.
+	u := &s.merger.undo
+	u.reset()
 	for i, p := range ps {
 		k := p.GetKey()
-		sr := s.Get(Key{Scenario: k.GetScenario(), Flow: k.GetFlow(), Request: k.GetRequest(), Status: k.GetStatus()})
-		ends := m.ends[histogramsPerSeries*i : histogramsPerSeries*(i+1)]
-		apply(sr.Latency, m.pairs[start:ends[0]])
-		apply(sr.Service, m.pairs[ends[0]:ends[1]])
-		start = ends[1]
-		for ph := range NumPhases {
-			end := ends[2+int(ph)]
-			if PhaseProto(p, ph) != nil {
-				if sr.Phases[ph] == nil {
-					sr.Phases[ph] = New()
-				}
-				apply(sr.Phases[ph], m.pairs[start:end])
+		sr := s.series(Key{Scenario: k.GetScenario(), Flow: k.GetFlow(), Request: k.GetRequest(), Status: k.GetStatus()}, u)
+		for j := range numHists {
+			d, err := sr.addWire(j, histProto(p, j), &s.merger, u)
+			if err != nil {
+				u.rollback(s)
+				return 0, fmt.Errorf("series %d %s: %w", i, histName(j), err)
 			}
-			start = end
+			dropped += d
 		}
-		sr.Counters.Add(countersFromProto(p.GetCounters()))
+	}
+	for _, p := range ps {
+		k := p.GetKey()
+		s.m[Key{Scenario: k.GetScenario(), Flow: k.GetFlow(), Request: k.GetRequest(), Status: k.GetStatus()}].Counters.Add(countersFromProto(p.GetCounters()))
 	}
 	return dropped, nil
+}
+
+// series returns the series for k without folding it, creating it (and
+// logging that in u, when not nil) if needed.
+func (s *Set) series(k Key, u *undo) *Series {
+	sr, ok := s.m[k]
+	if !ok {
+		sr = NewSeries()
+		s.m[k] = sr
+		if u != nil {
+			u.created = append(u.created, k)
+		}
+	}
+	return sr
+}
+
+// addWire adds wire histogram p (nil: none) into histogram j, logging what
+// it changed in u when not nil. On error nothing of p was added.
+func (s *Series) addWire(j int, p *surgev1.Histogram, m *Merger, u *undo) (dropped int64, err error) {
+	if p == nil {
+		return 0, nil
+	}
+	h, created := s.ensureHist(j)
+	a := s.accum(j)
+	if p.GetTotal() > maxPending-a.total {
+		a.fold(h) // make room; the fold is no change to undo
+	}
+	before := *a
+	d, err := a.add(h, p, m)
+	if err != nil {
+		if created {
+			s.dropHist(j)
+		}
+		return 0, err
+	}
+	if u != nil {
+		u.added = append(u.added, undoAdd{s: s, j: j, before: before, sparse: p.GetSparse(), created: created,
+			direct: a.total == before.total})
+	}
+	return d, nil
+}
+
+// dropHist removes phase histogram j again (latency and service always
+// exist).
+func (s *Series) dropHist(j int) {
+	if j >= 2 {
+		s.Phases[j-2] = nil
+	}
+}
+
+// undo logs what one ValidateAndMergeProto changed, to take it back.
+type undo struct {
+	created []Key
+	added   []undoAdd
+}
+
+type undoAdd struct {
+	s       *Series
+	j       int
+	before  accum
+	sparse  []byte
+	created bool // the histogram was created for this add
+	// direct: nothing went into the pending counts (the counts were
+	// dropped, or recorded straight into a histogram of a snapshot that
+	// was validated first, so that it is never rolled back).
+	direct bool
+}
+
+func (u *undo) reset() {
+	u.created = u.created[:0]
+	clear(u.added) // no pointers into old snapshots kept
+	u.added = u.added[:0]
+}
+
+// rollback takes back everything u logged, newest first.
+func (u *undo) rollback(s *Set) {
+	for i := len(u.added) - 1; i >= 0; i-- {
+		x := u.added[i]
+		a := x.s.pend[x.j]
+		if !x.direct {
+			subSparse(a.c, x.sparse)
+		}
+		*a = x.before
+		if x.created {
+			x.s.dropHist(x.j)
+		}
+	}
+	for _, k := range u.created {
+		delete(s.m, k)
+	}
+	u.reset()
 }

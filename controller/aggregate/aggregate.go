@@ -105,10 +105,14 @@ type interval struct {
 	arrivals map[string]int64   // by region: open-model iterations started
 	// scen and ws are the merged scenario counters and WebSocket stats by
 	// region; gauges are each agent's latest gauges in this interval.
-	scen    map[string]map[string]*scenCounters
-	ws      map[string]map[WSKey]*WSStats
-	gauges  map[string]*gauges
-	emitted bool
+	scen   map[string]map[string]*scenCounters
+	ws     map[string]map[WSKey]*WSStats
+	gauges map[string]*gauges
+	// connSums and wsSums are the gauges summed over agents, by peak key
+	// (updatePeaks).
+	connSums map[peakKey]int64
+	wsSums   map[wsPeakKey]int64
+	emitted  bool
 }
 
 type scenRegion struct{ scenario, region string }
@@ -130,10 +134,13 @@ type Run struct {
 	peakConns map[peakKey]int64
 	peakWS    map[wsPeakKey]int64
 	merger    hist.Merger
+	late      *hdrhistogram.PackedHistogram // saturation's scratch
 	// releasedBelow: intervals below it no longer keep histograms.
 	releasedBelow int64
 	nextEmit      int64
-	maxSeen       int64 // highest interval index merged, -1 before any
+	// active counts the agents neither gone nor finished (final sent).
+	active  int
+	maxSeen int64 // highest interval index merged, -1 before any
 
 	lateMerges    int64
 	rejected      int64
@@ -176,6 +183,7 @@ func New(cfg Config) *Run {
 	for id, region := range cfg.Agents {
 		r.agents[id] = &agentState{region: region, seqs: map[uint64]struct{}{}, finalInterval: -1}
 	}
+	r.active = len(r.agents)
 	return r
 }
 
@@ -210,9 +218,7 @@ func (r *Run) validate(s *surgev1.Snapshot) (*agentState, error) {
 	if iv := s.GetInterval(); iv < 0 || iv > r.cfg.MaxInterval {
 		return nil, r.reject("interval %d outside [0, %d]", iv, r.cfg.MaxInterval)
 	}
-	if err := hist.ValidateProto(s.GetSeries(), r.cfg.MaxSeries); err != nil {
-		return nil, r.reject("%v", err)
-	}
+	// The series are checked as they are merged (Add), all or nothing.
 	if err := r.validateStats(s); err != nil {
 		return nil, r.reject("%v", err)
 	}
@@ -231,10 +237,44 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 		return 0, err
 	}
 	if _, dup := a.seqs[s.GetSeq()]; dup {
+		// Not merged again, but refused all the same when invalid.
+		if err := hist.ValidateProto(s.GetSeries(), r.cfg.MaxSeries); err != nil {
+			return 0, r.reject("%v", err)
+		}
 		return Duplicate, nil
 	}
-	a.seqs[s.GetSeq()] = struct{}{}
 	idx := s.GetInterval()
+	// Series first: the merge checks them in the same pass (one read of
+	// each histogram's bytes), all or nothing, so an invalid snapshot is
+	// rejected here having changed nothing else. The whole-run merge
+	// cannot fail once the interval's took the same series.
+	var ivSet *hist.Set
+	newIvSet := false
+	if idx >= r.releasedBelow {
+		if iv := r.intervals[idx]; iv != nil {
+			ivSet = iv.sets[a.region]
+		}
+		if ivSet == nil {
+			ivSet, newIvSet = hist.NewSet(), true
+		}
+		d, err := ivSet.ValidateAndMergeProto(s.GetSeries(), r.cfg.MaxSeries)
+		if err != nil {
+			return 0, r.reject("%v", err)
+		}
+		r.droppedValues += d
+	}
+	w := r.whole[a.region]
+	if w == nil {
+		w = hist.NewSet()
+	}
+	d, err := w.ValidateAndMergeProto(s.GetSeries(), r.cfg.MaxSeries)
+	if err != nil { // only when the interval was released: nothing merged
+		return 0, r.reject("%v", err)
+	}
+	r.whole[a.region] = w
+	r.droppedValues += d
+
+	a.seqs[s.GetSeq()] = struct{}{}
 	out := Merged
 
 	var requests, failures int64
@@ -266,16 +306,9 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 		if iv.emitted {
 			out = MergedLate
 		}
-		set := iv.sets[a.region]
-		if set == nil {
-			set = hist.NewSet()
-			iv.sets[a.region] = set
+		if newIvSet {
+			iv.sets[a.region] = ivSet
 		}
-		d, err := set.MergeProto(s.GetSeries())
-		if err != nil { // validated above; cannot happen
-			return 0, r.reject("%v", err)
-		}
-		r.droppedValues += d
 		iv.requests[a.region] += requests
 		iv.failures[a.region] += failures
 		iv.reported[s.GetAgentId()] = true
@@ -304,21 +337,14 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 				return 0, r.reject("%v", err)
 			}
 		}
-		cur := iv.gauges[s.GetAgentId()]
+		old := iv.gauges[s.GetAgentId()]
+		cur := old
 		keepLatest(&cur, g)
-		iv.gauges[s.GetAgentId()] = cur
-		r.updatePeaks(iv)
+		if cur != old {
+			iv.gauges[s.GetAgentId()] = cur
+			r.updatePeaks(iv, a.region, old, cur)
+		}
 	}
-	w := r.whole[a.region]
-	if w == nil {
-		w = hist.NewSet()
-		r.whole[a.region] = w
-	}
-	d, err := w.MergeProto(s.GetSeries())
-	if err != nil {
-		return 0, r.reject("%v", err)
-	}
-	r.droppedValues += d
 	if len(s.GetWebsockets()) > 0 {
 		ws := r.wholeWS[a.region]
 		if ws == nil {
@@ -336,6 +362,9 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 	a.snapshots++
 	a.targetRate = target
 	if s.GetFinal() {
+		if a.finalInterval < 0 && !a.gone {
+			r.active--
+		}
 		a.finalInterval = max(a.finalInterval, idx)
 	}
 	r.maxSeen = max(r.maxSeen, idx)
@@ -368,6 +397,9 @@ func (r *Run) interval(idx int64) *interval {
 // without a final snapshot.
 func (r *Run) MarkGone(id string) {
 	if a := r.agents[id]; a != nil {
+		if !a.gone && a.finalInterval < 0 {
+			r.active--
+		}
 		a.gone = true
 	}
 }
@@ -411,6 +443,12 @@ func (r *Run) ready(i int64, now time.Time, grace time.Duration) bool {
 		return true
 	}
 	iv := r.intervals[i]
+	// Every active agent must have reported i: fewer reports than active
+	// agents is a quick no, the usual answer while an interval fills up
+	// (the loop below costs a lookup per agent, per snapshot).
+	if r.active > 0 && (iv == nil || len(iv.reported) < r.active) {
+		return false
+	}
 	expected := 0
 	for id, a := range r.agents {
 		if a.gone || (a.finalInterval >= 0 && a.finalInterval < i) {
@@ -475,10 +513,17 @@ func (r *Run) Emit(i int64) *surgev1.Progress {
 		rp.AchievedRps = float64(iv.requests[region]) / secs
 		rp.ArrivalRps = float64(iv.arrivals[region]) / secs
 		if w := r.whole[region]; w != nil {
-			t := w.Total(nil)
-			rp.Requests, rp.Failures = t.Counters.Requests, t.Counters.Failures
-			setPercentiles(rp, t.Latency)
-			allHist.Merge(t.Latency)
+			// Counters and latency only (Total would merge every
+			// histogram of every series).
+			lat := hist.New()
+			for _, k := range w.Keys() {
+				sr := w.Lookup(k)
+				rp.Requests += sr.Counters.Requests
+				rp.Failures += sr.Counters.Failures
+				lat.Merge(sr.Latency)
+			}
+			setPercentiles(rp, lat)
+			allHist.Merge(lat)
 		}
 		all.Agents += rp.Agents
 		all.TargetRps += rp.TargetRps

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
 	"github.com/surgeload/surge/plan"
@@ -136,5 +138,39 @@ func TestGraceAndLate(t *testing.T) {
 	r.MarkGone("b")
 	if !r.AllDone() || len(r.Remaining()) != 0 {
 		t.Fatalf("done %v remaining %v", r.AllDone(), r.Remaining())
+	}
+}
+
+// A snapshot whose second series is bad merges nothing of its first one
+// either, into its interval or the whole run, and creates no interval.
+func TestRejectedSnapshotChangesNothing(t *testing.T) {
+	r := newRun(time.Unix(1000, 0))
+	half := snap("a", 1, 0, false, []int64{5, 7})
+	second := proto.CloneOf(half.Series[0])
+	second.Key.Status = "5xx"
+	second.Latency.Total++
+	half.Series = append(half.Series, second)
+	if _, err := r.Add(half); !errors.Is(err, ErrRejected) {
+		t.Fatalf("err %v", err)
+	}
+	if _, ok := r.IntervalSeries(0); ok {
+		t.Fatal("a rejected snapshot created its interval")
+	}
+	if w := r.WholeSeries(); len(w) != 0 {
+		t.Fatalf("a rejected snapshot reached the whole run: %v", w)
+	}
+	// The same seq, valid, merges; a duplicate of it that is invalid is
+	// still refused.
+	if out, err := r.Add(snap("a", 1, 0, false, []int64{5, 7})); err != nil || out != Merged {
+		t.Fatalf("Add = %v, %v", out, err)
+	}
+	dup := snap("a", 1, 0, false, []int64{5, 7})
+	dup.Series[0].Latency.Total++
+	if _, err := r.Add(dup); !errors.Is(err, ErrRejected) {
+		t.Fatalf("invalid duplicate: %v", err)
+	}
+	w := r.WholeSeries()
+	if len(w["us"]) != 1 || w["us"][0].GetLatency().GetTotal() != 2 {
+		t.Fatalf("whole run %v", w)
 	}
 }

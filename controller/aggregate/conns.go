@@ -244,28 +244,38 @@ type wsPeakKey struct {
 // updatePeaks raises the run's peaks of connections open and WebSocket
 // sessions active to interval iv's sums over agents (each agent's latest
 // report in iv), per scenario and region, per scenario, per region and in
-// all.
-func (r *Run) updatePeaks(iv *interval) {
-	conns := map[peakKey]int64{}
-	ws := map[wsPeakKey]int64{}
-	for id, g := range iv.gauges {
-		region := r.agents[id].region
+// all, after one agent's latest gauges in iv went from old (nil: none) to
+// cur. The sums are kept per interval and changed by the difference, so a
+// snapshot costs the same however many agents reported the interval.
+func (r *Run) updatePeaks(iv *interval, region string, old, cur *gauges) {
+	if iv.connSums == nil {
+		iv.connSums, iv.wsSums = map[peakKey]int64{}, map[wsPeakKey]int64{}
+	}
+	apply := func(g *gauges, sign int64) {
 		for sc, v := range g.scen {
-			for _, k := range []peakKey{{sc, region}, {sc, ""}, {"", region}, {"", ""}} {
-				conns[k] += v.connsOpen
+			for _, k := range [...]peakKey{{sc, region}, {sc, ""}, {"", region}, {"", ""}} {
+				iv.connSums[k] += sign * v.connsOpen
 			}
 		}
 		for k, v := range g.ws {
-			for _, pk := range []wsPeakKey{{k, region}, {k, ""}, {WSKey{}, region}, {WSKey{}, ""}} {
-				ws[pk] += v
+			for _, pk := range [...]wsPeakKey{{k, region}, {k, ""}, {WSKey{}, region}, {WSKey{}, ""}} {
+				iv.wsSums[pk] += sign * v
 			}
 		}
 	}
-	for k, v := range conns {
-		r.peakConns[k] = max(r.peakConns[k], v)
+	if old != nil {
+		apply(old, -1)
 	}
-	for k, v := range ws {
-		r.peakWS[k] = max(r.peakWS[k], v)
+	apply(cur, 1)
+	for sc := range cur.scen {
+		for _, k := range [...]peakKey{{sc, region}, {sc, ""}, {"", region}, {"", ""}} {
+			r.peakConns[k] = max(r.peakConns[k], iv.connSums[k])
+		}
+	}
+	for k := range cur.ws {
+		for _, pk := range [...]wsPeakKey{{k, region}, {k, ""}, {WSKey{}, region}, {WSKey{}, ""}} {
+			r.peakWS[pk] = max(r.peakWS[pk], iv.wsSums[pk])
+		}
 	}
 }
 

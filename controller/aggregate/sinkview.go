@@ -16,6 +16,11 @@ func (r *Run) IntervalSeries(i int64) (map[string][]*surgev1.Series, bool) {
 	out := make(map[string][]*surgev1.Series, len(iv.sets))
 	for region, set := range iv.sets {
 		out[region] = set.ToProto()
+		if iv.emitted {
+			// Only late snapshots merge into it from now on: free the
+			// merge buffers (94 KB per histogram) until one does.
+			set.Compact()
+		}
 	}
 	return out, true
 }

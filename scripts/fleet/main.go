@@ -1,0 +1,163 @@
+// Command fleet measures surge's controller side (issue 7) with real
+// processes on loopback and prints Markdown:
+//
+//   - fleet (default): a `surge controller` child process and N simulated
+//     agents speaking AgentGateway (Hello, accept, one snapshot per
+//     interval with increasing seq, final snapshot, heartbeats) run one
+//     plan; it reports the controller's CPU and the emission lag (an
+//     interval's end to its progress reaching a Runs.Watch client), goal 5.
+//     go run ./scripts/fleet -agents 500 -series 20 -duration 30s
+//   - -soak D: a controller, one real agent and `surge target` run a
+//     constant-rate plan for D; it samples both daemons' RSS every
+//     -sample and reports the growth after the first minute, goal 7.
+//   - -wire: snapshots of -series series over a real gRPC stream with and
+//     without gzip, through a byte-counting connection: bytes and CPU per
+//     snapshot, goal 4.
+//
+// Every process it starts is its own child, stopped by pid on exit; every
+// load is bounded in time and aimed at 127.0.0.1.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+)
+
+// options are the program's flags.
+type options struct {
+	surge    string
+	agents   int
+	series   int
+	values   int
+	variants int
+	duration time.Duration
+	interval time.Duration
+	jitter   time.Duration
+	compress bool
+
+	soak   time.Duration
+	rate   int
+	sample time.Duration
+
+	wire      bool
+	snapshots int
+
+	keep bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fleet:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func parse(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.surge, "surge", "bin/surge", "the surge `BINARY` (make build)")
+	fs.IntVar(&o.agents, "agents", 500, "simulated agents")
+	fs.IntVar(&o.series, "series", 20, "series per snapshot (wire mode: 10)")
+	fs.IntVar(&o.values, "values", 1000, "values per histogram (each series has a latency and a service-time histogram)")
+	fs.IntVar(&o.variants, "variants", 8, "distinct snapshot payloads the agents take turns sending")
+	fs.DurationVar(&o.duration, "duration", 30*time.Second, "run duration (fleet mode)")
+	fs.DurationVar(&o.interval, "interval", time.Second, "snapshot interval")
+	fs.DurationVar(&o.jitter, "jitter", 20*time.Millisecond, "agents send their snapshots spread over this much after each interval's end")
+	fs.BoolVar(&o.compress, "gzip", true, "compress the agents' streams with gzip, as agents do")
+	fs.DurationVar(&o.soak, "soak", 0, "soak mode: run a real controller, agent and target at -rate for this long")
+	fs.IntVar(&o.rate, "rate", 1000, "soak mode: requests per second")
+	fs.DurationVar(&o.sample, "sample", 10*time.Second, "soak mode: RSS sampling period")
+	fs.BoolVar(&o.wire, "wire", false, "wire mode: bytes and CPU per snapshot over gRPC, with and without gzip")
+	fs.IntVar(&o.snapshots, "snapshots", 300, "wire mode: snapshots sent per compression")
+	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (logs, controller data)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.wire && !set["series"] {
+		o.series = 10 // goal 4 is stated for 10 series
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case o.agents < 1 || o.series < 1 || o.values < 1 || o.variants < 1:
+		return o, errors.New("-agents, -series, -values and -variants must be >= 1")
+	case o.interval < 100*time.Millisecond || o.duration < o.interval:
+		return o, errors.New("-interval must be >= 100ms and -duration at least one interval")
+	case o.jitter < 0 || o.jitter >= o.interval:
+		return o, errors.New("-jitter must be in [0, -interval)")
+	case o.soak < 0 || (o.soak > 0 && o.soak < 2*o.sample):
+		return o, errors.New("-soak must be at least two -sample periods")
+	case o.rate < 1 || o.snapshots < 1:
+		return o, errors.New("-rate and -snapshots must be >= 1")
+	case o.wire && o.soak > 0:
+		return o, errors.New("-wire and -soak are separate modes")
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	if o.wire {
+		res, err := runWire(ctx, o)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "## Snapshot stream bytes (goal 4), %s\n\n", machine())
+		res.markdown(stdout)
+		return nil
+	}
+	if _, err := os.Stat(o.surge); err != nil {
+		return fmt.Errorf("surge binary: %w (run `make build`, or pass -surge)", err)
+	}
+	dir, err := os.MkdirTemp("", "surge-fleet-")
+	if err != nil {
+		return fmt.Errorf("work dir: %w", err)
+	}
+	if o.keep {
+		fmt.Fprintf(stderr, "working directory %s (kept)\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	if o.soak > 0 {
+		res, err := runSoak(ctx, o, dir, stderr)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "## Memory over a %s constant-rate run (goal 7), %s\n\n", o.soak, machine())
+		res.markdown(stdout)
+		return nil
+	}
+	res, err := runFleet(ctx, o, dir, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "## Simulated fleet (goal 5), %s\n\n", machine())
+	res.markdown(stdout)
+	return nil
+}
+
+// machine names the machine and date for the report.
+func machine() string {
+	return fmt.Sprintf("%s, %d cores, %s/%s, %s", time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(),
+		runtime.GOOS, runtime.GOARCH, runtime.Version())
+}

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+)
+
+// rssSample is both daemons' resident memory (KiB) and CPU time at one
+// moment of a soak.
+type rssSample struct {
+	at                  time.Duration // since the run's first progress
+	ctrl, agent         int64
+	ctrlAnon, agentAnon int64
+	ctrlCPU, agentCPU   time.Duration
+}
+
+type soakResult struct {
+	o        options
+	samples  []rssSample
+	status   string
+	requests int64
+	failures int64
+}
+
+// soakPlan is a constant-arrival-rate plan at rate for d against target,
+// with three requests (three series).
+func soakPlan(rate int, d time.Duration, target string) []byte {
+	return fmt.Appendf(nil, `name: soak
+scenarios:
+  soak:
+    executor: constant-arrival-rate
+    rate: %d
+    time_unit: 1s
+    duration: %s
+    pre_allocated_vus: 50
+    max_vus: 500
+    requests:
+      - name: items
+        url: http://%s/api/items
+      - name: cart
+        method: POST
+        url: http://%s/api/cart
+        body: '{"item": 1}'
+      - name: item
+        url: http://%s/api/items/7
+`, rate, d, target, target, target)
+}
+
+// runSoak runs a controller, one agent and a target for o.soak at o.rate,
+// sampling the controller's and the agent's RSS every o.sample.
+func runSoak(ctx context.Context, o options, dir string, log io.Writer) (*soakResult, error) {
+	targetAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	target, err := startChild("target", dir, o.surge, "target", "--listen", targetAddr)
+	if err != nil {
+		return nil, err
+	}
+	defer target.stop(5 * time.Second)
+	ctrl, err := startController(ctx, o.surge, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer ctrl.stop(10 * time.Second)
+	agent, err := startChild("agent", dir, o.surge, "agent", "--id", "soak", "--region", "local", "--controller", ctrl.addr,
+		"--gossip", "127.0.0.1:0", "--log-level", "warn")
+	if err != nil {
+		return nil, err
+	}
+	defer agent.stop(10 * time.Second)
+	if err := ctrl.waitAgents(ctx, 1, 30*time.Second); err != nil {
+		return nil, err
+	}
+	sub, err := ctrl.runs.Submit(ctx, &surgev1.SubmitRequest{PlanYaml: soakPlan(o.rate, o.soak, targetAddr), FileName: "soak.yaml"})
+	if err != nil {
+		return nil, fmt.Errorf("submit: %w", err)
+	}
+	fmt.Fprintf(log, "soak run %s: %d/s for %s; controller pid %d, agent pid %d\n", sub.GetRunId(), o.rate, o.soak, ctrl.pid(), agent.pid())
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watch, err := ctrl.runs.Watch(wctx, &surgev1.WatchRequest{RunId: sub.GetRunId()})
+	if err != nil {
+		return nil, fmt.Errorf("watch: %w", err)
+	}
+	summary := make(chan *surgev1.RunSummary, 1)
+	watchErr := make(chan error, 1)
+	started := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // ends with the watch (summary, error or wctx)
+		first := true
+		for {
+			u, err := watch.Recv()
+			if err != nil {
+				watchErr <- err
+				return
+			}
+			switch m := u.GetUpdate().(type) {
+			case *surgev1.RunUpdate_Progress:
+				if first {
+					close(started)
+					first = false
+				}
+			case *surgev1.RunUpdate_Summary:
+				summary <- m.Summary
+				return
+			}
+		}
+	})
+	defer wg.Wait()
+	defer cancel()
+
+	select { // the first progress: the run is under way
+	case <-started:
+	case err := <-watchErr:
+		return nil, fmt.Errorf("watch: %w", err)
+	case <-time.After(30 * time.Second):
+		return nil, errors.New("no progress within 30s of the submit")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	res := &soakResult{o: o}
+	t0 := time.Now()
+	take := func() error {
+		c, err1 := procMem(ctrl.pid())
+		a, err2 := procMem(agent.pid())
+		cc, err3 := ctrl.cpu()
+		ac, err4 := agent.cpu()
+		if err := errors.Join(err1, err2, err3, err4); err != nil {
+			return err
+		}
+		res.samples = append(res.samples, rssSample{at: time.Since(t0), ctrl: c.rss, agent: a.rss, ctrlAnon: c.anon, agentAnon: a.anon,
+			ctrlCPU: cc, agentCPU: ac})
+		return nil
+	}
+	if err := take(); err != nil {
+		return nil, err
+	}
+	tick := time.NewTicker(o.sample)
+	defer tick.Stop()
+	// The run's last second is left out: the ends of runs allocate.
+	stopSampling := time.After(o.soak - time.Second)
+	timeout := time.After(o.soak + 2*time.Minute)
+	var sum *surgev1.RunSummary
+loop:
+	for {
+		select {
+		case <-tick.C:
+			if err := take(); err != nil {
+				return nil, err
+			}
+		case <-stopSampling:
+			if err := take(); err != nil {
+				return nil, err
+			}
+			tick.Stop()
+			stopSampling = nil
+		case sum = <-summary:
+			break loop
+		case err := <-watchErr:
+			return nil, fmt.Errorf("watch: %w", err)
+		case <-timeout:
+			return nil, errors.New("the soak run did not end in time")
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	res.status = sum.GetStatus()
+	res.requests, res.failures = sum.GetAll().GetRequests(), sum.GetAll().GetFailures()
+	return res, nil
+}
+
+// growth is the change of rss from the first sample at or after one
+// minute (base) to the last and to the highest after it, and the
+// least-squares trend over those samples across the same span, each in
+// percent of base. A collected heap makes RSS a sawtooth: the trend is
+// what tells growth from it.
+func (r *soakResult) growth(rss func(rssSample) int64) (base rssSample, last, peak, trend float64, ok bool) {
+	i := 0
+	for i < len(r.samples) && r.samples[i].at < time.Minute-r.o.sample/2 {
+		i++
+	}
+	if i >= len(r.samples)-1 {
+		return rssSample{}, 0, 0, 0, false
+	}
+	base = r.samples[i]
+	b := float64(rss(base))
+	var hi int64
+	var n, sx, sy, sxx, sxy float64
+	for _, s := range r.samples[i:] {
+		hi = max(hi, rss(s))
+		x, y := s.at.Seconds(), float64(rss(s))
+		n, sx, sy, sxx, sxy = n+1, sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	slope := (n*sxy - sx*sy) / (n*sxx - sx*sx) // KiB per second
+	span := (r.samples[len(r.samples)-1].at - base.at).Seconds()
+	return base, 100 * (float64(rss(r.samples[len(r.samples)-1])) - b) / b, 100 * (float64(hi) - b) / b, 100 * slope * span / b, true
+}
+
+func (r *soakResult) markdown(w io.Writer) {
+	o := r.o
+	fmt.Fprintf(w, "A `surge controller`, one `surge agent` and `surge target` as separate processes; constant-arrival-rate %d/s (three requests) for %s; VmRSS of both daemons (and its anonymous part, RssAnon: heap and stacks; the rest is files mapped in, mostly the controller's bbolt run store and journal) every %s from the first progress.\n\n",
+		o.rate, o.soak, o.sample)
+	fmt.Fprintf(w, "| since start | controller RSS | of it anonymous | agent RSS | of it anonymous |\n|---:|---:|---:|---:|---:|\n")
+	every := max(1, int(time.Minute/o.sample)) // one row a minute, plus the first and last
+	for i, s := range r.samples {
+		if i == 0 || i == len(r.samples)-1 || i%every == 0 {
+			fmt.Fprintf(w, "| %s | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB |\n", s.at.Round(time.Second),
+				float64(s.ctrl)/1024, float64(s.ctrlAnon)/1024, float64(s.agent)/1024, float64(s.agentAnon)/1024)
+		}
+	}
+	fmt.Fprintf(w, "\nEvery sample, controller/agent MiB:")
+	for _, s := range r.samples {
+		fmt.Fprintf(w, " %.0f/%.0f", float64(s.ctrl)/1024, float64(s.agent)/1024)
+	}
+	fmt.Fprintf(w, ".\n\n")
+	for _, d := range []struct {
+		name string
+		rss  func(rssSample) int64
+	}{
+		{"controller", func(s rssSample) int64 { return s.ctrl }},
+		{"controller anonymous", func(s rssSample) int64 { return s.ctrlAnon }},
+		{"agent", func(s rssSample) int64 { return s.agent }},
+		{"agent anonymous", func(s rssSample) int64 { return s.agentAnon }},
+	} {
+		base, last, peak, trend, ok := r.growth(d.rss)
+		if !ok {
+			fmt.Fprintf(w, "- %s: run shorter than a minute plus one sample; no growth figure.\n", d.name)
+			continue
+		}
+		fmt.Fprintf(w, "- %s RSS after the first minute (%s, %.1f MiB): trend %+.1f%% over the rest of the run: %s (< 5%%); %+.1f%% at the end, %+.1f%% at its highest.\n",
+			d.name, base.at.Round(time.Second), float64(d.rss(base))/1024, trend, verdict(trend < 5), last, peak)
+	}
+	first, last := r.samples[0], r.samples[len(r.samples)-1]
+	secs := max((last.at - first.at).Seconds(), 1e-9)
+	fmt.Fprintf(w, "- Run %s: %d requests (%.0f/s), %d failures; CPU over the samples: controller %.1f%%, agent %.1f%% of a core.\n",
+		r.status, r.requests, float64(r.requests)/o.soak.Seconds(), r.failures,
+		100*(last.ctrlCPU-first.ctrlCPU).Seconds()/secs, 100*(last.agentCPU-first.agentCPU).Seconds()/secs)
+}
