@@ -8,12 +8,20 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"google.golang.org/grpc/encoding"
+
+	"github.com/surgeload/surge/controller"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
 var version = ""
 
 func main() {
+	// Snapshots travel gzip-compressed: surge's gzip (level 1, inflating
+	// from memory) replaces gRPC's under the same name, before any
+	// connection is made.
+	encoding.RegisterCompressor(controller.NewGzip())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := execute(ctx, os.Args[1:], newEnv())
 	stop()
