@@ -119,6 +119,9 @@ type scenRegion struct{ scenario, region string }
 
 type scenTotals struct {
 	scenCounters
+	// lateness is the whole run's send lateness (open model), nil until
+	// a snapshot brings one.
+	lateness *hdrhistogram.Histogram
 }
 
 // Run is one run's aggregation state.
@@ -296,6 +299,14 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 			r.scen[k] = t
 		}
 		t.add(sc)
+		if l := sc.GetLateness(); l.GetTotal() > 0 {
+			if t.lateness == nil {
+				t.lateness = hist.New()
+			}
+			// Validated with the snapshot (validateStats); a failure here
+			// would be a bug, and the lateness is a diagnostic: log-free skip.
+			_, _ = r.merger.MergeProto(t.lateness, l)
+		}
 	}
 	g := gaugesOf(s)
 

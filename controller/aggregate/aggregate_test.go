@@ -174,3 +174,43 @@ func TestRejectedSnapshotChangesNothing(t *testing.T) {
 		t.Fatalf("whole run %v", w)
 	}
 }
+
+// The agents' send lateness histograms merge exactly into the summary, per
+// scenario, per region and for the run.
+func TestSendLatenessSummary(t *testing.T) {
+	r := newRun(time.Unix(1000, 0))
+	all, us := hist.New(), hist.New()
+	seqs := map[string]uint64{}
+	for i := range int64(3) {
+		for _, ag := range []string{"a", "b"} {
+			l := hist.New()
+			for k := range int64(50) {
+				v := 10 + k*int64(i+1)*7
+				if ag == "b" {
+					v *= 3
+				}
+				_ = l.RecordValue(v)
+			}
+			all.Merge(l)
+			if ag == "a" {
+				us.Merge(l)
+			}
+			seqs[ag]++
+			s := snap(ag, seqs[ag], i, i == 2, []int64{1000})
+			s.Scenarios[0].Lateness = hist.ToProto(l)
+			if _, err := r.Add(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sum := r.Summary(3 * time.Second)
+	want, wantUS := hist.Summarize(all), hist.Summarize(us)
+	got := sum.GetAll().GetSendLatenessUs()
+	t.Logf("measured: send lateness p50 %d p99 %d max %d µs over %d arrivals", got.GetP50(), got.GetP99(), got.GetMax(), got.GetCount())
+	if !proto.Equal(got, want) || !proto.Equal(sum.GetScenarios()["s"].GetSendLatenessUs(), want) {
+		t.Errorf("send lateness all %v, scenario %v; want %v", got, sum.GetScenarios()["s"].GetSendLatenessUs(), want)
+	}
+	if !proto.Equal(sum.GetRegions()["us"].GetSendLatenessUs(), wantUS) {
+		t.Errorf("send lateness us %v, want %v", sum.GetRegions()["us"].GetSendLatenessUs(), wantUS)
+	}
+}

@@ -335,6 +335,7 @@ func (r *Run) Summary(duration time.Duration) *surgev1.RunSummary {
 	for region, st := range sum.Regions {
 		setConns(st, r.Conns("", region))
 	}
+	r.setLateness(sum)
 	sum.Requests = r.requestStats(secs)
 	sum.Websocket, sum.WebsocketSteps = r.websocketSummaries()
 	sum.Saturation = r.saturationFlags
@@ -409,4 +410,43 @@ func (b *statsBuilder) stats(secs float64) *surgev1.Stats {
 		st.Errors = b.errors
 	}
 	return st
+}
+
+// setLateness puts the merged send lateness of open-model arrivals into the
+// summary: per scenario, per region and for the whole run.
+func (r *Run) setLateness(sum *surgev1.RunSummary) {
+	all := hist.New()
+	byScen := map[string]*hdrhistogram.Histogram{}
+	byRegion := map[string]*hdrhistogram.Histogram{}
+	for k, t := range r.scen {
+		if t.lateness == nil {
+			continue
+		}
+		all.Merge(t.lateness)
+		for _, m := range []struct {
+			in  map[string]*hdrhistogram.Histogram
+			key string
+		}{{byScen, k.scenario}, {byRegion, k.region}} {
+			h := m.in[m.key]
+			if h == nil {
+				h = hist.New()
+				m.in[m.key] = h
+			}
+			h.Merge(t.lateness)
+		}
+	}
+	if all.TotalCount() == 0 {
+		return
+	}
+	sum.All.SendLatenessUs = hist.Summarize(all)
+	for name, h := range byScen {
+		if st := sum.Scenarios[name]; st != nil {
+			st.SendLatenessUs = hist.Summarize(h)
+		}
+	}
+	for region, h := range byRegion {
+		if st := sum.Regions[region]; st != nil {
+			st.SendLatenessUs = hist.Summarize(h)
+		}
+	}
 }

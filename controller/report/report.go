@@ -58,6 +58,9 @@ type Stats struct {
 	PhasesUS map[string]Latency `json:"phases_us"`
 	// Connections are the scenario's, region's or run's connections.
 	Connections Connections `json:"connections"`
+	// SendLatenessUS is the send lateness of open-model arrivals (actual
+	// send - intended send); absent without open-model scenarios.
+	SendLatenessUS *Latency `json:"send_lateness_us,omitempty"`
 }
 
 // RegionStats are one region's Stats and how many agents ran in it.
@@ -161,6 +164,10 @@ func statsFromProto(st *surgev1.Stats) Stats {
 		PhasesUS:          phasesFromProto(st.GetPhasesUs()),
 		Connections: Connections{Opened: st.GetConnsOpened(), Closed: st.GetConnsClosed(),
 			Open: st.GetConnsOpen(), PeakOpen: st.GetConnsPeakOpen()},
+	}
+	if l := st.GetSendLatenessUs(); l != nil {
+		x := latencyFromProto(l)
+		out.SendLatenessUS = &x
 	}
 	return out
 }
