@@ -128,9 +128,9 @@ type run struct {
 	notes        []string
 	// refused: arrivals of takeover parts that survivors refused, by
 	// scenario and region (fault.go); they count as deficit.
-	refused map[[2]string]int64
-	fencedLate   map[string]int64 // snapshots from fenced agents, by agent
-	lateUnsunk   int64            // late merges whose interval was released (sinks.go)
+	refused    map[[2]string]int64
+	fencedLate map[string]int64 // snapshots from fenced agents, by agent
+	lateUnsunk int64            // late merges whose interval was released (sinks.go)
 }
 
 // deliver hands in to the run goroutine, giving up when the run ended or
