@@ -341,6 +341,10 @@ func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, path string, depth int
 			if v.Kind == yaml.AliasNode && v.Alias != nil {
 				v = v.Alias
 			}
+			if !mergeable(v) {
+				w.fail(k, path, "a merge key (<<) takes a mapping or a sequence of mappings, got %s", kindName(v))
+				continue
+			}
 			if v.Kind == yaml.SequenceNode {
 				for _, m := range v.Content {
 					w.walk(m, t, path, depth+1)
@@ -364,6 +368,30 @@ func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, path string, depth int
 		w.errs.pos.key[cp] = pos{k.Line, k.Column}
 		w.walk(v, f.Type, cp, depth+1)
 	}
+}
+
+// mergeable reports whether v (an alias resolved) may follow a merge key:
+// a mapping, or a sequence of mappings or aliases of mappings, as the YAML
+// decoder demands.
+func mergeable(v *yaml.Node) bool {
+	resolve := func(n *yaml.Node) *yaml.Node {
+		if n.Kind == yaml.AliasNode && n.Alias != nil {
+			return n.Alias
+		}
+		return n
+	}
+	switch v.Kind {
+	case yaml.MappingNode:
+		return true
+	case yaml.SequenceNode:
+		for _, m := range v.Content {
+			if resolve(m).Kind != yaml.MappingNode {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // yamlFields maps a struct's YAML keys to its fields.
