@@ -144,20 +144,7 @@ func TestSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-runErr:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return")
-		}
-	}()
+	runAgent(t, a)
 
 	hello := fc.next(t, 5*time.Second, func(m *surgev1.AgentMessage) bool { return m.GetHello() != nil }).GetHello()
 	if hello.GetAgentId() != "a1" || hello.GetRegion() != "r1" || hello.GetZone() != "z1" || hello.GetVersion() != "v0" ||
@@ -271,4 +258,24 @@ func TestNewValidates(t *testing.T) {
 	if _, err := New(Config{ID: "a", Region: "r", Controller: "x:1", Allow: []string{"10.0.0.0/8", "api.example.com"}}); err != nil {
 		t.Error(err)
 	}
+}
+
+// runAgent runs a until the test ends, then stops it and checks that Run
+// returned cleanly.
+func runAgent(t *testing.T, a *Agent) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-runErr:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return")
+		}
+	})
 }

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -43,20 +42,7 @@ func TestPlanControllerLossGrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-runErr:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return")
-		}
-	}()
+	runAgent(t, a)
 
 	assign := func(id string, grace time.Duration) {
 		p := &plan.Plan{Name: id, ControllerLossGrace: plan.Duration(grace), Scenarios: map[string]*plan.Scenario{"s": {
