@@ -29,6 +29,11 @@ const (
 	// WindowMinRequests: a window with fewer requests on either side is
 	// listed but never diverges (its percentiles are noise).
 	WindowMinRequests = 50
+	// TailMinValues: a percentile diverges only when both sides have at
+	// least this many latency values beyond it, so that p99 needs 1,000
+	// values and p99.9 10,000; below that a percentile is the few slowest
+	// requests, which differ between equal runs.
+	TailMinValues = 10
 	// ConnFloor: differences of at most five connections open, or five
 	// connections opened per second, never diverge (a pool's size at an
 	// interval's end moves by a few with latency jitter alone).
@@ -222,6 +227,7 @@ func groups(regions map[string][]*surgev1.Series, by string) (map[string]*groupS
 type metricValues struct {
 	present  bool
 	requests int64
+	samples  int64 // latency values
 	values   map[string]float64
 }
 
@@ -229,15 +235,11 @@ func valuesOf(g *groupStats, secs float64) metricValues {
 	if g == nil || g.requests == 0 && g.latency.TotalCount() == 0 && !g.hasConns {
 		return metricValues{values: map[string]float64{}}
 	}
-	v := map[string]float64{
-		"p50_ms":  float64(g.latency.ValueAtQuantile(50)) / 1000,
-		"p95_ms":  float64(g.latency.ValueAtQuantile(95)) / 1000,
-		"p99_ms":  float64(g.latency.ValueAtQuantile(99)) / 1000,
-		"p999_ms": float64(g.latency.ValueAtQuantile(99.9)) / 1000,
-	}
-	if g.latency.TotalCount() == 0 {
-		for k := range v {
-			delete(v, k)
+	v := map[string]float64{}
+	if g.latency.TotalCount() > 0 {
+		for _, m := range [...]string{"p50_ms", "p95_ms", "p99_ms", "p999_ms"} {
+			b, _ := beyond(m)
+			v[m] = float64(g.latency.ValueAtQuantile(100-float64(b)/10)) / 1000
 		}
 	}
 	if secs > 0 {
@@ -255,7 +257,7 @@ func valuesOf(g *groupStats, secs float64) metricValues {
 	if g.hasPeak {
 		v["conns_peak_open"] = float64(g.peakOpen)
 	}
-	return metricValues{present: true, requests: g.requests, values: v}
+	return metricValues{present: true, requests: g.requests, samples: g.latency.TotalCount(), values: v}
 }
 
 // metricOrder sorts metrics for display.
@@ -305,6 +307,29 @@ func floor(metric string) float64 {
 	return 0
 }
 
+// beyond is the share of values above a percentile metric, in thousandths
+// (p99: 10); false for other metrics.
+func beyond(metric string) (int64, bool) {
+	switch metric {
+	case "p50_ms":
+		return 500, true
+	case "p95_ms":
+		return 50, true
+	case "p99_ms":
+		return 10, true
+	case "p999_ms":
+		return 1, true
+	}
+	return 0, false
+}
+
+// thin reports whether n latency values are too few to estimate metric, a
+// percentile: fewer than TailMinValues lie beyond it.
+func thin(metric string, n int64) bool {
+	b, ok := beyond(metric)
+	return ok && n*b < TailMinValues*1000
+}
+
 // diffGroup compares two groups' values, metric by metric, appending to out.
 func diffGroup(out []*surgev1.MetricDiff, tmpl *surgev1.MetricDiff, a, b metricValues, tol float64, canDiverge bool) []*surgev1.MetricDiff {
 	names := map[string]bool{}
@@ -334,7 +359,8 @@ func diffGroup(out []*surgev1.MetricDiff, tmpl *surgev1.MetricDiff, a, b metricV
 		}
 		if aok && bok {
 			d.RelDiff = RelDiff(av, bv)
-			d.Diverged = canDiverge && math.Abs(d.RelDiff) > tol && math.Abs(bv-av) > floor(m)
+			d.Thin = thin(m, a.samples) || thin(m, b.samples)
+			d.Diverged = canDiverge && !d.Thin && math.Abs(d.RelDiff) > tol && math.Abs(bv-av) > floor(m)
 		} else if strings.HasPrefix(m, "error_rate.") && a.present && b.present {
 			// A status seen on one side only: the other side's rate is 0.
 			d.RelDiff = RelDiff(av, bv)

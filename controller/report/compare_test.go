@@ -29,10 +29,10 @@ func series(request, status string, n int, from, to int64, failures int64) (*sur
 
 func run(id string, latScale int64, errFrac float64) (*report.RunData, *hdrhistogram.Histogram) {
 	all := hist.New()
-	ok1, h1 := series("home", "2xx", 800, 1000*latScale, 5000*latScale, 0)
+	ok1, h1 := series("home", "2xx", 8000, 1000*latScale, 5000*latScale, 0)
 	all.Merge(h1)
-	nErr := int(200 * errFrac)
-	ok2, h2 := series("api", "2xx", 200-nErr, 2000, 9000, 0)
+	nErr := int(2000 * errFrac)
+	ok2, h2 := series("api", "2xx", 2000-nErr, 2000, 9000, 0)
 	all.Merge(h2)
 	regions := map[string][]*surgev1.Series{"us-east": {ok1}, "eu-west": {ok2}}
 	if nErr > 0 {
@@ -65,8 +65,8 @@ func TestCompareExactAndFlags(t *testing.T) {
 	if got := find(c, "all", "p99_ms").GetA(); got != float64(ha.ValueAtQuantile(99))/1000 {
 		t.Errorf("p99 %v, merged histogram %d µs", got, ha.ValueAtQuantile(99))
 	}
-	if got := find(c, "all", "rps").GetA(); got != 100 {
-		t.Errorf("rps %v, want 100", got)
+	if got := find(c, "all", "rps").GetA(); got != 1000 {
+		t.Errorf("rps %v, want 1000", got)
 	}
 
 	slow, _ := run("S", 3, 0.1) // home ×3 slower; api: 10% 5xx
@@ -80,18 +80,22 @@ func TestCompareExactAndFlags(t *testing.T) {
 			diverged = append(diverged, m.GetGroup()+" "+m.GetMetric())
 		}
 	}
-	// api's p50 moves (20 fast 5xx among 200) but by less than 20%.
+	// api's p50 moves (200 fast 5xx among 2,000) but by less than 20%.
+	// home's p999 is thin: 8,000 values leave 8 beyond it.
 	want := "all p50_ms,all p95_ms,all p99_ms,all p999_ms,all error_rate,all error_rate.http_5xx," +
 		"request=api error_rate,request=api error_rate.http_5xx," +
-		"request=home p50_ms,request=home p95_ms,request=home p99_ms,request=home p999_ms"
+		"request=home p50_ms,request=home p95_ms,request=home p99_ms"
 	if got := strings.Join(diverged, ","); got != want {
 		t.Errorf("diverged\n got %s\nwant %s", got, want)
+	}
+	if m := find(c, "request=home", "p999_ms"); !m.GetThin() || m.GetRelDiff() < 1 {
+		t.Errorf("home p999: thin %v rel %v, want thin and +200%%", m.GetThin(), m.GetRelDiff())
 	}
 	var text bytes.Buffer
 	if err := report.CompareText(&text, c); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(text.String(), "DIVERGED: 12 metrics") {
+	if !strings.Contains(text.String(), "DIVERGED: 11 metrics") {
 		t.Errorf("text:\n%s", text.String())
 	}
 	if _, err := report.CompareJSON(c); err != nil {
@@ -103,7 +107,7 @@ func TestCompareBaseline(t *testing.T) {
 	b, h := run("B", 1, 0)
 	rows := []*surgev1.BaselineRow{
 		{Endpoint: "all", P50Ms: float64(h.ValueAtQuantile(50)) / 1000, P95Ms: float64(h.ValueAtQuantile(95)) / 1000,
-			P99Ms: float64(h.ValueAtQuantile(99)) / 1000, Rpm: 6000},
+			P99Ms: float64(h.ValueAtQuantile(99)) / 1000, Rpm: 60000},
 		{Endpoint: "missing", P50Ms: 1, P95Ms: 2, P99Ms: 3, Rpm: 60},
 	}
 	c, err := report.CompareBaseline(rows, b, report.CompareOptions{})
@@ -143,6 +147,46 @@ func TestFramesAndHdrLog(t *testing.T) {
 	}
 }
 
+// A tail percentile diverges only when each side has at least ten values
+// beyond it: equal runs whose few slowest requests differ do not diverge,
+// while the same shift in a run with enough values does.
+func TestCompareThinPercentiles(t *testing.T) {
+	mk := func(id string, n int, tail int64) *report.RunData {
+		h := hist.New()
+		for i := range n {
+			v := int64(1000 + i%1000)
+			if i%1000 >= 998 {
+				v = tail // two values in a thousand
+			}
+			_ = h.RecordValue(v)
+		}
+		s := &surgev1.Series{Key: &surgev1.SeriesKey{Scenario: "s", Request: "r", Status: "2xx"},
+			Counters: &surgev1.Counters{Requests: int64(n)}, Latency: hist.ToProto(h)}
+		return &report.RunData{ID: id, Duration: 10 * time.Second, Whole: map[string][]*surgev1.Series{"r": {s}}}
+	}
+	for _, tc := range []struct {
+		n        int
+		thin     bool
+		diverged int64
+	}{
+		{n: 2000, thin: true, diverged: 0},    // 2 values beyond p99.9, 4 slow
+		{n: 100000, thin: false, diverged: 2}, // 100 beyond: "all" and request=r
+	} {
+		c, err := report.Compare(mk("A", tc.n, 30000), mk("B", tc.n, 90000), report.CompareOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := find(c, "all", "p999_ms")
+		if m.GetThin() != tc.thin || c.GetDiverged() != tc.diverged {
+			t.Errorf("n=%d: p999 %v vs %v thin %v, %d diverged; want thin %v, %d diverged",
+				tc.n, m.GetA(), m.GetB(), m.GetThin(), c.GetDiverged(), tc.thin, tc.diverged)
+		}
+		if p99 := find(c, "all", "p99_ms"); p99.GetThin() || p99.GetDiverged() {
+			t.Errorf("n=%d: p99 thin %v diverged %v", tc.n, p99.GetThin(), p99.GetDiverged())
+		}
+	}
+}
+
 // Aligned windows: B is slower only in its second window (intervals 2-3 of
 // 1 s, window 2 s), so only that window's latency diverges.
 func TestCompareAlignedWindows(t *testing.T) {
@@ -170,7 +214,12 @@ func TestCompareAlignedWindows(t *testing.T) {
 		if !m.GetWindow() {
 			continue
 		}
-		slow := m.GetWindowStartMs() == 2000 && strings.HasSuffix(m.GetMetric(), "_ms")
+		// 200 values a window: p99 and p99.9 are thin there.
+		thin := m.GetMetric() == "p99_ms" || m.GetMetric() == "p999_ms"
+		if m.GetThin() != thin {
+			t.Errorf("window %d-%d %s: thin %v", m.GetWindowStartMs(), m.GetWindowEndMs(), m.GetMetric(), m.GetThin())
+		}
+		slow := m.GetWindowStartMs() == 2000 && strings.HasSuffix(m.GetMetric(), "_ms") && !thin
 		if m.GetDiverged() != slow {
 			t.Errorf("window %d-%d %s: diverged %v (%v vs %v)", m.GetWindowStartMs(), m.GetWindowEndMs(), m.GetMetric(), m.GetDiverged(), m.GetA(), m.GetB())
 		}

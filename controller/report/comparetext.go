@@ -39,6 +39,7 @@ type MetricJSON struct {
 	Diverged      bool     `json:"diverged"`
 	ARequests     int64    `json:"a_requests"`
 	BRequests     int64    `json:"b_requests"`
+	Thin          bool     `json:"thin,omitempty"`
 }
 
 func finitePtr(v float64) *float64 {
@@ -59,7 +60,7 @@ func CompareJSON(c *surgev1.CompareResponse) ([]byte, error) {
 		mj := MetricJSON{
 			Window: m.GetWindow(), WindowStartMs: m.GetWindowStartMs(), WindowEndMs: m.GetWindowEndMs(),
 			Group: m.GetGroup(), Metric: m.GetMetric(), RelDiff: finitePtr(m.GetRelDiff()), Diverged: m.GetDiverged(),
-			ARequests: m.GetARequests(), BRequests: m.GetBRequests(),
+			ARequests: m.GetARequests(), BRequests: m.GetBRequests(), Thin: m.GetThin(),
 		}
 		if m.GetAPresent() {
 			mj.A = finitePtr(m.GetA())
@@ -117,8 +118,11 @@ func CompareText(w io.Writer, c *surgev1.CompareResponse) error {
 
 func compareRow(tw *table, label string, m *surgev1.MetricDiff) {
 	mark := ""
-	if m.GetDiverged() {
+	switch {
+	case m.GetDiverged():
 		mark = "✗ diverged"
+	case m.GetThin():
+		mark = "(too few values)"
 	}
 	tw.printf("%s\t%s\t%s\t%s\t%s\t%s\n", label, m.GetMetric(),
 		metricValue(m.GetMetric(), m.GetA(), m.GetAPresent()), metricValue(m.GetMetric(), m.GetB(), m.GetBPresent()),

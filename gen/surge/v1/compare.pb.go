@@ -337,8 +337,12 @@ type MetricDiff struct {
 	APresent bool `protobuf:"varint,10,opt,name=a_present,json=aPresent,proto3" json:"a_present,omitempty"`
 	BPresent bool `protobuf:"varint,11,opt,name=b_present,json=bPresent,proto3" json:"b_present,omitempty"`
 	// Requests in the group on each side.
-	ARequests     int64 `protobuf:"varint,12,opt,name=a_requests,json=aRequests,proto3" json:"a_requests,omitempty"`
-	BRequests     int64 `protobuf:"varint,13,opt,name=b_requests,json=bRequests,proto3" json:"b_requests,omitempty"`
+	ARequests int64 `protobuf:"varint,12,opt,name=a_requests,json=aRequests,proto3" json:"a_requests,omitempty"`
+	BRequests int64 `protobuf:"varint,13,opt,name=b_requests,json=bRequests,proto3" json:"b_requests,omitempty"`
+	// A percentile that a side has too few latency values to estimate: fewer
+	// than 10 values beyond it (p99 needs 1,000, p99.9 10,000). Listed, never
+	// diverges.
+	Thin          bool `protobuf:"varint,14,opt,name=thin,proto3" json:"thin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -462,6 +466,13 @@ func (x *MetricDiff) GetBRequests() int64 {
 		return x.BRequests
 	}
 	return 0
+}
+
+func (x *MetricDiff) GetThin() bool {
+	if x != nil {
+		return x.Thin
+	}
+	return false
 }
 
 // HistogramsRequest asks for a stored run's latency histograms.
@@ -648,7 +659,7 @@ const file_surge_v1_compare_proto_rawDesc = "" +
 	"\aaligned\x18\x06 \x01(\bR\aaligned\x12.\n" +
 	"\ametrics\x18\a \x03(\v2\x14.surge.v1.MetricDiffR\ametrics\x12\x1a\n" +
 	"\bdiverged\x18\b \x01(\x03R\bdiverged\x12\x14\n" +
-	"\x05notes\x18\t \x03(\tR\x05notes\"\xe9\x02\n" +
+	"\x05notes\x18\t \x03(\tR\x05notes\"\xfd\x02\n" +
 	"\n" +
 	"MetricDiff\x12\x16\n" +
 	"\x06window\x18\x01 \x01(\bR\x06window\x12&\n" +
@@ -666,7 +677,8 @@ const file_surge_v1_compare_proto_rawDesc = "" +
 	"\n" +
 	"a_requests\x18\f \x01(\x03R\taRequests\x12\x1d\n" +
 	"\n" +
-	"b_requests\x18\r \x01(\x03R\tbRequests\"_\n" +
+	"b_requests\x18\r \x01(\x03R\tbRequests\x12\x12\n" +
+	"\x04thin\x18\x0e \x01(\bR\x04thin\"_\n" +
 	"\x11HistogramsRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1b\n" +
 	"\tby_region\x18\x02 \x01(\bR\bbyRegion\x12\x16\n" +
