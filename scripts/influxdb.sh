@@ -19,8 +19,9 @@ INFLUXD="$BIN_DIR/influxd"
 STATE="${SURGE_INFLUX_STATE:-$ROOT/.cache/influxdb/state}"
 DB="${SURGE_INFLUX_DB:-surge}"
 GO="${GO:-go}"
-
-die() { echo "influxdb.sh: $*" >&2; exit 1; }
+NAME=influxdb.sh
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 build() {
   if [[ -x "$INFLUXD" ]] && [[ "$(cat "$BIN_DIR/.version" 2>/dev/null)" == "$VERSION" ]]; then
@@ -31,23 +32,6 @@ build() {
   GOBIN="$BIN_DIR" GOFLAGS=-buildvcs=false "$GO" install "github.com/influxdata/influxdb/cmd/influxd@$VERSION" >&2 \
     || die "go install influxd@$VERSION failed"
   echo "$VERSION" > "$BIN_DIR/.version"
-}
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
-    if port_free "$p"; then echo "$p"; return; fi
-  done
-  die "no free loopback port"
-}
-
-load_state() {
-  [[ -f "$STATE" ]] || die "not running (no $STATE): run start first"
-  # shellcheck disable=SC1090
-  source "$STATE"
 }
 
 write_config() {
@@ -88,12 +72,7 @@ PORT=$PORT
 RPC_PORT=$RPC_PORT
 PID=$PID
 ST
-  local deadline=$((SECONDS + 60))
-  until curl -fsS -o /dev/null "http://127.0.0.1:$PORT/ping" 2>/dev/null; do
-    kill -0 "$PID" 2>/dev/null || { tail -20 "$DIR/influxd.log" >&2; die "influxd exited"; }
-    (( SECONDS < deadline )) || { tail -20 "$DIR/influxd.log" >&2; die "influxd did not answer /ping within 60s"; }
-    sleep 0.1
-  done
+  wait_http "http://127.0.0.1:$PORT/ping" "$PID" "$DIR/influxd.log" 60
 }
 
 print_env() {
@@ -142,11 +121,7 @@ case "$cmd" in
   stop)
     [[ -f "$STATE" ]] || exit 0
     load_state
-    if kill -0 "$PID" 2>/dev/null; then
-      kill -TERM "$PID" 2>/dev/null || true
-      for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$PID" 2>/dev/null || true
-    fi
+    stop_pid "$PID"
     case "$DIR" in "${TMPDIR:-/tmp}"/surge-influxdb.*) rm -rf "$DIR" ;; esac
     rm -f "$STATE"
     ;;

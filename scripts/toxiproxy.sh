@@ -19,8 +19,9 @@ SERVER="$BIN_DIR/toxiproxy-server"
 DIR="$ROOT/.cache/toxiproxy"
 STATE="$DIR/state"
 GO="${GO:-go}"
-
-die() { echo "toxiproxy.sh: $*" >&2; exit 1; }
+NAME=toxiproxy.sh
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 build() {
   if [[ -x "$SERVER" ]] && [[ "$(cat "$DIR/version" 2>/dev/null)" == "$VERSION" ]]; then
@@ -37,23 +38,6 @@ build() {
   mv "$tmp/server" "$SERVER"
   rm -rf "$tmp"
   echo "$VERSION" > "$DIR/version"
-}
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
-    if port_free "$p"; then echo "$p"; return; fi
-  done
-  die "no free loopback port"
-}
-
-load_state() {
-  [[ -f "$STATE" ]] || die "not running (no $STATE): run start first"
-  # shellcheck disable=SC1090
-  source "$STATE"
 }
 
 print_env() {
@@ -80,12 +64,7 @@ case "$cmd" in
     PID=$!
     disown "$PID" 2>/dev/null || true
     printf 'PORT=%s\nPID=%s\n' "$PORT" "$PID" > "$STATE"
-    deadline=$((SECONDS + 30))
-    until curl -fsS -o /dev/null "http://127.0.0.1:$PORT/version" 2>/dev/null; do
-      kill -0 "$PID" 2>/dev/null || { tail -20 "$DIR/server.log" >&2; rm -f "$STATE"; die "toxiproxy-server exited"; }
-      (( SECONDS < deadline )) || { tail -20 "$DIR/server.log" >&2; die "toxiproxy-server did not answer within 30s"; }
-      sleep 0.1
-    done
+    wait_http "http://127.0.0.1:$PORT/version" "$PID" "$DIR/server.log" 30
     print_env
     ;;
   env)
@@ -95,11 +74,7 @@ case "$cmd" in
   stop)
     [[ -f "$STATE" ]] || exit 0
     load_state
-    if kill -0 "$PID" 2>/dev/null; then
-      kill -TERM "$PID" 2>/dev/null || true
-      for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$PID" 2>/dev/null || true
-    fi
+    stop_pid "$PID"
     rm -f "$STATE"
     ;;
   *)
