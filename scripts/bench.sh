@@ -1,25 +1,49 @@
 #!/usr/bin/env bash
 # bench.sh — surge's benchmarks (issue 7): the Go micro-benchmarks of the
-# histogram hot paths, then surge side by side with wrk, hey and vegeta
-# against one nginx on 127.0.0.1 (scripts/bench/), pacing, latency fidelity
-# and idle-connection memory. Installs its peers itself when missing: wrk,
-# hey and nginx from Debian packages (root), vegeta with go install.
+# histogram hot paths; the controller side with scripts/fleet (the snapshot
+# stream's bytes, a simulated fleet of 500 agents against a real
+# controller, and optionally the 10-minute memory soak); then surge side by
+# side with wrk, hey and vegeta against one nginx on 127.0.0.1
+# (scripts/bench/), pacing, latency fidelity and idle-connection memory.
+# Installs its peers itself when missing: wrk, hey and nginx from Debian
+# packages (root), vegeta with go install.
 #
-#   scripts/bench.sh           a few minutes; writes docs/benchmarks.md
-#   scripts/bench.sh --smoke   about a minute: tiny durations, proves the
-#                              harness runs, no verdicts, writes nothing
+#   scripts/bench.sh              about ten minutes; writes docs/benchmarks.md
+#   scripts/bench.sh --soak 10m   the same and the soak (goal 7): ten more
+#                                 minutes; also writes docs/bench-soak.json
+#   scripts/bench.sh --soak-only 10m   only the soak: writes
+#                                 docs/bench-soak.json, which the next run
+#                                 without a soak reports (with its date and
+#                                 commit) as goal 7's figure
+#   scripts/bench.sh --smoke      about a minute: tiny durations, proves the
+#                                 harness runs, prints the goals table
+#                                 without verdicts, writes nothing
 #
 # Knobs (environment): BENCH_CONNS (64), BENCH_DURATION (5s: each
-# max-throughput and fidelity run), BENCH_ROUNDS (3: rounds of those,
-# medians reported),
+# max-throughput and fidelity run), BENCH_ROUNDS (5: rounds of those, the
+# tools' order rotating; medians reported),
 # BENCH_PACING_DURATION (30s), BENCH_RATES (1000,10000,50000),
 # BENCH_IDLE_VUS (5000), BENCH_HOLD_CONNS (45000: connections three agents
-# hold; 0 skips it), BENCH_HOLD (60s).
+# hold; 0 skips it), BENCH_HOLD (60s), BENCH_FLEET_AGENTS (500),
+# BENCH_FLEET_SERIES (20), BENCH_FLEET_DURATION (30s), BENCH_SOAK (empty:
+# no soak; e.g. 10m, as --soak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-smoke=0
-[[ ${1:-} == --smoke ]] && smoke=1
+smoke=0 soak=${BENCH_SOAK:-} soak_only=0
+while (($#)); do
+  case $1 in
+    --smoke) smoke=1 ;;
+    --soak | --soak-only)
+      [[ $1 == --soak-only ]] && soak_only=1
+      [[ -n ${2:-} ]] || { echo "bench: $1 needs a duration (e.g. 10m)" >&2; exit 2; }
+      soak=$2
+      shift
+      ;;
+    *) echo "bench: unknown argument $1 (--smoke, --soak D, --soak-only D)" >&2; exit 2 ;;
+  esac
+  shift
+done
 
 VEGETA_VERSION=v12.13.0
 HEY_VERSION=v0.1.4 # only when Debian has no hey package
@@ -39,6 +63,23 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+go build -o "$work/surge" ./cmd/surge
+go build -o "$work/fleet" ./scripts/fleet
+go build -o "$work/bench" ./scripts/bench
+
+run_harness() {
+  "$work/bench" "$@" &
+  harness_pid=$!
+  wait "$harness_pid"
+  harness_pid=
+}
+
+# Only the soak (make bench-soak): a controller, an agent and a target.
+if ((soak_only)); then
+  run_harness -only soak -surge "$work/surge" -fleet "$work/fleet" -soak "$soak"
+  exit 0
+fi
 
 # --- peers -------------------------------------------------------------------
 need=()
@@ -87,16 +128,13 @@ echo "bench: go test -bench Do ./agent/httpclient/"
 go test -run '^$' -bench '^BenchmarkDo$' -benchmem -benchtime "$benchtime" -count "$count" ./agent/httpclient/ | tee "$work/micro-httpclient.txt"
 go test -c -o "$work/executor.test" ./agent/executor/
 
-# --- side by side ------------------------------------------------------------
-go build -o "$work/surge" ./cmd/surge
-go build -o "$work/bench" ./scripts/bench
+# --- controller side (scripts/fleet), then side by side ----------------------
 args=(-surge "$work/surge" -wrk "$(command -v wrk)" -hey "$(command -v hey)" -vegeta "$tools/vegeta" -nginx "$nginx"
-  -conns "${BENCH_CONNS:-64}" -duration "${BENCH_DURATION:-5s}" -rounds "${BENCH_ROUNDS:-3}"
+  -fleet "$work/fleet" -fleet-agents "${BENCH_FLEET_AGENTS:-500}" -fleet-series "${BENCH_FLEET_SERIES:-20}"
+  -fleet-duration "${BENCH_FLEET_DURATION:-30s}" -soak "${soak:-0}"
+  -conns "${BENCH_CONNS:-64}" -duration "${BENCH_DURATION:-5s}" -rounds "${BENCH_ROUNDS:-5}"
   -pacing-duration "${BENCH_PACING_DURATION:-30s}" -rates "${BENCH_RATES:-1000,10000,50000}"
   -idle-vus "${BENCH_IDLE_VUS:-5000}" -hold-conns "${BENCH_HOLD_CONNS:-45000}" -hold "${BENCH_HOLD:-60s}"
   -executor-test "$work/executor.test" -micro "$work/micro.txt" -micro-agent "$work/micro-httpclient.txt" "${before[@]}")
 ((smoke)) && args+=(-smoke)
-"$work/bench" "${args[@]}" &
-harness_pid=$!
-wait "$harness_pid"
-harness_pid=
+run_harness "${args[@]}"

@@ -55,6 +55,16 @@ type options struct {
 	hold                           time.Duration
 	executorTest                   string
 	microFiles                     string
+	// scripts/fleet: the controller side (goals 4, 5 and 7).
+	fleet         string
+	fleetAgents   int
+	fleetSeries   int
+	fleetDuration time.Duration
+	wireSnapshots int
+	soak          time.Duration
+	soakSample    time.Duration
+	soakRecord    string
+	commit        string
 }
 
 func main() {
@@ -81,12 +91,21 @@ func main() {
 	flag.StringVar(&o.out, "out", "docs/benchmarks.md", "Markdown report to write")
 	flag.StringVar(&o.micro, "micro", "", "go test -bench output of ./hist/ (this tree)")
 	flag.StringVar(&o.microBefore, "micro-before", "", "go test -bench output of ./hist/ before this change, if any")
-	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: idle,peers,fidelity,pacing,hold (debugging; the report is not written)")
-	flag.IntVar(&o.rounds, "rounds", 3, "rounds of the max-throughput runs (the report shows medians)")
+	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: wire,fleet,soak,idle,peers,fidelity,pacing,hold (the report is not written; a soak still updates -soak-record)")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds of the max-throughput and fidelity runs (the report shows medians; the tools' order changes each round)")
 	flag.IntVar(&o.holdConns, "hold-conns", 45000, "connections three agents hold for -hold (0: not run)")
 	flag.DurationVar(&o.hold, "hold", 60*time.Second, "how long the agents hold -hold-conns connections")
 	flag.StringVar(&o.executorTest, "executor-test", "", "go test -c binary of ./agent/executor: runs its open-model and iteration benchmarks against the nginx target")
 	flag.StringVar(&o.microFiles, "micro-agent", "", "go test -bench outputs of the agent packages, comma-separated (the hot-path table)")
+	flag.StringVar(&o.fleet, "fleet", "", "scripts/fleet binary: the snapshot stream (-wire), a simulated fleet and the soak (empty: not run)")
+	flag.IntVar(&o.fleetAgents, "fleet-agents", 500, "simulated agents of the fleet run")
+	flag.IntVar(&o.fleetSeries, "fleet-series", 20, "series per snapshot of the fleet run")
+	flag.DurationVar(&o.fleetDuration, "fleet-duration", 30*time.Second, "duration of the fleet run")
+	flag.IntVar(&o.wireSnapshots, "wire-snapshots", 300, "snapshots per compression of the wire run")
+	flag.DurationVar(&o.soak, "soak", 0, "run the soak (a controller, an agent and a target at a constant rate) for this long; 0: report the last one from -soak-record")
+	flag.DurationVar(&o.soakSample, "soak-sample", 10*time.Second, "RSS sampling period of the soak")
+	flag.StringVar(&o.soakRecord, "soak-record", "docs/bench-soak.json", "the last soak's figures, date and commit: written by a soak, read by a run without one")
+	flag.StringVar(&o.commit, "commit", "", "the tree's commit, for the soak record (default: git rev-parse)")
 	flag.StringVar(&o.agentProfile, "agent-cpuprofile", "", "write the agent's CPU profile over the whole harness run to `FILE` (surge agent --cpuprofile)")
 	flag.Parse()
 
@@ -146,14 +165,23 @@ type env struct {
 	nginxURL   string
 	controller string
 	agentPID   int
+	busy       int // times waitQuiet gave up: the agent was still busy
 }
 
 func run(ctx context.Context, o options, stdout io.Writer) error {
 	if o.smoke {
 		o.duration, o.pacingDuration, o.rates, o.idleVUs, o.conns = time.Second, 2*time.Second, "1000", 100, min(o.conns, 16)
-		o.rounds, o.holdConns = 1, min(o.holdConns, 300)
+		o.rounds, o.holdConns = 2, min(o.holdConns, 300)
+		o.fleetAgents, o.fleetSeries, o.fleetDuration = min(o.fleetAgents, 5), min(o.fleetSeries, 2), 3*time.Second
+		o.wireSnapshots = min(o.wireSnapshots, 20)
+		// A soak of seconds: too short for a growth figure, long enough
+		// to prove the soak runs and its output is understood.
+		o.soak, o.soakSample = 5*time.Second, time.Second
 	}
 	o.rounds = max(o.rounds, 1)
+	if o.commit == "" {
+		o.commit = gitCommit()
+	}
 	// The processes started inherit this limit: agents and nginx workers
 	// holding many connections need it up to the most one process may hold.
 	var lim syscall.Rlimit
@@ -180,7 +208,17 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	want := func(part string) bool {
 		return o.only == "" || slices.Contains(strings.Split(o.only, ","), part)
 	}
-	r := &report{When: time.Now().UTC(), Machine: machine(), Pin: e.pinNote, Conns: o.conns, Duration: o.duration}
+	r := &report{When: time.Now().UTC(), Machine: machine(), Pin: e.pinNote, Conns: o.conns, Duration: o.duration, Smoke: o.smoke}
+
+	// Goals 4, 5 and 7: the controller side, measured by scripts/fleet
+	// with real processes, first, while nothing else of the harness runs.
+	if err := e.controllerSide(ctx, r, want, stdout); err != nil {
+		return err
+	}
+	if !slices.ContainsFunc([]string{"idle", "peers", "fidelity", "pacing", "hold"}, want) {
+		fmt.Fprintln(stdout, "bench: ok (report not written)")
+		return nil
+	}
 	if err := e.startNginx(); err != nil {
 		return err
 	}
@@ -211,17 +249,21 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	}
 
 	// Goal 1: the same target, connection count and duration for every
-	// tool, in rounds (wrk, hey, vegeta, surge, then again), so that each
-	// round's ratios compare tools measured close together in time.
+	// tool, in rounds, so that each round's ratios compare tools measured
+	// close together in time. The order changes each round (roundOrder),
+	// so no tool always goes first or follows the same one; each round's
+	// results are kept in the fixed order below.
+	tools := []struct {
+		name string
+		fn   func(context.Context) (throughput, error)
+	}{{"wrk", e.wrk}, {"hey", e.hey}, {"vegeta", e.vegeta}, {"surge", e.surgeMax}}
 	for round := range o.rounds {
 		if !want("peers") {
 			break
 		}
-		var rr []throughput
-		for _, t := range []struct {
-			name string
-			fn   func(context.Context) (throughput, error)
-		}{{"wrk", e.wrk}, {"hey", e.hey}, {"vegeta", e.vegeta}, {"surge", e.surgeMax}} {
+		rr := make([]throughput, len(tools))
+		for _, i := range roundOrder(round, len(tools)) {
+			t := tools[i]
 			fmt.Fprintf(stdout, "bench: round %d/%d: %s, %d connections, %s\n", round+1, o.rounds, t.name, o.conns, o.duration)
 			res, err := t.fn(ctx)
 			if err != nil {
@@ -230,7 +272,7 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 			res.Tool = t.name
 			fmt.Fprintf(stdout, "bench:   %d requests, %.0f req/s, %.2f CPU s, %.0f req per CPU-second\n",
 				res.Requests, res.RPS(), res.CPU, res.PerCPU())
-			rr = append(rr, res)
+			rr[i] = res
 		}
 		r.Rounds = append(r.Rounds, rr)
 	}
@@ -334,8 +376,12 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 			return err
 		}
 	}
+	r.AgentBusy = e.busy
 	md := r.markdown()
 	if o.smoke || o.only != "" {
+		if o.smoke {
+			fmt.Fprint(stdout, "\n"+r.goalsTable()+"\n")
+		}
 		fmt.Fprintln(stdout, "bench: ok (report not written)")
 		return nil
 	}
@@ -346,6 +392,32 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "bench: wrote %s\n", o.out)
 	return nil
+}
+
+// roundOrder is the order of n tools in round (from 0): the rows of a
+// Williams Latin square (first row 0, 1, n-1, 2, n-2, …; each next row
+// adds 1 mod n). For an even n, over n rounds each tool runs once in
+// each position and directly after each other tool once, so neither
+// going first nor following a particular tool (its TIME_WAIT sockets, a
+// warm or cold nginx) favours anyone; round n starts over.
+func roundOrder(round, n int) []int {
+	out := make([]int, 0, n)
+	for lo, hi := 0, n-1; lo <= hi; {
+		out = append(out, lo)
+		lo++
+		if lo <= hi {
+			out = append(out, lo)
+			lo++
+		}
+		if lo <= hi {
+			out = append(out, hi)
+			hi--
+		}
+	}
+	for k := range out {
+		out[k] = (out[k] + round) % n
+	}
+	return out
 }
 
 // pin decides core placement: with two cores or more, targets (nginx, the
@@ -679,6 +751,12 @@ func (e *env) surgeRun(ctx context.Context, name, planYAML string, timeout time.
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// The agent is a daemon: its CPU over the run is read from /proc
+	// before and after, each time once it is idle, so that the figure
+	// holds neither the tail of earlier work nor misses the end of this
+	// run's (closing connections, the final snapshot, freeing memory),
+	// as a peer's rusage holds its whole process.
+	e.waitQuiet(ctx, e.agentPID)
 	before, err := procCPU(e.agentPID)
 	if err != nil {
 		return summary{}, "", 0, err
@@ -688,6 +766,7 @@ func (e *env) surgeRun(ctx context.Context, name, planYAML string, timeout time.
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	runErr := cmd.Run()
+	e.waitQuiet(ctx, e.agentPID)
 	after, err := procCPU(e.agentPID)
 	if err != nil {
 		return summary{}, "", 0, err
@@ -884,23 +963,37 @@ scenarios:
 	if _, err := stats(); err != nil {
 		return res, err
 	}
-	// Rounds of surge then vegeta; each figure is the median over rounds.
+	// Rounds of surge and vegeta, which goes first alternating; each
+	// figure is the median over rounds.
 	var sp50, sp99, vp50, vp99, hs50, hs99, hv50, hv99 []int64
-	for range e.o.rounds {
-		s, _, _, err := e.surgeRun(ctx, "fidelity", p, e.o.duration+2*time.Minute)
-		if err != nil {
+	for round := range e.o.rounds {
+		var (
+			s      summary
+			vr     vegetaReport
+			hs, hv delayStats
+		)
+		runSurge := func() (err error) {
+			if s, _, _, err = e.surgeRun(ctx, "fidelity", p, e.o.duration+2*time.Minute); err != nil {
+				return err
+			}
+			hs, err = stats()
+			return err
+		}
+		runVegeta := func() (err error) {
+			if vr, _, err = e.vegetaRun(ctx, url, "-rate", "1000/s"); err != nil {
+				return err
+			}
+			hv, err = stats()
+			return err
+		}
+		first, second := runSurge, runVegeta
+		if round%2 == 1 {
+			first, second = runVegeta, runSurge
+		}
+		if err := first(); err != nil {
 			return res, err
 		}
-		hs, err := stats()
-		if err != nil {
-			return res, err
-		}
-		vr, _, err := e.vegetaRun(ctx, url, "-rate", "1000/s")
-		if err != nil {
-			return res, err
-		}
-		hv, err := stats()
-		if err != nil {
+		if err := second(); err != nil {
 			return res, err
 		}
 		res.SurgeDeficit += s.Deficit
@@ -1244,6 +1337,30 @@ func establishedTo(port int) int {
 		}
 	}
 	return n
+}
+
+// waitQuiet waits until pid's CPU time stops growing (at most one clock
+// tick, 10 ms, in 200 ms), for at most 5 s; past that it says so (the
+// figure read next then holds some of that work).
+func (e *env) waitQuiet(ctx context.Context, pid int) {
+	const step, within = 200 * time.Millisecond, 5 * time.Second
+	prev, err := procCPU(pid)
+	if err != nil {
+		return
+	}
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(step):
+		}
+		cur, err := procCPU(pid)
+		if err != nil || cur-prev < 0.015 {
+			return
+		}
+		prev = cur
+	}
+	e.busy++
 }
 
 // procCPU is a process's user + system CPU seconds from /proc/PID/stat.

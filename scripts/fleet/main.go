@@ -14,12 +14,17 @@
 //     without gzip, through a byte-counting connection: bytes and CPU per
 //     snapshot, goal 4.
 //
+// With -json FILE it also writes the figures as JSON (output, below) for
+// scripts/bench, which puts them in docs/benchmarks.md.
+//
 // Every process it starts is its own child, stopped by pid on exit; every
 // load is bounded in time and aimed at 127.0.0.1.
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -51,6 +56,7 @@ type options struct {
 	snapshots int
 
 	keep bool
+	json string
 }
 
 func main() {
@@ -85,6 +91,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.wire, "wire", false, "wire mode: bytes and CPU per snapshot over gRPC, with and without gzip")
 	fs.IntVar(&o.snapshots, "snapshots", 300, "wire mode: snapshots sent per compression")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (logs, controller data)")
+	fs.StringVar(&o.json, "json", "", "also write the figures as JSON to `FILE` (for scripts/bench)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -117,14 +124,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The report goes to stdout and, with -json, into the JSON output too.
+	var md bytes.Buffer
+	out := output{When: time.Now().UTC(), Machine: machine()}
 	if o.wire {
 		res, err := runWire(ctx, o)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "## Snapshot stream bytes (goal 4), %s\n\n", machine())
-		res.markdown(stdout)
-		return nil
+		fmt.Fprintf(&md, "## Snapshot stream bytes (goal 4), %s\n\n", machine())
+		res.markdown(&md)
+		out.Mode, out.Wire = "wire", res.output()
+		return emit(o, out, &md, stdout)
 	}
 	if _, err := os.Stat(o.surge); err != nil {
 		return fmt.Errorf("surge binary: %w (run `make build`, or pass -surge)", err)
@@ -143,17 +154,165 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "## Memory over a %s constant-rate run (goal 7), %s\n\n", o.soak, machine())
-		res.markdown(stdout)
-		return nil
+		fmt.Fprintf(&md, "## Memory over a %s constant-rate run (goal 7), %s\n\n", o.soak, machine())
+		res.markdown(&md)
+		out.Mode, out.Soak = "soak", res.output()
+		return emit(o, out, &md, stdout)
 	}
 	res, err := runFleet(ctx, o, dir, stderr)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "## Simulated fleet (goal 5), %s\n\n", machine())
-	res.markdown(stdout)
+	fmt.Fprintf(&md, "## Simulated fleet (goal 5), %s\n\n", machine())
+	res.markdown(&md)
+	out.Mode, out.Fleet = "fleet", res.output()
+	return emit(o, out, &md, stdout)
+}
+
+// emit writes the Markdown report to stdout and, with -json, out (the
+// report included) to that file.
+func emit(o options, out output, md *bytes.Buffer, stdout io.Writer) error {
+	out.Markdown = md.String()
+	if _, err := md.WriteTo(stdout); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if o.json == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return fmt.Errorf("json: %w", err)
+	}
+	if err := os.WriteFile(o.json, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("json: %w", err)
+	}
 	return nil
+}
+
+// output is the -json form of one mode's figures (scripts/bench reads it:
+// keep the field names).
+type output struct {
+	Mode     string       `json:"mode"` // wire, fleet or soak
+	When     time.Time    `json:"when"`
+	Machine  string       `json:"machine"`
+	Wire     []wireOutput `json:"wire,omitempty"`
+	Fleet    *fleetOutput `json:"fleet,omitempty"`
+	Soak     *soakOutput  `json:"soak,omitempty"`
+	Markdown string       `json:"markdown"` // what stdout got
+}
+
+type wireOutput struct {
+	Compression      string  `json:"compression"` // "", "gzip" (gRPC's), "gzip-surge" (controller.Gzip, what agents use)
+	Description      string  `json:"description"`
+	Series           int     `json:"series"`
+	Snapshots        int     `json:"snapshots"`
+	BytesPerSnapshot float64 `json:"bytes_per_snapshot"`
+	CPUPerSnapshotUS float64 `json:"cpu_per_snapshot_us"`
+	ProtoBytes       int     `json:"proto_bytes"`
+}
+
+func (r *wireResult) output() []wireOutput {
+	out := make([]wireOutput, 0, len(r.rows))
+	for _, row := range r.rows {
+		out = append(out, wireOutput{Compression: row.name, Description: row.description, Series: r.o.series, Snapshots: r.o.snapshots,
+			BytesPerSnapshot: row.bytes, CPUPerSnapshotUS: float64(row.cpu) / float64(time.Microsecond), ProtoBytes: row.protoBytes})
+	}
+	return out
+}
+
+type fleetOutput struct {
+	Agents          int     `json:"agents"`
+	Series          int     `json:"series"`
+	Values          int     `json:"values"`
+	Gzip            bool    `json:"gzip"`
+	DurationS       float64 `json:"duration_s"`
+	IntervalS       float64 `json:"interval_s"`
+	Expected        int     `json:"intervals_expected"`
+	Emitted         int     `json:"intervals_emitted"`
+	SnapshotsSent   int64   `json:"snapshots_sent"`
+	SnapshotsAcked  int64   `json:"snapshots_acked"`
+	Requests        int64   `json:"summary_requests"`
+	RequestsSent    int64   `json:"agents_requests"`
+	WindowS         float64 `json:"window_s"`
+	ControllerCores float64 `json:"controller_cores"` // mean over the window
+	PeakCores       float64 `json:"controller_peak_cores"`
+	LagP50MS        float64 `json:"lag_p50_ms"`
+	LagP99MS        float64 `json:"lag_p99_ms"`
+	LagMaxMS        float64 `json:"lag_max_ms"`
+	LagsMS          []int64 `json:"lags_ms"` // per emitted interval, in order
+	BytesPerAgentS  float64 `json:"bytes_per_agent_s"`
+	CtrlRSSPeakMiB  float64 `json:"controller_rss_peak_mib"`
+	SimulatorCores  float64 `json:"simulator_cores"`
+	Status          string  `json:"status"`
+	Verdict         string  `json:"verdict"`
+	Warnings        int     `json:"controller_warnings"`
+	Errors          int     `json:"controller_errors"`
+}
+
+func (r *fleetResult) output() *fleetOutput {
+	win := max(r.window.Seconds(), 1e-9)
+	msf := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	lags := make([]int64, len(r.lags))
+	for i, l := range r.lags {
+		lags[i] = l.Milliseconds()
+	}
+	return &fleetOutput{Agents: r.o.agents, Series: r.o.series, Values: r.o.values, Gzip: r.o.compress,
+		DurationS: r.o.duration.Seconds(), IntervalS: r.o.interval.Seconds(), Expected: r.expected, Emitted: r.emitted,
+		SnapshotsSent: r.snapshotsSent, SnapshotsAcked: r.acked, Requests: r.requests, RequestsSent: r.expected2,
+		WindowS: r.window.Seconds(), ControllerCores: r.ctrlCPU.Seconds() / win, PeakCores: r.peakCores,
+		LagP50MS: msf(percentile(r.lags, 50)), LagP99MS: msf(percentile(r.lags, 99)), LagMaxMS: msf(percentile(r.lags, 100)), LagsMS: lags,
+		BytesPerAgentS: float64(r.bytesOut) / win / float64(r.o.agents), CtrlRSSPeakMiB: float64(r.ctrlRSSPeakKiB) / 1024,
+		SimulatorCores: r.simCPU.Seconds() / win, Status: r.status, Verdict: r.verdict, Warnings: r.warn, Errors: r.errs}
+}
+
+type soakOutput struct {
+	DurationS        float64        `json:"duration_s"`
+	Rate             int            `json:"rate"`
+	SampleS          float64        `json:"sample_s"`
+	Samples          int            `json:"samples"`
+	Status           string         `json:"status"`
+	Requests         int64          `json:"requests"`
+	Failures         int64          `json:"failures"`
+	ControllerCPUPct float64        `json:"controller_cpu_pct"`
+	AgentCPUPct      float64        `json:"agent_cpu_pct"`
+	Growth           []growthOutput `json:"growth"` // empty when the run was shorter than a minute plus a sample
+}
+
+// growthOutput is one daemon's RSS (or its anonymous part) after the
+// first minute, in percent of its value then.
+type growthOutput struct {
+	Name     string  `json:"name"` // controller, controller anonymous, agent, agent anonymous
+	BaseAtS  float64 `json:"base_at_s"`
+	BaseMiB  float64 `json:"base_mib"`
+	TrendPct float64 `json:"trend_pct"` // least-squares trend over the rest of the run
+	LastPct  float64 `json:"last_pct"`
+	PeakPct  float64 `json:"peak_pct"`
+}
+
+func (r *soakResult) output() *soakOutput {
+	out := &soakOutput{DurationS: r.o.soak.Seconds(), Rate: r.o.rate, SampleS: r.o.sample.Seconds(), Samples: len(r.samples),
+		Status: r.status, Requests: r.requests, Failures: r.failures, Growth: []growthOutput{}}
+	if len(r.samples) > 0 {
+		first, last := r.samples[0], r.samples[len(r.samples)-1]
+		secs := max((last.at - first.at).Seconds(), 1e-9)
+		out.ControllerCPUPct = 100 * (last.ctrlCPU - first.ctrlCPU).Seconds() / secs
+		out.AgentCPUPct = 100 * (last.agentCPU - first.agentCPU).Seconds() / secs
+	}
+	for _, d := range []struct {
+		name string
+		rss  func(rssSample) int64
+	}{
+		{"controller", func(s rssSample) int64 { return s.ctrl }},
+		{"controller anonymous", func(s rssSample) int64 { return s.ctrlAnon }},
+		{"agent", func(s rssSample) int64 { return s.agent }},
+		{"agent anonymous", func(s rssSample) int64 { return s.agentAnon }},
+	} {
+		if base, last, peak, trend, ok := r.growth(d.rss); ok {
+			out.Growth = append(out.Growth, growthOutput{Name: d.name, BaseAtS: base.at.Seconds(), BaseMiB: float64(d.rss(base)) / 1024,
+				TrendPct: trend, LastPct: last, PeakPct: peak})
+		}
+	}
+	return out
 }
 
 // machine names the machine and date for the report.
