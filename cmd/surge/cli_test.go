@@ -200,10 +200,12 @@ func (f *fakeController) start(t *testing.T) string {
 func progress(elapsedMs int64) *surgev1.Progress {
 	return &surgev1.Progress{
 		RunId: "r-1", Status: "running", ElapsedMs: elapsedMs, TotalMs: 2000,
-		All: &surgev1.RegionProgress{Agents: 3, TargetRps: 10, AchievedRps: 9.5, ArrivalRps: 9.5, P50Us: 1234, P95Us: 5678, P99Us: 9012, Requests: 19, Failures: 1},
+		All: &surgev1.RegionProgress{Agents: 3, TargetRps: 10, AchievedRps: 9.5, ArrivalRps: 9.5, P50Us: 1234, P95Us: 5678, P99Us: 9012, Requests: 19, Failures: 1,
+			ConnsOpen: 12, WsOpen: 40, SendLatenessP99Us: 870},
 		Regions: []*surgev1.RegionProgress{
-			{Region: "eu-west", Agents: 1, TargetRps: 4, AchievedRps: 4, P50Us: 1500, Requests: 8},
-			{Region: "us-east", Agents: 2, TargetRps: 6, AchievedRps: 5.5, ArrivalRps: 5.5, P50Us: 1000, Requests: 11, Failures: 1},
+			{Region: "eu-west", Agents: 1, TargetRps: 4, AchievedRps: 4, P50Us: 1500, Requests: 8, ConnsOpen: 4, WsOpen: 40},
+			{Region: "us-east", Agents: 2, TargetRps: 6, AchievedRps: 5.5, ArrivalRps: 5.5, P50Us: 1000, Requests: 11, Failures: 1,
+				ConnsOpen: 8, SendLatenessP99Us: 870},
 		},
 		Thresholds: []*surgev1.ThresholdResult{{Metric: "http_req_duration", Expr: "p(95)<500", Ok: true, Value: 5.678}},
 	}
@@ -340,8 +342,9 @@ func TestRunPass(t *testing.T) {
 	}
 	for _, want := range []string{
 		"run r-1 accepted: 3 agents in regions eu-west, us-east (plan smoke, 2s)\n",
-		"[1.0s/2.0s running] all        agents=3 rps=9.5 arrivals=9.5/10.0 p50=1.23ms p95=5.68ms p99=9.01ms requests=19 errors=1\n",
+		"[1.0s/2.0s running] all        agents=3 rps=9.5 arrivals=9.5/10.0 p50=1.23ms p95=5.68ms p99=9.01ms requests=19 errors=1 conns=12 ws=40 send_lateness_p99=0.87ms\n",
 		"[2.0s/2.0s running] us-east    agents=2 rps=5.5 arrivals=5.5/6.0 p50=1.00ms",
+		"errors=0 conns=4 ws=40\n",
 		"[2.0s/2.0s running] thresholds ✓ http_req_duration p(95)<500\n",
 		"verdict PASS",
 		"✓ http_req_duration",
@@ -632,6 +635,20 @@ func TestProgressTTY(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "2.0s/2.0s") || !strings.Contains(buf.String(), "us-east") {
 		t.Errorf("block: %q", buf.String())
+	}
+	// Connections always; WebSocket sessions and send lateness when the
+	// run has them.
+	for _, want := range []string{"CONNS", "WS", "SEND LATE P99", "  12  ", "  40  ", "0.87ms"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("block lacks %q: %q", want, buf.String())
+		}
+	}
+	buf.Reset()
+	plain := progress(3000)
+	plain.All.WsOpen, plain.All.SendLatenessP99Us = 0, 0
+	pp.print(plain)
+	if strings.Contains(buf.String(), "WS") || strings.Contains(buf.String(), "SEND LATE") {
+		t.Errorf("block without WebSocket or open-model data shows their columns: %q", buf.String())
 	}
 }
 

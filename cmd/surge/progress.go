@@ -73,9 +73,16 @@ func progressLines(p *surgev1.Progress) []string {
 		if i == 0 {
 			name = "all"
 		}
-		out = append(out, fmt.Sprintf("%s %-10s agents=%d rps=%.1f arrivals=%.1f/%.1f p50=%s p95=%s p99=%s requests=%d errors=%d",
+		line := fmt.Sprintf("%s %-10s agents=%d rps=%.1f arrivals=%.1f/%.1f p50=%s p95=%s p99=%s requests=%d errors=%d conns=%d",
 			prefix, name, r.GetAgents(), r.GetAchievedRps(), r.GetArrivalRps(), r.GetTargetRps(),
-			msStr(r.GetP50Us()), msStr(r.GetP95Us()), msStr(r.GetP99Us()), r.GetRequests(), r.GetFailures()))
+			msStr(r.GetP50Us()), msStr(r.GetP95Us()), msStr(r.GetP99Us()), r.GetRequests(), r.GetFailures(), r.GetConnsOpen())
+		if r.GetWsOpen() > 0 {
+			line += fmt.Sprintf(" ws=%d", r.GetWsOpen())
+		}
+		if r.GetSendLatenessP99Us() > 0 {
+			line += " send_lateness_p99=" + msStr(r.GetSendLatenessP99Us())
+		}
+		out = append(out, line)
 	}
 	if th := thresholdStates(p.GetThresholds()); th != "" {
 		out = append(out, prefix+" thresholds "+th)
@@ -88,8 +95,17 @@ func progressBlock(p *surgev1.Progress) []string {
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "%s  %s  %s\n", p.GetRunId(), p.GetStatus(), elapsed(p))
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "REGION\tAGENTS\tRPS\tARRIVALS\tTARGET\tP50\tP95\tP99\tREQUESTS\tERRORS\t\n")
 	rows := append([]*surgev1.RegionProgress{p.GetAll()}, p.GetRegions()...)
+	// WebSocket and send-lateness columns only when the run has them.
+	ws, late := p.GetAll().GetWsOpen() > 0, p.GetAll().GetSendLatenessP99Us() > 0
+	fmt.Fprint(tw, "REGION\tAGENTS\tRPS\tARRIVALS\tTARGET\tP50\tP95\tP99\tREQUESTS\tERRORS\tCONNS\t")
+	if ws {
+		fmt.Fprint(tw, "WS\t")
+	}
+	if late {
+		fmt.Fprint(tw, "SEND LATE P99\t")
+	}
+	fmt.Fprint(tw, "\n")
 	for i, r := range rows {
 		if r == nil {
 			continue
@@ -98,8 +114,16 @@ func progressBlock(p *surgev1.Progress) []string {
 		if i == 0 {
 			name = "all"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%d\t%d\t\n", name, r.GetAgents(), r.GetAchievedRps(),
-			r.GetArrivalRps(), r.GetTargetRps(), msStr(r.GetP50Us()), msStr(r.GetP95Us()), msStr(r.GetP99Us()), r.GetRequests(), r.GetFailures())
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%d\t%d\t%d\t", name, r.GetAgents(), r.GetAchievedRps(),
+			r.GetArrivalRps(), r.GetTargetRps(), msStr(r.GetP50Us()), msStr(r.GetP95Us()), msStr(r.GetP99Us()), r.GetRequests(), r.GetFailures(),
+			r.GetConnsOpen())
+		if ws {
+			fmt.Fprintf(tw, "%d\t", r.GetWsOpen())
+		}
+		if late {
+			fmt.Fprintf(tw, "%s\t", msStr(r.GetSendLatenessP99Us()))
+		}
+		fmt.Fprint(tw, "\n")
 	}
 	_ = tw.Flush()
 	if th := thresholdStates(p.GetThresholds()); th != "" {

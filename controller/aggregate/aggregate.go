@@ -505,6 +505,7 @@ func (r *Run) Emit(i int64) *surgev1.Progress {
 	regions := r.regions()
 	p := &surgev1.Progress{RunId: r.cfg.RunID, Interval: i}
 	allHist := hist.New()
+	var allLate *hdrhistogram.Histogram
 	all := &surgev1.RegionProgress{Region: RegionAll}
 	for _, region := range regions {
 		rp := &surgev1.RegionProgress{Region: region}
@@ -536,6 +537,14 @@ func (r *Run) Emit(i int64) *surgev1.Progress {
 			setPercentiles(rp, lat)
 			allHist.Merge(lat)
 		}
+		if late := r.setLive(rp, iv); late != nil {
+			if allLate == nil {
+				allLate = hist.New()
+			}
+			allLate.Merge(late)
+		}
+		all.ConnsOpen += rp.ConnsOpen
+		all.WsOpen += rp.WsOpen
 		all.Agents += rp.Agents
 		all.TargetRps += rp.TargetRps
 		all.AchievedRps += rp.AchievedRps
@@ -545,6 +554,9 @@ func (r *Run) Emit(i int64) *surgev1.Progress {
 		p.Regions = append(p.Regions, rp)
 	}
 	setPercentiles(all, allHist)
+	if allLate != nil {
+		all.SendLatenessP99Us = allLate.ValueAtQuantile(99)
+	}
 	p.All = all
 	p.Saturation = r.SaturationFlags(i)
 

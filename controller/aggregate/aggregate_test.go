@@ -213,4 +213,17 @@ func TestSendLatenessSummary(t *testing.T) {
 	if !proto.Equal(sum.GetRegions()["us"].GetSendLatenessUs(), wantUS) {
 		t.Errorf("send lateness us %v, want %v", sum.GetRegions()["us"].GetSendLatenessUs(), wantUS)
 	}
+	// The live progress carries the p99 so far, per region and in all.
+	var p *surgev1.Progress
+	for _, i := range r.Remaining() {
+		p = r.Emit(i)
+	}
+	if got := p.GetAll().GetSendLatenessP99Us(); got != want.GetP99() {
+		t.Errorf("progress send lateness p99 %d, want %d", got, want.GetP99())
+	}
+	for _, rp := range p.GetRegions() {
+		if rp.GetRegion() == "us" && rp.GetSendLatenessP99Us() != wantUS.GetP99() {
+			t.Errorf("progress us send lateness p99 %d, want %d", rp.GetSendLatenessP99Us(), wantUS.GetP99())
+		}
+	}
 }

@@ -295,6 +295,18 @@ func TestGaugesLatestPerAgent(t *testing.T) {
 	if c := r.Conns("", ""); c.Open != 3 || c.PeakOpen != 3 {
 		t.Errorf("conns %+v: want open 3 and peak 3 (the earlier report came last and does not count)", c)
 	}
+	// The live progress shows the same gauges, in the agent's region and
+	// in all.
+	p := r.Emit(0)
+	for _, rp := range append(p.GetRegions(), p.GetAll()) {
+		want := int64(1)
+		if rp.GetRegion() != "us" && rp.GetRegion() != RegionAll {
+			want = 0
+		}
+		if rp.GetConnsOpen() != 3*want || rp.GetWsOpen() != want {
+			t.Errorf("progress %s: conns %d ws %d, want %d and %d", rp.GetRegion(), rp.GetConnsOpen(), rp.GetWsOpen(), 3*want, want)
+		}
+	}
 }
 
 func TestRejectsStats(t *testing.T) {

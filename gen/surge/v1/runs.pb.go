@@ -454,9 +454,16 @@ type RegionProgress struct {
 	Failures int64 `protobuf:"varint,9,opt,name=failures,proto3" json:"failures,omitempty"`
 	// Open-model iterations started per second over the last interval: what
 	// target_rps is compared with.
-	ArrivalRps    float64 `protobuf:"fixed64,10,opt,name=arrival_rps,json=arrivalRps,proto3" json:"arrival_rps,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ArrivalRps float64 `protobuf:"fixed64,10,opt,name=arrival_rps,json=arrivalRps,proto3" json:"arrival_rps,omitempty"`
+	// HTTP connections and WebSocket sessions open at the interval's end,
+	// summed over the agents.
+	ConnsOpen int64 `protobuf:"varint,11,opt,name=conns_open,json=connsOpen,proto3" json:"conns_open,omitempty"`
+	WsOpen    int64 `protobuf:"varint,12,opt,name=ws_open,json=wsOpen,proto3" json:"ws_open,omitempty"`
+	// Send lateness of open-model arrivals (actual send minus intended send)
+	// over the run so far, p99, microseconds; 0 without open-model arrivals.
+	SendLatenessP99Us int64 `protobuf:"varint,13,opt,name=send_lateness_p99_us,json=sendLatenessP99Us,proto3" json:"send_lateness_p99_us,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RegionProgress) Reset() {
@@ -555,6 +562,27 @@ func (x *RegionProgress) GetFailures() int64 {
 func (x *RegionProgress) GetArrivalRps() float64 {
 	if x != nil {
 		return x.ArrivalRps
+	}
+	return 0
+}
+
+func (x *RegionProgress) GetConnsOpen() int64 {
+	if x != nil {
+		return x.ConnsOpen
+	}
+	return 0
+}
+
+func (x *RegionProgress) GetWsOpen() int64 {
+	if x != nil {
+		return x.WsOpen
+	}
+	return 0
+}
+
+func (x *RegionProgress) GetSendLatenessP99Us() int64 {
+	if x != nil {
+		return x.SendLatenessP99Us
 	}
 	return 0
 }
@@ -2120,7 +2148,7 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"thresholds\x128\n" +
 	"\n" +
 	"saturation\x18\x14 \x03(\v2\x18.surge.v1.SaturationFlagR\n" +
-	"saturation\"\xa0\x02\n" +
+	"saturation\"\x89\x03\n" +
 	"\x0eRegionProgress\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x16\n" +
 	"\x06agents\x18\x02 \x01(\x03R\x06agents\x12\x1d\n" +
@@ -2134,7 +2162,11 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\bfailures\x18\t \x01(\x03R\bfailures\x12\x1f\n" +
 	"\varrival_rps\x18\n" +
 	" \x01(\x01R\n" +
-	"arrivalRps\"\xb8\x01\n" +
+	"arrivalRps\x12\x1d\n" +
+	"\n" +
+	"conns_open\x18\v \x01(\x03R\tconnsOpen\x12\x17\n" +
+	"\aws_open\x18\f \x01(\x03R\x06wsOpen\x12/\n" +
+	"\x14send_lateness_p99_us\x18\r \x01(\x03R\x11sendLatenessP99Us\"\xb8\x01\n" +
 	"\fLatencyStats\x12\x10\n" +
 	"\x03p50\x18\x01 \x01(\x03R\x03p50\x12\x10\n" +
 	"\x03p90\x18\x02 \x01(\x03R\x03p90\x12\x10\n" +
