@@ -306,10 +306,24 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	if err := c.journal.close(); err != nil {
 		errs = append(errs, fmt.Errorf("controller: %w", err))
 	}
+	c.logJournal()
 	if err := c.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("controller: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// logJournal logs the journal's counters; at warn level when writes failed
+// or were skipped, or the queue was full (the disk did not keep up).
+func (c *Controller) logJournal() {
+	st := &c.journal.stats
+	lvl := slog.LevelInfo
+	if st.failed.Load() > 0 || st.afterDelete.Load() > 0 || st.waits.Load() > 0 {
+		lvl = slog.LevelWarn
+	}
+	c.log.Log(context.Background(), lvl, "journal", slog.Int64("commits", st.commits.Load()),
+		slog.Int64("writes", st.writes.Load()), slog.Int64("failed", st.failed.Load()),
+		slog.Int64("queue_full_waits", st.waits.Load()), slog.Int64("skipped_after_delete", st.afterDelete.Load()))
 }
 
 // logMembership logs gossip membership changes until the node closes its

@@ -61,6 +61,7 @@ type agentConn struct {
 
 // send queues m for the stream's sender without blocking. A full queue
 // means the agent is not reading: its stream is closed and it reconnects.
+// It is safe from any goroutine (the journal's writer sends the acks).
 func (a *agentConn) send(m *surgev1.ControllerMessage) bool {
 	select {
 	case a.out <- m:
@@ -269,6 +270,8 @@ func (g *gateway) recvLoop(ctx context.Context, a *agentConn, stream surgev1.Age
 				a.log.Warn("snapshot for an unknown or ended run", slog.String("run", s.GetRunId()), slog.Uint64("seq", s.GetSeq()))
 				continue
 			}
+			// s is the run goroutine's from here on (it changes it in
+			// place): this loop never touches a delivered message again.
 			r.deliver(ctx, runInput{snap: s, from: a})
 		case *surgev1.AgentMessage_RunEvent:
 			ev := msg.RunEvent

@@ -7,12 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"google.golang.org/protobuf/proto"
 
 	"github.com/surgeload/surge/controller/aggregate"
 	"github.com/surgeload/surge/controller/store"
@@ -131,6 +130,10 @@ type run struct {
 	refused    map[[2]string]int64
 	fencedLate map[string]int64 // snapshots from fenced agents, by agent
 	lateUnsunk int64            // late merges whose interval was released (sinks.go)
+	// lateDirty: emitted, retained intervals that late snapshots merged
+	// into since their sinks last had them (flushLate).
+	lateDirty   map[int64]struct{}
+	lateFlushed time.Time // when flushLate last sent every dirty interval
 }
 
 // deliver hands in to the run goroutine, giving up when the run ended or
@@ -365,8 +368,9 @@ func (r *run) handleSnapshot(s *surgev1.Snapshot, from *agentConn, now time.Time
 				slog.Uint64("epoch", s.GetEpoch()), slog.Uint64("assigned", a.epoch))
 			return
 		}
-		// Epochs are checked here per agent; the aggregation sees one.
-		s = proto.CloneOf(s)
+		// Epochs are checked here per agent; the aggregation sees one. s is
+		// the run goroutine's to change: the gateway's recvLoop hands each
+		// received snapshot over and never touches it again.
 		s.Epoch = aggEpoch
 		if a.lost {
 			// Measured by a fenced agent (before it was fenced: a fenced
@@ -397,20 +401,73 @@ func (r *run) handleSnapshot(s *surgev1.Snapshot, from *agentConn, now time.Time
 		r.c.stats.snapshotsDup.Add(1)
 	case aggregate.MergedLate:
 		r.c.stats.snapshotsLate.Add(1)
-		r.sinkLate(s, now)
+		if i := s.GetInterval(); r.agg.Emitted(i) && r.agg.Retained(i) {
+			// Rewritten at most once per interval period (flushLate),
+			// however many late snapshots it takes: encoding the interval
+			// per late snapshot had a controller that fell behind fall
+			// further.
+			if r.lateDirty == nil {
+				r.lateDirty = map[int64]struct{}{}
+			}
+			r.lateDirty[i] = struct{}{}
+		} else {
+			r.sinkLate(s, now) // released: counted as not sunk
+		}
 	}
 	if out != aggregate.Duplicate {
 		r.sinkAgent(s)
 	}
-	if out != aggregate.Duplicate && r.c.journal != nil {
-		// Durable before the ack: an acked snapshot survives a crash.
-		if err := r.c.journal.putSnapshot(r.id, s); err != nil {
-			r.log.Error("journal snapshot", slog.Any("err", err))
-		}
-	}
-	from.send(&surgev1.ControllerMessage{Msg: &surgev1.ControllerMessage_SnapshotAck{SnapshotAck: &surgev1.SnapshotAck{RunId: r.id, Seq: s.GetSeq()}}})
+	r.ack(s, from, out == aggregate.Duplicate)
 	if out != aggregate.Duplicate {
 		r.emitReady(now)
+	}
+}
+
+// ack acknowledges a merged (or duplicate) snapshot once it is durable: the
+// journal's writer sends the ack after the group commit that holds the
+// snapshot (for a duplicate, every write queued before it: the original's
+// included), so an acked snapshot survives a crash. A failed
+// journal write is logged and counted, and the snapshot acked all the same:
+// it is merged, and only a restart would miss it.
+func (r *run) ack(s *surgev1.Snapshot, from *agentConn, dup bool) {
+	m := &surgev1.ControllerMessage{Msg: &surgev1.ControllerMessage_SnapshotAck{SnapshotAck: &surgev1.SnapshotAck{RunId: r.id, Seq: s.GetSeq()}}}
+	switch {
+	case r.c.journal == nil:
+		from.send(m)
+	case dup:
+		r.c.journal.after(func() { from.send(m) })
+	default:
+		log := r.log
+		r.c.journal.putSnapshot(r.id, s, func(err error) {
+			if err != nil {
+				log.Error("journal snapshot", slog.Any("err", err))
+			}
+			from.send(m)
+		})
+	}
+}
+
+// flushLate hands the sinks the intervals below bound that late snapshots
+// merged into since they were last sent, in order. tick calls it once an
+// interval period passed since the last flush, emit with the bound its
+// Emit releases below (a rewrite is never lost to a release), finish with
+// every interval. So each interval is encoded at most once per period for
+// late snapshots, at most Retain of them.
+func (r *run) flushLate(bound int64, now time.Time) {
+	if len(r.lateDirty) == 0 {
+		return
+	}
+	all := true
+	for _, i := range slices.Sorted(maps.Keys(r.lateDirty)) {
+		if i >= bound {
+			all = false
+			break
+		}
+		r.sinkInterval(i, nil, true, now)
+		delete(r.lateDirty, i)
+	}
+	if all {
+		r.lateFlushed = now
 	}
 }
 
@@ -419,6 +476,9 @@ func (r *run) handleSnapshot(s *surgev1.Snapshot, from *agentConn, now time.Time
 func (r *run) tick(now time.Time) bool {
 	if r.phase == phasePending {
 		return false
+	}
+	if now.Sub(r.lateFlushed) >= r.interval {
+		r.flushLate(math.MaxInt64, now)
 	}
 	for _, id := range r.order {
 		a := r.members[id]
@@ -497,6 +557,7 @@ func (r *run) emitReady(now time.Time) {
 }
 
 func (r *run) emit(i int64, now time.Time) {
+	r.flushLate(r.agg.ReleasedBy(i), now) // before Emit releases them
 	p := r.agg.Emit(i)
 	elapsed := time.Duration(i+1) * r.interval
 	p.Status = r.liveStatus()
@@ -605,6 +666,7 @@ func (r *run) summary(st string, now time.Time) *surgev1.RunSummary {
 // publishes it to watchers (done closes when loop returns).
 func (r *run) finish(st string) {
 	now := time.Now()
+	r.flushLate(math.MaxInt64, now)
 	for _, i := range r.agg.Remaining() {
 		r.emit(i, now)
 	}

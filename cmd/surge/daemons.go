@@ -60,6 +60,8 @@ type controllerOptions struct {
 	influx    sink.InfluxConfig
 	tls       tlsconf.Files
 	gossipKey string
+	// pprofAddr, if set, is a loopback address serving /debug/pprof/.
+	pprofAddr string
 }
 
 func newControllerCmd(e env) *cobra.Command {
@@ -96,6 +98,7 @@ func newControllerCmd(e env) *cobra.Command {
 	f.DurationVar(&o.cfg.AgentLossConfirm, "agent-loss-confirm", controller.DefaultAgentLossConfirm, "declare an agent whose stream ended lost after this (gossip may decide sooner) and reshare its load")
 	f.DurationVar(&o.cfg.RestoreGrace, "restore-grace", controller.DefaultRestoreGrace, "after a restart, how long restored runs wait for their agents to re-attach")
 	f.StringVar(&o.cfg.Token, "token", "", "bearer `TOKEN` the CLI must present; default $SURGE_TOKEN (never shown here)")
+	f.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof/ profiles on this loopback `ADDR` (debugging), e.g. 127.0.0.1:6060")
 	tlsFlags(cmd, &o.tls)
 	gossipSecurityFlags(cmd, &o.gossipKey, &o.cfg.GossipLabel)
 	_ = cmd.MarkFlagRequired("data-dir")
@@ -125,6 +128,13 @@ func runController(ctx context.Context, o controllerOptions, stderr io.Writer) e
 		if cfg.TLS, err = o.tls.Server(); err != nil {
 			return withExitCode(exitUsage, err)
 		}
+	}
+	if o.pprofAddr != "" {
+		_, stop, err := startPprof(o.pprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	c, err := controller.New(cfg)
 	if err != nil {

@@ -113,6 +113,9 @@ type interval struct {
 	connSums map[peakKey]int64
 	wsSums   map[wsPeakKey]int64
 	emitted  bool
+	// inWhole: sets were folded into the whole run (wholeSets); from then
+	// on its snapshots merge into both.
+	inWhole bool
 }
 
 type scenRegion struct{ scenario, region string }
@@ -129,9 +132,11 @@ type Run struct {
 	cfg       Config
 	agents    map[string]*agentState
 	intervals map[int64]*interval
-	whole     map[string]*hist.Set // by region
-	scen      map[scenRegion]*scenTotals
-	wholeWS   map[string]map[WSKey]*WSStats // by region
+	// whole is the whole run's series by region, but for the retained
+	// intervals not yet inWhole: read it through wholeSets.
+	whole   map[string]*hist.Set
+	scen    map[scenRegion]*scenTotals
+	wholeWS map[string]map[WSKey]*WSStats // by region
 	// peakConns and peakWS are the highest connections open and sessions
 	// active at an interval's end (summed over agents).
 	peakConns map[peakKey]int64
@@ -249,12 +254,17 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 	idx := s.GetInterval()
 	// Series first: the merge checks them in the same pass (one read of
 	// each histogram's bytes), all or nothing, so an invalid snapshot is
-	// rejected here having changed nothing else. The whole-run merge
+	// rejected here having changed nothing else. A retained interval's
+	// series reach the whole run when it is read (wholeSets: one merge of
+	// the interval's set, where merging every snapshot twice made the
+	// whole-run merge half of a large fleet's cost); after that, and for
+	// released intervals, they merge into the whole run here too, which
 	// cannot fail once the interval's took the same series.
 	var ivSet *hist.Set
-	newIvSet := false
+	newIvSet, toWhole := false, true
 	if idx >= r.releasedBelow {
-		if iv := r.intervals[idx]; iv != nil {
+		iv := r.intervals[idx]
+		if iv != nil {
 			ivSet = iv.sets[a.region]
 		}
 		if ivSet == nil {
@@ -265,17 +275,20 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 			return 0, r.reject("%v", err)
 		}
 		r.droppedValues += d
+		toWhole = iv != nil && iv.inWhole
 	}
-	w := r.whole[a.region]
-	if w == nil {
-		w = hist.NewSet()
+	if toWhole {
+		w := r.whole[a.region]
+		if w == nil {
+			w = hist.NewSet()
+		}
+		d, err := w.ValidateAndMergeProto(s.GetSeries(), r.cfg.MaxSeries)
+		if err != nil { // only when the interval was released: nothing merged
+			return 0, r.reject("%v", err)
+		}
+		r.whole[a.region] = w
+		r.droppedValues += d
 	}
-	d, err := w.ValidateAndMergeProto(s.GetSeries(), r.cfg.MaxSeries)
-	if err != nil { // only when the interval was released: nothing merged
-		return 0, r.reject("%v", err)
-	}
-	r.whole[a.region] = w
-	r.droppedValues += d
 
 	a.seqs[s.GetSeq()] = struct{}{}
 	out := Merged
@@ -503,6 +516,7 @@ func (r *Run) Emit(i int64) *surgev1.Progress {
 
 	secs := r.cfg.Interval.Seconds()
 	regions := r.regions()
+	whole := r.wholeSets() // before any interval is released below
 	p := &surgev1.Progress{RunId: r.cfg.RunID, Interval: i}
 	allHist := hist.New()
 	var allLate *hdrhistogram.Histogram
@@ -524,7 +538,7 @@ func (r *Run) Emit(i int64) *surgev1.Progress {
 		}
 		rp.AchievedRps = float64(iv.requests[region]) / secs
 		rp.ArrivalRps = float64(iv.arrivals[region]) / secs
-		if w := r.whole[region]; w != nil {
+		if w := whole[region]; w != nil {
 			// Counters and latency only (Total would merge every
 			// histogram of every series).
 			lat := hist.New()
@@ -561,7 +575,7 @@ func (r *Run) Emit(i int64) *surgev1.Progress {
 	p.Saturation = r.SaturationFlags(i)
 
 	// Release histograms of intervals too old for late merges.
-	for ; r.releasedBelow < i+1-int64(r.cfg.Retain); r.releasedBelow++ {
+	for ; r.releasedBelow < r.ReleasedBy(i); r.releasedBelow++ {
 		delete(r.intervals, r.releasedBelow)
 	}
 	return p
@@ -589,10 +603,31 @@ func (r *Run) MeasuredDuration() time.Duration {
 	return time.Duration(r.maxSeen+1) * r.cfg.Interval
 }
 
+// wholeSets returns the whole run's series by region, once the retained
+// intervals not yet inWhole were merged into them.
+func (r *Run) wholeSets() map[string]*hist.Set {
+	for _, iv := range r.intervals {
+		if iv.inWhole || len(iv.sets) == 0 {
+			continue // an empty one joins when it has series
+		}
+		for region, set := range iv.sets {
+			w := r.whole[region]
+			if w == nil {
+				w = hist.NewSet()
+				r.whole[region] = w
+			}
+			r.droppedValues += w.Merge(set)
+		}
+		iv.inWhole = true
+	}
+	return r.whole
+}
+
 // WholeSeries returns the whole-run merged series per region, for storage.
 func (r *Run) WholeSeries() map[string][]*surgev1.Series {
-	out := make(map[string][]*surgev1.Series, len(r.whole))
-	for region, set := range r.whole {
+	whole := r.wholeSets()
+	out := make(map[string][]*surgev1.Series, len(whole))
+	for region, set := range whole {
 		out[region] = set.ToProto()
 	}
 	return out

@@ -27,3 +27,12 @@ func (r *Run) IntervalSeries(i int64) (map[string][]*surgev1.Series, bool) {
 
 // Emitted reports whether interval i was emitted.
 func (r *Run) Emitted(i int64) bool { return i < r.nextEmit }
+
+// Retained reports whether interval i still keeps its histograms (it is
+// not older than Retain emitted intervals), so a late snapshot merged into
+// it shows in its series.
+func (r *Run) Retained(i int64) bool { return i >= r.releasedBelow }
+
+// ReleasedBy returns the bound below which intervals are released once
+// interval i was emitted: Emit(i) releases the retained ones below it.
+func (r *Run) ReleasedBy(i int64) int64 { return i + 1 - int64(r.cfg.Retain) }

@@ -86,7 +86,7 @@ func keyMatches(tags map[string]string, region string, k hist.Key) bool {
 // latency and phases (service time is left out).
 func (r *Run) merged(tags map[string]string) *hist.Series {
 	t := &hist.Series{Latency: hist.New()}
-	for region, set := range r.whole {
+	for region, set := range r.wholeSets() {
 		for _, k := range set.Keys() {
 			if !keyMatches(tags, region, k) {
 				continue
@@ -289,9 +289,10 @@ func (r *Run) Summary(duration time.Duration) *surgev1.RunSummary {
 	}
 	all := newStatsBuilder()
 	scen := map[string]*statsBuilder{}
-	for _, region := range slices.Sorted(maps.Keys(r.whole)) {
+	whole := r.wholeSets()
+	for _, region := range slices.Sorted(maps.Keys(whole)) {
 		rb := newStatsBuilder()
-		set := r.whole[region]
+		set := whole[region]
 		for _, k := range set.Keys() {
 			sr := set.Lookup(k)
 			rb.add(k, sr)

@@ -21,7 +21,7 @@ type requestKey struct{ scenario, flow, request string }
 // status merged), sorted, with rates over secs.
 func (r *Run) requestStats(secs float64) []*surgev1.RequestStats {
 	by := map[requestKey]*statsBuilder{}
-	for _, set := range r.whole {
+	for _, set := range r.wholeSets() {
 		for _, k := range set.Keys() {
 			rk := requestKey{k.Scenario, k.Flow, k.Request}
 			b := by[rk]
