@@ -12,11 +12,30 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/keepalive"
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 )
+
+// zstdName is the gRPC encoding name of zstd (controller.ZstdName).
+const zstdName = "zstd"
+
+// streamCompressor is the compression of the agent's stream. Snapshots
+// are compressed: a 10-series snapshot of 34 KB goes out in about 15 KB
+// (docs/benchmarks.md, goal 4). zstd when the process registered it
+// (cmd/surge registers controller.Zstd), which the controller inflates for
+// a fraction of gzip's CPU; else gzip, gRPC's own compressor, registered
+// by importing its package. Controllers that predate zstd do not read it:
+// upgrade controllers first (docs/operations.md). The controller answers
+// in kind.
+func streamCompressor() string {
+	if encoding.GetCompressor(zstdName) != nil {
+		return zstdName
+	}
+	return gzip.Name
+}
 
 // Message size limits of the agent's side of the stream.
 const (
@@ -60,11 +79,7 @@ func (a *Agent) session(ctx context.Context, addr string) (established bool, err
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Snapshots are compressed: a 10-series snapshot of 34 KB goes out in
-	// about 13-15 KB (docs/benchmarks.md, goal 4). gzip is gRPC's own
-	// compressor, registered by importing its package (here and in the
-	// controller's gateway); the controller answers in kind.
-	stream, err := surgev1.NewAgentGatewayClient(cc).Connect(sctx, grpc.UseCompressor(gzip.Name))
+	stream, err := surgev1.NewAgentGatewayClient(cc).Connect(sctx, grpc.UseCompressor(streamCompressor()))
 	if err != nil {
 		return false, fmt.Errorf("connect to controller %s: %w", addr, err)
 	}

@@ -1,8 +1,6 @@
 package controller
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -15,11 +13,6 @@ import (
 	"unicode"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/encoding"
-	// Agents compress their stream with gzip (agent/session.go); importing
-	// the package registers gRPC's gzip compressor, so the controller can
-	// read it and answers in kind. A main may register Gzip over it.
-	grpcgzip "google.golang.org/grpc/encoding/gzip"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -352,113 +345,4 @@ func (c *Controller) liveAgents() []*agentConn {
 		return 0
 	})
 	return out
-}
-
-// Gzip is gRPC's "gzip" encoding made cheaper for snapshot streams, in the
-// same wire format (either end may use gRPC's own): it compresses at
-// gzip's fastest level, a 10-series snapshot of 34 KB in about 0.3 ms
-// into 15 KB (gRPC's default level 6: about 4 ms, 13 KB), and it reads a
-// message's compressed bytes into memory before inflating them, where
-// gRPC's reader hands the inflater one byte at a time across its buffers
-// (about 1.7× the CPU per message). A main registers it once, before any
-// gRPC use, for every gRPC connection of the process:
-//
-//	encoding.RegisterCompressor(controller.NewGzip())
-type Gzip struct {
-	writers sync.Pool // *gzip.Writer at gzip.BestSpeed
-	readers sync.Pool // *gzipReader
-}
-
-var _ encoding.Compressor = (*Gzip)(nil)
-
-// NewGzip returns the compressor; see Gzip.
-func NewGzip() *Gzip { return &Gzip{} }
-
-// Name is the gRPC encoding name, the same as gRPC's gzip.
-func (g *Gzip) Name() string { return grpcgzip.Name }
-
-// Compress returns a writer that compresses into w until Close.
-func (g *Gzip) Compress(w io.Writer) (io.WriteCloser, error) {
-	z, ok := g.writers.Get().(*gzip.Writer)
-	if !ok {
-		var err error
-		if z, err = gzip.NewWriterLevel(w, gzip.BestSpeed); err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-	} else {
-		z.Reset(w)
-	}
-	return &gzipWriter{Writer: z, pool: &g.writers}, nil
-}
-
-type gzipWriter struct {
-	*gzip.Writer
-	pool *sync.Pool
-}
-
-// Close flushes the message and returns the writer to the pool.
-func (w *gzipWriter) Close() error {
-	err := w.Writer.Close()
-	w.pool.Put(w.Writer)
-	if err != nil {
-		return fmt.Errorf("gzip: %w", err)
-	}
-	return nil
-}
-
-// Decompress reads all of r, the compressed message, and returns a reader
-// of its inflated bytes.
-func (g *Gzip) Decompress(r io.Reader) (io.Reader, error) {
-	st, ok := g.readers.Get().(*gzipState)
-	if !ok {
-		st = &gzipState{}
-	}
-	st.buf.Reset()
-	if _, err := st.buf.ReadFrom(r); err != nil {
-		g.readers.Put(st)
-		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	st.src.Reset(st.buf.Bytes())
-	var err error
-	if st.z == nil {
-		st.z, err = gzip.NewReader(&st.src)
-	} else {
-		err = st.z.Reset(&st.src)
-	}
-	if err != nil {
-		g.readers.Put(st)
-		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	return &gzipReader{st: st, pool: &g.readers}, nil
-}
-
-// gzipState is what inflating one message takes, reused: the compressed
-// bytes, and a bytes.Reader over them, which is an io.ByteReader, so the
-// inflater reads it directly.
-type gzipState struct {
-	buf bytes.Buffer
-	src bytes.Reader
-	z   *gzip.Reader
-}
-
-// gzipReader reads one message; its state goes back to the pool once the
-// message was read to the end.
-type gzipReader struct {
-	st   *gzipState
-	pool *sync.Pool
-}
-
-func (r *gzipReader) Read(p []byte) (int, error) {
-	if r.st == nil {
-		return 0, io.EOF
-	}
-	n, err := r.st.z.Read(p)
-	if err == io.EOF {
-		if r.st.buf.Cap() > 1<<20 {
-			r.st.buf = bytes.Buffer{} // do not keep a large message's buffer
-		}
-		r.pool.Put(r.st)
-		r.st = nil
-	}
-	return n, err
 }

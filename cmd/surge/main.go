@@ -18,9 +18,11 @@ import (
 var version = ""
 
 func main() {
-	// Snapshots travel gzip-compressed: surge's gzip (level 1, inflating
-	// from memory) replaces gRPC's under the same name, before any
+	// Snapshots travel zstd-compressed (controller.Zstd); agents that
+	// predate it send gzip, read by surge's gzip (level 1, inflating from
+	// memory), which replaces gRPC's under the same name. Both before any
 	// connection is made.
+	encoding.RegisterCompressor(controller.NewZstd())
 	encoding.RegisterCompressor(controller.NewGzip())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := execute(ctx, os.Args[1:], newEnv())

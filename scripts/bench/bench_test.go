@@ -37,11 +37,11 @@ func readFixture(t *testing.T, name, mode string) fleetOut {
 // -rate 100).
 func TestParseFleetOutputs(t *testing.T) {
 	w := readFixture(t, "fleet-wire.json", "wire")
-	if len(w.Wire) != 3 {
-		t.Fatalf("wire rows: %d, want 3", len(w.Wire))
+	if len(w.Wire) != 5 {
+		t.Fatalf("wire rows: %d, want 5", len(w.Wire))
 	}
 	g, ok := w.wireRow(agentsCompression)
-	if !ok || g.Series != 10 || g.Snapshots != 20 || g.BytesPerSnapshot < 10_000 || g.BytesPerSnapshot > 20_000 || g.CPUPerSnapshotUS <= 0 {
+	if !ok || !g.Agents || g.Series != 10 || g.Snapshots != 20 || g.BytesPerSnapshot < 10_000 || g.BytesPerSnapshot > 20_000 || g.CPUPerSnapshotUS <= 0 {
 		t.Errorf("agents' compression row: %+v (found %v)", g, ok)
 	}
 	if raw, ok := w.wireRow(""); !ok || raw.BytesPerSnapshot <= g.BytesPerSnapshot {

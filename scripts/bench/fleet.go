@@ -39,12 +39,17 @@ type wireRow struct {
 	BytesPerSnapshot float64 `json:"bytes_per_snapshot"`
 	CPUPerSnapshotUS float64 `json:"cpu_per_snapshot_us"`
 	ProtoBytes       int     `json:"proto_bytes"`
+	Agents           bool    `json:"agents"` // the compression agents use
+	KBPerAgentS      float64 `json:"kb_s_per_agent"`
+	CodecBytes       float64 `json:"codec_bytes_per_snapshot"`
+	CompressUS       float64 `json:"compress_us"`
+	DecompressUS     float64 `json:"decompress_us"`
 }
 
 // agentsCompression is the stream compression agents use: cmd/surge
-// registers controller.Gzip as "gzip"; fleet -wire measures it under this
-// name beside gRPC's own.
-const agentsCompression = "gzip-surge"
+// registers controller.Zstd (fastest level) and agents choose it; fleet
+// -wire measures it under this name beside the others.
+const agentsCompression = "zstd"
 
 // fleetSim is a simulated fleet against a real controller (fleet's
 // default mode).
@@ -52,7 +57,7 @@ type fleetSim struct {
 	Agents          int     `json:"agents"`
 	Series          int     `json:"series"`
 	Values          int     `json:"values"`
-	Gzip            bool    `json:"gzip"`
+	Compressed      bool    `json:"compressed"` // as agents do (zstd)
 	DurationS       float64 `json:"duration_s"`
 	IntervalS       float64 `json:"interval_s"`
 	Expected        int     `json:"intervals_expected"`
@@ -281,7 +286,7 @@ func (e *env) controllerSide(ctx context.Context, r *report, want func(string) b
 		}
 		r.Wire = &f
 		if w, ok := f.wireRow(agentsCompression); ok {
-			fmt.Fprintf(stdout, "bench:   agents' gzip: %.0f bytes per snapshot (%.1f KB/s at one a second), %.0f µs of CPU each (sender and receiver)\n",
+			fmt.Fprintf(stdout, "bench:   agents' zstd: %.0f bytes per snapshot (%.1f KB/s at one a second), %.0f µs of CPU each (sender and receiver)\n",
 				w.BytesPerSnapshot, w.BytesPerSnapshot/1000, w.CPUPerSnapshotUS)
 		}
 	}

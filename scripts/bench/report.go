@@ -395,7 +395,7 @@ func (r *report) goal4(w func(string, ...any)) {
 		verdicts = append(verdicts, "— (recording)")
 	}
 	if haveStream {
-		txt := fmt.Sprintf("stream %.1f KB/s per agent (%d series × a latency and a service-time histogram of 1,000 values over 0.5–50 ms, one snapshot a second, gzip as agents send it; bytes on a real gRPC connection, HTTP/2 framing included, fleet -wire",
+		txt := fmt.Sprintf("stream %.1f KB/s per agent (%d series × a latency and a service-time histogram of 1,000 values over 0.5–50 ms, one snapshot a second, zstd as agents send it; bytes on a real gRPC connection, HTTP/2 framing included, fleet -wire",
 			stream.BytesPerSnapshot/1000, stream.Series)
 		if raw, ok := r.Wire.wireRow(""); ok {
 			txt += fmt.Sprintf("; %.1f KB/s uncompressed", raw.BytesPerSnapshot/1000)
@@ -487,7 +487,7 @@ func (r *report) controllerSection(w func(string, ...any)) {
 		return
 	}
 	w("\n## 4, 5, 7. Controller side (`scripts/fleet`)\n\n")
-	w("As `scripts/fleet` printed it (`go run ./scripts/fleet -h`): real processes on loopback; the fleet's agents are simulated (Hello, snapshots with seq, heartbeats over real AgentGateway streams, gzip as agents send it).\n\n")
+	w("As `scripts/fleet` printed it (`go run ./scripts/fleet -h`): real processes on loopback; the fleet's agents are simulated (Hello, snapshots with seq, heartbeats over real AgentGateway streams, zstd as agents send it).\n\n")
 	for _, f := range []*fleetOut{r.Wire, r.Fleet} {
 		if f != nil {
 			w("%s\n", demote(f.Markdown))

@@ -8,27 +8,33 @@ import (
 	"sync"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/surgeload/surge/controller"
 )
 
-// precompressor is a gRPC compressor named "gzip" for the simulated
-// fleet. Real agents compress every snapshot with gzip; 500 simulated
-// agents doing that on the controller's machine would take the cores the
-// measurement is about (about 4 ms of CPU per 34 KB snapshot at gzip's
-// default level). So the fleet's snapshots share a few series payloads
-// whose gzip form is computed once, and a snapshot goes out as three gzip
-// members: its own small head (run, agent, seq, interval: compressed per
-// message), the shared payload's precomputed member, and its small tail.
-// A gzip reader reads concatenated members as one stream (Go's and gRPC's
-// do), so the controller receives exactly what one agent compressing its
-// whole snapshot would send it, within a few dozen header bytes, and
-// decompresses it at full cost.
+// precompressor is a gRPC compressor (zstd or gzip) for the simulated
+// fleet. Real agents compress every snapshot (zstd, fastest level); 500
+// simulated agents doing that on the controller's machine would take the
+// cores the measurement is about. So the fleet's snapshots share a few
+// series payloads whose compressed form is computed once, and a snapshot
+// goes out as three members (zstd frames or gzip members): its own small
+// head (run, agent, seq, interval: compressed per message), the shared
+// payload's precomputed member, and its small tail. Both formats read
+// concatenated members as one stream, so the controller receives what one
+// agent compressing its whole snapshot would send it, within a few dozen
+// header bytes, and decompresses it at full cost.
 //
 // Messages that carry no known payload (hello, heartbeats, run events)
 // are compressed whole, at gzip's fastest level: they are small. With no
 // payloads at all, it is plain gzip at the fastest level (wire mode's
 // "gzip-fast").
+//
+// Named "zstd" it does the same in zstd frames at zstd's fastest level
+// (controller.Zstd, what agents use): a zstd decoder reads concatenated
+// frames as one message, as a gzip reader reads members.
 type precompressor struct {
 	name string
+	zstd *controller.Zstd // set when name is "zstd"
 	// payloads maps the first bytes of a payload to the payload and its
 	// gzip member; set before any stream starts, read-only after.
 	payloads map[string]*payload
@@ -37,7 +43,7 @@ type precompressor struct {
 }
 
 // payload is a run of encoded Snapshot.series fields (field 6) shared by
-// many snapshots, and its gzip member.
+// many snapshots, and its gzip member (or zstd frame).
 type payload struct {
 	raw, gz []byte
 }
@@ -54,6 +60,9 @@ const (
 
 func newPrecompressor(name string) *precompressor {
 	c := &precompressor{name: name, payloads: map[string]*payload{}}
+	if name == controller.ZstdName {
+		c.zstd = controller.NewZstd()
+	}
 	c.writers.New = func() any {
 		w, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed) // a valid level: no error
 		return w
@@ -62,7 +71,8 @@ func newPrecompressor(name string) *precompressor {
 }
 
 // addPayload registers raw, the encoded series fields of a snapshot, and
-// compresses it once at gzip's default level (what gRPC's gzip uses).
+// compresses it once at gzip's default level (what gRPC's gzip uses), or
+// as one zstd frame.
 func (c *precompressor) addPayload(raw []byte) error {
 	if len(raw) < payloadKeyLen {
 		return fmt.Errorf("payload of %d bytes: too short to identify", len(raw))
@@ -72,6 +82,13 @@ func (c *precompressor) addPayload(raw []byte) error {
 		return fmt.Errorf("two payloads start with the same %d bytes", payloadKeyLen)
 	}
 	var buf bytes.Buffer
+	if c.zstd != nil {
+		if err := c.member(&buf, raw); err != nil {
+			return fmt.Errorf("compress payload: %w", err)
+		}
+		c.payloads[key] = &payload{raw: raw, gz: buf.Bytes()}
+		return nil
+	}
 	w := gzip.NewWriter(&buf)
 	if _, err := w.Write(raw); err != nil {
 		return fmt.Errorf("compress payload: %w", err)
@@ -83,7 +100,7 @@ func (c *precompressor) addPayload(raw []byte) error {
 	return nil
 }
 
-// Name is the gRPC encoding name ("gzip" in the fleet, as agents use).
+// Name is the gRPC encoding name ("zstd" in the fleet, as agents use).
 func (c *precompressor) Name() string { return c.name }
 
 // Compress buffers one message and writes its gzip form on Close.
@@ -91,8 +108,11 @@ func (c *precompressor) Compress(w io.Writer) (io.WriteCloser, error) {
 	return &precompressWriter{c: c, dst: w}, nil
 }
 
-// Decompress reads gzip (the controller answers in kind).
+// Decompress reads gzip or zstd (the controller answers in kind).
 func (c *precompressor) Decompress(r io.Reader) (io.Reader, error) {
+	if c.zstd != nil {
+		return c.zstd.Decompress(r)
+	}
 	if z, ok := c.readers.Get().(*gzip.Reader); ok {
 		if err := z.Reset(r); err != nil {
 			return nil, fmt.Errorf("gzip: %w", err)
@@ -151,8 +171,19 @@ func (w *precompressWriter) Close() error {
 	return w.c.member(w.dst, tail)
 }
 
-// member writes b as one gzip member at the fastest level.
+// member writes b as one gzip member at the fastest level, or one zstd
+// frame.
 func (c *precompressor) member(dst io.Writer, b []byte) error {
+	if c.zstd != nil {
+		w, err := c.zstd.Compress(dst)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		return w.Close()
+	}
 	z := c.writers.Get().(*gzip.Writer)
 	defer c.writers.Put(z)
 	z.Reset(dst)

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc/encoding"
 
+	"github.com/surgeload/surge/controller"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 )
 
@@ -74,7 +75,7 @@ func runFleet(ctx context.Context, o options, dir string, log io.Writer) (*fleet
 		return nil, err
 	}
 	if o.compress {
-		pc := newPrecompressor("gzip")
+		pc := newPrecompressor(controller.ZstdName)
 		for _, raw := range payloads.raw {
 			if err := pc.addPayload(raw); err != nil {
 				return nil, err
@@ -304,7 +305,7 @@ func (r *fleetResult) markdown(w io.Writer) {
 	p50, p99, worst := percentile(r.lags, 50), percentile(r.lags, 99), percentile(r.lags, 100)
 	comp := "none"
 	if o.compress {
-		comp = "gzip"
+		comp = controller.ZstdName
 	}
 	perAgent := float64(r.bytesOut) / max(r.window.Seconds(), 1e-9) / float64(o.agents) / 1000
 	fmt.Fprintf(w, "| agents | series × values | compression | intervals emitted | snapshots sent / acked | controller CPU (mean) | busiest second | emission lag p50 / p99 / max | agent → controller per agent | controller RSS peak |\n")

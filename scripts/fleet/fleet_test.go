@@ -126,7 +126,7 @@ func TestWireMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.rows) != 3 {
+	if len(res.rows) != 5 {
 		t.Fatalf("%d rows", len(res.rows))
 	}
 	none, gz := res.rows[0], res.rows[1]

@@ -10,9 +10,10 @@
 //   - -soak D: a controller, one real agent and `surge target` run a
 //     constant-rate plan for D; it samples both daemons' RSS every
 //     -sample and reports the growth after the first minute, goal 7.
-//   - -wire: snapshots of -series series over a real gRPC stream with and
-//     without gzip, through a byte-counting connection: bytes and CPU per
-//     snapshot, goal 4.
+//   - -wire: snapshots of -series series over a real gRPC stream without
+//     compression, with gzip and with zstd, through a byte-counting
+//     connection: bytes and CPU per snapshot, and each codec's compress and
+//     decompress CPU alone, goal 4.
 //
 // With -json FILE it also writes the figures as JSON (output, below) for
 // scripts/bench, which puts them in docs/benchmarks.md.
@@ -84,11 +85,11 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "run duration (fleet mode)")
 	fs.DurationVar(&o.interval, "interval", time.Second, "snapshot interval")
 	fs.DurationVar(&o.jitter, "jitter", 20*time.Millisecond, "agents send their snapshots spread over this much after each interval's end")
-	fs.BoolVar(&o.compress, "gzip", true, "compress the agents' streams with gzip, as agents do")
+	fs.BoolVar(&o.compress, "compress", true, "compress the agents' streams with zstd, as agents do")
 	fs.DurationVar(&o.soak, "soak", 0, "soak mode: run a real controller, agent and target at -rate for this long")
 	fs.IntVar(&o.rate, "rate", 1000, "soak mode: requests per second")
 	fs.DurationVar(&o.sample, "sample", 10*time.Second, "soak mode: RSS sampling period")
-	fs.BoolVar(&o.wire, "wire", false, "wire mode: bytes and CPU per snapshot over gRPC, with and without gzip")
+	fs.BoolVar(&o.wire, "wire", false, "wire mode: bytes and CPU per snapshot over gRPC, without compression, with gzip and with zstd")
 	fs.IntVar(&o.snapshots, "snapshots", 300, "wire mode: snapshots sent per compression")
 	fs.BoolVar(&o.keep, "keep", false, "keep the working directory (logs, controller data)")
 	fs.StringVar(&o.json, "json", "", "also write the figures as JSON to `FILE` (for scripts/bench)")
@@ -202,20 +203,33 @@ type output struct {
 }
 
 type wireOutput struct {
-	Compression      string  `json:"compression"` // "", "gzip" (gRPC's), "gzip-surge" (controller.Gzip, what agents use)
+	// Compression is "", "gzip" (gRPC's), "gzip-surge" (controller.Gzip,
+	// what agents used before zstd), "zstd" (controller.Zstd at the
+	// fastest level, what agents use) or "zstd-default".
+	Compression      string  `json:"compression"`
 	Description      string  `json:"description"`
 	Series           int     `json:"series"`
 	Snapshots        int     `json:"snapshots"`
 	BytesPerSnapshot float64 `json:"bytes_per_snapshot"`
 	CPUPerSnapshotUS float64 `json:"cpu_per_snapshot_us"`
 	ProtoBytes       int     `json:"proto_bytes"`
+	// Agents marks the row of the compression agents use.
+	Agents bool `json:"agents"`
+	// KBPerAgentS is BytesPerSnapshot at one snapshot a second, in KB/s.
+	KBPerAgentS float64 `json:"kb_s_per_agent"`
+	// The codec alone, outside gRPC (zero for none): compressed bytes and
+	// CPU per snapshot to compress and to decompress.
+	CodecBytes   float64 `json:"codec_bytes_per_snapshot"`
+	CompressUS   float64 `json:"compress_us"`
+	DecompressUS float64 `json:"decompress_us"`
 }
 
 func (r *wireResult) output() []wireOutput {
 	out := make([]wireOutput, 0, len(r.rows))
 	for _, row := range r.rows {
 		out = append(out, wireOutput{Compression: row.name, Description: row.description, Series: r.o.series, Snapshots: r.o.snapshots,
-			BytesPerSnapshot: row.bytes, CPUPerSnapshotUS: float64(row.cpu) / float64(time.Microsecond), ProtoBytes: row.protoBytes})
+			BytesPerSnapshot: row.bytes, CPUPerSnapshotUS: us(row.cpu), ProtoBytes: row.protoBytes,
+			Agents: row.agents, KBPerAgentS: row.bytes / 1000, CodecBytes: row.codecBytes, CompressUS: us(row.compress), DecompressUS: us(row.decompress)})
 	}
 	return out
 }
@@ -224,7 +238,7 @@ type fleetOutput struct {
 	Agents          int     `json:"agents"`
 	Series          int     `json:"series"`
 	Values          int     `json:"values"`
-	Gzip            bool    `json:"gzip"`
+	Compressed      bool    `json:"compressed"` // as agents do (zstd)
 	DurationS       float64 `json:"duration_s"`
 	IntervalS       float64 `json:"interval_s"`
 	Expected        int     `json:"intervals_expected"`
@@ -256,7 +270,7 @@ func (r *fleetResult) output() *fleetOutput {
 	for i, l := range r.lags {
 		lags[i] = l.Milliseconds()
 	}
-	return &fleetOutput{Agents: r.o.agents, Series: r.o.series, Values: r.o.values, Gzip: r.o.compress,
+	return &fleetOutput{Agents: r.o.agents, Series: r.o.series, Values: r.o.values, Compressed: r.o.compress,
 		DurationS: r.o.duration.Seconds(), IntervalS: r.o.interval.Seconds(), Expected: r.expected, Emitted: r.emitted,
 		SnapshotsSent: r.snapshotsSent, SnapshotsAcked: r.acked, Requests: r.requests, RequestsSent: r.expected2,
 		WindowS: r.window.Seconds(), ControllerCores: r.ctrlCPU.Seconds() / win, PeakCores: r.peakCores,

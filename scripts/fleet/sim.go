@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/surgeload/surge/controller"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
 )
@@ -136,7 +137,7 @@ func connectSim(ctx context.Context, id string, o simOptions) (*simAgent, error)
 	}
 	var opts []grpc.CallOption
 	if o.compress {
-		opts = append(opts, grpc.UseCompressor("gzip"))
+		opts = append(opts, grpc.UseCompressor(controller.ZstdName)) // as agents do
 	}
 	str, err := surgev1.NewAgentGatewayClient(cc).Connect(ctx, opts...)
 	if err != nil {

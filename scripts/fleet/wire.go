@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
@@ -48,6 +50,11 @@ type wireRow struct {
 	cpu         time.Duration
 	protoBytes  int
 	description string
+	agents      bool // the compression surge's agents use
+	// compress and decompress are the codec alone per snapshot, outside
+	// gRPC (zero for none).
+	compress, decompress time.Duration
+	codecBytes           float64 // compressed message, no framing
 }
 
 type wireResult struct {
@@ -56,8 +63,17 @@ type wireResult struct {
 }
 
 // surgeGzip names controller.Gzip in wire mode, where gRPC's own keeps
-// the name "gzip" to be measured beside it.
-const surgeGzip = "gzip-surge"
+// the name "gzip" to be measured beside it; zstdDefault names
+// controller.Zstd at zstd's default level, beside the fastest level that
+// agents use (controller.ZstdName).
+const (
+	surgeGzip   = "gzip-surge"
+	zstdDefault = "zstd-default"
+)
+
+// agentsCompression is the compression surge's agents use
+// (agent/session.go).
+const agentsCompression = controller.ZstdName
 
 // renamed is a compressor under another encoding name.
 type renamed struct {
@@ -74,6 +90,12 @@ func runWire(ctx context.Context, o options) (*wireResult, error) {
 	// (default level) is registered by its package; this adds surge's
 	// (the same format, see controller.Gzip) under another name.
 	encoding.RegisterCompressor(renamed{Compressor: controller.NewGzip(), name: surgeGzip})
+	encoding.RegisterCompressor(controller.NewZstd())
+	zd, err := controller.NewZstdLevel(zstd.SpeedDefault, controller.MaxRecvMsgSize)
+	if err != nil {
+		return nil, err
+	}
+	encoding.RegisterCompressor(renamed{Compressor: zd, name: zstdDefault})
 
 	payloads, err := makePayloads(o.variants, o.series, o.values)
 	if err != nil {
@@ -97,13 +119,24 @@ func runWire(ctx context.Context, o options) (*wireResult, error) {
 	for _, c := range []struct{ name, desc string }{
 		{"", "none (before)"},
 		{gzip.Name, "gzip, gRPC's default level (6)"},
-		{surgeGzip, "gzip, fastest level, in-memory inflate (`controller.Gzip`)"},
+		{surgeGzip, "gzip, fastest level, in-memory inflate (`controller.Gzip`, agents before zstd)"},
+		{controller.ZstdName, "zstd, fastest level (`controller.Zstd`)"},
+		{zstdDefault, "zstd, default level"},
 	} {
 		row, err := wireOne(ctx, lis.Addr().String(), c.name, payloads, o.snapshots, gw)
 		if err != nil {
 			return nil, err
 		}
+		if c.name != "" {
+			if err := codecCost(&row, encoding.GetCompressor(c.name), payloads, o.snapshots); err != nil {
+				return nil, err
+			}
+		}
 		row.description = c.desc
+		row.agents = c.name == agentsCompression
+		if row.agents {
+			row.description += ", what agents use"
+		}
 		res.rows = append(res.rows, row)
 	}
 	return res, nil
@@ -138,14 +171,7 @@ func wireOne(ctx context.Context, addr, comp string, ps *payloadSet, n int, gw *
 	if err := str.Send(&surgev1.AgentMessage{Msg: &surgev1.AgentMessage_Hello{Hello: &surgev1.Hello{AgentId: "wire"}}}); err != nil {
 		return wireRow{}, fmt.Errorf("wire hello: %w", err)
 	}
-	msg := func(i int) *surgev1.AgentMessage {
-		return &surgev1.AgentMessage{Msg: &surgev1.AgentMessage_Snapshot{Snapshot: &surgev1.Snapshot{
-			RunId: "20261126-120000-abcd", AgentId: "agent-01", Seq: uint64(i + 1), Epoch: 1, Interval: int64(i),
-			Series:    ps.series[i%len(ps.series)],
-			Scenarios: []*surgev1.ScenarioStats{{Scenario: fleetScenario, Scheduled: 1000, Started: 1000, Completed: 1000, TargetRate: 1000}},
-			Agent:     &surgev1.AgentStats{CpuPercent: 30, RssBytes: 80 << 20, Goroutines: 200},
-		}}}
-	}
+	msg := func(i int) *surgev1.AgentMessage { return wireSnapshot(ps, i) }
 	protoBytes := proto.Size(msg(0))
 	// Let the hello through first, then count only the snapshots.
 	before := gw.snapshots.Load()
@@ -169,17 +195,99 @@ func wireOne(ctx context.Context, addr, comp string, ps *payloadSet, n int, gw *
 	return wireRow{name: comp, bytes: float64(written) / float64(n), cpu: cpu / time.Duration(n), protoBytes: protoBytes}, nil
 }
 
+// wireSnapshot is the i-th snapshot wire mode sends.
+func wireSnapshot(ps *payloadSet, i int) *surgev1.AgentMessage {
+	return &surgev1.AgentMessage{Msg: &surgev1.AgentMessage_Snapshot{Snapshot: &surgev1.Snapshot{
+		RunId: "20261126-120000-abcd", AgentId: "agent-01", Seq: uint64(i + 1), Epoch: 1, Interval: int64(i),
+		Series:    ps.series[i%len(ps.series)],
+		Scenarios: []*surgev1.ScenarioStats{{Scenario: fleetScenario, Scheduled: 1000, Started: 1000, Completed: 1000, TargetRate: 1000}},
+		Agent:     &surgev1.AgentStats{CpuPercent: 30, RssBytes: 80 << 20, Goroutines: 200},
+	}}}
+}
+
+// codecMinCPU is how much CPU each half of codecCost spends at least, so
+// the process's CPU clock resolves it.
+const codecMinCPU = 200 * time.Millisecond
+
+// codecCost measures c alone on n encoded snapshots, outside gRPC: CPU per
+// compress and per decompress (the controller's side), and the compressed
+// size. Each half repeats over the snapshots until it spent codecMinCPU.
+func codecCost(row *wireRow, c encoding.Compressor, ps *payloadSet, n int) error {
+	if c == nil {
+		return fmt.Errorf("wire: compressor %q not registered", row.name)
+	}
+	n = max(n, 1)
+	msgs := make([][]byte, n)
+	for i := range msgs {
+		b, err := proto.Marshal(wireSnapshot(ps, i))
+		if err != nil {
+			return fmt.Errorf("wire: marshal: %w", err)
+		}
+		msgs[i] = b
+	}
+	comp := make([][]byte, n)
+	var total int
+	var buf bytes.Buffer
+	cpu0, ops := selfCPU(), 0
+	for selfCPU()-cpu0 < codecMinCPU || ops < n {
+		i := ops % n
+		buf.Reset()
+		w, err := c.Compress(&buf)
+		if err != nil {
+			return fmt.Errorf("wire: %s compress: %w", row.name, err)
+		}
+		if _, err := w.Write(msgs[i]); err != nil {
+			return fmt.Errorf("wire: %s compress: %w", row.name, err)
+		}
+		if err := w.Close(); err != nil {
+			return fmt.Errorf("wire: %s compress: %w", row.name, err)
+		}
+		if ops < n {
+			comp[i] = bytes.Clone(buf.Bytes())
+			total += buf.Len()
+		}
+		ops++
+	}
+	row.compress = (selfCPU() - cpu0) / time.Duration(ops)
+	row.codecBytes = float64(total) / float64(n)
+	cpu0, ops = selfCPU(), 0
+	for selfCPU()-cpu0 < codecMinCPU || ops < n {
+		i := ops % n
+		r, err := c.Decompress(bytes.NewReader(comp[i]))
+		if err != nil {
+			return fmt.Errorf("wire: %s decompress: %w", row.name, err)
+		}
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			return fmt.Errorf("wire: %s decompress: %w", row.name, err)
+		}
+		if !bytes.Equal(buf.Bytes(), msgs[i]) {
+			return fmt.Errorf("wire: %s: snapshot %d did not round-trip", row.name, i)
+		}
+		ops++
+	}
+	row.decompress = (selfCPU() - cpu0) / time.Duration(ops)
+	return nil
+}
+
 func (r *wireResult) markdown(w io.Writer) {
 	o := r.o
 	fmt.Fprintf(w, "%d snapshots of %d series (a latency and a service-time histogram of %d values over 0.5–50 ms each) per compression, over one gRPC stream on loopback; bytes counted on the client's connection (HTTP/2 framing included).\n\n",
 		o.snapshots, o.series, o.values)
-	fmt.Fprintf(w, "| compression | bytes per snapshot on the wire | KB/s per agent at 1 snapshot/s | ≤ 20 KB/s | CPU per snapshot (sender + receiver) |\n")
-	fmt.Fprintf(w, "|---|---:|---:|---|---:|\n")
+	fmt.Fprintf(w, "| compression | bytes per snapshot on the wire | KB/s per agent at 1 snapshot/s | ≤ 20 KB/s | CPU per snapshot (sender + receiver) | compress CPU | decompress CPU (controller) |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---|---:|---:|---:|\n")
 	for _, row := range r.rows {
-		fmt.Fprintf(w, "| %s | %.0f | %.1f | %s | %.0f µs |\n", row.description, row.bytes, row.bytes/1000,
-			verdict(row.bytes <= 20_000), float64(row.cpu)/float64(time.Microsecond))
+		codec := "| – | –"
+		if row.name != "" {
+			codec = fmt.Sprintf("| %.0f µs | %.0f µs", us(row.compress), us(row.decompress))
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.1f | %s | %.0f µs %s |\n", row.description, row.bytes, row.bytes/1000,
+			verdict(row.bytes <= 20_000), us(row.cpu), codec)
 	}
 	if len(r.rows) > 0 {
-		fmt.Fprintf(w, "\nThe encoded snapshot message is %d bytes. CPU is this process's user + system time per snapshot (marshal, compress, HTTP/2, decompress, unmarshal), on a shared machine.\n", r.rows[0].protoBytes)
+		fmt.Fprintf(w, "\nThe encoded snapshot message is %d bytes. CPU per snapshot is this process's user + system time (marshal, compress, HTTP/2, decompress, unmarshal); compress and decompress CPU are the codec alone on the same messages, outside gRPC; on a shared machine.\n", r.rows[0].protoBytes)
 	}
 }
+
+// us is d in microseconds.
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
