@@ -119,6 +119,9 @@ type Series struct {
 	// pend holds wire counts a Set merged but has not folded into the
 	// histograms yet; nil when the series never took a wire merge.
 	pend *pending
+	// pool gives the histograms and merge buffers created for the series
+	// (nil: allocate): its set's.
+	pool *Pool
 }
 
 // numHists is how many histograms a series has: latency, service, then
@@ -141,7 +144,7 @@ func (s *Series) ensureHist(j int) (h *hdrhistogram.Histogram, created bool) {
 	if h := s.hist(j); h != nil {
 		return h, false
 	}
-	h = New()
+	h = s.pool.Get()
 	switch j {
 	case 0:
 		s.Latency = h
@@ -330,7 +333,7 @@ func (s *Series) accum(j int) *accum {
 	}
 	a := s.pend[j]
 	if a == nil {
-		a = &accum{c: new(counts)}
+		a = s.pool.getAccum()
 		s.pend[j] = a
 	}
 	return a
@@ -420,7 +423,7 @@ func NewSeries() *Series {
 // histogram on first use.
 func (s *Series) RecordPhase(p Phase, us int64) {
 	if s.Phases[p] == nil {
-		s.Phases[p] = New()
+		s.Phases[p] = s.pool.Get()
 	}
 	_ = s.Phases[p].RecordValue(Clamp(us))
 }
@@ -489,6 +492,9 @@ func (s *Series) addPending(j int, h *hdrhistogram.Histogram, oa *accum) (droppe
 // after merging more, get it again.
 type Set struct {
 	m map[Key]*Series
+	// pool gives the series' histograms and merge buffers (nil: allocate;
+	// see NewPoolSet).
+	pool *Pool
 	// merger's scratch is reused by MergeProto and ValidateAndMergeProto
 	// from snapshot to snapshot.
 	merger Merger
@@ -501,12 +507,17 @@ func NewSet() *Set { return &Set{m: make(map[Key]*Series)} }
 func (s *Set) Get(k Key) *Series {
 	sr, ok := s.m[k]
 	if !ok {
-		sr = NewSeries()
+		sr = s.newSeries()
 		s.m[k] = sr
 	} else if sr.pend != nil {
 		sr.fold()
 	}
 	return sr
+}
+
+// newSeries returns an empty series of s, with histograms from its pool.
+func (s *Set) newSeries() *Series {
+	return &Series{Latency: s.pool.Get(), Service: s.pool.Get(), pool: s.pool}
 }
 
 // Lookup returns the series for k, or nil.
@@ -554,12 +565,18 @@ func (s *Set) Total(keep func(Key) bool) *Series {
 }
 
 // Compact folds pending wire merges into the histograms and frees the
-// count arrays they used, for a set that will seldom be merged into again
-// (a later wire merge allocates them anew).
+// count arrays they used (to the set's pool, if it has one), for a set
+// that will seldom be merged into again (a later wire merge takes them
+// anew).
 func (s *Set) Compact() {
 	for _, sr := range s.m {
 		sr.fold()
-		sr.pend = nil
+		if sr.pend != nil {
+			for _, a := range sr.pend {
+				s.pool.putAccum(a) // nothing pending: folded
+			}
+			sr.pend = nil
+		}
 	}
 }
 
@@ -717,7 +734,7 @@ func (s *Set) ValidateAndMergeProto(ps []*surgev1.Series, maxSeries int) (droppe
 func (s *Set) series(k Key, u *undo) *Series {
 	sr, ok := s.m[k]
 	if !ok {
-		sr = NewSeries()
+		sr = s.newSeries()
 		s.m[k] = sr
 		if u != nil {
 			u.created = append(u.created, k)
@@ -756,6 +773,7 @@ func (s *Series) addWire(j int, p *surgev1.Histogram, m *Merger, u *undo) (dropp
 // exist).
 func (s *Series) dropHist(j int) {
 	if j >= 2 {
+		s.pool.Put(s.Phases[j-2])
 		s.Phases[j-2] = nil
 	}
 }
@@ -798,6 +816,9 @@ func (u *undo) rollback(s *Set) {
 		}
 	}
 	for _, k := range u.created {
+		if sr := s.m[k]; sr != nil {
+			sr.release(s.pool)
+		}
 		delete(s.m, k)
 	}
 	u.reset()

@@ -28,6 +28,14 @@ const (
 	DefaultMaxSeries    = 10_000
 	DefaultMaxScenarios = 1_000
 	DefaultRetain       = 5
+
+	// poolHists bounds the histograms (and, apart, the merge buffers) a
+	// run keeps for reuse between its intervals: enough for the sets one
+	// interval releases in a run of a few regions and series (16 series
+	// of 4 histograms), at most 11 MB of histograms and 6 MB of buffers
+	// held; a run releasing more per interval leaves the rest to the
+	// garbage collector.
+	poolHists = 64
 )
 
 // RegionAll names the all-regions aggregate in progress updates.
@@ -120,6 +128,27 @@ type interval struct {
 
 type scenRegion struct{ scenario, region string }
 
+// scratch holds histograms that are filled, read and reset within one
+// call, kept from one interval to the next: a long run allocates none per
+// interval. Each is Reset before use; nil until first needed.
+type scratch struct {
+	all, region   *hdrhistogram.Histogram // Emit: latency over all regions, one region's
+	allLate, late *hdrhistogram.Histogram // Emit (setLive): send lateness
+	merged        *hist.Series            // Evaluate (merged)
+	ws            *WSStats                // Evaluate (wsTotals)
+	enc           hist.Encoder            // IntervalSeries
+}
+
+// reset returns *h reset, creating it on first use.
+func reset(h **hdrhistogram.Histogram) *hdrhistogram.Histogram {
+	if *h == nil {
+		*h = hist.New()
+	} else {
+		(*h).Reset()
+	}
+	return *h
+}
+
 type scenTotals struct {
 	scenCounters
 	// lateness is the whole run's send lateness (open model), nil until
@@ -143,6 +172,12 @@ type Run struct {
 	peakWS    map[wsPeakKey]int64
 	merger    hist.Merger
 	late      *hdrhistogram.PackedHistogram // saturation's scratch
+	// pool holds the histograms and merge buffers of released intervals
+	// for the intervals that follow: a long run's interval sets reuse
+	// them instead of allocating 184 KB per histogram per interval.
+	pool *hist.Pool
+	// scratch is Emit's, Evaluate's and IntervalSeries' reused space.
+	scratch scratch
 	// releasedBelow: intervals below it no longer keep histograms.
 	releasedBelow int64
 	nextEmit      int64
@@ -184,6 +219,7 @@ func New(cfg Config) *Run {
 		wholeWS:   map[string]map[WSKey]*WSStats{},
 		peakConns: map[peakKey]int64{},
 		peakWS:    map[wsPeakKey]int64{},
+		pool:      hist.NewPool(poolHists),
 		maxSeen:   -1,
 
 		saturatedIntervals: map[int64]bool{},
@@ -268,7 +304,7 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 			ivSet = iv.sets[a.region]
 		}
 		if ivSet == nil {
-			ivSet, newIvSet = hist.NewSet(), true
+			ivSet, newIvSet = hist.NewPoolSet(r.pool), true
 		}
 		d, err := ivSet.ValidateAndMergeProto(s.GetSeries(), r.cfg.MaxSeries)
 		if err != nil {
@@ -357,7 +393,7 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 				ws = map[WSKey]*WSStats{}
 				iv.ws[a.region] = ws
 			}
-			if err := r.mergeWS(ws, s.GetWebsockets()); err != nil { // validated above
+			if err := r.mergeWS(ws, s.GetWebsockets(), r.pool); err != nil { // validated above
 				return 0, r.reject("%v", err)
 			}
 		}
@@ -375,7 +411,7 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 			ws = map[WSKey]*WSStats{}
 			r.wholeWS[a.region] = ws
 		}
-		if err := r.mergeWS(ws, s.GetWebsockets()); err != nil {
+		if err := r.mergeWS(ws, s.GetWebsockets(), nil); err != nil {
 			return 0, r.reject("%v", err)
 		}
 	}
@@ -518,7 +554,7 @@ func (r *Run) Emit(i int64) *surgev1.Progress {
 	regions := r.regions()
 	whole := r.wholeSets() // before any interval is released below
 	p := &surgev1.Progress{RunId: r.cfg.RunID, Interval: i}
-	allHist := hist.New()
+	allHist := reset(&r.scratch.all)
 	var allLate *hdrhistogram.Histogram
 	all := &surgev1.RegionProgress{Region: RegionAll}
 	for _, region := range regions {
@@ -541,7 +577,7 @@ func (r *Run) Emit(i int64) *surgev1.Progress {
 		if w := whole[region]; w != nil {
 			// Counters and latency only (Total would merge every
 			// histogram of every series).
-			lat := hist.New()
+			lat := reset(&r.scratch.region)
 			for _, k := range w.Keys() {
 				sr := w.Lookup(k)
 				rp.Requests += sr.Counters.Requests
@@ -553,7 +589,7 @@ func (r *Run) Emit(i int64) *surgev1.Progress {
 		}
 		if late := r.setLive(rp, iv); late != nil {
 			if allLate == nil {
-				allLate = hist.New()
+				allLate = reset(&r.scratch.allLate)
 			}
 			allLate.Merge(late)
 		}
@@ -575,10 +611,30 @@ func (r *Run) Emit(i int64) *surgev1.Progress {
 	p.Saturation = r.SaturationFlags(i)
 
 	// Release histograms of intervals too old for late merges.
+	// Their histograms go to the pool, for the intervals to come: nothing
+	// outside the Run holds them (IntervalSeries and IntervalStats encode
+	// copies).
 	for ; r.releasedBelow < r.ReleasedBy(i); r.releasedBelow++ {
+		if iv := r.intervals[r.releasedBelow]; iv != nil {
+			r.release(iv)
+		}
 		delete(r.intervals, r.releasedBelow)
 	}
 	return p
+}
+
+// release gives a released interval's histograms to the run's pool.
+func (r *Run) release(iv *interval) {
+	for _, set := range iv.sets {
+		set.Release()
+	}
+	iv.sets = nil
+	for _, stats := range iv.ws {
+		for _, st := range stats {
+			st.release(r.pool)
+		}
+	}
+	iv.ws = nil
 }
 
 func setPercentiles(rp *surgev1.RegionProgress, h *hdrhistogram.Histogram) {

@@ -107,3 +107,84 @@ func BenchmarkFleetInterval(b *testing.B) {
 		})
 	}
 }
+
+// steadyWire is one agent's encoded snapshots for a constant-rate run:
+// series series of values latencies each, with service and ttfb times, and
+// an open-model scenario with its send lateness. Each interval gets its own
+// values, as a real run's do.
+func steadyWire(b *testing.B, n, series, values int) [][]byte {
+	b.Helper()
+	r := rand.New(rand.NewPCG(7, 7))
+	wires := make([][]byte, n)
+	for i := range wires {
+		s := hist.NewSet()
+		for k := range series {
+			sr := s.Get(hist.Key{Scenario: "s", Request: fmt.Sprintf("GET /%d", k), Status: "2xx"})
+			for range values {
+				sr.Counters.Requests++
+				_ = sr.Latency.RecordValue(500 + r.Int64N(50_000))
+				_ = sr.Service.RecordValue(400 + r.Int64N(40_000))
+				sr.RecordPhase(hist.PhaseTTFB, 300+r.Int64N(30_000))
+			}
+		}
+		late := hist.New()
+		for range series * values {
+			_ = late.RecordValue(1 + r.Int64N(200))
+		}
+		w, err := proto.Marshal(&surgev1.Snapshot{
+			RunId: "run", AgentId: "agent-000", Epoch: 1, Series: s.ToProto(),
+			Scenarios: []*surgev1.ScenarioStats{{Scenario: "s", TargetRate: float64(series * values), Scheduled: int64(series * values),
+				Started: int64(series * values), Completed: int64(series * values), Lateness: hist.ToProto(late)}},
+			Agent: &surgev1.AgentStats{CpuPercent: 20, RssBytes: 50 << 20, Goroutines: 100},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		wires[i] = w
+	}
+	return wires
+}
+
+// BenchmarkSteadyInterval is the controller's aggregation work per interval
+// of a long constant-rate run with one agent (goal 7's soak): its snapshot
+// added, the interval emitted, thresholds evaluated and the interval's
+// series and stats encoded for the sinks, as controller/run.go does, with
+// older intervals released as the run goes. One op is one interval; B/op
+// is what the controller allocates per interval in steady state.
+func BenchmarkSteadyInterval(b *testing.B) {
+	const series, values = 4, 1000
+	wires := steadyWire(b, 16, series, values)
+	r := New(Config{RunID: "run", Start: time.Unix(0, 0), Interval: time.Second, MaxInterval: 1 << 30, Epoch: 1,
+		Agents: map[string]string{"agent-000": "local"},
+		Thresholds: []plan.ThresholdSpec{{Metric: "http_req_duration", Agg: "p", Percentile: 99, Op: "<", Value: 500,
+			Key: "http_req_duration", Expr: "p(99)<500"}}})
+	i := int64(0)
+	step := func() {
+		var s surgev1.Snapshot
+		if err := proto.Unmarshal(wires[i%int64(len(wires))], &s); err != nil {
+			b.Fatal(err)
+		}
+		s.Seq, s.Interval = uint64(i+1), i
+		if _, err := r.Add(&s); err != nil {
+			b.Fatal(err)
+		}
+		for _, j := range r.Ready(time.Unix(0, 0), time.Hour) {
+			r.Emit(j)
+			r.Evaluate(time.Duration(j+1) * time.Second)
+			if _, ok := r.IntervalSeries(j); !ok {
+				b.Fatal("interval released")
+			}
+			r.IntervalStats(j)
+		}
+		i++
+	}
+	for range 2 * DefaultRetain { // past the first releases
+		step()
+	}
+	b.ReportAllocs()
+	stop := cpuPerOp(b)
+	for b.Loop() {
+		step()
+	}
+	stop()
+}

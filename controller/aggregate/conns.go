@@ -40,8 +40,25 @@ type WSStats struct {
 	Connect, Session, RoundTrip      *hdrhistogram.Histogram
 }
 
-func newWSStats() *WSStats {
-	return &WSStats{Connect: hist.New(), Session: hist.New(), RoundTrip: hist.New()}
+// newWSStats returns empty stats with histograms from p (nil: new ones).
+func newWSStats(p *hist.Pool) *WSStats {
+	return &WSStats{Connect: p.Get(), Session: p.Get(), RoundTrip: p.Get()}
+}
+
+// release gives s's histograms to p; s must not be used afterwards.
+func (s *WSStats) release(p *hist.Pool) {
+	p.Put(s.Connect)
+	p.Put(s.Session)
+	p.Put(s.RoundTrip)
+	*s = WSStats{}
+}
+
+// reset empties s, keeping its histograms.
+func (s *WSStats) reset() {
+	*s = WSStats{Connect: s.Connect, Session: s.Session, RoundTrip: s.RoundTrip}
+	s.Connect.Reset()
+	s.Session.Reset()
+	s.RoundTrip.Reset()
 }
 
 // addCounters adds w's counters (not its gauge, not its histograms).
@@ -210,13 +227,14 @@ func (r *Run) validateStats(s *surgev1.Snapshot) error {
 }
 
 // mergeWS merges a validated snapshot's WebSocket stats into per-step
-// stats (counters and histograms; gauges are kept apart).
-func (r *Run) mergeWS(dst map[WSKey]*WSStats, ws []*surgev1.WebSocketStats) error {
+// stats (counters and histograms; gauges are kept apart). New stats take
+// their histograms from p (nil: new ones).
+func (r *Run) mergeWS(dst map[WSKey]*WSStats, ws []*surgev1.WebSocketStats, p *hist.Pool) error {
 	for _, w := range ws {
 		k := wsKeyOf(w)
 		st := dst[k]
 		if st == nil {
-			st = newWSStats()
+			st = newWSStats(p)
 			dst[k] = st
 		}
 		d, err := st.add(&r.merger, w)
@@ -448,7 +466,7 @@ func (r *Run) WebSocketTotal(region string) (WSStep, bool) {
 	if len(steps) == 0 {
 		return WSStep{}, false
 	}
-	t := WSStep{WSStats: *newWSStats(), PeakActive: r.peakWS[wsPeakKey{WSKey{}, region}]}
+	t := WSStep{WSStats: *newWSStats(nil), PeakActive: r.peakWS[wsPeakKey{WSKey{}, region}]}
 	for _, st := range steps {
 		t.merge(&st.WSStats)
 	}
@@ -466,7 +484,7 @@ func (r *Run) WebSockets(region string) []WSStep {
 		for k, st := range stats {
 			m := merged[k]
 			if m == nil {
-				m = newWSStats()
+				m = newWSStats(nil)
 				merged[k] = m
 			}
 			m.merge(st)

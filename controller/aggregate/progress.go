@@ -4,14 +4,13 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
-	"github.com/surgeload/surge/hist"
 )
 
 // setLive fills a region's progress with what is open at interval iv's end
 // (connections and WebSocket sessions, summed over its agents' latest
 // reports) and the send lateness p99 of its open-model arrivals over the
 // run so far. It returns the region's lateness histogram (nil when it has
-// none) for the run-wide figure.
+// none; Run scratch, valid until the next call) for the run-wide figure.
 func (r *Run) setLive(rp *surgev1.RegionProgress, iv *interval) *hdrhistogram.Histogram {
 	rp.ConnsOpen = iv.connSums[peakKey{region: rp.Region}]
 	rp.WsOpen = iv.wsSums[wsPeakKey{region: rp.Region}]
@@ -21,7 +20,7 @@ func (r *Run) setLive(rp *surgev1.RegionProgress, iv *interval) *hdrhistogram.Hi
 			continue
 		}
 		if late == nil {
-			late = hist.New()
+			late = reset(&r.scratch.late)
 		}
 		late.Merge(t.lateness)
 	}

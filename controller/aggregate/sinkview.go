@@ -15,10 +15,11 @@ func (r *Run) IntervalSeries(i int64) (map[string][]*surgev1.Series, bool) {
 	}
 	out := make(map[string][]*surgev1.Series, len(iv.sets))
 	for region, set := range iv.sets {
-		out[region] = set.ToProto()
+		out[region] = set.EncodeProto(&r.scratch.enc)
 		if iv.emitted {
-			// Only late snapshots merge into it from now on: free the
-			// merge buffers (94 KB per histogram) until one does.
+			// Only late snapshots merge into it from now on: give the
+			// merge buffers (92 KB per histogram) to the run's pool, for
+			// the next interval's sets, until one does.
 			set.Compact()
 		}
 	}

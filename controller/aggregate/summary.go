@@ -83,9 +83,23 @@ func keyMatches(tags map[string]string, region string, k hist.Key) bool {
 }
 
 // merged merges the whole-run series matching tags exactly: counters,
-// latency and phases (service time is left out).
+// latency and phases (service time is left out). The series is the Run's
+// scratch, valid until the next call; a phase without values is nil or
+// empty.
 func (r *Run) merged(tags map[string]string) *hist.Series {
-	t := &hist.Series{Latency: hist.New()}
+	t := r.scratch.merged
+	if t == nil {
+		t = &hist.Series{Latency: hist.New()}
+		r.scratch.merged = t
+	} else {
+		t.Counters = hist.Counters{}
+		t.Latency.Reset()
+		for _, h := range t.Phases {
+			if h != nil {
+				h.Reset()
+			}
+		}
+	}
 	for region, set := range r.wholeSets() {
 		for _, k := range set.Keys() {
 			if !keyMatches(tags, region, k) {
@@ -120,8 +134,15 @@ var phaseMetrics = map[string]hist.Phase{
 
 // wsTotals merges the whole-run WebSocket stats matching tags: scenario,
 // flow, region, and request (the step's name); a status tag matches none.
+// The stats are the Run's scratch, valid until the next call.
 func (r *Run) wsTotals(tags map[string]string) *WSStats {
-	t := newWSStats()
+	t := r.scratch.ws
+	if t == nil {
+		t = newWSStats(nil)
+		r.scratch.ws = t
+	} else {
+		t.reset()
+	}
 	if _, ok := tags["status"]; ok {
 		return t
 	}
