@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/surgeload/surge/agent/executor"
 	"github.com/surgeload/surge/agent/httpclient"
@@ -136,17 +139,25 @@ func startPart(ctx context.Context, wg *sync.WaitGroup, id string, start time.Ti
 }
 
 // swapParts ends the interval at at in every part's recorder and merges the
-// results into one series set, one stats entry per scenario and one per
-// WebSocket step.
-func swapParts(parts []*part, at time.Time) ([]*surgev1.Series, []*surgev1.ScenarioStats, []*surgev1.WebSocketStats, error) {
-	set := hist.NewSet()
+// results into one series set (encoded with enc, empty series left out),
+// one stats entry per scenario and one per WebSocket step. The parts'
+// sets go back to their recorders (see executor.Recorder.Recycle).
+func swapParts(parts []*part, at time.Time, enc *hist.Encoder) ([]*surgev1.Series, []*surgev1.ScenarioStats, []*surgev1.WebSocketStats, error) {
+	var set *hist.Set
+	sets := make([]*hist.Set, len(parts))
 	var stats []*surgev1.ScenarioStats
 	var ws []*surgev1.WebSocketStats
 	var wsErr error
 	byName := map[string]*surgev1.ScenarioStats{}
-	for _, pt := range parts {
+	for i, pt := range parts {
 		s, sc := pt.rec.Swap(at)
-		set.Merge(s)
+		// The first part's set takes the others: merging into a set of its
+		// own would allocate its histograms anew every interval.
+		if sets[i] = s; set == nil {
+			set = s
+		} else {
+			set.Merge(s)
+		}
 		if w := pt.rec.SwapWebSockets(); len(ws) == 0 {
 			ws = w
 		} else if len(w) > 0 {
@@ -166,7 +177,28 @@ func swapParts(parts []*part, at time.Time) ([]*surgev1.Series, []*surgev1.Scena
 			stats = append(stats, st)
 		}
 	}
-	return set.ToProto(), stats, ws, wsErr
+	var series []*surgev1.Series
+	if set != nil {
+		series = slices.DeleteFunc(set.EncodeProto(enc), emptySeries)
+	}
+	for i, pt := range parts {
+		pt.rec.Recycle(sets[i])
+	}
+	return series, stats, ws, wsErr
+}
+
+// emptySeries reports whether p recorded nothing: no counters, no values
+// (a recycled set's series of a request not sent this interval).
+func emptySeries(p *surgev1.Series) bool {
+	if p.GetLatency() != nil || p.GetService() != nil || proto.Size(p.GetCounters()) != 0 {
+		return false
+	}
+	for ph := range hist.NumPhases {
+		if hist.PhaseProto(p, ph) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // mergeScenarioStats adds o into dst. Counters add up; gauges add up when

@@ -16,6 +16,7 @@ import (
 	"github.com/surgeload/surge/agent/executor"
 	"github.com/surgeload/surge/agent/httpclient"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/hist"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -290,9 +291,12 @@ func (a *Agent) runAssigned(ctx context.Context, r *runState, as *surgev1.Assign
 	}()
 
 	stats := newStatsSampler(&a.conns)
-	var seq uint64
+	var (
+		seq uint64
+		enc hist.Encoder
+	)
 	emit := func(idx int64, final bool, at time.Time) {
-		series, scen, ws, err := swapParts(parts, at)
+		series, scen, ws, err := swapParts(parts, at, &enc)
 		if err != nil {
 			// Only histograms surge encoded itself are merged here; a
 			// failure is a bug, and the parts' WebSocket stats it could
@@ -309,26 +313,17 @@ func (a *Agent) runAssigned(ctx context.Context, r *runState, as *surgev1.Assign
 		a.event(current(), kind, time.Now(), msg)
 	}
 
-	// Wait for the start, in this agent's clock.
-	if d := time.Until(time.Unix(0, as.GetStartUnixNs())); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			emit(0, true, time.Now())
-			finished(surgev1.RunEvent_KIND_FINISHED, "stopped before the start")
-			return
-		case <-t.C:
-		}
-	}
-	// The run's start in this agent's clock: takeover parts share it.
+	// The run's start in this agent's clock: takeover parts share it. A
+	// start that passed long ago is a clock problem: start now.
 	start := time.Unix(0, as.GetStartUnixNs())
 	if time.Since(start) > interval {
-		start = time.Now() // a start that passed long ago is a clock problem; start now
+		start = time.Now()
 	}
-	a.event(as, surgev1.RunEvent_KIND_STARTED, time.Now(), "")
-	log.Info("started run")
 
+	// Launch the parts now, before the start: each scenario waits for the
+	// start itself, so arrival-rate scenarios create their pre-allocated
+	// VUs and open their connections beforehand instead of in the first
+	// second, where each dial competes with the first arrivals.
 	client := httpclient.Options{Allow: a.allow, Resolver: a.resolver, Conns: &a.conns}
 	opts := partOptions{plan: p, client: client, gate: r.gate, log: log, onSample: a.cfg.OnSample,
 		runID: as.GetRunId(), region: a.cfg.Region}
@@ -351,6 +346,23 @@ func (a *Agent) runAssigned(ctx context.Context, r *runState, as *surgev1.Assign
 	for id, ss := range a.takeovers(ctx, p, as, running, log) {
 		launch(id, ss, true)
 	}
+
+	// Wait for the start, in this agent's clock.
+	if d := time.Until(start); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			cancelParts()
+			partsWG.Wait()
+			emit(0, true, time.Now())
+			finished(surgev1.RunEvent_KIND_FINISHED, "stopped before the start")
+			return
+		case <-t.C:
+		}
+	}
+	a.event(as, surgev1.RunEvent_KIND_STARTED, time.Now(), "")
+	log.Info("started run")
 
 	var (
 		idx     int64

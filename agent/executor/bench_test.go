@@ -137,8 +137,10 @@ scenarios:
 // (default 1000,10000), against SURGE_BENCH_URL or an in-process server,
 // and reports the send lateness the recorder measured (p50, p99, max),
 // the dropped iterations and the worst full window's error (started vs
-// planned, %). The scenario runs SURGE_BENCH_LEAD (a duration, default 0)
-// before its start; an agent runs its scenarios at the run's start:
+// planned, %), and the process's CPU and context switches per arrival
+// and how long its threads waited for a CPU (the machine's noise). The
+// scenario runs SURGE_BENCH_LEAD (a duration, default 1s) before its
+// start, as an agent launches its parts when they are assigned:
 //
 //	SURGE_BENCH_URL=http://127.0.0.1:8080/ go test -run '^$' \
 //	  -bench OpenModel -benchtime 100000x ./agent/executor/
@@ -188,20 +190,29 @@ scenarios:
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			done := make(chan error, 1)
+			b.ReportAllocs()
 			b.ResetTimer()
+			cpu, csw, rq := cpuTime(), ctxSwitches(), runqWait()
 			go func() { done <- RunScenarios(ctx, start, scens) }()
 			// Swap at every boundary, as the agent does, until the run ends.
-			var windows []*surgev1.ScenarioStats
-			late := hist.New()
+			var (
+				windows []*surgev1.ScenarioStats
+				enc     hist.Encoder
+			)
+			late, win := hist.New(), hist.New()
 			swap := func(at time.Time) {
-				_, st := rec.Swap(at)
-				if h, err := hist.FromProto(st[0].GetLateness()); err == nil {
-					late.Merge(h)
-					if testing.Verbose() {
-						b.Logf("window %d: started %d dropped %d lateness p50 %dµs p99 %dµs max %dµs; VUs %d, conns opened %d",
-							len(windows), st[0].GetStarted(), st[0].GetDropped(), h.ValueAtQuantile(50), h.ValueAtQuantile(99), h.Max(),
-							st[0].GetAllocatedVus(), st[0].GetConnsOpened())
-					}
+				set, st := rec.Swap(at)
+				set.EncodeProto(&enc) // as the agent does, which then recycles the set
+				rec.Recycle(set)
+				win.Reset()
+				if _, err := hist.MergeProto(win, st[0].GetLateness()); err != nil {
+					b.Fatal(err)
+				}
+				late.Merge(win)
+				if testing.Verbose() {
+					b.Logf("window %d: started %d dropped %d lateness p50 %dµs p99 %dµs max %dµs; VUs %d, conns opened %d",
+						len(windows), st[0].GetStarted(), st[0].GetDropped(), win.ValueAtQuantile(50), win.ValueAtQuantile(99), win.Max(),
+						st[0].GetAllocatedVus(), st[0].GetConnsOpened())
 				}
 				windows = append(windows, st[0])
 			}
@@ -221,6 +232,7 @@ scenarios:
 				}
 			}
 			b.StopTimer()
+			cpu, csw, rq = cpuTime()-cpu, ctxSwitches()-csw, runqWait()-rq
 			swap(time.Now())
 			var dropped, started int64
 			worst := 0.0
@@ -241,6 +253,9 @@ scenarios:
 			b.ReportMetric(float64(late.Max()), "late-max-µs")
 			b.ReportMetric(float64(dropped), "dropped")
 			b.ReportMetric(100*worst, "worst-window-%")
+			b.ReportMetric(float64(cpu)/float64(max(started, 1)), "cpu-ns/arrival")
+			b.ReportMetric(float64(csw)/float64(max(started, 1)), "csw/arrival")
+			b.ReportMetric(float64(rq)/1e6, "runq-wait-ms")
 		})
 	}
 }
@@ -250,6 +265,30 @@ func cpuTime() int64 {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// ctxSwitches returns this process's context switches (voluntary and
+// not): each is a thread going to sleep or being preempted.
+func ctxSwitches() int64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Nvcsw + ru.Nivcsw
+}
+
+// runqWait returns how long this process's threads waited for a CPU while
+// runnable (nanoseconds; Linux schedstat, else 0): time the machine's
+// other processes took from it, the noise under its lateness.
+func runqWait() int64 {
+	tasks, _ := os.ReadDir("/proc/self/task")
+	var sum int64
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/schedstat")
+		if f := strings.Fields(string(b)); err == nil && len(f) >= 2 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			sum += n
+		}
+	}
+	return sum
 }
 
 // loopbackServer answers every request with a small keep-alive response
@@ -430,6 +469,7 @@ func BenchmarkWaiter(b *testing.B) {
 				}
 				defer w.close()
 				late := hist.New()
+				cpu := cpuTime()
 				t0 := time.Now()
 				i := 0
 				for b.Loop() {
@@ -438,6 +478,7 @@ func BenchmarkWaiter(b *testing.B) {
 					w.until(at)
 					_ = late.RecordValue(hist.Clamp(time.Since(at).Microseconds()))
 				}
+				b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 				b.ReportMetric(float64(late.ValueAtQuantile(50)), "late-p50-µs")
 				b.ReportMetric(float64(late.ValueAtQuantile(99)), "late-p99-µs")
 			})
@@ -446,8 +487,12 @@ func BenchmarkWaiter(b *testing.B) {
 }
 
 // benchLead is how long before its start BenchmarkOpenModel runs the
-// scenario (an agent launches its scenarios at the run's start).
+// scenario (an agent launches its parts when assigned, at least a second
+// before the start).
 var benchLead = func() time.Duration {
-	d, _ := time.ParseDuration(os.Getenv("SURGE_BENCH_LEAD"))
+	d, err := time.ParseDuration(os.Getenv("SURGE_BENCH_LEAD"))
+	if err != nil {
+		return time.Second
+	}
 	return d
 }()

@@ -138,6 +138,10 @@ type vuPool struct {
 	allocated int64
 	active    int64
 	max       int64
+	// The arrival loop's alone (see takeVU): when an arrival past the
+	// late bound last grew the pool, and when the loop went past the late
+	// bound since it was last on time (zero: it has not).
+	lateGrow, behind time.Time
 }
 
 // get returns an idle VU marked active, or a new one when the pool may
@@ -386,37 +390,79 @@ const growLate = time.Millisecond
 
 // takeVU returns a VU for the arrival intended at intended: an idle one,
 // else a new one (up to max VUs, k6's semantics), else nil (a dropped
-// iteration). An arrival already more than growLate late when no VU is
-// idle (the loop fell behind: this process was starved of CPU, or a burst
-// of arrivals is caught up at the start) first waits for a VU to become
-// idle, until it would be DefaultLateBound late: a new VU opens a new
+// iteration). An arrival on time (less than growLate late) grows the pool
+// at once when no VU is idle. A later one first waits for a VU to come
+// back, until it would be the late bound late. Past the late bound the
+// pool grows by at most one VU per catchUpWait; otherwise the arrival
+// waits that long for a VU, unless the loop has been past the late bound
+// for more than catchUpLimit (since it was last on time): then it is
+// dropped. A new VU opens a new
 // connection, whose dial costs more CPU than waiting for a VU whose
-// request is about to end, and growing through a stall fed on itself (at
-// 10k/s a stall of a few ms grew 256 VUs to 2048, and dropped arrivals,
-// each new VU dialing while the others waited). The wait is lateness,
-// recorded as such.
+// request is about to end: after a stall the VUs' answers have arrived but
+// the VUs have not run (the loop hands over the arrivals due meanwhile
+// without yielding), and growing by a VU per arrival fed on itself (at
+// 10k/s a 20-ms stall grew 256 VUs to 2048, each new one dialing while
+// the others waited, which made the next stall longer). Waiting sends a
+// stall's backlog late rather than not at all; when the agent cannot keep
+// up, waiting would let the lateness (which every latency it records
+// includes) grow without end, so past catchUpLimit the excess is dropped
+// until the loop is back on time. Both count as deficit.
 func (s *Scenario) takeVU(ctx context.Context, pool *vuPool, intended time.Time) (*vuSlot, bool) {
-	late := s.Clock.Now().Sub(intended)
+	now := s.Clock.Now()
+	late := now.Sub(intended)
+	switch {
+	case late < growLate:
+		pool.behind = time.Time{} // caught up
+	case late >= s.LateBound && pool.behind.IsZero():
+		pool.behind = now
+	}
 	if v, fresh := pool.get(late < growLate); v != nil || late < growLate {
 		return v, fresh
 	}
-	if d := s.LateBound - late; d > 0 {
-		tm := s.Clock.NewTimer(d)
-		v := pool.await(ctx, tm)
-		tm.Stop()
-		if v != nil {
-			return v, false
+	wait := s.LateBound - late
+	behind := wait <= 0
+	if behind {
+		if now.Sub(pool.lateGrow) >= catchUpWait {
+			if v, fresh := pool.get(true); v != nil {
+				pool.lateGrow = now
+				return v, fresh
+			}
 		}
+		if now.Sub(pool.behind) > catchUpLimit {
+			return nil, false
+		}
+		wait = catchUpWait
 	}
-	return pool.get(true)
+	tm := s.Clock.NewTimer(wait)
+	v := pool.await(ctx, tm)
+	tm.Stop()
+	if v != nil {
+		return v, false
+	}
+	v, fresh := pool.get(true)
+	if fresh && behind {
+		pool.lateGrow = s.Clock.Now()
+	}
+	return v, fresh
 }
 
+// catchUpWait is how often an arrival past the late bound may grow the
+// pool, and how long it waits for a VU to come back when it may not (see
+// takeVU).
+const catchUpWait = time.Millisecond
+
+// catchUpLimit is how long the arrival loop may stay past the late bound
+// waiting for VUs (catching up after a stall) before it drops the
+// arrivals that find none (it cannot keep up).
+const catchUpLimit = 100 * time.Millisecond
+
 // An arrival-rate executor run warmAllLead or more before its start warms
-// all its pre-allocated VUs; one run later (an agent launches its
-// scenarios at the run's start) warms warmAhead of its peak rate's
-// arrivals' worth, because each warm-up is a dial that competes with the
-// first arrivals for the CPU (the other pre-allocated VUs open their
-// connection on their first arrival).
+// all its pre-allocated VUs (an agent launches its parts when they are
+// assigned, a second or more ahead); one run later (a takeover part at a
+// reshare) warms warmAhead of its peak rate's arrivals' worth, because
+// each warm-up is a dial that competes with the first arrivals for the CPU
+// (the other pre-allocated VUs open their connection on their first
+// arrival).
 const (
 	warmAllLead = 100 * time.Millisecond
 	warmAhead   = 10 * time.Millisecond

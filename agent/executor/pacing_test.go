@@ -92,6 +92,36 @@ func TestPreciseWaiter(t *testing.T) {
 	}
 }
 
+// Wake-ups of the precise waiter are at least wakeQuantum apart:
+// instants due closer together are waited for together (late), never
+// early.
+func TestPreciseWaiterQuantum(t *testing.T) {
+	w := newWaiter(context.Background(), RealClock{})
+	defer w.close()
+	pw, ok := w.(*preciseWaiter)
+	if !ok {
+		t.Skip("no precise waiter on this platform")
+	}
+	checked := 0
+	for range 100 {
+		w.until(time.Now().Add(time.Millisecond))
+		woke := pw.woke
+		at := woke.Add(wakeQuantum / 4)
+		if !time.Now().Before(at) {
+			continue // this goroutine was descheduled past at: an arrival already due is not delayed
+		}
+		w.until(at)
+		if now := time.Now(); now.Sub(woke) < wakeQuantum {
+			t.Fatalf("a wait for %v after a wake-up returned %v after it, want at least %v",
+				at.Sub(woke), now.Sub(woke), wakeQuantum)
+		}
+		if checked++; checked == 3 {
+			return
+		}
+	}
+	t.Skipf("only %d waits checked: the machine is too busy", checked)
+}
+
 // An arrival-rate scenario run well before its start warms all its
 // pre-allocated VUs before its first arrival; warm connections belong to
 // no request (a connection a request opens records its connect phase).
@@ -150,5 +180,121 @@ scenarios:
 	}
 	if n := sc.warmCount(time.Now().Add(time.Second)); n != 8 {
 		t.Errorf("a second before its start, it warms %d VUs, want all 8", n)
+	}
+}
+
+// An arrival past the late bound that finds no idle VU grows the pool by
+// one VU per catchUpWait at most. Otherwise it waits for a VU to come back
+// (after a stall the VUs' answers have arrived, they only need to run),
+// and grows the pool once the wait ends without one; once the loop has
+// been past the late bound for more than catchUpLimit (it cannot keep up)
+// it is dropped at once.
+func TestCatchUpGrowsSlowly(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	fc := newFakeClock(t0.Add(50 * time.Millisecond)) // 50 ms behind
+	s := &Scenario{Clock: fc, LateBound: DefaultLateBound}
+	pool := &vuPool{max: 8, freed: make(chan struct{}, 1)}
+	pool.mu.Lock()
+	busy := pool.grow(true, false)
+	pool.mu.Unlock()
+	allocated := func(want int64) {
+		t.Helper()
+		if _, n := pool.gauges(); n != want {
+			t.Fatalf("%d VUs allocated, want %d", n, want)
+		}
+	}
+
+	if v, fresh := s.takeVU(context.Background(), pool, t0); v == nil || !fresh {
+		t.Fatalf("first late arrival took VU %v (fresh %v), want a new one", v, fresh)
+	}
+	allocated(2)
+
+	type took struct {
+		v     *vuSlot
+		fresh bool
+	}
+	got := make(chan took, 1)
+	take := func() {
+		go func() {
+			v, fresh := s.takeVU(context.Background(), pool, t0)
+			got <- took{v, fresh}
+		}()
+		select {
+		case <-fc.added: // it waits, on a timer
+		case r := <-got:
+			t.Fatalf("took VU %v (fresh %v) without waiting", r.v, r.fresh)
+		}
+	}
+	take()
+	pool.put(busy) // an iteration ends
+	if r := <-got; r.v != busy || r.fresh {
+		t.Fatalf("took VU %v (fresh %v), want the busy VU back", r.v, r.fresh)
+	}
+	allocated(2)
+
+	take()
+	if !fc.advance() { // no VU came back within the wait
+		t.Fatal("no timer to fire")
+	}
+	if r := <-got; r.v == nil || !r.fresh {
+		t.Fatalf("took VU %v (fresh %v), want a new one", r.v, r.fresh)
+	}
+	allocated(3)
+
+	// Past the late bound for longer than catchUpLimit: one arrival grows
+	// the pool, the next one (within catchUpWait) is dropped at once.
+	fc.mu.Lock()
+	fc.now = fc.now.Add(catchUpLimit)
+	fc.mu.Unlock()
+	if v, fresh := s.takeVU(context.Background(), pool, t0.Add(catchUpLimit)); v == nil || !fresh {
+		t.Fatalf("took VU %v (fresh %v), want a new one", v, fresh)
+	}
+	allocated(4)
+	if v, fresh := s.takeVU(context.Background(), pool, t0.Add(catchUpLimit)); v != nil || fresh {
+		t.Fatalf("took VU %v (fresh %v) for an arrival the loop could not keep up with, want none", v, fresh)
+	}
+	allocated(4)
+}
+
+// A recycled set is recorded into again, cleared: the same histograms,
+// no counts carried over. A set with a series that recorded nothing is
+// not recycled, so a key no longer recorded does not stay.
+func TestRecorderRecycle(t *testing.T) {
+	rec := NewRecorder()
+	sr := rec.Scenario("s")
+	keyA := hist.Key{Scenario: "s", Request: "a", Status: "2xx"}
+	keyB := hist.Key{Scenario: "s", Request: "b", Status: "2xx"}
+	interval := func(reqs ...string) *hist.Set {
+		for _, r := range reqs {
+			sr.Request(r, "2xx", time.Millisecond, time.Millisecond, hist.Counters{Requests: 1})
+		}
+		set, _ := rec.Swap(time.Now())
+		return set
+	}
+	set1 := interval("a")
+	lat := set1.Lookup(keyA).Latency
+	rec.Recycle(set1)
+	rec.Recycle(interval("a")) // the set of interval 2 was new; set1 records interval 3
+	set3 := interval("b")
+	if set3 != set1 {
+		t.Fatal("the recycled set did not record a later interval")
+	}
+	a, b := set3.Lookup(keyA), set3.Lookup(keyB)
+	if a.Latency != lat || a.Counters.Requests != 0 || a.Latency.TotalCount() != 0 {
+		t.Fatalf("recycled series a: requests %d, %d values, same histogram %v; want 0, 0, true",
+			a.Counters.Requests, a.Latency.TotalCount(), a.Latency == lat)
+	}
+	if b.Counters.Requests != 1 || b.Latency.TotalCount() != 1 {
+		t.Fatalf("series b: requests %d, %d values; want 1, 1", b.Counters.Requests, b.Latency.TotalCount())
+	}
+	// From here on only b is recorded: the sets holding an empty a are
+	// dropped, within two intervals.
+	rec.Recycle(set3)
+	for i := range 3 {
+		set := interval("b")
+		rec.Recycle(set)
+		if i == 2 && (set.Len() != 1 || set.Lookup(keyA) != nil) {
+			t.Fatalf("interval %d: %d series (a present: %v), want b alone", 6+i, set.Len(), set.Lookup(keyA) != nil)
+		}
 	}
 }
