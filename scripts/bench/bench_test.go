@@ -2,9 +2,6 @@ package main
 
 import (
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -40,11 +37,11 @@ func TestParseFleetOutputs(t *testing.T) {
 	if len(w.Wire) != 5 {
 		t.Fatalf("wire rows: %d, want 5", len(w.Wire))
 	}
-	g, ok := w.wireRow(agentsCompression)
+	g, ok := w.WireRow(agentsCompression)
 	if !ok || !g.Agents || g.Series != 10 || g.Snapshots != 20 || g.BytesPerSnapshot < 10_000 || g.BytesPerSnapshot > 20_000 || g.CPUPerSnapshotUS <= 0 {
 		t.Errorf("agents' compression row: %+v (found %v)", g, ok)
 	}
-	if raw, ok := w.wireRow(""); !ok || raw.BytesPerSnapshot <= g.BytesPerSnapshot {
+	if raw, ok := w.WireRow(""); !ok || raw.BytesPerSnapshot <= g.BytesPerSnapshot {
 		t.Errorf("uncompressed row: %+v (found %v), not larger than gzip's", raw, ok)
 	}
 
@@ -77,64 +74,6 @@ func TestParseFleetRejects(t *testing.T) {
 				t.Fatalf("err %v, want one containing %q", err, c.want)
 			}
 		})
-	}
-}
-
-// jsonTags returns the json tags of struct type name in a Go source file.
-func jsonTags(t *testing.T, file *ast.File, name string) []string {
-	t.Helper()
-	var tags []string
-	found := false
-	ast.Inspect(file, func(n ast.Node) bool {
-		ts, ok := n.(*ast.TypeSpec)
-		if !ok || ts.Name.Name != name {
-			return true
-		}
-		found = true
-		for _, f := range ts.Type.(*ast.StructType).Fields.List {
-			if f.Tag == nil {
-				continue
-			}
-			tag, err := strconv.Unquote(f.Tag.Value)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tags = append(tags, strings.Split(reflect.StructTag(tag).Get("json"), ",")[0])
-		}
-		return false
-	})
-	if !found {
-		t.Fatalf("no type %s in scripts/fleet/main.go", name)
-	}
-	return tags
-}
-
-func structTags(v any) []string {
-	var tags []string
-	rt := reflect.TypeOf(v)
-	for i := range rt.NumField() {
-		tags = append(tags, strings.Split(rt.Field(i).Tag.Get("json"), ",")[0])
-	}
-	return tags
-}
-
-// What scripts/fleet writes and what this harness reads are two copies
-// of one format: their field names must agree.
-func TestFleetJSONMatchesFleetSource(t *testing.T) {
-	file, err := parser.ParseFile(token.NewFileSet(), filepath.Join("..", "fleet", "main.go"), nil, parser.SkipObjectResolution)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for fleetType, ours := range map[string]any{
-		"output": fleetOut{}, "wireOutput": wireRow{}, "fleetOutput": fleetSim{}, "soakOutput": soakRun{}, "growthOutput": growth{},
-	} {
-		theirs := jsonTags(t, file, fleetType)
-		mine := structTags(ours)
-		slices.Sort(theirs)
-		slices.Sort(mine)
-		if !slices.Equal(theirs, mine) {
-			t.Errorf("%s: scripts/fleet writes %v, scripts/bench reads %v", fleetType, theirs, mine)
-		}
 	}
 }
 
@@ -171,7 +110,7 @@ func TestGoalsFromFleet(t *testing.T) {
 		},
 		Wire: &wire, Fleet: &fl,
 	}
-	g, _ := wire.wireRow(agentsCompression)
+	g, _ := wire.WireRow(agentsCompression)
 	// 2 × 3 ns × 50k + 1 ms + the stream's CPU per snapshot, per second.
 	want := 100 * (2*3*50_000/1e9 + 1e-3 + g.CPUPerSnapshotUS/1e6)
 	row4 := goalRow(t, r, 4)

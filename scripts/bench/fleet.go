@@ -15,114 +15,23 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/surgeload/surge/scripts/fleet/fleetjson"
 )
 
-// fleetOut is what `scripts/fleet -json FILE` writes (its type output):
-// one mode's figures and the Markdown it printed. The field names are
-// scripts/fleet's; keep the two in step.
-type fleetOut struct {
-	Mode     string    `json:"mode"` // wire, fleet or soak
-	When     time.Time `json:"when"`
-	Machine  string    `json:"machine"`
-	Wire     []wireRow `json:"wire,omitempty"`
-	Fleet    *fleetSim `json:"fleet,omitempty"`
-	Soak     *soakRun  `json:"soak,omitempty"`
-	Markdown string    `json:"markdown"`
-}
-
-// wireRow is one compression of the snapshot stream (fleet -wire).
-type wireRow struct {
-	Compression      string  `json:"compression"`
-	Description      string  `json:"description"`
-	Series           int     `json:"series"`
-	Snapshots        int     `json:"snapshots"`
-	BytesPerSnapshot float64 `json:"bytes_per_snapshot"`
-	CPUPerSnapshotUS float64 `json:"cpu_per_snapshot_us"`
-	ProtoBytes       int     `json:"proto_bytes"`
-	Agents           bool    `json:"agents"` // the compression agents use
-	KBPerAgentS      float64 `json:"kb_s_per_agent"`
-	CodecBytes       float64 `json:"codec_bytes_per_snapshot"`
-	CompressUS       float64 `json:"compress_us"`
-	DecompressUS     float64 `json:"decompress_us"`
-}
+// What `scripts/fleet -json FILE` writes (package fleetjson), under the
+// names this harness uses.
+type (
+	fleetOut = fleetjson.Output
+	wireRow  = fleetjson.Wire
+	soakRun  = fleetjson.Soak
+	growth   = fleetjson.Growth
+)
 
 // agentsCompression is the stream compression agents use: cmd/surge
 // registers controller.Zstd (fastest level) and agents choose it; fleet
 // -wire measures it under this name beside the others.
 const agentsCompression = "zstd"
-
-// fleetSim is a simulated fleet against a real controller (fleet's
-// default mode).
-type fleetSim struct {
-	Agents          int     `json:"agents"`
-	Series          int     `json:"series"`
-	Values          int     `json:"values"`
-	Compressed      bool    `json:"compressed"` // as agents do (zstd)
-	DurationS       float64 `json:"duration_s"`
-	IntervalS       float64 `json:"interval_s"`
-	Expected        int     `json:"intervals_expected"`
-	Emitted         int     `json:"intervals_emitted"`
-	SnapshotsSent   int64   `json:"snapshots_sent"`
-	SnapshotsAcked  int64   `json:"snapshots_acked"`
-	Requests        int64   `json:"summary_requests"`
-	RequestsSent    int64   `json:"agents_requests"`
-	WindowS         float64 `json:"window_s"`
-	ControllerCores float64 `json:"controller_cores"`
-	PeakCores       float64 `json:"controller_peak_cores"`
-	LagP50MS        float64 `json:"lag_p50_ms"`
-	LagP99MS        float64 `json:"lag_p99_ms"`
-	LagMaxMS        float64 `json:"lag_max_ms"`
-	LagsMS          []int64 `json:"lags_ms"`
-	BytesPerAgentS  float64 `json:"bytes_per_agent_s"`
-	CtrlRSSPeakMiB  float64 `json:"controller_rss_peak_mib"`
-	SimulatorCores  float64 `json:"simulator_cores"`
-	Status          string  `json:"status"`
-	Verdict         string  `json:"verdict"`
-	Warnings        int     `json:"controller_warnings"`
-	Errors          int     `json:"controller_errors"`
-}
-
-// KeptUp reports whether the controller acknowledged every snapshot and
-// its summary counts every request the agents reported.
-func (f *fleetSim) KeptUp() bool {
-	return f.SnapshotsAcked == f.SnapshotsSent && f.Requests == f.RequestsSent
-}
-
-// soakRun is a constant-rate run of a real controller and agent (fleet
-// -soak).
-type soakRun struct {
-	DurationS        float64  `json:"duration_s"`
-	Rate             int      `json:"rate"`
-	SampleS          float64  `json:"sample_s"`
-	Samples          int      `json:"samples"`
-	Status           string   `json:"status"`
-	Requests         int64    `json:"requests"`
-	Failures         int64    `json:"failures"`
-	ControllerCPUPct float64  `json:"controller_cpu_pct"`
-	AgentCPUPct      float64  `json:"agent_cpu_pct"`
-	Growth           []growth `json:"growth"`
-}
-
-// growth is one daemon's RSS after the first minute of a soak, in
-// percent of its value then.
-type growth struct {
-	Name     string  `json:"name"`
-	BaseAtS  float64 `json:"base_at_s"`
-	BaseMiB  float64 `json:"base_mib"`
-	TrendPct float64 `json:"trend_pct"`
-	LastPct  float64 `json:"last_pct"`
-	PeakPct  float64 `json:"peak_pct"`
-}
-
-// growthOf is the growth figure named name, if the soak has it.
-func (s *soakRun) growthOf(name string) (growth, bool) {
-	for _, g := range s.Growth {
-		if g.Name == name {
-			return g, true
-		}
-	}
-	return growth{}, false
-}
 
 // parseFleet reads scripts/fleet's -json output and checks it holds the
 // figures of mode.
@@ -147,15 +56,6 @@ func parseFleet(b []byte, mode string) (fleetOut, error) {
 }
 
 // wireRow returns the row of compression c.
-func (f *fleetOut) wireRow(c string) (wireRow, bool) {
-	for _, r := range f.Wire {
-		if r.Compression == c {
-			return r, true
-		}
-	}
-	return wireRow{}, false
-}
-
 // runFleet runs scripts/fleet (built by bench.sh) with args and -json, and
 // returns its figures. Interrupted, it gets SIGTERM and stops the
 // processes it started itself.
@@ -237,15 +137,15 @@ func soakLabel(r *soakRecord, fresh bool) string {
 // RSS trend under 5% after the first minute of a run of 10 minutes or
 // more. ok is false with judged false when there is nothing to judge.
 func soakGoal(s *soakRun) (txt string, ok, judged bool) {
-	c, cok := s.growthOf("controller")
-	a, aok := s.growthOf("agent")
+	c, cok := s.GrowthOf("controller")
+	a, aok := s.GrowthOf("agent")
 	d := (time.Duration(s.DurationS * float64(time.Second))).String()
 	if !cok || !aok {
 		return fmt.Sprintf("a %s run at %d/s: shorter than a minute plus a sample, no growth figure", d, s.Rate), false, false
 	}
 	pct := func(name string, g growth) string {
 		x := fmt.Sprintf("%s trend %+.1f%% (%+.1f%% at the end, from %.1f MiB at %.0f s", name, g.TrendPct, g.LastPct, g.BaseMiB, g.BaseAtS)
-		if an, ok := s.growthOf(name + " anonymous"); ok {
+		if an, ok := s.GrowthOf(name + " anonymous"); ok {
 			x += fmt.Sprintf("; its anonymous part's trend %+.1f%%", an.TrendPct)
 		}
 		return x + ")"
@@ -285,7 +185,7 @@ func (e *env) controllerSide(ctx context.Context, r *report, want func(string) b
 			return err
 		}
 		r.Wire = &f
-		if w, ok := f.wireRow(agentsCompression); ok {
+		if w, ok := f.WireRow(agentsCompression); ok {
 			fmt.Fprintf(stdout, "bench:   agents' zstd: %.0f bytes per snapshot (%.1f KB/s at one a second), %.0f µs of CPU each (sender and receiver)\n",
 				w.BytesPerSnapshot, w.BytesPerSnapshot/1000, w.CPUPerSnapshotUS)
 		}

@@ -377,7 +377,7 @@ func (r *report) goal4(w func(string, ...any)) {
 	var parts, verdicts []string
 	stream, haveStream := wireRow{}, false
 	if r.Wire != nil {
-		stream, haveStream = r.Wire.wireRow(agentsCompression)
+		stream, haveStream = r.Wire.WireRow(agentsCompression)
 	}
 	rec, enc := r.Micro["BenchmarkRecord"], r.Micro["BenchmarkSnapshotEncode"]
 	if rec.NsOp > 0 && enc.NsOp > 0 {
@@ -397,7 +397,7 @@ func (r *report) goal4(w func(string, ...any)) {
 	if haveStream {
 		txt := fmt.Sprintf("stream %.1f KB/s per agent (%d series × a latency and a service-time histogram of 1,000 values over 0.5–50 ms, one snapshot a second, zstd as agents send it; bytes on a real gRPC connection, HTTP/2 framing included, fleet -wire",
 			stream.BytesPerSnapshot/1000, stream.Series)
-		if raw, ok := r.Wire.wireRow(""); ok {
+		if raw, ok := r.Wire.WireRow(""); ok {
 			txt += fmt.Sprintf("; %.1f KB/s uncompressed", raw.BytesPerSnapshot/1000)
 		}
 		parts = append(parts, txt+")")

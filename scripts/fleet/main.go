@@ -35,6 +35,8 @@ import (
 	"runtime"
 	"syscall"
 	"time"
+
+	"github.com/surgeload/surge/scripts/fleet/fleetjson"
 )
 
 // options are the program's flags.
@@ -190,39 +192,15 @@ func emit(o options, out output, md *bytes.Buffer, stdout io.Writer) error {
 	return nil
 }
 
-// output is the -json form of one mode's figures (scripts/bench reads it:
-// keep the field names).
-type output struct {
-	Mode     string       `json:"mode"` // wire, fleet or soak
-	When     time.Time    `json:"when"`
-	Machine  string       `json:"machine"`
-	Wire     []wireOutput `json:"wire,omitempty"`
-	Fleet    *fleetOutput `json:"fleet,omitempty"`
-	Soak     *soakOutput  `json:"soak,omitempty"`
-	Markdown string       `json:"markdown"` // what stdout got
-}
-
-type wireOutput struct {
-	// Compression is "", "gzip" (gRPC's), "gzip-surge" (controller.Gzip,
-	// what agents used before zstd), "zstd" (controller.Zstd at the
-	// fastest level, what agents use) or "zstd-default".
-	Compression      string  `json:"compression"`
-	Description      string  `json:"description"`
-	Series           int     `json:"series"`
-	Snapshots        int     `json:"snapshots"`
-	BytesPerSnapshot float64 `json:"bytes_per_snapshot"`
-	CPUPerSnapshotUS float64 `json:"cpu_per_snapshot_us"`
-	ProtoBytes       int     `json:"proto_bytes"`
-	// Agents marks the row of the compression agents use.
-	Agents bool `json:"agents"`
-	// KBPerAgentS is BytesPerSnapshot at one snapshot a second, in KB/s.
-	KBPerAgentS float64 `json:"kb_s_per_agent"`
-	// The codec alone, outside gRPC (zero for none): compressed bytes and
-	// CPU per snapshot to compress and to decompress.
-	CodecBytes   float64 `json:"codec_bytes_per_snapshot"`
-	CompressUS   float64 `json:"compress_us"`
-	DecompressUS float64 `json:"decompress_us"`
-}
+// The -json form of one mode's figures (package fleetjson, which
+// scripts/bench reads), under the names this program uses.
+type (
+	output       = fleetjson.Output
+	wireOutput   = fleetjson.Wire
+	fleetOutput  = fleetjson.Fleet
+	soakOutput   = fleetjson.Soak
+	growthOutput = fleetjson.Growth
+)
 
 func (r *wireResult) output() []wireOutput {
 	out := make([]wireOutput, 0, len(r.rows))
@@ -232,35 +210,6 @@ func (r *wireResult) output() []wireOutput {
 			Agents: row.agents, KBPerAgentS: row.bytes / 1000, CodecBytes: row.codecBytes, CompressUS: us(row.compress), DecompressUS: us(row.decompress)})
 	}
 	return out
-}
-
-type fleetOutput struct {
-	Agents          int     `json:"agents"`
-	Series          int     `json:"series"`
-	Values          int     `json:"values"`
-	Compressed      bool    `json:"compressed"` // as agents do (zstd)
-	DurationS       float64 `json:"duration_s"`
-	IntervalS       float64 `json:"interval_s"`
-	Expected        int     `json:"intervals_expected"`
-	Emitted         int     `json:"intervals_emitted"`
-	SnapshotsSent   int64   `json:"snapshots_sent"`
-	SnapshotsAcked  int64   `json:"snapshots_acked"`
-	Requests        int64   `json:"summary_requests"`
-	RequestsSent    int64   `json:"agents_requests"`
-	WindowS         float64 `json:"window_s"`
-	ControllerCores float64 `json:"controller_cores"` // mean over the window
-	PeakCores       float64 `json:"controller_peak_cores"`
-	LagP50MS        float64 `json:"lag_p50_ms"`
-	LagP99MS        float64 `json:"lag_p99_ms"`
-	LagMaxMS        float64 `json:"lag_max_ms"`
-	LagsMS          []int64 `json:"lags_ms"` // per emitted interval, in order
-	BytesPerAgentS  float64 `json:"bytes_per_agent_s"`
-	CtrlRSSPeakMiB  float64 `json:"controller_rss_peak_mib"`
-	SimulatorCores  float64 `json:"simulator_cores"`
-	Status          string  `json:"status"`
-	Verdict         string  `json:"verdict"`
-	Warnings        int     `json:"controller_warnings"`
-	Errors          int     `json:"controller_errors"`
 }
 
 func (r *fleetResult) output() *fleetOutput {
@@ -277,30 +226,6 @@ func (r *fleetResult) output() *fleetOutput {
 		LagP50MS: msf(percentile(r.lags, 50)), LagP99MS: msf(percentile(r.lags, 99)), LagMaxMS: msf(percentile(r.lags, 100)), LagsMS: lags,
 		BytesPerAgentS: float64(r.bytesOut) / win / float64(r.o.agents), CtrlRSSPeakMiB: float64(r.ctrlRSSPeakKiB) / 1024,
 		SimulatorCores: r.simCPU.Seconds() / win, Status: r.status, Verdict: r.verdict, Warnings: r.warn, Errors: r.errs}
-}
-
-type soakOutput struct {
-	DurationS        float64        `json:"duration_s"`
-	Rate             int            `json:"rate"`
-	SampleS          float64        `json:"sample_s"`
-	Samples          int            `json:"samples"`
-	Status           string         `json:"status"`
-	Requests         int64          `json:"requests"`
-	Failures         int64          `json:"failures"`
-	ControllerCPUPct float64        `json:"controller_cpu_pct"`
-	AgentCPUPct      float64        `json:"agent_cpu_pct"`
-	Growth           []growthOutput `json:"growth"` // empty when the run was shorter than a minute plus a sample
-}
-
-// growthOutput is one daemon's RSS (or its anonymous part) after the
-// first minute, in percent of its value then.
-type growthOutput struct {
-	Name     string  `json:"name"` // controller, controller anonymous, agent, agent anonymous
-	BaseAtS  float64 `json:"base_at_s"`
-	BaseMiB  float64 `json:"base_mib"`
-	TrendPct float64 `json:"trend_pct"` // least-squares trend over the rest of the run
-	LastPct  float64 `json:"last_pct"`
-	PeakPct  float64 `json:"peak_pct"`
 }
 
 func (r *soakResult) output() *soakOutput {
