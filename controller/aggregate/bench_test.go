@@ -26,13 +26,16 @@ func cpuPerOp(b *testing.B) (stop func()) {
 	}
 }
 
-// fleetWire is one encoded snapshot per agent: series series of values
-// latencies (and as many service times) spread over 0.5-50 ms.
-func fleetWire(b *testing.B, agents, series, values int) [][]byte {
+// wireSnapshots is n encoded snapshots, each of series series of values
+// latencies (and as many service times) spread over 0.5-50 ms. A fleet's
+// (steady false) are one per agent, agent-000, agent-001, ...; a steady
+// run's are one agent's consecutive intervals, which also carry ttfb times
+// and the open-model scenario's send lateness.
+func wireSnapshots(b *testing.B, n, series, values int, steady bool) [][]byte {
 	b.Helper()
 	r := rand.New(rand.NewPCG(5, 5))
-	wires := make([][]byte, agents)
-	for a := range wires {
+	wires := make([][]byte, n)
+	for i := range wires {
 		s := hist.NewSet()
 		for k := range series {
 			sr := s.Get(hist.Key{Scenario: "s", Request: fmt.Sprintf("GET /%d", k), Status: "2xx"})
@@ -40,18 +43,30 @@ func fleetWire(b *testing.B, agents, series, values int) [][]byte {
 				sr.Counters.Requests++
 				_ = sr.Latency.RecordValue(500 + r.Int64N(50_000))
 				_ = sr.Service.RecordValue(400 + r.Int64N(40_000))
+				if steady {
+					sr.RecordPhase(hist.PhaseTTFB, 300+r.Int64N(30_000))
+				}
 			}
 		}
+		total := int64(series * values)
+		sc := &surgev1.ScenarioStats{Scenario: "s", TargetRate: float64(total), Scheduled: total, Started: total, Completed: total}
+		agent := fmt.Sprintf("agent-%03d", i)
+		if steady {
+			agent = "agent-000"
+			late := hist.New()
+			for range total {
+				_ = late.RecordValue(1 + r.Int64N(200))
+			}
+			sc.Lateness = hist.ToProto(late)
+		}
 		w, err := proto.Marshal(&surgev1.Snapshot{
-			RunId: "run", AgentId: fmt.Sprintf("agent-%03d", a), Epoch: 1, Series: s.ToProto(),
-			Scenarios: []*surgev1.ScenarioStats{{Scenario: "s", TargetRate: float64(series * values), Scheduled: int64(series * values),
-				Started: int64(series * values), Completed: int64(series * values)}},
+			RunId: "run", AgentId: agent, Epoch: 1, Series: s.ToProto(), Scenarios: []*surgev1.ScenarioStats{sc},
 			Agent: &surgev1.AgentStats{CpuPercent: 20, RssBytes: 50 << 20, Goroutines: 100},
 		})
 		if err != nil {
 			b.Fatal(err)
 		}
-		wires[a] = w
+		wires[i] = w
 	}
 	return wires
 }
@@ -64,7 +79,7 @@ func fleetWire(b *testing.B, agents, series, values int) [][]byte {
 func BenchmarkFleetInterval(b *testing.B) {
 	for _, c := range []struct{ agents, series, values int }{{500, 20, 100}, {500, 20, 1000}} {
 		b.Run(fmt.Sprintf("agents=%d/series=%d/values=%d", c.agents, c.series, c.values), func(b *testing.B) {
-			wires := fleetWire(b, c.agents, c.series, c.values)
+			wires := wireSnapshots(b, c.agents, c.series, c.values, false)
 			agents := map[string]string{}
 			for a := range c.agents {
 				agents[fmt.Sprintf("agent-%03d", a)] = "us-east"
@@ -108,43 +123,6 @@ func BenchmarkFleetInterval(b *testing.B) {
 	}
 }
 
-// steadyWire is one agent's encoded snapshots for a constant-rate run:
-// series series of values latencies each, with service and ttfb times, and
-// an open-model scenario with its send lateness. Each interval gets its own
-// values, as a real run's do.
-func steadyWire(b *testing.B, n, series, values int) [][]byte {
-	b.Helper()
-	r := rand.New(rand.NewPCG(7, 7))
-	wires := make([][]byte, n)
-	for i := range wires {
-		s := hist.NewSet()
-		for k := range series {
-			sr := s.Get(hist.Key{Scenario: "s", Request: fmt.Sprintf("GET /%d", k), Status: "2xx"})
-			for range values {
-				sr.Counters.Requests++
-				_ = sr.Latency.RecordValue(500 + r.Int64N(50_000))
-				_ = sr.Service.RecordValue(400 + r.Int64N(40_000))
-				sr.RecordPhase(hist.PhaseTTFB, 300+r.Int64N(30_000))
-			}
-		}
-		late := hist.New()
-		for range series * values {
-			_ = late.RecordValue(1 + r.Int64N(200))
-		}
-		w, err := proto.Marshal(&surgev1.Snapshot{
-			RunId: "run", AgentId: "agent-000", Epoch: 1, Series: s.ToProto(),
-			Scenarios: []*surgev1.ScenarioStats{{Scenario: "s", TargetRate: float64(series * values), Scheduled: int64(series * values),
-				Started: int64(series * values), Completed: int64(series * values), Lateness: hist.ToProto(late)}},
-			Agent: &surgev1.AgentStats{CpuPercent: 20, RssBytes: 50 << 20, Goroutines: 100},
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		wires[i] = w
-	}
-	return wires
-}
-
 // BenchmarkSteadyInterval is the controller's aggregation work per interval
 // of a long constant-rate run with one agent (goal 7's soak): its snapshot
 // added, the interval emitted, thresholds evaluated and the interval's
@@ -153,7 +131,7 @@ func steadyWire(b *testing.B, n, series, values int) [][]byte {
 // is what the controller allocates per interval in steady state.
 func BenchmarkSteadyInterval(b *testing.B) {
 	const series, values = 4, 1000
-	wires := steadyWire(b, 16, series, values)
+	wires := wireSnapshots(b, 16, series, values, true)
 	r := New(Config{RunID: "run", Start: time.Unix(0, 0), Interval: time.Second, MaxInterval: 1 << 30, Epoch: 1,
 		Agents: map[string]string{"agent-000": "local"},
 		Thresholds: []plan.ThresholdSpec{{Metric: "http_req_duration", Agg: "p", Percentile: 99, Op: "<", Value: 500,
