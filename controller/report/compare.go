@@ -34,6 +34,10 @@ const (
 	// values and p99.9 10,000; below that a percentile is the few slowest
 	// requests, which differ between equal runs.
 	TailMinValues = 10
+	// NoiseZ is the normal quantile of the percentiles' confidence
+	// intervals (95%): a percentile diverges only when the two runs'
+	// intervals do not overlap.
+	NoiseZ = 1.96
 	// ConnFloor: differences of at most five connections open, or five
 	// connections opened per second, never diverge (a pool's size at an
 	// interval's end moves by a few with latency jitter alone).
@@ -229,6 +233,8 @@ type metricValues struct {
 	requests int64
 	samples  int64 // latency values
 	values   map[string]float64
+	// ranges are the percentiles' 95% confidence intervals.
+	ranges map[string][2]float64
 }
 
 func valuesOf(g *groupStats, secs float64) metricValues {
@@ -236,10 +242,13 @@ func valuesOf(g *groupStats, secs float64) metricValues {
 		return metricValues{values: map[string]float64{}}
 	}
 	v := map[string]float64{}
+	ranges := map[string][2]float64{}
 	if g.latency.TotalCount() > 0 {
 		for _, m := range [...]string{"p50_ms", "p95_ms", "p99_ms", "p999_ms"} {
 			b, _ := beyond(m)
-			v[m] = float64(g.latency.ValueAtQuantile(100-float64(b)/10)) / 1000
+			q := 1 - float64(b)/1000
+			v[m] = float64(g.latency.ValueAtQuantile(100*q)) / 1000
+			ranges[m] = quantileRange(g.latency, q)
 		}
 	}
 	if secs > 0 {
@@ -257,7 +266,27 @@ func valuesOf(g *groupStats, secs float64) metricValues {
 	if g.hasPeak {
 		v["conns_peak_open"] = float64(g.peakOpen)
 	}
-	return metricValues{present: true, requests: g.requests, samples: g.latency.TotalCount(), values: v}
+	return metricValues{present: true, requests: g.requests, samples: g.latency.TotalCount(), values: v, ranges: ranges}
+}
+
+// quantileRange is the distribution-free 95% confidence interval of
+// quantile q of h's values, in milliseconds: the order statistics of ranks
+// n·q ∓ NoiseZ·√(n·q·(1−q)) (the binomial count of values below the true
+// quantile, in its normal approximation). The high end is +Inf when that
+// rank is beyond the last value.
+func quantileRange(h *hdrhistogram.Histogram, q float64) [2]float64 {
+	n := float64(h.TotalCount())
+	half := NoiseZ * math.Sqrt(n*q*(1-q))
+	lo, hi := math.Floor(n*q-half), math.Ceil(n*q+half)
+	at := func(rank float64) float64 {
+		rank = max(rank, 1)
+		return float64(h.ValueAtQuantile(100*rank/n)) / 1000
+	}
+	r := [2]float64{at(lo), math.Inf(1)}
+	if hi <= n {
+		r[1] = at(hi)
+	}
+	return r
 }
 
 // metricOrder sorts metrics for display.
@@ -360,7 +389,13 @@ func diffGroup(out []*surgev1.MetricDiff, tmpl *surgev1.MetricDiff, a, b metricV
 		if aok && bok {
 			d.RelDiff = RelDiff(av, bv)
 			d.Thin = thin(m, a.samples) || thin(m, b.samples)
-			d.Diverged = canDiverge && !d.Thin && math.Abs(d.RelDiff) > tol && math.Abs(bv-av) > floor(m)
+			ar, arok := a.ranges[m]
+			br, brok := b.ranges[m]
+			if arok && brok {
+				d.ALow, d.AHigh, d.BLow, d.BHigh = ar[0], ar[1], br[0], br[1]
+				d.Noise = ar[0] <= br[1] && br[0] <= ar[1]
+			}
+			d.Diverged = canDiverge && !d.Thin && !d.Noise && math.Abs(d.RelDiff) > tol && math.Abs(bv-av) > floor(m)
 		} else if strings.HasPrefix(m, "error_rate.") && a.present && b.present {
 			// A status seen on one side only: the other side's rate is 0.
 			d.RelDiff = RelDiff(av, bv)

@@ -187,6 +187,58 @@ func TestCompareThinPercentiles(t *testing.T) {
 	}
 }
 
+// A percentile diverges only when the runs' confidence intervals for it do
+// not overlap: B's 6% of slow requests (a stall) move p95 past the
+// tolerance in both sizes, but 200 values cannot tell that from noise
+// while 20,000 can.
+func TestCompareNoise(t *testing.T) {
+	mk := func(id string, n int, slow bool) *report.RunData {
+		h := hist.New()
+		for i := range n {
+			v := int64(20000 + i%50*100) // 20-25 ms
+			if slow && i%50 >= 47 {
+				v = 100000 + int64(i%50-47)*10000 // 3 in 50: 100-120 ms
+			}
+			_ = h.RecordValue(v)
+		}
+		s := &surgev1.Series{Key: &surgev1.SeriesKey{Scenario: "s", Request: "r", Status: "2xx"},
+			Counters: &surgev1.Counters{Requests: int64(n)}, Latency: hist.ToProto(h)}
+		return &report.RunData{ID: id, Duration: 10 * time.Second, Whole: map[string][]*surgev1.Series{"r": {s}}}
+	}
+	for _, tc := range []struct {
+		n     int
+		noise bool
+	}{{n: 200, noise: true}, {n: 20000, noise: false}} {
+		c, err := report.Compare(mk("A", tc.n, false), mk("B", tc.n, true), report.CompareOptions{Tolerance: 0.5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := find(c, "all", "p95_ms")
+		if m.GetRelDiff() < 1 || m.GetThin() {
+			t.Fatalf("n=%d: p95 %v vs %v (thin %v), want B past the tolerance", tc.n, m.GetA(), m.GetB(), m.GetThin())
+		}
+		if m.GetNoise() != tc.noise || m.GetDiverged() == tc.noise {
+			t.Errorf("n=%d: p95 A [%v, %v] B [%v, %v]: noise %v diverged %v, want noise %v",
+				tc.n, m.GetALow(), m.GetAHigh(), m.GetBLow(), m.GetBHigh(), m.GetNoise(), m.GetDiverged(), tc.noise)
+		}
+		if !(m.GetALow() <= m.GetA() && m.GetA() <= m.GetAHigh() && m.GetBLow() <= m.GetB() && m.GetB() <= m.GetBHigh()) {
+			t.Errorf("n=%d: p95 A %v not in [%v, %v] or B %v not in [%v, %v]", tc.n,
+				m.GetA(), m.GetALow(), m.GetAHigh(), m.GetB(), m.GetBLow(), m.GetBHigh())
+		}
+		p50 := find(c, "all", "p50_ms")
+		if p50.GetDiverged() || !p50.GetNoise() {
+			t.Errorf("n=%d: p50 %v vs %v: diverged %v noise %v", tc.n, p50.GetA(), p50.GetB(), p50.GetDiverged(), p50.GetNoise())
+		}
+		var text strings.Builder
+		if err := report.CompareText(&text, c); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(text.String(), "(within noise)"); got != tc.noise {
+			t.Errorf("n=%d: text says within noise: %v\n%s", tc.n, got, text.String())
+		}
+	}
+}
+
 // Aligned windows: B is slower only in its second window (intervals 2-3 of
 // 1 s, window 2 s), so only that window's latency diverges.
 func TestCompareAlignedWindows(t *testing.T) {

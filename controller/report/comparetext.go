@@ -40,6 +40,11 @@ type MetricJSON struct {
 	ARequests     int64    `json:"a_requests"`
 	BRequests     int64    `json:"b_requests"`
 	Thin          bool     `json:"thin,omitempty"`
+	// ARange and BRange are a percentile's 95% confidence intervals, [low,
+	// high]; high is null when unbounded. Noise: they overlap.
+	ARange []*float64 `json:"a_range,omitempty"`
+	BRange []*float64 `json:"b_range,omitempty"`
+	Noise  bool       `json:"noise,omitempty"`
 }
 
 func finitePtr(v float64) *float64 {
@@ -60,7 +65,11 @@ func CompareJSON(c *surgev1.CompareResponse) ([]byte, error) {
 		mj := MetricJSON{
 			Window: m.GetWindow(), WindowStartMs: m.GetWindowStartMs(), WindowEndMs: m.GetWindowEndMs(),
 			Group: m.GetGroup(), Metric: m.GetMetric(), RelDiff: finitePtr(m.GetRelDiff()), Diverged: m.GetDiverged(),
-			ARequests: m.GetARequests(), BRequests: m.GetBRequests(), Thin: m.GetThin(),
+			ARequests: m.GetARequests(), BRequests: m.GetBRequests(), Thin: m.GetThin(), Noise: m.GetNoise(),
+		}
+		if _, pct := beyond(m.GetMetric()); pct && m.GetAPresent() && m.GetBPresent() {
+			mj.ARange = []*float64{finitePtr(m.GetALow()), finitePtr(m.GetAHigh())}
+			mj.BRange = []*float64{finitePtr(m.GetBLow()), finitePtr(m.GetBHigh())}
 		}
 		if m.GetAPresent() {
 			mj.A = finitePtr(m.GetA())
@@ -93,7 +102,7 @@ func CompareText(w io.Writer, c *surgev1.CompareResponse) error {
 	tw := p.table()
 	tw.printf("GROUP\tMETRIC\tA\tB\tDIFF\t\n")
 	for _, m := range whole {
-		compareRow(tw, m.GetGroup(), m)
+		compareRow(tw, m.GetGroup(), m, c.GetTolerance())
 	}
 	tw.flush()
 	if len(windows) > 0 {
@@ -101,7 +110,7 @@ func CompareText(w io.Writer, c *surgev1.CompareResponse) error {
 		tw = p.table()
 		tw.printf("WINDOW\tMETRIC\tA\tB\tDIFF\t\n")
 		for _, m := range windows {
-			compareRow(tw, fmt.Sprintf("%s-%s", millis(m.GetWindowStartMs()), millis(m.GetWindowEndMs())), m)
+			compareRow(tw, fmt.Sprintf("%s-%s", millis(m.GetWindowStartMs()), millis(m.GetWindowEndMs())), m, c.GetTolerance())
 		}
 		tw.flush()
 	}
@@ -116,13 +125,17 @@ func CompareText(w io.Writer, c *surgev1.CompareResponse) error {
 	return p.err
 }
 
-func compareRow(tw *table, label string, m *surgev1.MetricDiff) {
+// compareRow prints one metric; a percentile past the tolerance that does
+// not diverge says why.
+func compareRow(tw *table, label string, m *surgev1.MetricDiff, tol float64) {
 	mark := ""
 	switch {
 	case m.GetDiverged():
 		mark = "✗ diverged"
 	case m.GetThin():
 		mark = "(too few values)"
+	case m.GetNoise() && math.Abs(m.GetRelDiff()) > tol:
+		mark = "(within noise)"
 	}
 	tw.printf("%s\t%s\t%s\t%s\t%s\t%s\n", label, m.GetMetric(),
 		metricValue(m.GetMetric(), m.GetA(), m.GetAPresent()), metricValue(m.GetMetric(), m.GetB(), m.GetBPresent()),

@@ -342,7 +342,17 @@ type MetricDiff struct {
 	// A percentile that a side has too few latency values to estimate: fewer
 	// than 10 values beyond it (p99 needs 1,000, p99.9 10,000). Listed, never
 	// diverges.
-	Thin          bool `protobuf:"varint,14,opt,name=thin,proto3" json:"thin,omitempty"`
+	Thin bool `protobuf:"varint,14,opt,name=thin,proto3" json:"thin,omitempty"`
+	// For a percentile: its 95% confidence interval on each side, from the
+	// order statistics of the side's latency values (distribution-free; high
+	// is +Inf when the side has too few values above the percentile).
+	ALow  float64 `protobuf:"fixed64,15,opt,name=a_low,json=aLow,proto3" json:"a_low,omitempty"`
+	AHigh float64 `protobuf:"fixed64,16,opt,name=a_high,json=aHigh,proto3" json:"a_high,omitempty"`
+	BLow  float64 `protobuf:"fixed64,17,opt,name=b_low,json=bLow,proto3" json:"b_low,omitempty"`
+	BHigh float64 `protobuf:"fixed64,18,opt,name=b_high,json=bHigh,proto3" json:"b_high,omitempty"`
+	// A percentile whose two confidence intervals overlap: the difference is
+	// within the sampling noise of the runs' sizes. Listed, never diverges.
+	Noise         bool `protobuf:"varint,19,opt,name=noise,proto3" json:"noise,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -471,6 +481,41 @@ func (x *MetricDiff) GetBRequests() int64 {
 func (x *MetricDiff) GetThin() bool {
 	if x != nil {
 		return x.Thin
+	}
+	return false
+}
+
+func (x *MetricDiff) GetALow() float64 {
+	if x != nil {
+		return x.ALow
+	}
+	return 0
+}
+
+func (x *MetricDiff) GetAHigh() float64 {
+	if x != nil {
+		return x.AHigh
+	}
+	return 0
+}
+
+func (x *MetricDiff) GetBLow() float64 {
+	if x != nil {
+		return x.BLow
+	}
+	return 0
+}
+
+func (x *MetricDiff) GetBHigh() float64 {
+	if x != nil {
+		return x.BHigh
+	}
+	return 0
+}
+
+func (x *MetricDiff) GetNoise() bool {
+	if x != nil {
+		return x.Noise
 	}
 	return false
 }
@@ -659,7 +704,7 @@ const file_surge_v1_compare_proto_rawDesc = "" +
 	"\aaligned\x18\x06 \x01(\bR\aaligned\x12.\n" +
 	"\ametrics\x18\a \x03(\v2\x14.surge.v1.MetricDiffR\ametrics\x12\x1a\n" +
 	"\bdiverged\x18\b \x01(\x03R\bdiverged\x12\x14\n" +
-	"\x05notes\x18\t \x03(\tR\x05notes\"\xfd\x02\n" +
+	"\x05notes\x18\t \x03(\tR\x05notes\"\xeb\x03\n" +
 	"\n" +
 	"MetricDiff\x12\x16\n" +
 	"\x06window\x18\x01 \x01(\bR\x06window\x12&\n" +
@@ -678,7 +723,12 @@ const file_surge_v1_compare_proto_rawDesc = "" +
 	"a_requests\x18\f \x01(\x03R\taRequests\x12\x1d\n" +
 	"\n" +
 	"b_requests\x18\r \x01(\x03R\tbRequests\x12\x12\n" +
-	"\x04thin\x18\x0e \x01(\bR\x04thin\"_\n" +
+	"\x04thin\x18\x0e \x01(\bR\x04thin\x12\x13\n" +
+	"\x05a_low\x18\x0f \x01(\x01R\x04aLow\x12\x15\n" +
+	"\x06a_high\x18\x10 \x01(\x01R\x05aHigh\x12\x13\n" +
+	"\x05b_low\x18\x11 \x01(\x01R\x04bLow\x12\x15\n" +
+	"\x06b_high\x18\x12 \x01(\x01R\x05bHigh\x12\x14\n" +
+	"\x05noise\x18\x13 \x01(\bR\x05noise\"_\n" +
 	"\x11HistogramsRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1b\n" +
 	"\tby_region\x18\x02 \x01(\bR\bbyRegion\x12\x16\n" +
