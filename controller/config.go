@@ -25,7 +25,7 @@ type Config struct {
 	GossipJoin []string
 	// GossipProfile is "local", "lan" or "wan"; default by address.
 	GossipProfile string
-	// DataDir holds the run store (runs.db). Required.
+	// DataDir holds the run store (runs.db); created if missing. Required.
 	DataDir string
 	// Interval grace: how long after an interval ends the controller waits
 	// for every live agent's snapshot before emitting it; default 2s.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -122,6 +123,9 @@ func New(cfg Config) (*Controller, error) {
 	applyFaultDefaults(&cfg)
 	log := cfg.Logger.With(slog.String("component", "controller"), slog.String("id", cfg.ID))
 
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("controller: data dir: %w", err)
+	}
 	st, err := store.Open(filepath.Join(cfg.DataDir, "runs.db"))
 	if err != nil {
 		return nil, fmt.Errorf("controller: %w", err)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -674,5 +675,14 @@ func TestReportSurvivesRestart(t *testing.T) {
 	stored, err := tc2.store.Get(resp.GetRunId())
 	if err != nil || len(stored.Series["us-east"]) != 2 || len(stored.PlanYAML) == 0 {
 		t.Fatalf("stored run %v, %v", stored, err)
+	}
+}
+
+// A data dir that does not exist yet is created (with its parents).
+func TestNewCreatesDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "var", "surge")
+	startController(t, dir)
+	if _, err := os.Stat(filepath.Join(dir, "runs.db")); err != nil {
+		t.Fatalf("run store: %v", err)
 	}
 }

@@ -85,7 +85,7 @@ func newControllerCmd(e env) *cobra.Command {
 	f.StringVar(&o.cfg.GossipBind, "gossip", "127.0.0.1:7946", "gossip (memberlist) `ADDR`")
 	f.StringSliceVar(&o.cfg.GossipJoin, "join", nil, "gossip seeds to join, `ADDR[,ADDR...]`")
 	f.StringVar(&o.cfg.GossipProfile, "gossip-profile", "", "gossip timing profile: local, lan or wan (default by address)")
-	f.StringVar(&o.cfg.DataDir, "data-dir", "", "`DIR` of the run store (required)")
+	f.StringVar(&o.cfg.DataDir, "data-dir", "", "`DIR` of the run store (required; created if missing)")
 	f.StringVar(&o.cfg.ID, "id", "", "controller id (default \"controller\")")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&o.influx.URL, "influx-url", "", "write results to InfluxDB at `URL` (1.8+ or 2.x), e.g. http://127.0.0.1:8086")
