@@ -98,7 +98,7 @@ func newControllerCmd(e env) *cobra.Command {
 	f.DurationVar(&o.cfg.AgentLossConfirm, "agent-loss-confirm", controller.DefaultAgentLossConfirm, "declare an agent whose stream ended lost after this (gossip may decide sooner) and reshare its load")
 	f.DurationVar(&o.cfg.RestoreGrace, "restore-grace", controller.DefaultRestoreGrace, "after a restart, how long restored runs wait for their agents to re-attach")
 	f.StringVar(&o.cfg.Token, "token", "", "bearer `TOKEN` the CLI must present; default $SURGE_TOKEN (never shown here)")
-	f.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof/ profiles on this loopback `ADDR` (debugging), e.g. 127.0.0.1:6060")
+	f.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof/ profiles and /debug/runtime metrics on this loopback `ADDR` (debugging), e.g. 127.0.0.1:6060")
 	tlsFlags(cmd, &o.tls)
 	gossipSecurityFlags(cmd, &o.gossipKey, &o.cfg.GossipLabel)
 	_ = cmd.MarkFlagRequired("data-dir")
@@ -129,13 +129,11 @@ func runController(ctx context.Context, o controllerOptions, stderr io.Writer) e
 			return withExitCode(exitUsage, err)
 		}
 	}
-	if o.pprofAddr != "" {
-		_, stop, err := startPprof(o.pprofAddr, log)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	stopPprof, err := maybePprof(o.pprofAddr, log)
+	if err != nil {
+		return err
 	}
+	defer stopPprof()
 	c, err := controller.New(cfg)
 	if err != nil {
 		return err
@@ -155,6 +153,8 @@ type agentOptions struct {
 	// cpuProfile, if set, is a file the agent writes its CPU profile to
 	// from start to exit (hidden: for benchmarks, see docs/benchmarks.md).
 	cpuProfile string
+	// pprofAddr, if set, is a loopback address serving /debug/pprof/.
+	pprofAddr string
 }
 
 func newAgentCmd(e env) *cobra.Command {
@@ -182,6 +182,7 @@ func newAgentCmd(e env) *cobra.Command {
 	f.DurationVar(&o.cfg.ControllerLossGrace, "controller-loss-grace", agent.DefaultControllerLoss, "keep running without a controller this long, then stop")
 	f.DurationVar(&o.cfg.PauseThreshold, "pause-threshold", agent.DefaultPauseThreshold, "a stall this long (SIGSTOP) suspends runs until the controller confirms them")
 	f.IntVar(&o.cfg.SnapshotBuffer, "snapshot-buffer", agent.DefaultSnapshotBuffer, "unacknowledged snapshots kept per run before queued ones are merged")
+	f.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof/ profiles and /debug/runtime metrics on this loopback `ADDR` (debugging), e.g. 127.0.0.1:6061")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the agent's whole life to `FILE`")
 	_ = f.MarkHidden("cpuprofile")
 	tlsFlags(cmd, &o.tls)
@@ -215,6 +216,11 @@ func runAgent(ctx context.Context, o agentOptions, stderr io.Writer) error {
 	if err != nil {
 		return withExitCode(exitUsage, err)
 	}
+	stopPprof, err := maybePprof(o.pprofAddr, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {

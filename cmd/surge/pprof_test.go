@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -34,5 +36,21 @@ func TestPprofAddr(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "heap profile") {
 		t.Errorf("heap profile: %d %.100q", resp.StatusCode, b)
+	}
+
+	// The runtime's metrics, as JSON (the live heap is that of the last
+	// GC: this test forces one, the endpoint does not).
+	runtime.GC()
+	resp, err = client.Get("http://" + addr + "/debug/runtime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]float64
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatalf("runtime metrics: %v", err)
+	}
+	if live, goal := m["/gc/heap/live:bytes"], m["/gc/heap/goal:bytes"]; live <= 0 || goal < live || m["/sched/goroutines:goroutines"] < 1 {
+		t.Errorf("runtime metrics: live heap %v, goal %v, goroutines %v", live, goal, m["/sched/goroutines:goroutines"])
 	}
 }

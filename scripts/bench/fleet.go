@@ -148,6 +148,9 @@ func soakGoal(s *soakRun) (txt string, ok, judged bool) {
 		if an, ok := s.GrowthOf(name + " anonymous"); ok {
 			x += fmt.Sprintf("; its anonymous part's trend %+.1f%%", an.TrendPct)
 		}
+		if h, ok := s.GrowthOf(name + " live heap"); ok {
+			x += fmt.Sprintf("; its Go heap live after GC: trend %+.1f%% from %.1f MiB", h.TrendPct, h.BaseMiB)
+		}
 		return x + ")"
 	}
 	txt = fmt.Sprintf("%s at %d/s (%d requests, %d failures): RSS after the first minute (least-squares trend over the rest of the run, in %% of the RSS then): %s; %s", d, s.Rate, s.Requests, s.Failures,

@@ -237,17 +237,9 @@ func (r *soakResult) output() *soakOutput {
 		out.ControllerCPUPct = 100 * (last.ctrlCPU - first.ctrlCPU).Seconds() / secs
 		out.AgentCPUPct = 100 * (last.agentCPU - first.agentCPU).Seconds() / secs
 	}
-	for _, d := range []struct {
-		name string
-		rss  func(rssSample) int64
-	}{
-		{"controller", func(s rssSample) int64 { return s.ctrl }},
-		{"controller anonymous", func(s rssSample) int64 { return s.ctrlAnon }},
-		{"agent", func(s rssSample) int64 { return s.agent }},
-		{"agent anonymous", func(s rssSample) int64 { return s.agentAnon }},
-	} {
-		if base, last, peak, trend, ok := r.growth(d.rss); ok {
-			out.Growth = append(out.Growth, growthOutput{Name: d.name, BaseAtS: base.at.Seconds(), BaseMiB: float64(d.rss(base)) / 1024,
+	for _, d := range soakSeries() {
+		if base, last, peak, trend, ok := r.growth(d.kib); ok {
+			out.Growth = append(out.Growth, growthOutput{Name: d.name, BaseAtS: base.at.Seconds(), BaseMiB: float64(d.kib(base)) / 1024,
 				TrendPct: trend, LastPct: last, PeakPct: peak})
 		}
 	}

@@ -165,7 +165,7 @@ type controllerProc struct {
 
 // startController starts `surge controller` on free loopback ports with
 // its data in dir, and waits until it answers.
-func startController(ctx context.Context, surge, dir string) (*controllerProc, error) {
+func startController(ctx context.Context, surge, dir string, extra ...string) (*controllerProc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -178,8 +178,8 @@ func startController(ctx context.Context, surge, dir string) (*controllerProc, e
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, fmt.Errorf("controller data dir: %w", err)
 	}
-	ch, err := startChild("controller", dir, surge, "controller", "--listen", addr, "--gossip", gossip,
-		"--data-dir", data, "--log-level", "warn")
+	ch, err := startChild("controller", dir, surge, append([]string{"controller", "--listen", addr, "--gossip", gossip,
+		"--data-dir", data, "--log-level", "warn"}, extra...)...)
 	if err != nil {
 		return nil, err
 	}

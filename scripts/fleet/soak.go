@@ -2,22 +2,64 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
 	"time"
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 )
 
-// rssSample is both daemons' resident memory (KiB) and CPU time at one
-// moment of a soak.
+// rssSample is both daemons' resident memory (KiB), Go heaps (KiB, from
+// their /debug/runtime) and CPU time at one moment of a soak.
 type rssSample struct {
 	at                  time.Duration // since the run's first progress
 	ctrl, agent         int64
 	ctrlAnon, agentAnon int64
+	// ctrlLive, agentLive: the heap live after the last GC; ctrlGoal,
+	// agentGoal: the heap size at which the next GC starts.
+	ctrlLive, agentLive int64
+	ctrlGoal, agentGoal int64
 	ctrlCPU, agentCPU   time.Duration
+}
+
+// soakSeries are the soak's figures with a growth figure, by name.
+func soakSeries() []soakSeriesDef {
+	return []soakSeriesDef{
+		{"controller", func(s rssSample) int64 { return s.ctrl }},
+		{"controller anonymous", func(s rssSample) int64 { return s.ctrlAnon }},
+		{"controller live heap", func(s rssSample) int64 { return s.ctrlLive }},
+		{"agent", func(s rssSample) int64 { return s.agent }},
+		{"agent anonymous", func(s rssSample) int64 { return s.agentAnon }},
+		{"agent live heap", func(s rssSample) int64 { return s.agentLive }},
+	}
+}
+
+type soakSeriesDef struct {
+	name string
+	kib  func(rssSample) int64
+}
+
+// heap is a daemon's live heap and heap goal in KiB, read from its
+// /debug/runtime (runtime/metrics, no forced GC).
+func heap(ctx context.Context, client *http.Client, addr string) (live, goal int64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/runtime", nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("runtime metrics: %w", err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, 0, fmt.Errorf("runtime metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	var m map[string]float64
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return 0, 0, fmt.Errorf("runtime metrics of %s: %w", addr, err)
+	}
+	return int64(m["/gc/heap/live:bytes"]) / 1024, int64(m["/gc/heap/goal:bytes"]) / 1024, nil
 }
 
 type soakResult struct {
@@ -64,13 +106,21 @@ func runSoak(ctx context.Context, o options, dir string, log io.Writer) (*soakRe
 		return nil, err
 	}
 	defer target.stop(5 * time.Second)
-	ctrl, err := startController(ctx, o.surge, dir)
+	ctrlPprof, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	agentPprof, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	ctrl, err := startController(ctx, o.surge, dir, "--pprof-addr", ctrlPprof)
 	if err != nil {
 		return nil, err
 	}
 	defer ctrl.stop(10 * time.Second)
 	agent, err := startChild("agent", dir, o.surge, "agent", "--id", "soak", "--region", "local", "--controller", ctrl.addr,
-		"--gossip", "127.0.0.1:0", "--log-level", "warn")
+		"--gossip", "127.0.0.1:0", "--log-level", "warn", "--pprof-addr", agentPprof)
 	if err != nil {
 		return nil, err
 	}
@@ -127,16 +177,19 @@ func runSoak(ctx context.Context, o options, dir string, log io.Writer) (*soakRe
 	}
 	res := &soakResult{o: o}
 	t0 := time.Now()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	take := func() error {
 		c, err1 := procMem(ctrl.pid())
 		a, err2 := procMem(agent.pid())
 		cc, err3 := ctrl.cpu()
 		ac, err4 := agent.cpu()
-		if err := errors.Join(err1, err2, err3, err4); err != nil {
+		cl, cg, err5 := heap(ctx, client, ctrlPprof)
+		al, ag, err6 := heap(ctx, client, agentPprof)
+		if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
 			return err
 		}
 		res.samples = append(res.samples, rssSample{at: time.Since(t0), ctrl: c.rss, agent: a.rss, ctrlAnon: c.anon, agentAnon: a.anon,
-			ctrlCPU: cc, agentCPU: ac})
+			ctrlLive: cl, agentLive: al, ctrlGoal: cg, agentGoal: ag, ctrlCPU: cc, agentCPU: ac})
 		return nil
 	}
 	if err := take(); err != nil {
@@ -205,37 +258,30 @@ func (r *soakResult) growth(rss func(rssSample) int64) (base rssSample, last, pe
 
 func (r *soakResult) markdown(w io.Writer) {
 	o := r.o
-	fmt.Fprintf(w, "A `surge controller`, one `surge agent` and `surge target` as separate processes; constant-arrival-rate %d/s (three requests) for %s; VmRSS of both daemons (and its anonymous part, RssAnon: heap and stacks; the rest is files mapped in, mostly the controller's bbolt run store and journal) every %s from the first progress.\n\n",
+	fmt.Fprintf(w, "A `surge controller`, one `surge agent` and `surge target` as separate processes; constant-arrival-rate %d/s (three requests) for %s; every %s from the first progress, VmRSS of both daemons and its anonymous part (RssAnon: heap and stacks; the rest is files mapped in, mostly the controller's bbolt run store and journal), and each one's Go heap from its `/debug/runtime`: live after the last GC (`/gc/heap/live:bytes`) and the goal at which the next GC starts (`/gc/heap/goal:bytes`, about twice the live heap).\n\n",
 		o.rate, o.soak, o.sample)
-	fmt.Fprintf(w, "| since start | controller RSS | of it anonymous | agent RSS | of it anonymous |\n|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| since start | controller RSS | of it anonymous | heap live / goal | agent RSS | of it anonymous | heap live / goal |\n|---:|---:|---:|---:|---:|---:|---:|\n")
 	every := max(1, int(time.Minute/o.sample)) // one row a minute, plus the first and last
+	mib := func(kib int64) float64 { return float64(kib) / 1024 }
 	for i, s := range r.samples {
 		if i == 0 || i == len(r.samples)-1 || i%every == 0 {
-			fmt.Fprintf(w, "| %s | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB |\n", s.at.Round(time.Second),
-				float64(s.ctrl)/1024, float64(s.ctrlAnon)/1024, float64(s.agent)/1024, float64(s.agentAnon)/1024)
+			fmt.Fprintf(w, "| %s | %.1f MiB | %.1f MiB | %.1f / %.1f MiB | %.1f MiB | %.1f MiB | %.1f / %.1f MiB |\n", s.at.Round(time.Second),
+				mib(s.ctrl), mib(s.ctrlAnon), mib(s.ctrlLive), mib(s.ctrlGoal), mib(s.agent), mib(s.agentAnon), mib(s.agentLive), mib(s.agentGoal))
 		}
 	}
 	fmt.Fprintf(w, "\nEvery sample, controller/agent MiB:")
 	for _, s := range r.samples {
-		fmt.Fprintf(w, " %.0f/%.0f", float64(s.ctrl)/1024, float64(s.agent)/1024)
+		fmt.Fprintf(w, " %.0f/%.0f", mib(s.ctrl), mib(s.agent))
 	}
 	fmt.Fprintf(w, ".\n\n")
-	for _, d := range []struct {
-		name string
-		rss  func(rssSample) int64
-	}{
-		{"controller", func(s rssSample) int64 { return s.ctrl }},
-		{"controller anonymous", func(s rssSample) int64 { return s.ctrlAnon }},
-		{"agent", func(s rssSample) int64 { return s.agent }},
-		{"agent anonymous", func(s rssSample) int64 { return s.agentAnon }},
-	} {
-		base, last, peak, trend, ok := r.growth(d.rss)
+	for _, d := range soakSeries() {
+		base, last, peak, trend, ok := r.growth(d.kib)
 		if !ok {
 			fmt.Fprintf(w, "- %s: run shorter than a minute plus one sample; no growth figure.\n", d.name)
 			continue
 		}
-		fmt.Fprintf(w, "- %s RSS after the first minute (%s, %.1f MiB): trend %+.1f%% over the rest of the run: %s (< 5%%); %+.1f%% at the end, %+.1f%% at its highest.\n",
-			d.name, base.at.Round(time.Second), float64(d.rss(base))/1024, trend, verdict(trend < 5), last, peak)
+		fmt.Fprintf(w, "- %s after the first minute (%s, %.1f MiB): trend %+.1f%% over the rest of the run: %s (< 5%%); %+.1f%% at the end, %+.1f%% at its highest.\n",
+			d.name, base.at.Round(time.Second), mib(d.kib(base)), trend, verdict(trend < 5), last, peak)
 	}
 	first, last := r.samples[0], r.samples[len(r.samples)-1]
 	secs := max((last.at - first.at).Seconds(), 1e-9)

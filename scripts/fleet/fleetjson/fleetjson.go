@@ -91,10 +91,10 @@ type Soak struct {
 	Growth           []Growth `json:"growth"` // empty when the run was shorter than a minute plus a sample
 }
 
-// Growth is one daemon's RSS (or its anonymous part) after the first
-// minute, in percent of its value then.
+// Growth is one daemon's RSS (or its anonymous part, or its Go heap live
+// after GC) after the first minute, in percent of its value then.
 type Growth struct {
-	Name     string  `json:"name"` // controller, controller anonymous, agent, agent anonymous
+	Name     string  `json:"name"` // controller, controller anonymous, controller live heap, agent, agent anonymous, agent live heap
 	BaseAtS  float64 `json:"base_at_s"`
 	BaseMiB  float64 `json:"base_mib"`
 	TrendPct float64 `json:"trend_pct"` // least-squares trend over the rest of the run
