@@ -152,17 +152,12 @@ func TestFramesAndHdrLog(t *testing.T) {
 // while the same shift in a run with enough values does.
 func TestCompareThinPercentiles(t *testing.T) {
 	mk := func(id string, n int, tail int64) *report.RunData {
-		h := hist.New()
-		for i := range n {
-			v := int64(1000 + i%1000)
+		return valuesRun(id, n, func(i int) int64 {
 			if i%1000 >= 998 {
-				v = tail // two values in a thousand
+				return tail // two values in a thousand
 			}
-			_ = h.RecordValue(v)
-		}
-		s := &surgev1.Series{Key: &surgev1.SeriesKey{Scenario: "s", Request: "r", Status: "2xx"},
-			Counters: &surgev1.Counters{Requests: int64(n)}, Latency: hist.ToProto(h)}
-		return &report.RunData{ID: id, Duration: 10 * time.Second, Whole: map[string][]*surgev1.Series{"r": {s}}}
+			return int64(1000 + i%1000)
+		})
 	}
 	for _, tc := range []struct {
 		n        int
@@ -187,23 +182,30 @@ func TestCompareThinPercentiles(t *testing.T) {
 	}
 }
 
+// valuesRun is a run of one series of n requests whose latencies (µs) are
+// value(0) ... value(n-1).
+func valuesRun(id string, n int, value func(i int) int64) *report.RunData {
+	h := hist.New()
+	for i := range n {
+		_ = h.RecordValue(value(i))
+	}
+	s := &surgev1.Series{Key: &surgev1.SeriesKey{Scenario: "s", Request: "r", Status: "2xx"},
+		Counters: &surgev1.Counters{Requests: int64(n)}, Latency: hist.ToProto(h)}
+	return &report.RunData{ID: id, Duration: 10 * time.Second, Whole: map[string][]*surgev1.Series{"r": {s}}}
+}
+
 // A percentile diverges only when the runs' confidence intervals for it do
 // not overlap: B's 6% of slow requests (a stall) move p95 past the
 // tolerance in both sizes, but 200 values cannot tell that from noise
 // while 20,000 can.
 func TestCompareNoise(t *testing.T) {
 	mk := func(id string, n int, slow bool) *report.RunData {
-		h := hist.New()
-		for i := range n {
-			v := int64(20000 + i%50*100) // 20-25 ms
+		return valuesRun(id, n, func(i int) int64 {
 			if slow && i%50 >= 47 {
-				v = 100000 + int64(i%50-47)*10000 // 3 in 50: 100-120 ms
+				return 100000 + int64(i%50-47)*10000 // 3 in 50: 100-120 ms
 			}
-			_ = h.RecordValue(v)
-		}
-		s := &surgev1.Series{Key: &surgev1.SeriesKey{Scenario: "s", Request: "r", Status: "2xx"},
-			Counters: &surgev1.Counters{Requests: int64(n)}, Latency: hist.ToProto(h)}
-		return &report.RunData{ID: id, Duration: 10 * time.Second, Whole: map[string][]*surgev1.Series{"r": {s}}}
+			return int64(20000 + i%50*100) // 20-25 ms
+		})
 	}
 	for _, tc := range []struct {
 		n     int
