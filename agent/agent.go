@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/surgeload/surge/agent/executor"
 	"github.com/surgeload/surge/agent/httpclient"
 	"github.com/surgeload/surge/cluster"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
@@ -93,6 +94,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.ControllerLossGrace < 0 || cfg.PauseThreshold < 0 {
 		errs = append(errs, fmt.Errorf("controller loss grace %s and pause threshold %s must be > 0", cfg.ControllerLossGrace, cfg.PauseThreshold))
+	}
+	if cfg.PacingSpin < 0 || cfg.PacingSpin > executor.MaxPacingSpin {
+		errs = append(errs, fmt.Errorf("pacing spin must be between 0 and %s, got %s", executor.MaxPacingSpin, cfg.PacingSpin))
 	}
 	if cfg.SnapshotBuffer < 1 {
 		errs = append(errs, fmt.Errorf("snapshot buffer must be >= 1, got %d", cfg.SnapshotBuffer))

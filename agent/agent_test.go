@@ -250,6 +250,8 @@ func TestNewValidates(t *testing.T) {
 		{Config{ID: "a", Controller: "x:1"}, "region is required"},
 		{Config{ID: "a", Region: "r"}, "controller address or a gossip bind"},
 		{Config{ID: "a", Region: "r", Controller: "x:1", Allow: []string{"10.0.0.0/40"}}, "10.0.0.0/40"},
+		{Config{ID: "a", Region: "r", Controller: "x:1", PacingSpin: 2 * time.Millisecond}, "pacing spin must be between 0 and 1ms, got 2ms"},
+		{Config{ID: "a", Region: "r", Controller: "x:1", PacingSpin: -time.Microsecond}, "pacing spin"},
 	} {
 		if _, err := New(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("New(%+v) = %v, want %q", c.cfg, err, c.want)

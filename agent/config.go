@@ -68,6 +68,12 @@ type Config struct {
 	// TLS, when set, is used to dial the controller (mTLS with the agent's
 	// certificate).
 	TLS *tls.Config
+	// PacingSpin: arrival-rate scenarios wake this long before each
+	// arrival and busy-wait the rest, trading up to PacingSpin of CPU per
+	// arrival for a send time that does not depend on how fast the machine
+	// wakes a sleeping thread. 0 (the default) to 1ms
+	// (executor.MaxPacingSpin).
+	PacingSpin time.Duration
 }
 
 // Defaults for zero Config fields.

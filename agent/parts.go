@@ -102,6 +102,8 @@ type partOptions struct {
 	onSample func(scenario, request, status string, latencyUS int64)
 	// runID seeds random arrivals and flows; region expands {{region}}.
 	runID, region string
+	// pacingSpin: see Config.PacingSpin.
+	pacingSpin time.Duration
 }
 
 // startPart runs the scenarios of o from the run's start (scenarios that
@@ -111,14 +113,15 @@ func startPart(ctx context.Context, wg *sync.WaitGroup, id string, start time.Ti
 	pt := &part{id: id, rec: executor.NewRecorder(), done: make(chan error, 1)}
 	pt.rec.SetObserver(o.onSample)
 	scens, err := executor.BuildScenarios(executor.ShareOptions{
-		Plan:     o.plan,
-		Share:    &surgev1.Share{Scenarios: o.shares},
-		Client:   o.client,
-		Recorder: pt.rec,
-		Logger:   o.log.With("part", id),
-		RunID:    o.runID + "/" + id,
-		Region:   o.region,
-		Env:      os.LookupEnv,
+		Plan:       o.plan,
+		Share:      &surgev1.Share{Scenarios: o.shares},
+		Client:     o.client,
+		Recorder:   pt.rec,
+		Logger:     o.log.With("part", id),
+		PacingSpin: o.pacingSpin,
+		RunID:      o.runID + "/" + id,
+		Region:     o.region,
+		Env:        os.LookupEnv,
 		Adjust: func(s *executor.Scenario) {
 			s.Iterate = o.gate.wrap(s.Iterate, s.Rec)
 			s.Hold = o.gate.holder(s.Rec)

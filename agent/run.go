@@ -326,7 +326,7 @@ func (a *Agent) runAssigned(ctx context.Context, r *runState, as *surgev1.Assign
 	// second, where each dial competes with the first arrivals.
 	client := httpclient.Options{Allow: a.allow, Resolver: a.resolver, Conns: &a.conns}
 	opts := partOptions{plan: p, client: client, gate: r.gate, log: log, onSample: a.cfg.OnSample,
-		runID: as.GetRunId(), region: a.cfg.Region}
+		runID: as.GetRunId(), region: a.cfg.Region, pacingSpin: a.cfg.PacingSpin}
 	pending := 0
 	results := make(chan error, 64)
 	launch := func(id string, shares []*surgev1.ScenarioShare, takeover bool) {

@@ -38,7 +38,11 @@ type Scenario struct {
 	Clock   Clock
 	// LateBound: see DefaultLateBound; zero uses it.
 	LateBound time.Duration
-	Logger    *slog.Logger
+	// PacingSpin: arrival-rate executors on the real clock wake this long
+	// before each arrival and busy-wait the rest (0 to MaxPacingSpin; 0:
+	// they sleep until the arrival). See newSpinWaiter.
+	PacingSpin time.Duration
+	Logger     *slog.Logger
 	// Hold, if set, is asked before each open-model arrival takes a VU:
 	// true means the arrival is held (not sent, not dropped, not late) and
 	// Hold has accounted for it. The agent holds arrivals while its run is
@@ -333,7 +337,7 @@ func (s *Scenario) runArrivals(ctx context.Context, start time.Time) error {
 
 	warmed := make(chan struct{})
 	wg.Go(func() { warming.Wait(); close(warmed) })
-	wait := newWaiter(ctx, s.Clock)
+	wait := newSpinWaiter(ctx, s.Clock, s.PacingSpin)
 	if s.warmed(ctx, warmed, start) && wait.until(start) {
 		var issued int64
 		for n := int64(0); ; n++ {
@@ -672,6 +676,8 @@ type ShareOptions struct {
 	// Clock: nil uses RealClock.
 	Clock  Clock
 	Logger *slog.Logger
+	// PacingSpin is every scenario's PacingSpin.
+	PacingSpin time.Duration
 	// RunID seeds the random processes (see Seed); Region expands
 	// {{region}}; Env looks up {{env "NAME"}}.
 	RunID  string
@@ -827,16 +833,17 @@ func BuildScenarios(o ShareOptions) ([]*Scenario, error) {
 			return fail(fmt.Errorf("run share: scenario %s: %w", ss.GetScenario(), err))
 		}
 		s := &Scenario{
-			Name:    ss.GetScenario(),
-			Plan:    sc,
-			Share:   ss,
-			Seed:    seed,
-			Iterate: iter,
-			Warm:    warm,
-			Rec:     rec,
-			Clock:   o.Clock,
-			Logger:  o.Logger.With("scenario", ss.GetScenario()),
-			client:  client,
+			Name:       ss.GetScenario(),
+			Plan:       sc,
+			Share:      ss,
+			Seed:       seed,
+			Iterate:    iter,
+			Warm:       warm,
+			Rec:        rec,
+			Clock:      o.Clock,
+			PacingSpin: o.PacingSpin,
+			Logger:     o.Logger.With("scenario", ss.GetScenario()),
+			client:     client,
 		}
 		if o.Adjust != nil {
 			o.Adjust(s)

@@ -36,9 +36,13 @@ type preciseWaiter struct {
 	buf      [8]byte
 	// woke is when the last sleep ended.
 	woke time.Time
+	// spin: see newSpinWaiter. wake is the instant the last sleep was armed
+	// for.
+	spin time.Duration
+	wake time.Time
 }
 
-func newPreciseWaiter(ctx context.Context) (waiter, error) {
+func newPreciseWaiter(ctx context.Context, spin time.Duration) (waiter, error) {
 	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("timerfd: %w", err)
@@ -54,7 +58,7 @@ func newPreciseWaiter(ctx context.Context) (waiter, error) {
 		f.Close()
 		return nil, fmt.Errorf("timerfd: %w", err)
 	}
-	w := &preciseWaiter{ctx: ctx, f: f, rc: rc, fd: fd}
+	w := &preciseWaiter{ctx: ctx, f: f, rc: rc, fd: fd, spin: spin}
 	w.readable = w.onReadable
 	// The end of ctx interrupts a sleep: a deadline in the past.
 	w.stop = context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)) })
@@ -62,16 +66,25 @@ func newPreciseWaiter(ctx context.Context) (waiter, error) {
 }
 
 func (w *preciseWaiter) until(t time.Time) bool {
+	slept := false
 	for {
 		now := time.Now()
 		d := t.Sub(now)
 		if d <= 0 {
 			return w.ctx.Err() == nil
 		}
-		if next := w.woke.Add(wakeQuantum); next.After(t) {
-			d = next.Sub(now) // see wakeQuantum
+		// The last spin before t follows this call's sleep, or a wake-up
+		// allowed by the quantum: a spin is not a wake-up.
+		if d <= w.spin && (slept || !now.Before(w.woke.Add(wakeQuantum))) {
+			return spinUntil(w.ctx, t)
 		}
-		w.arm.Value = unix.NsecToTimespec(int64(d))
+		// Wake spin before t, but not within wakeQuantum of the last
+		// wake-up (see wakeQuantum): with spin 0, at t or later.
+		w.wake = t.Add(-w.spin)
+		if next := w.woke.Add(wakeQuantum); next.After(w.wake) {
+			w.wake = next
+		}
+		w.arm.Value = unix.NsecToTimespec(int64(w.wake.Sub(now)))
 		w.armed, w.armErr = false, nil
 		err := w.rc.Read(w.readable)
 		switch {
@@ -79,9 +92,10 @@ func (w *preciseWaiter) until(t time.Time) bool {
 			return false
 		case err != nil || w.armErr != nil:
 			// Not expected; fall back to the runtime's timer.
-			return (&timerWaiter{ctx: w.ctx, c: RealClock{}}).until(t)
+			return (&timerWaiter{ctx: w.ctx, c: RealClock{}, spin: w.spin}).until(t)
 		}
 		w.woke = time.Now()
+		slept = true
 	}
 }
 

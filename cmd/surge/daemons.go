@@ -182,6 +182,7 @@ func newAgentCmd(e env) *cobra.Command {
 	f.DurationVar(&o.cfg.ControllerLossGrace, "controller-loss-grace", agent.DefaultControllerLoss, "keep running without a controller this long, then stop")
 	f.DurationVar(&o.cfg.PauseThreshold, "pause-threshold", agent.DefaultPauseThreshold, "a stall this long (SIGSTOP) suspends runs until the controller confirms them")
 	f.IntVar(&o.cfg.SnapshotBuffer, "snapshot-buffer", agent.DefaultSnapshotBuffer, "unacknowledged snapshots kept per run before queued ones are merged")
+	f.DurationVar(&o.cfg.PacingSpin, "pacing-spin", 0, "wake this long before each open-model arrival and busy-wait the rest: steadier send times for up to this much CPU per arrival, `DURATION` 0 to 1ms")
 	f.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof/ profiles and /debug/runtime metrics on this loopback `ADDR` (debugging), e.g. 127.0.0.1:6061")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the agent's whole life to `FILE`")
 	_ = f.MarkHidden("cpuprofile")

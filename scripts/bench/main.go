@@ -50,6 +50,7 @@ type options struct {
 	microBefore                    string
 	only                           string
 	agentProfile                   string
+	agentPacingSpin                time.Duration
 	rounds                         int
 	holdConns                      int
 	hold                           time.Duration
@@ -107,6 +108,7 @@ func main() {
 	flag.StringVar(&o.soakRecord, "soak-record", "docs/bench-soak.json", "the last soak's figures, date and commit: written by a soak, read by a run without one")
 	flag.StringVar(&o.commit, "commit", "", "the tree's commit, for the soak record (default: git rev-parse)")
 	flag.StringVar(&o.agentProfile, "agent-cpuprofile", "", "write the agent's CPU profile over the whole harness run to `FILE` (surge agent --cpuprofile)")
+	flag.DurationVar(&o.agentPacingSpin, "agent-pacing-spin", 0, "the agents' --pacing-spin (0: not passed)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -300,6 +302,10 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		f := r.Fidelity
 		fmt.Fprintf(stdout, "bench:   surge p50 %dµs p99 %dµs (target held p50 %dµs); vegeta p50 %dµs p99 %dµs (target held p50 %dµs)\n",
 			f.SurgeP50, f.SurgeP99, f.HoldSurge.P50, f.VegetaP50, f.VegetaP99, f.HoldVegeta.P50)
+		for i := range f.SurgeP99s {
+			fmt.Fprintf(stdout, "bench:   round %d: surge p99 %dµs (send lateness p99 %dµs, target held p99 %dµs, agent %.2f CPU s), vegeta p99 %dµs (target held p99 %dµs, %.2f CPU s)\n",
+				i+1, f.SurgeP99s[i], f.SurgeLateP99s[i], f.HoldSurgeP99s[i], f.SurgeCPUs[i], f.VegetaP99s[i], f.HoldVegP99s[i], f.VegetaCPUs[i])
+		}
 	}
 
 	// Goal 2: pacing. First the floor: how late the arrival loop's waiter
@@ -556,6 +562,9 @@ func (e *env) startAgent(ctx context.Context, id string) (int, error) {
 	agentArgs := []string{"agent", "--id", id, "--region", "local", "--controller", e.controller, "--log-level", "warn"}
 	if e.o.agentProfile != "" && id == "bench" {
 		agentArgs = append(agentArgs, "--cpuprofile", e.o.agentProfile)
+	}
+	if e.o.agentPacingSpin != 0 {
+		agentArgs = append(agentArgs, "--pacing-spin", e.o.agentPacingSpin.String())
 	}
 	name, args := e.cmd(e.pinClient, e.o.surge, agentArgs...)
 	agent, err := e.ps.start(name, args, e.log)
@@ -909,6 +918,12 @@ type fidelityResult struct {
 	SurgeDeficit          int64 // over all rounds
 	Rounds                int
 	SurgeP99s, VegetaP99s []int64 // per round
+	// Per round: the agent's CPU seconds over its run, vegeta's over its;
+	// surge's send lateness p99 (-1: not in the summary) and the target's
+	// hold p99 during each tool's run, in microseconds.
+	SurgeCPUs, VegetaCPUs      []float64
+	SurgeLateP99s              []int64
+	HoldSurgeP99s, HoldVegP99s []int64
 	// The target's hold time during each tool's run.
 	HoldSurge, HoldVegeta delayStats
 }
@@ -968,19 +983,20 @@ scenarios:
 	var sp50, sp99, vp50, vp99, hs50, hs99, hv50, hv99 []int64
 	for round := range e.o.rounds {
 		var (
-			s      summary
-			vr     vegetaReport
-			hs, hv delayStats
+			s          summary
+			vr         vegetaReport
+			hs, hv     delayStats
+			scpu, vcpu float64
 		)
 		runSurge := func() (err error) {
-			if s, _, _, err = e.surgeRun(ctx, "fidelity", p, e.o.duration+2*time.Minute); err != nil {
+			if s, _, scpu, err = e.surgeRun(ctx, "fidelity", p, e.o.duration+2*time.Minute); err != nil {
 				return err
 			}
 			hs, err = stats()
 			return err
 		}
 		runVegeta := func() (err error) {
-			if vr, _, err = e.vegetaRun(ctx, url, "-rate", "1000/s"); err != nil {
+			if vr, vcpu, err = e.vegetaRun(ctx, url, "-rate", "1000/s"); err != nil {
 				return err
 			}
 			hv, err = stats()
@@ -996,6 +1012,13 @@ scenarios:
 		if err := second(); err != nil {
 			return res, err
 		}
+		res.SurgeCPUs, res.VegetaCPUs = append(res.SurgeCPUs, scpu), append(res.VegetaCPUs, vcpu)
+		late := int64(-1)
+		if l := s.Scenarios["fixed"].SendLatenessUS; l != nil {
+			late = l.P99
+		}
+		res.SurgeLateP99s = append(res.SurgeLateP99s, late)
+		res.HoldSurgeP99s, res.HoldVegP99s = append(res.HoldSurgeP99s, hs.P99), append(res.HoldVegP99s, hv.P99)
 		res.SurgeDeficit += s.Deficit
 		sp50, sp99 = append(sp50, s.LatencyUS.P50), append(sp99, s.LatencyUS.P99)
 		vp50 = append(vp50, time.Duration(vr.Latencies.P50).Microseconds())
