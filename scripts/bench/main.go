@@ -51,6 +51,7 @@ type options struct {
 	only                           string
 	agentProfile                   string
 	agentPacingSpin                time.Duration
+	fidelitySleep                  bool
 	rounds                         int
 	holdConns                      int
 	hold                           time.Duration
@@ -109,6 +110,7 @@ func main() {
 	flag.StringVar(&o.commit, "commit", "", "the tree's commit, for the soak record (default: git rev-parse)")
 	flag.StringVar(&o.agentProfile, "agent-cpuprofile", "", "write the agent's CPU profile over the whole harness run to `FILE` (surge agent --cpuprofile)")
 	flag.DurationVar(&o.agentPacingSpin, "agent-pacing-spin", 0, "the agents' --pacing-spin (0: not passed)")
+	flag.BoolVar(&o.fidelitySleep, "fidelity-sleep", false, "the fidelity target holds requests with time.Sleep (a Go timer) instead of a timerfd")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -157,11 +159,15 @@ func (p *procs) killAll() {
 
 // env is what one harness run shares.
 type env struct {
-	o          options
-	tmp        string
-	ps         *procs
-	pinClient  []string // taskset prefix for load generators
-	pinTarget  []string // taskset prefix for targets and the controller
+	o         options
+	tmp       string
+	ps        *procs
+	pinClient []string // taskset prefix for load generators
+	pinTarget []string // taskset prefix for targets
+	// pinInfra: the controller's and the CLI's prefix, pinTarget at the
+	// lowest CPU priority (nice 19), so that their once-a-second work
+	// yields to the target: in a deployment they run on other machines.
+	pinInfra   []string
 	pinNote    string
 	log        io.Writer
 	nginxURL   string
@@ -427,8 +433,9 @@ func roundOrder(round, n int) []int {
 }
 
 // pin decides core placement: with two cores or more, targets (nginx, the
-// latency target, controller and CLI) on core 0 and the load generator on
-// core 1, so the tool measured never shares its core with the server.
+// latency target) and surge's controller and CLI (at nice 19) on core 0
+// and the load generator on the last core, so the tool measured never
+// shares its core with the server.
 func (e *env) pin() {
 	if _, err := exec.LookPath("taskset"); err != nil || runtime.NumCPU() < 2 {
 		e.pinNote = "not pinned (taskset missing or fewer than 2 cores)"
@@ -437,7 +444,8 @@ func (e *env) pin() {
 	last := strconv.Itoa(runtime.NumCPU() - 1)
 	e.pinTarget = []string{"taskset", "-c", "0"}
 	e.pinClient = []string{"taskset", "-c", last}
-	e.pinNote = "target (nginx, 2 workers; surge target; controller; CLI) on core 0, client on core " + last
+	e.pinInfra = append([]string{"nice", "-n", "19"}, e.pinTarget...)
+	e.pinNote = "target (nginx, 2 workers; surge target) on core 0, and surge's controller and CLI there too at nice 19 (they yield to the target); client on core " + last
 }
 
 func (e *env) cmd(pin []string, name string, args ...string) (string, []string) {
@@ -544,7 +552,7 @@ func (e *env) startCluster(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Join(e.tmp, "data"), 0o755); err != nil {
 		return err
 	}
-	name, args := e.cmd(e.pinTarget, e.o.surge, "controller", "--listen", e.controller,
+	name, args := e.cmd(e.pinInfra, e.o.surge, "controller", "--listen", e.controller,
 		"--gossip", fmt.Sprintf("127.0.0.1:%d", gossipPort), "--data-dir", filepath.Join(e.tmp, "data"), "--log-level", "warn")
 	if _, err := e.ps.start(name, args, e.log); err != nil {
 		return err
@@ -770,7 +778,7 @@ func (e *env) surgeRun(ctx context.Context, name, planYAML string, timeout time.
 	if err != nil {
 		return summary{}, "", 0, err
 	}
-	n, a := e.cmd(e.pinTarget, e.o.surge, "run", pf, "--controller", e.controller, "--json", jf)
+	n, a := e.cmd(e.pinInfra, e.o.surge, "run", pf, "--controller", e.controller, "--json", jf)
 	cmd := exec.CommandContext(ctx, n, a...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -946,7 +954,11 @@ func (e *env) fidelity(ctx context.Context) (fidelityResult, error) {
 	if err != nil {
 		return fidelityResult{}, err
 	}
-	name, args := e.cmd(e.pinTarget, self, "serve-delay", "-listen", addr, "-delay", delay.String())
+	targetArgs := []string{"serve-delay", "-listen", addr, "-delay", delay.String()}
+	if e.o.fidelitySleep {
+		targetArgs = append(targetArgs, "-sleep")
+	}
+	name, args := e.cmd(e.pinTarget, self, targetArgs...)
 	if _, err := e.ps.start(name, args, e.log); err != nil {
 		return fidelityResult{}, err
 	}
@@ -1064,15 +1076,21 @@ func httpGet(ctx context.Context, url string) ([]byte, error) {
 }
 
 // serveDelay is `bench serve-delay -listen ADDR -delay D`: an HTTP/1.1
-// keep-alive target that answers "ok" after D, measuring how long it held
+// keep-alive target that answers "ok" after D (held on a timerfd, see
+// hold; -sleep: time.Sleep), measuring how long it held
 // each request (from the handler's start to its answer); GET /__stats
 // returns those hold times since the last /__stats as delayStats.
 func serveDelay(args []string) error {
 	fs := flag.NewFlagSet("serve-delay", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "address")
 	delay := fs.Duration("delay", 10*time.Millisecond, "delay of every answer")
+	sleep := fs.Bool("sleep", false, "hold with time.Sleep (a Go timer, up to 1 ms late on an idle process) instead of a timerfd")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	wait := hold
+	if *sleep {
+		wait = func(d time.Duration) error { time.Sleep(d); return nil }
 	}
 	var (
 		mu   sync.Mutex
@@ -1088,7 +1106,10 @@ func serveDelay(args []string) error {
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		t0 := time.Now()
-		time.Sleep(*delay)
+		if err := wait(*delay); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		us := time.Since(t0).Microseconds()
 		mu.Lock()
 		_ = held.RecordValue(hist.Clamp(us))
@@ -1183,7 +1204,7 @@ scenarios:
 	}
 	rctx, cancel := context.WithTimeout(ctx, hold+time.Minute)
 	defer cancel()
-	n, a := e.cmd(e.pinTarget, e.o.surge, "run", pf, "--controller", e.controller, "--quiet")
+	n, a := e.cmd(e.pinInfra, e.o.surge, "run", pf, "--controller", e.controller, "--quiet")
 	cmd := exec.CommandContext(rctx, n, a...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
@@ -1301,7 +1322,7 @@ scenarios:
 	}
 	rctx, cancel := context.WithTimeout(ctx, hold+3*time.Minute)
 	defer cancel()
-	n, a := e.cmd(e.pinTarget, e.o.surge, "run", pf, "--controller", e.controller, "--quiet", "--json", jf)
+	n, a := e.cmd(e.pinInfra, e.o.surge, "run", pf, "--controller", e.controller, "--quiet", "--json", jf)
 	cmd := exec.CommandContext(rctx, n, a...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -152,7 +152,7 @@ func (r *report) markdown() string {
 	w("- Machine: %s. Shared and noisy: compare the ratios measured in this run, not absolute numbers across runs.\n", r.Machine)
 	w("- Placement: %s.\n", r.Pin)
 	w("- Target: nginx on 127.0.0.1, 2 workers, keep-alive, `return 200 \"ok\"`, access log off.\n")
-	w("- Client CPU: getrusage of the tool's process (wrk, hey, `vegeta attack`: user + system of the whole process, start to exit); for surge, the agent process's utime+stime (all its threads) from /proc/PID/stat, read before and after the `surge run`, each time once the agent is idle (its CPU grows by at most 10 ms in 200 ms), so the run's whole work is counted and nothing earlier; the controller and CLI run on the target's core and are not counted.\n")
+	w("- Client CPU: getrusage of the tool's process (wrk, hey, `vegeta attack`: user + system of the whole process, start to exit); for surge, the agent process's utime+stime (all its threads) from /proc/PID/stat, read before and after the `surge run`, each time once the agent is idle (its CPU grows by at most 10 ms in 200 ms), so the run's whole work is counted and nothing earlier; the controller and CLI run on the target's core at nice 19 and are not counted.\n")
 	w("- Goals 4 (stream), 5 (fleet) and 7: `scripts/fleet` with real processes (a `surge controller`, simulated agents on real AgentGateway streams, a real agent and target for the soak); goal 7's soak runs only with `BENCH_SOAK=10m make bench` or `make bench-soak`, which record it in docs/bench-soak.json.\n\n")
 
 	b.WriteString(r.goalsTable())
@@ -197,7 +197,7 @@ func (r *report) markdown() string {
 
 	f := r.Fidelity
 	w("\n## 3. Latency fidelity: a 10 ms target at 1000/s, %s, %d rounds\n\n", r.Duration, f.Rounds)
-	w("The target (`bench serve-delay`, on the target's core) sleeps 10 ms per request and measures how long it held each one; each tool is compared with the target's own p50 during that tool's runs. Each round runs surge and vegeta, which goes first alternating; figures are medians over rounds (p99 per round: surge %s; vegeta %s).\n\n",
+	w("The target (`bench serve-delay`, on the target's core) holds each request 10 ms on a timerfd of its own (a Go timer would fire up to 1 ms late, by an amount that depends on the client's timing) and measures how long it held each one; each tool is compared with the target's own p50 during that tool's runs. Each round runs surge and vegeta, which goes first alternating; figures are medians over rounds (p99 per round: surge %s; vegeta %s).\n\n",
 		intList(f.SurgeP99s), intList(f.VegetaP99s))
 	w("| tool | p50 µs | p99 µs | target held p50 / p99 µs | p50 − target p50 |\n|---|---:|---:|---|---:|\n")
 	w("| surge | %d | %d | %d / %d | %d µs |\n", f.SurgeP50, f.SurgeP99, f.HoldSurge.P50, f.HoldSurge.P99, f.SurgeP50-f.HoldSurge.P50)
