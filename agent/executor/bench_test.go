@@ -162,30 +162,8 @@ func BenchmarkOpenModel(b *testing.B) {
 	}
 	for _, rate := range rates {
 		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
-			d := time.Duration(b.N) * time.Second / time.Duration(rate)
-			d = max(d.Round(time.Millisecond), time.Millisecond)
-			p, err := plan.Parse("bench.yaml", []byte(fmt.Sprintf(`
-scenarios:
-  s:
-    executor: constant-arrival-rate
-    rate: %d
-    duration: %s
-    pre_allocated_vus: %d
-    max_vus: %d
-    graceful_stop: 2s
-    requests: [{name: get, url: "%s"}]
-`, rate, d, min(rate, 256), min(rate, 2048), url)))
-			if err != nil {
-				b.Fatal(err)
-			}
-			total := p.Scenarios["s"].TotalArrivals()
 			rec := NewRecorder()
-			scens, err := BuildScenarios(ShareOptions{Plan: p, Recorder: rec, RunID: "bench", Share: &surgev1.Share{
-				Scenarios: []*surgev1.ScenarioShare{{Scenario: "s", Arrivals: total, TotalArrivals: total,
-					PreAllocatedVus: int64(min(rate, 256)), MaxVus: int64(min(rate, 2048))}}}})
-			if err != nil {
-				b.Fatal(err)
-			}
+			scens, total := openModelScenarios(b, rate, url, 0, rec)
 			start := time.Now().Add(benchLead)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -496,3 +474,34 @@ var benchLead = func() time.Duration {
 	}
 	return d
 }()
+
+// openModelScenarios builds one constant-arrival-rate scenario of b.N
+// arrivals at rate against url (pre-allocated VUs min(rate, 256), max
+// min(rate, 2048)) recording into rec, with the pacing spin; total is its
+// arrivals.
+func openModelScenarios(b *testing.B, rate int, url string, spin time.Duration, rec *Recorder) (scens []*Scenario, total int64) {
+	b.Helper()
+	d := max((time.Duration(b.N) * time.Second / time.Duration(rate)).Round(time.Millisecond), time.Millisecond)
+	p, err := plan.Parse("bench.yaml", []byte(fmt.Sprintf(`
+scenarios:
+  s:
+    executor: constant-arrival-rate
+    rate: %d
+    duration: %s
+    pre_allocated_vus: %d
+    max_vus: %d
+    graceful_stop: 2s
+    requests: [{name: get, url: "%s"}]
+`, rate, d, min(rate, 256), min(rate, 2048), url)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	total = p.Scenarios["s"].TotalArrivals()
+	scens, err = BuildScenarios(ShareOptions{Plan: p, Recorder: rec, RunID: "bench", PacingSpin: spin, Share: &surgev1.Share{
+		Scenarios: []*surgev1.ScenarioShare{{Scenario: "s", Arrivals: total, TotalArrivals: total,
+			PreAllocatedVus: int64(min(rate, 256)), MaxVus: int64(min(rate, 2048))}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return scens, total
+}

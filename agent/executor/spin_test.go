@@ -219,29 +219,8 @@ func BenchmarkSpinOpenModel(b *testing.B) {
 	}
 	for _, spin := range benchSpins(b) {
 		b.Run(fmt.Sprintf("rate=%d/spin=%v", rate, spin), func(b *testing.B) {
-			d := max((time.Duration(b.N) * time.Second / time.Duration(rate)).Round(time.Millisecond), time.Millisecond)
-			p, err := plan.Parse("bench.yaml", []byte(fmt.Sprintf(`
-scenarios:
-  s:
-    executor: constant-arrival-rate
-    rate: %d
-    duration: %s
-    pre_allocated_vus: %d
-    max_vus: %d
-    graceful_stop: 2s
-    requests: [{name: get, url: "%s"}]
-`, rate, d, min(rate, 256), min(rate, 2048), url)))
-			if err != nil {
-				b.Fatal(err)
-			}
-			total := p.Scenarios["s"].TotalArrivals()
 			rec := NewRecorder()
-			scens, err := BuildScenarios(ShareOptions{Plan: p, Recorder: rec, RunID: "bench", PacingSpin: spin, Share: &surgev1.Share{
-				Scenarios: []*surgev1.ScenarioShare{{Scenario: "s", Arrivals: total, TotalArrivals: total,
-					PreAllocatedVus: int64(min(rate, 256)), MaxVus: int64(min(rate, 2048))}}}})
-			if err != nil {
-				b.Fatal(err)
-			}
+			scens, total := openModelScenarios(b, rate, url, spin, rec)
 			start := time.Now().Add(benchLead)
 			b.ResetTimer()
 			// The CPU includes the warm-up of the pre-allocated VUs'
