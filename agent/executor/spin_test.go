@@ -177,20 +177,7 @@ func BenchmarkSpinWaiter(b *testing.B) {
 		b.Run(fmt.Sprintf("spin=%v", spin), func(b *testing.B) {
 			w := newSpinWaiter(context.Background(), RealClock{}, spin)
 			defer w.close()
-			late := hist.New()
-			cpu := cpuTime()
-			t0 := time.Now()
-			i := 0
-			for b.Loop() {
-				i++
-				at := t0.Add(time.Duration(i) * time.Millisecond)
-				w.until(at)
-				_ = late.RecordValue(hist.Clamp(time.Since(at).Nanoseconds()))
-			}
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
-			b.ReportMetric(float64(late.ValueAtQuantile(50))/1e3, "late-p50-µs")
-			b.ReportMetric(float64(late.ValueAtQuantile(99))/1e3, "late-p99-µs")
-			b.ReportMetric(float64(late.Max())/1e3, "late-max-µs")
+			benchWaits(b, w, time.Millisecond)
 		})
 	}
 }
