@@ -104,15 +104,18 @@ $(TOOLS)/kustomize:
 	GOBIN=$(CURDIR)/$(TOOLS) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 kustomize: $(TOOLS)/kustomize
 
-## fuzz: each fuzz target for FUZZTIME, one at a time (go test -fuzz takes
-## one target per run). The partition system test's namespaces are removed
-## by e2e's exit trap (scripts/regions.sh down), even on failure.
+## fuzz: each fuzz target for its count of executions, one at a time (go
+## test -fuzz takes one target per run). Counts, not a duration: Go 1.26's
+## coordinator can fail a duration-bounded run with a bare "context deadline
+## exceeded" when a worker is busy as the time runs out (golang/go#75804,
+## fixed in Go 1.27); a count has no deadline. -timeout still ends a hung
+## target (with its stacks). The partition system test's namespaces are
+## removed by e2e's exit trap (scripts/regions.sh down), even on failure.
 .PHONY: fuzz
-FUZZTIME ?= 60s
-FUZZ_TARGETS := ./hist:FuzzMergeProto ./plan:FuzzParse
+FUZZ_TARGETS := ./hist:FuzzMergeProto:200000x ./plan:FuzzParse:150000x
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
-	  pkg=$${t%%:*}; name=$${t##*:}; \
-	  echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
-	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; n=$${rest#*:}; \
+	  echo "fuzz $$pkg $$name for $$n"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $$n -timeout 10m $$pkg; \
 	done
