@@ -45,10 +45,7 @@ func (p *Pool) Get() *hdrhistogram.Histogram {
 	if p == nil {
 		return New()
 	}
-	if n := len(p.hists); n > 0 {
-		h := p.hists[n-1]
-		p.hists[n-1] = nil
-		p.hists = p.hists[:n-1]
+	if h, ok := pop(&p.hists); ok {
 		p.stats.Reused++
 		return h
 	}
@@ -83,10 +80,7 @@ func (p *Pool) getAccum() *accum {
 	if p == nil {
 		return &accum{c: new(counts)}
 	}
-	if n := len(p.accums); n > 0 {
-		a := p.accums[n-1]
-		p.accums[n-1] = nil
-		p.accums = p.accums[:n-1]
+	if a, ok := pop(&p.accums); ok {
 		p.stats.Reused++
 		return a
 	}
@@ -161,4 +155,18 @@ func (sr *Series) release(p *Pool) {
 		}
 	}
 	*sr = Series{}
+}
+
+// pop takes the last element of *s, clearing its slot so the backing array
+// does not keep it; false when *s is empty.
+func pop[T any](s *[]T) (T, bool) {
+	var zero T
+	n := len(*s)
+	if n == 0 {
+		return zero, false
+	}
+	v := (*s)[n-1]
+	(*s)[n-1] = zero
+	*s = (*s)[:n-1]
+	return v, true
 }

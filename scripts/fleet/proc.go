@@ -143,14 +143,25 @@ func procMem(pid int) (mem, error) {
 	return m, nil
 }
 
-// freeAddr returns a loopback address with a port free a moment ago.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
+// freeAddrs returns n loopback addresses with distinct ports, free a
+// moment ago.
+func freeAddrs(n int) ([]string, error) {
+	addrs := make([]string, 0, n)
+	var open []net.Listener // held until all are chosen: n distinct ports
+	defer func() {
+		for _, l := range open {
+			_ = l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		open = append(open, l)
+		addrs = append(addrs, l.Addr().String())
 	}
-	addr := l.Addr().String()
-	return addr, l.Close()
+	return addrs, nil
 }
 
 // controllerProc is a surge controller started as a child process, and a
@@ -166,14 +177,11 @@ type controllerProc struct {
 // startController starts `surge controller` on free loopback ports with
 // its data in dir, and waits until it answers.
 func startController(ctx context.Context, surge, dir string, extra ...string) (*controllerProc, error) {
-	addr, err := freeAddr()
+	addrs, err := freeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	gossip, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
+	addr, gossip := addrs[0], addrs[1]
 	data := filepath.Join(dir, "controller-data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, fmt.Errorf("controller data dir: %w", err)

@@ -97,23 +97,16 @@ scenarios:
 // runSoak runs a controller, one agent and a target for o.soak at o.rate,
 // sampling the controller's and the agent's RSS every o.sample.
 func runSoak(ctx context.Context, o options, dir string, log io.Writer) (*soakResult, error) {
-	targetAddr, err := freeAddr()
+	addrs, err := freeAddrs(3)
 	if err != nil {
 		return nil, err
 	}
+	targetAddr, ctrlPprof, agentPprof := addrs[0], addrs[1], addrs[2]
 	target, err := startChild("target", dir, o.surge, "target", "--listen", targetAddr)
 	if err != nil {
 		return nil, err
 	}
 	defer target.stop(5 * time.Second)
-	ctrlPprof, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	agentPprof, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
 	ctrl, err := startController(ctx, o.surge, dir, "--pprof-addr", ctrlPprof)
 	if err != nil {
 		return nil, err
