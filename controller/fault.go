@@ -290,7 +290,8 @@ func applyFaultDefaults(cfg *Config) {
 // serverOptions: keepalive (the server pings idle agents, and permits the
 // agents' own pings every 5s: at most their client keepalive time of 10s,
 // so they are never answered with GOAWAY too_many_pings), message size
-// limits, TLS and the auth interceptors.
+// limits, TLS, the auth interceptors and the codec that decodes snapshots
+// in place (agentCodec).
 func (c *Controller) serverOptions() []grpc.ServerOption {
 	opts := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -299,6 +300,7 @@ func (c *Controller) serverOptions() []grpc.ServerOption {
 		grpc.MaxSendMsgSize(MaxSendMsgSize),
 		grpc.ChainUnaryInterceptor(c.unaryAuth),
 		grpc.ChainStreamInterceptor(c.streamAuth),
+		grpc.ForceServerCodecV2(newAgentCodec()),
 	}
 	if c.cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(c.cfg.TLS)))

@@ -147,7 +147,9 @@ func reference(t *testing.T, s *hist.Set, ps []*surgev1.Series) {
 	}
 }
 
-// FuzzMergeProto: arbitrary bytes decoded as a Snapshot never make
+// FuzzMergeProto: arbitrary bytes decode the same through
+// UnmarshalSnapshot as through protobuf (or fail in both), with every
+// histogram's bytes aliasing the input; decoded, they never make
 // validation or merging panic; input ValidateProto refuses is refused by
 // ValidateAndMergeProto too and changes nothing; input it accepts merges
 // without error, the same through either path.
@@ -156,10 +158,20 @@ func FuzzMergeProto(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var snap surgev1.Snapshot
-		if err := proto.Unmarshal(b, &snap); err != nil {
+		// The controller's decoder first: it must agree with protobuf's.
+		var pb, snap surgev1.Snapshot
+		rerr := proto.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(b, &pb)
+		serr := hist.UnmarshalSnapshot(b, &snap)
+		if (rerr == nil) != (serr == nil) {
+			t.Fatalf("protobuf: %v, UnmarshalSnapshot: %v", rerr, serr)
+		}
+		if rerr != nil {
 			return
 		}
+		if !proto.Equal(&pb, &snap) {
+			t.Fatal("UnmarshalSnapshot decoded differently from protobuf")
+		}
+		checkAliases(t, b, &snap)
 		before := wire(baseSet(t))
 		verr := hist.ValidateProto(snap.GetSeries(), fuzzMaxSeries)
 

@@ -96,7 +96,7 @@ func BenchmarkFleetInterval(b *testing.B) {
 				t0 := time.Now()
 				for _, w := range wires {
 					var s surgev1.Snapshot
-					if err := proto.Unmarshal(w, &s); err != nil {
+					if err := hist.UnmarshalSnapshot(w, &s); err != nil {
 						b.Fatal(err)
 					}
 					s.Seq, s.Interval = uint64(i+1), i
@@ -139,7 +139,7 @@ func BenchmarkSteadyInterval(b *testing.B) {
 	i := int64(0)
 	step := func() {
 		var s surgev1.Snapshot
-		if err := proto.Unmarshal(wires[i%int64(len(wires))], &s); err != nil {
+		if err := hist.UnmarshalSnapshot(wires[i%int64(len(wires))], &s); err != nil {
 			b.Fatal(err)
 		}
 		s.Seq, s.Interval = uint64(i+1), i

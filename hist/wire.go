@@ -1,0 +1,244 @@
+package hist
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+)
+
+// UnmarshalSnapshot decodes the wire form of a Snapshot into s, as
+// proto.UnmarshalOptions{DiscardUnknown: true} does, except that every
+// histogram's sparse bytes alias b instead of being copied: b must not
+// change while s is in use. Most of a snapshot's bytes are its
+// histograms', and protobuf copies each bytes field into its own
+// allocation; this decoder reads the series by hand and leaves the small
+// parts (scenario, WebSocket and agent stats) to protobuf. s is reset
+// first. Unknown fields, and known fields sent with another wire type, are
+// skipped, as protobuf skips them.
+func UnmarshalSnapshot(b []byte, s *surgev1.Snapshot) error {
+	s.Reset()
+	sub := proto.UnmarshalOptions{DiscardUnknown: true}
+	merge := proto.UnmarshalOptions{DiscardUnknown: true, Merge: true}
+	return eachField(b, "snapshot", func(f field) error {
+		var err error
+		switch f.num<<3 | protowire.Number(f.typ) {
+		case 1<<3 | protowire.Number(protowire.BytesType):
+			s.RunId, err = utf8String(f.b, "run_id")
+		case 2<<3 | protowire.Number(protowire.BytesType):
+			s.AgentId, err = utf8String(f.b, "agent_id")
+		case 3<<3 | protowire.Number(protowire.VarintType):
+			s.Seq = f.v
+		case 4<<3 | protowire.Number(protowire.VarintType):
+			s.Epoch = f.v
+		case 5<<3 | protowire.Number(protowire.VarintType):
+			s.Interval = int64(f.v)
+		case 6<<3 | protowire.Number(protowire.BytesType):
+			sr := new(surgev1.Series)
+			if err = unmarshalSeries(f.b, sr); err != nil {
+				err = fmt.Errorf("series %d: %w", len(s.Series), err)
+			}
+			s.Series = append(s.Series, sr)
+		case 7<<3 | protowire.Number(protowire.BytesType):
+			sc := new(surgev1.ScenarioStats)
+			if err = sub.Unmarshal(f.b, sc); err != nil {
+				err = fmt.Errorf("scenarios %d: %w", len(s.Scenarios), err)
+			}
+			s.Scenarios = append(s.Scenarios, sc)
+		case 8<<3 | protowire.Number(protowire.BytesType):
+			if s.Agent == nil {
+				s.Agent = new(surgev1.AgentStats)
+			}
+			if err = merge.Unmarshal(f.b, s.Agent); err != nil {
+				err = fmt.Errorf("agent: %w", err)
+			}
+		case 9<<3 | protowire.Number(protowire.VarintType):
+			s.Final = protowire.DecodeBool(f.v)
+		case 10<<3 | protowire.Number(protowire.VarintType):
+			s.SeqFirst = f.v
+		case 11<<3 | protowire.Number(protowire.BytesType):
+			ws := new(surgev1.WebSocketStats)
+			if err = sub.Unmarshal(f.b, ws); err != nil {
+				err = fmt.Errorf("websockets %d: %w", len(s.Websockets), err)
+			}
+			s.Websockets = append(s.Websockets, ws)
+		}
+		return err
+	})
+}
+
+// unmarshalSeries merges wire series b into p: a message field met twice
+// merges, as in protobuf.
+func unmarshalSeries(b []byte, p *surgev1.Series) error {
+	return eachField(b, "series", func(f field) error {
+		if f.typ != protowire.BytesType { // every field of a Series is a message
+			return nil
+		}
+		switch f.num {
+		case 1:
+			if p.Key == nil {
+				p.Key = new(surgev1.SeriesKey)
+			}
+			return unmarshalKey(f.b, p.Key)
+		case 2:
+			if p.Counters == nil {
+				p.Counters = new(surgev1.Counters)
+			}
+			return unmarshalCounters(f.b, p.Counters)
+		}
+		h := seriesHistField(p, f.num)
+		if h == nil {
+			return nil
+		}
+		if *h == nil {
+			*h = new(surgev1.Histogram)
+		}
+		if err := unmarshalHist(f.b, *h); err != nil {
+			return fmt.Errorf("%s: %w", histName(int(f.num)-3), err)
+		}
+		return nil
+	})
+}
+
+// seriesHistField is the field of p that wire field num (3 to 9) fills,
+// nil for another number.
+func seriesHistField(p *surgev1.Series, num protowire.Number) **surgev1.Histogram {
+	switch num {
+	case 3:
+		return &p.Latency
+	case 4:
+		return &p.Service
+	case 5:
+		return &p.Dns
+	case 6:
+		return &p.Connect
+	case 7:
+		return &p.Tls
+	case 8:
+		return &p.Ttfb
+	case 9:
+		return &p.Attempt
+	}
+	return nil
+}
+
+func unmarshalKey(b []byte, k *surgev1.SeriesKey) error {
+	return eachField(b, "key", func(f field) error {
+		if f.typ != protowire.BytesType {
+			return nil
+		}
+		var err error
+		switch f.num {
+		case 1:
+			k.Scenario, err = utf8String(f.b, "scenario")
+		case 2:
+			k.Flow, err = utf8String(f.b, "flow")
+		case 3:
+			k.Request, err = utf8String(f.b, "request")
+		case 4:
+			k.Status, err = utf8String(f.b, "status")
+		}
+		return err
+	})
+}
+
+func unmarshalCounters(b []byte, c *surgev1.Counters) error {
+	return eachField(b, "counters", func(f field) error {
+		if f.typ != protowire.VarintType {
+			return nil
+		}
+		v := int64(f.v)
+		switch f.num {
+		case 1:
+			c.Requests = v
+		case 2:
+			c.Failures = v
+		case 3:
+			c.Retries = v
+		case 4:
+			c.BytesIn = v
+		case 5:
+			c.BytesOut = v
+		case 6:
+			c.ChecksPassed = v
+		case 7:
+			c.ChecksFailed = v
+		}
+		return nil
+	})
+}
+
+// unmarshalHist merges wire histogram b into h; h.Sparse aliases b, with
+// its capacity cut to its length so that an append copies.
+func unmarshalHist(b []byte, h *surgev1.Histogram) error {
+	return eachField(b, "histogram", func(f field) error {
+		switch f.num<<3 | protowire.Number(f.typ) {
+		case 1<<3 | protowire.Number(protowire.VarintType):
+			h.Lowest = int64(f.v)
+		case 2<<3 | protowire.Number(protowire.VarintType):
+			h.Highest = int64(f.v)
+		case 3<<3 | protowire.Number(protowire.VarintType):
+			h.SigFigs = int32(f.v)
+		case 4<<3 | protowire.Number(protowire.BytesType):
+			h.Sparse = f.b[:len(f.b):len(f.b)]
+		case 5<<3 | protowire.Number(protowire.VarintType):
+			h.Total = int64(f.v)
+		}
+		return nil
+	})
+}
+
+// field is one decoded field of a message: a varint's value in v, a
+// length-delimited field's bytes in b (other wire types carry neither).
+type field struct {
+	num protowire.Number
+	typ protowire.Type
+	v   uint64
+	b   []byte
+}
+
+// errInvalidUTF8 is protobuf's rule for proto3 strings.
+var errInvalidUTF8 = errors.New("invalid UTF-8")
+
+// eachField calls f with every field of message b in order, and returns
+// f's first error as it is; what names the message in errors of the wire
+// form.
+func eachField(b []byte, what string, f func(field) error) error {
+	for len(b) > 0 {
+		var fl field
+		var n int
+		fl.num, fl.typ, n = protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("%s: %w", what, protowire.ParseError(n))
+		}
+		b = b[n:]
+		switch fl.typ {
+		case protowire.VarintType:
+			fl.v, n = protowire.ConsumeVarint(b)
+		case protowire.BytesType:
+			fl.b, n = protowire.ConsumeBytes(b)
+		default:
+			n = protowire.ConsumeFieldValue(fl.num, fl.typ, b)
+		}
+		if n < 0 {
+			return fmt.Errorf("%s: field %d: %w", what, fl.num, protowire.ParseError(n))
+		}
+		b = b[n:]
+		if err := f(fl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// utf8String is b as a string, which proto3 requires to be valid UTF-8.
+func utf8String(b []byte, name string) (string, error) {
+	if !utf8.Valid(b) {
+		return "", fmt.Errorf("%s: %w", name, errInvalidUTF8)
+	}
+	return string(b), nil
+}
