@@ -126,8 +126,7 @@ func (p *Pool) Stats() PoolStats {
 }
 
 // NewPoolSet returns an empty set whose series take their histograms and
-// merge buffers from p, and give them back to it on Compact (the buffers)
-// and Release (everything).
+// merge buffers from p, and give them back to it on Release.
 func NewPoolSet(p *Pool) *Set {
 	return &Set{m: make(map[Key]*Series), pool: p}
 }

@@ -119,7 +119,7 @@ func wireSnapshot(r *rand.Rand) []*surgev1.Series {
 
 // TestPoolSetMergesExactly merges the same snapshots into fresh sets and
 // into pooled sets that reuse the histograms of released ones, with
-// Compact, invalid snapshots (rolled back) and whole-set merges between:
+// late merges, invalid snapshots (rolled back) and whole-set merges between:
 // every interval's encoding and the running total must be identical.
 func TestPoolSetMergesExactly(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
@@ -147,9 +147,7 @@ func TestPoolSetMergesExactly(t *testing.T) {
 			}
 		}
 		if iv%3 == 0 {
-			pooled.Compact()
-			fresh.Compact()
-			ps := wireSnapshot(r) // a late one after Compact
+			ps := wireSnapshot(r) // a late one
 			if _, err := fresh.MergeProto(ps); err != nil {
 				t.Fatal(err)
 			}
@@ -210,7 +208,6 @@ func BenchmarkPoolSetInterval(b *testing.B) {
 				if _, err := s.ValidateAndMergeProto(ps, 100); err != nil {
 					b.Fatal(err)
 				}
-				s.Compact()
 				s.Release()
 			}
 		})

@@ -486,7 +486,7 @@ func (s *Series) addPending(j int, h *hdrhistogram.Histogram, oa *accum) (droppe
 //
 // Wire merges (MergeProto, ValidateAndMergeProto) add into per-histogram
 // count arrays of the set's own (94 KB each, kept for the next merge
-// until Compact) and every read through the set (Get, Lookup, Total,
+// until Release) and every read through the set (Get, Lookup, Total,
 // Merge, ToProto) folds them into the series' histograms first. So a
 // *Series shows the wire merges made before the call that returned it:
 // after merging more, get it again.
@@ -562,22 +562,6 @@ func (s *Set) Total(keep func(Key) bool) *Series {
 	}
 	t.fold()
 	return t
-}
-
-// Compact folds pending wire merges into the histograms and frees the
-// count arrays they used (to the set's pool, if it has one), for a set
-// that will seldom be merged into again (a later wire merge takes them
-// anew).
-func (s *Set) Compact() {
-	for _, sr := range s.m {
-		sr.fold()
-		if sr.pend != nil {
-			for _, a := range sr.pend {
-				s.pool.putAccum(a) // nothing pending: folded
-			}
-			sr.pend = nil
-		}
-	}
 }
 
 // ToProto encodes the set, sorted by key.

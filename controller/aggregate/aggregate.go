@@ -105,7 +105,12 @@ type agentState struct {
 }
 
 type interval struct {
-	sets     map[string]*hist.Set // by region; nil once released
+	sets map[string]*hist.Set // by region; nil once released
+	// packed holds an emitted interval's sets encoded, by region, in
+	// place of its sets (IntervalSeries packs them): their histograms
+	// went back to the pool, about 280 KB each where the encoded series
+	// take a few KB. A late snapshot unpacks its region's set again.
+	packed   map[string][]*surgev1.Series
 	requests map[string]int64
 	failures map[string]int64
 	reported map[string]bool    // by agent
@@ -305,9 +310,18 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 		}
 		if ivSet == nil {
 			ivSet, newIvSet = hist.NewPoolSet(r.pool), true
+			if iv != nil && iv.packed[a.region] != nil {
+				// Encoded by this Run: cannot fail.
+				if _, err := ivSet.MergeProto(iv.packed[a.region]); err != nil {
+					return 0, fmt.Errorf("aggregate: unpack interval %d: %w", idx, err)
+				}
+			}
 		}
 		d, err := ivSet.ValidateAndMergeProto(s.GetSeries(), r.cfg.MaxSeries)
 		if err != nil {
+			if newIvSet {
+				ivSet.Release()
+			}
 			return 0, r.reject("%v", err)
 		}
 		r.droppedValues += d
@@ -368,6 +382,7 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 		}
 		if newIvSet {
 			iv.sets[a.region] = ivSet
+			delete(iv.packed, a.region)
 		}
 		iv.requests[a.region] += requests
 		iv.failures[a.region] += failures
@@ -628,7 +643,7 @@ func (r *Run) release(iv *interval) {
 	for _, set := range iv.sets {
 		set.Release()
 	}
-	iv.sets = nil
+	iv.sets, iv.packed = nil, nil
 	for _, stats := range iv.ws {
 		for _, st := range stats {
 			st.release(r.pool)

@@ -227,3 +227,75 @@ func TestSendLatenessSummary(t *testing.T) {
 		}
 	}
 }
+
+// latencyTotals is each region's latency count in interval i's series.
+func latencyTotals(t *testing.T, r *Run, i int64) map[string]int64 {
+	t.Helper()
+	regions, ok := r.IntervalSeries(i)
+	if !ok {
+		t.Fatalf("interval %d: no series", i)
+	}
+	out := map[string]int64{}
+	for region, ss := range regions {
+		for _, s := range ss {
+			out[region] += s.GetLatency().GetTotal()
+		}
+	}
+	return out
+}
+
+// An emitted interval keeps its series encoded, not in histograms; late
+// snapshots still merge into it exactly, a rejected one changes nothing,
+// and the whole run has every value once.
+func TestEmittedIntervalIsPacked(t *testing.T) {
+	start := time.Unix(1000, 0)
+	r := newRun(start)
+	for _, s := range []*surgev1.Snapshot{snap("a", 1, 0, false, []int64{10, 20}), snap("b", 1, 0, false, []int64{30})} {
+		if _, err := r.Add(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Emit(0)
+	if got := latencyTotals(t, r, 0); got["us"] != 2 || got["eu"] != 1 {
+		t.Fatalf("interval 0 %v", got)
+	}
+	iv := r.intervals[0]
+	if len(iv.sets) != 0 || len(iv.packed) != 2 {
+		t.Fatalf("emitted interval holds %d sets, %d packed regions; want 0 and 2", len(iv.sets), len(iv.packed))
+	}
+
+	if out, err := r.Add(snap("a", 2, 0, false, []int64{40})); err != nil || out != MergedLate {
+		t.Fatalf("late Add = %v, %v", out, err)
+	}
+	bad := snap("b", 2, 0, false, []int64{50})
+	bad.Series[0].Latency.Total++
+	if _, err := r.Add(bad); !errors.Is(err, ErrRejected) {
+		t.Fatalf("bad late snapshot: %v", err)
+	}
+	if got := latencyTotals(t, r, 0); got["us"] != 3 || got["eu"] != 1 {
+		t.Fatalf("interval 0 after late snapshots %v, want us 3, eu 1", got)
+	}
+	if len(iv.sets) != 0 || len(iv.packed) != 2 {
+		t.Fatalf("re-sent interval holds %d sets, %d packed regions; want 0 and 2", len(iv.sets), len(iv.packed))
+	}
+
+	// An interval emitted before any snapshot reached it is not in the
+	// whole run yet: its first late snapshot joins the whole run at the
+	// next read, packed or not.
+	r.Emit(1)
+	if out, err := r.Add(snap("b", 3, 1, false, []int64{60, 70})); err != nil || out != MergedLate {
+		t.Fatalf("late Add into an empty interval = %v, %v", out, err)
+	}
+	if got := latencyTotals(t, r, 1); got["eu"] != 2 {
+		t.Fatalf("interval 1 %v", got)
+	}
+	whole := map[string]int64{}
+	for region, ss := range r.WholeSeries() {
+		for _, s := range ss {
+			whole[region] += s.GetLatency().GetTotal()
+		}
+	}
+	if whole["us"] != 3 || whole["eu"] != 3 {
+		t.Fatalf("whole run %v, want us 3, eu 3", whole)
+	}
+}

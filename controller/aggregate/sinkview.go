@@ -1,10 +1,18 @@
 package aggregate
 
-import surgev1 "github.com/surgeload/surge/gen/surge/v1"
+import (
+	"slices"
 
-// IntervalSeries returns interval i's merged series per region, encoded (the
-// caller owns the result), and false when the interval is unknown or was
-// released (older than Retain emitted intervals).
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+)
+
+// IntervalSeries returns interval i's merged series per region, encoded,
+// and false when the interval is unknown or was released (older than
+// Retain emitted intervals). The map and slices are the caller's; the
+// series are shared and must not be changed. An emitted interval keeps its
+// series in this encoded form from then on, once the whole run has them:
+// its sets' histograms go to the run's pool, for the next interval's sets,
+// until a late snapshot unpacks its region again.
 func (r *Run) IntervalSeries(i int64) (map[string][]*surgev1.Series, bool) {
 	if i < r.releasedBelow {
 		return nil, false
@@ -13,14 +21,20 @@ func (r *Run) IntervalSeries(i int64) (map[string][]*surgev1.Series, bool) {
 	if iv == nil {
 		return nil, false
 	}
-	out := make(map[string][]*surgev1.Series, len(iv.sets))
+	out := make(map[string][]*surgev1.Series, len(iv.sets)+len(iv.packed))
+	for region, ss := range iv.packed {
+		out[region] = slices.Clone(ss)
+	}
 	for region, set := range iv.sets {
-		out[region] = set.EncodeProto(&r.scratch.enc)
-		if iv.emitted {
-			// Only late snapshots merge into it from now on: give the
-			// merge buffers (92 KB per histogram) to the run's pool, for
-			// the next interval's sets, until one does.
-			set.Compact()
+		ss := set.EncodeProto(&r.scratch.enc)
+		out[region] = ss
+		if iv.emitted && iv.inWhole { // packed, it stays in the whole run
+			if iv.packed == nil {
+				iv.packed = make(map[string][]*surgev1.Series, len(iv.sets))
+			}
+			iv.packed[region] = slices.Clone(ss)
+			set.Release()
+			delete(iv.sets, region)
 		}
 	}
 	return out, true
