@@ -74,6 +74,8 @@ func UnmarshalSnapshot(b []byte, s *surgev1.Snapshot) error {
 // unmarshalSeries merges wire series b into p: a message field met twice
 // merges, as in protobuf.
 func unmarshalSeries(b []byte, p *surgev1.Series) error {
+	// Fields 3 to 9, in wire order (histName's).
+	hists := [numHists]**surgev1.Histogram{&p.Latency, &p.Service, &p.Dns, &p.Connect, &p.Tls, &p.Ttfb, &p.Attempt}
 	return eachField(b, "series", func(f field) error {
 		if f.typ != protowire.BytesType { // every field of a Series is a message
 			return nil
@@ -90,83 +92,39 @@ func unmarshalSeries(b []byte, p *surgev1.Series) error {
 			}
 			return unmarshalCounters(f.b, p.Counters)
 		}
-		h := seriesHistField(p, f.num)
-		if h == nil {
+		j := int(f.num) - 3
+		if j < 0 || j >= numHists {
 			return nil
 		}
+		h := hists[j]
 		if *h == nil {
 			*h = new(surgev1.Histogram)
 		}
 		if err := unmarshalHist(f.b, *h); err != nil {
-			return fmt.Errorf("%s: %w", histName(int(f.num)-3), err)
+			return fmt.Errorf("%s: %w", histName(j), err)
 		}
 		return nil
 	})
 }
 
-// seriesHistField is the field of p that wire field num (3 to 9) fills,
-// nil for another number.
-func seriesHistField(p *surgev1.Series, num protowire.Number) **surgev1.Histogram {
-	switch num {
-	case 3:
-		return &p.Latency
-	case 4:
-		return &p.Service
-	case 5:
-		return &p.Dns
-	case 6:
-		return &p.Connect
-	case 7:
-		return &p.Tls
-	case 8:
-		return &p.Ttfb
-	case 9:
-		return &p.Attempt
-	}
-	return nil
-}
-
 func unmarshalKey(b []byte, k *surgev1.SeriesKey) error {
-	return eachField(b, "key", func(f field) error {
-		if f.typ != protowire.BytesType {
-			return nil
-		}
-		var err error
-		switch f.num {
-		case 1:
-			k.Scenario, err = utf8String(f.b, "scenario")
-		case 2:
-			k.Flow, err = utf8String(f.b, "flow")
-		case 3:
-			k.Request, err = utf8String(f.b, "request")
-		case 4:
-			k.Status, err = utf8String(f.b, "status")
+	// Fields 1 to 4.
+	dst := [...]*string{&k.Scenario, &k.Flow, &k.Request, &k.Status}
+	names := [...]string{"scenario", "flow", "request", "status"}
+	return eachField(b, "key", func(f field) (err error) {
+		if i := int(f.num) - 1; f.typ == protowire.BytesType && i >= 0 && i < len(dst) {
+			*dst[i], err = utf8String(f.b, names[i])
 		}
 		return err
 	})
 }
 
 func unmarshalCounters(b []byte, c *surgev1.Counters) error {
+	// Fields 1 to 7.
+	dst := [...]*int64{&c.Requests, &c.Failures, &c.Retries, &c.BytesIn, &c.BytesOut, &c.ChecksPassed, &c.ChecksFailed}
 	return eachField(b, "counters", func(f field) error {
-		if f.typ != protowire.VarintType {
-			return nil
-		}
-		v := int64(f.v)
-		switch f.num {
-		case 1:
-			c.Requests = v
-		case 2:
-			c.Failures = v
-		case 3:
-			c.Retries = v
-		case 4:
-			c.BytesIn = v
-		case 5:
-			c.BytesOut = v
-		case 6:
-			c.ChecksPassed = v
-		case 7:
-			c.ChecksFailed = v
+		if i := int(f.num) - 1; f.typ == protowire.VarintType && i >= 0 && i < len(dst) {
+			*dst[i] = int64(f.v)
 		}
 		return nil
 	})
@@ -214,6 +172,9 @@ func eachField(b []byte, what string, f func(field) error) error {
 		fl.num, fl.typ, n = protowire.ConsumeTag(b)
 		if n < 0 {
 			return fmt.Errorf("%s: %w", what, protowire.ParseError(n))
+		}
+		if fl.num > protowire.MaxValidNumber { // ConsumeTag lets these through; protobuf does not
+			return fmt.Errorf("%s: field number %d out of range", what, fl.num)
 		}
 		b = b[n:]
 		switch fl.typ {

@@ -105,6 +105,7 @@ func TestUnmarshalSnapshotWireRules(t *testing.T) {
 		{name: "invalid UTF-8", b: msg(6, msg(1, key("\xff"))), invalid: true},
 		{name: "truncated", b: msg(6, msg(1, key("abc")))[:6], invalid: true},
 		{name: "field number 0", b: []byte{0x02, 0x00}, invalid: true},
+		{name: "field number too large", b: protowire.AppendVarint(protowire.AppendVarint(nil, uint64(protowire.MaxValidNumber+1)<<3), 0), invalid: true},
 		{name: "end group", b: []byte{0x0c}, invalid: true},
 	}
 	for _, tc := range cases {
