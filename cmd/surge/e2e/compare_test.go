@@ -3,16 +3,19 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/surgeload/surge/controller/report"
 )
 
 // TestCompareTargets: the built binary runs the same plan twice against a
 // `surge target --latency uniform(20ms,25ms)` and once against a target
-// three times slower; `surge compare` finds the equal runs within
-// tolerance (exit 0) and the slow run divergent on latency only (exit 1);
+// three times slower; `surge compare` finds the equal runs' medians, rates
+// and error rates within tolerance and the slow run divergent (exit 1);
 // `surge report --format hdr` writes an interval log.
 func TestCompareTargets(t *testing.T) {
 	c := startCluster(t, [][2]string{{"a1", "us-east"}})
@@ -40,15 +43,33 @@ scenarios:
 	}
 	// A warm-up run first: a cold agent's first connections and a loaded
 	// machine's first seconds skew one run's tail against the other's.
-	// 800 requests a run put 40 values beyond p95, so that a stall of the
-	// shared machine in one run stays within the percentiles' noise.
 	runPlan("warmup", fast)
 	a, b, s := runPlan("a", fast), runPlan("b", fast), runPlan("s", slow)
 
-	if out, code := surge(t, "compare", "--controller", c.ctrl, "--tolerance", "0.5", a, b); code != 0 {
-		t.Errorf("equal runs: exit %d\n%s", code, out)
+	// The equal runs' tails and connection counts are not asserted: a
+	// stall of this shared machine in one run (200 ms delayed 6% of run
+	// B's requests in one CI pass) really makes that run's tail differ,
+	// and compare rightly says so. TestCompareNoise covers the tails'
+	// noise rule with values the test controls.
+	out, code := surge(t, "compare", "--controller", c.ctrl, "--tolerance", "0.5", "--json", a, b)
+	var eq report.ComparisonJSON
+	if err := json.Unmarshal([]byte(out), &eq); err != nil || code > 1 {
+		t.Fatalf("equal runs: exit %d, %v\n%s", code, err, out)
 	}
-	out, code := surge(t, "compare", "--controller", c.ctrl, "--json", a, s)
+	checked := 0
+	for _, m := range eq.Metrics {
+		if m.Metric != "p50_ms" && m.Metric != "rps" && !strings.HasPrefix(m.Metric, "error_rate") {
+			continue
+		}
+		checked++
+		if m.Diverged {
+			t.Errorf("equal runs: %s %s diverged\n%s", m.Group, m.Metric, out)
+		}
+	}
+	if checked == 0 {
+		t.Fatalf("equal runs: no median, rate or error rate compared\n%s", out)
+	}
+	out, code = surge(t, "compare", "--controller", c.ctrl, "--json", a, s)
 	if code != 1 || !strings.Contains(out, `"within_tolerance": false`) {
 		t.Errorf("slow run: exit %d\n%s", code, out)
 	}
