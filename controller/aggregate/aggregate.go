@@ -313,6 +313,7 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 			if iv != nil && iv.packed[a.region] != nil {
 				// Encoded by this Run: cannot fail.
 				if _, err := ivSet.MergeProto(iv.packed[a.region]); err != nil {
+					ivSet.Release()
 					return 0, fmt.Errorf("aggregate: unpack interval %d: %w", idx, err)
 				}
 			}
