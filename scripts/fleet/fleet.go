@@ -84,7 +84,11 @@ func runFleet(ctx context.Context, o options, dir string, log io.Writer) (*fleet
 		// Before any gRPC use: the registry is not safe to change later.
 		encoding.RegisterCompressor(pc)
 	}
-	ctrl, err := startController(ctx, o.surge, dir)
+	addrs, err := freeAddrs(2)
+	if err != nil {
+		return nil, err
+	}
+	ctrl, err := startController(ctx, o.surge, dir, addrs[0], addrs[1])
 	if err != nil {
 		return nil, err
 	}

@@ -174,14 +174,12 @@ type controllerProc struct {
 	agents surgev1.AgentsClient
 }
 
-// startController starts `surge controller` on free loopback ports with
-// its data in dir, and waits until it answers.
-func startController(ctx context.Context, surge, dir string, extra ...string) (*controllerProc, error) {
-	addrs, err := freeAddrs(2)
-	if err != nil {
-		return nil, err
-	}
-	addr, gossip := addrs[0], addrs[1]
+// startController starts `surge controller` serving gRPC on addr and
+// gossip on gossip, with its data in dir, and waits until it answers. The
+// caller picks every port of its processes in one freeAddrs call: ports
+// picked in two calls may coincide, as a port closed after the first is
+// free again for the second.
+func startController(ctx context.Context, surge, dir, addr, gossip string, extra ...string) (*controllerProc, error) {
 	data := filepath.Join(dir, "controller-data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, fmt.Errorf("controller data dir: %w", err)

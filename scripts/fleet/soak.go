@@ -97,17 +97,17 @@ scenarios:
 // runSoak runs a controller, one agent and a target for o.soak at o.rate,
 // sampling the controller's and the agent's RSS every o.sample.
 func runSoak(ctx context.Context, o options, dir string, log io.Writer) (*soakResult, error) {
-	addrs, err := freeAddrs(3)
+	addrs, err := freeAddrs(5)
 	if err != nil {
 		return nil, err
 	}
-	targetAddr, ctrlPprof, agentPprof := addrs[0], addrs[1], addrs[2]
+	targetAddr, ctrlPprof, agentPprof, ctrlAddr, ctrlGossip := addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]
 	target, err := startChild("target", dir, o.surge, "target", "--listen", targetAddr)
 	if err != nil {
 		return nil, err
 	}
 	defer target.stop(5 * time.Second)
-	ctrl, err := startController(ctx, o.surge, dir, "--pprof-addr", ctrlPprof)
+	ctrl, err := startController(ctx, o.surge, dir, ctrlAddr, ctrlGossip, "--pprof-addr", ctrlPprof)
 	if err != nil {
 		return nil, err
 	}
