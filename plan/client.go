@@ -371,8 +371,10 @@ func checkWebSocket(l *errorList, path string, w *WebSocket) {
 		switch {
 		case err != nil:
 			l.add(up, "invalid URL %q: %v", w.URL, errUnwrapURL(err))
+		case isPath(w.URL) && u.Scheme == "" && u.Host == "":
+			// a path: resolveURLs completes it with base_url
 		case u.Scheme != "ws" && u.Scheme != "wss":
-			l.add(up, "URL %q must be absolute with scheme ws or wss", w.URL)
+			l.add(up, "URL %q must be absolute with scheme ws or wss, or a path (\"/...\") that base_url completes", w.URL)
 		case u.Host == "":
 			l.add(up, "URL %q has no host", w.URL)
 		}

@@ -189,35 +189,30 @@ func (p *Plan) uninlined() error {
 // files). A missing or unreadable file is an error at the `file:` key; a
 // malformed file is an error at the data file's line.
 func ParseWithData(file string, src []byte, baseDir string) (*Plan, []byte, error) {
-	p, err := parse(file, src, func(p *Plan, ps *positions) error {
-		l := &errorList{file: file, pos: ps}
-		for _, name := range sortedKeys(p.Data) {
-			f := p.Data[name]
-			if f == nil || f.File == "" || f.Inline != nil {
-				continue
-			}
-			path := filepath.Join(baseDir, f.File)
-			rows, err := readData(path)
-			var pe *Error
-			switch {
-			case errors.As(err, &pe):
-				l.errs = append(l.errs, err)
-			case err != nil:
-				l.addKey(joinPath(joinPath("data", name), "file"), "%v", err)
-			default:
-				f.File, f.Inline = "", rows // as the inlined YAML has it
-			}
+	return ParseFile(file, src, Options{BaseDir: baseDir})
+}
+
+// loadData reads each feeder's file, relative to baseDir, into its rows.
+func loadData(file string, p *Plan, ps *positions, baseDir string) error {
+	l := &errorList{file: file, pos: ps}
+	for _, name := range sortedKeys(p.Data) {
+		f := p.Data[name]
+		if f == nil || f.File == "" || f.Inline != nil {
+			continue
 		}
-		return l.err()
-	})
-	if err != nil {
-		return nil, nil, err
+		path := filepath.Join(baseDir, f.File)
+		rows, err := readData(path)
+		var pe *Error
+		switch {
+		case errors.As(err, &pe):
+			l.errs = append(l.errs, err)
+		case err != nil:
+			l.addKey(joinPath(joinPath("data", name), "file"), "%v", err)
+		default:
+			f.File, f.Inline = "", rows // as the inlined YAML has it
+		}
 	}
-	out, err := inlineYAML(src, p)
-	if err != nil {
-		return nil, nil, &Error{File: file, Msg: fmt.Sprintf("inline data: %v", err)}
-	}
-	return p, out, nil
+	return l.err()
 }
 
 // readData reads a CSV file (header row, then rows) or a JSON file (an
@@ -325,23 +320,27 @@ func readJSONData(path string, b []byte) (*FeederRows, error) {
 	return rows, nil
 }
 
-// inlineYAML rewrites src with every feeder's `file: X` key replaced by
-// `inline: {columns: [...], rows: [...]}` (flow style) from p.
-func inlineYAML(src []byte, p *Plan) ([]byte, error) {
-	if len(p.Data) == 0 {
-		return src, nil
+// hasInline reports whether a feeder of p has rows (read from its file, or
+// written inline).
+func hasInline(p *Plan) bool {
+	for _, f := range p.Data {
+		if f != nil && f.Inline != nil {
+			return true
+		}
 	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(src, &root); err != nil {
-		return nil, fmt.Errorf("decode: %w", err)
-	}
-	doc := &root
-	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
-		doc = doc.Content[0]
+	return false
+}
+
+// inlineYAML rewrites the plan mapping doc with every read feeder's
+// `file: X` key replaced by `inline: {columns: [...], rows: [...]}` (flow
+// style) from p.
+func inlineYAML(doc *yaml.Node, p *Plan) error {
+	if !hasInline(p) {
+		return nil
 	}
 	data := mapValue(doc, "data")
 	if data == nil || data.Kind != yaml.MappingNode {
-		return nil, errors.New("no data mapping")
+		return errors.New("no data mapping")
 	}
 	for i := 0; i+1 < len(data.Content); i += 2 {
 		f := p.Data[data.Content[i].Value]
@@ -358,23 +357,14 @@ func inlineYAML(src []byte, p *Plan) ([]byte, error) {
 			}
 			var v yaml.Node
 			if err := v.Encode(f.Inline); err != nil {
-				return nil, fmt.Errorf("encode rows: %w", err)
+				return fmt.Errorf("encode rows: %w", err)
 			}
 			setFlow(&v)
 			fn.Content[j] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "inline"}
 			fn.Content[j+1] = &v
 		}
 	}
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&root); err != nil {
-		return nil, fmt.Errorf("encode: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("encode: %w", err)
-	}
-	return buf.Bytes(), nil
+	return nil
 }
 
 func mapValue(n *yaml.Node, key string) *yaml.Node {

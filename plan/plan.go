@@ -26,6 +26,9 @@ type Plan struct {
 	// Name identifies the plan in run lists and reports.
 	Name        string `yaml:"name" json:"name"`
 	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	// BaseURL completes every request and websocket URL written as a path
+	// ("/api/items"); `surge run --base-url` overrides it. See baseurl.go.
+	BaseURL string `yaml:"base_url,omitempty" json:"base_url,omitempty"`
 	// Regions weights the plan's load across regions. Empty: all agents,
 	// regardless of region, share the load evenly.
 	Regions map[string]Region `yaml:"regions,omitempty" json:"regions,omitempty"`

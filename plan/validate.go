@@ -118,6 +118,7 @@ func check(p *Plan, file string, ps *positions) error {
 		}
 		checkScenario(l, path, s)
 	}
+	resolveURLs(l, p)
 	checkData(l, p)
 	checkThresholds(l, p)
 	return l.err()
@@ -302,8 +303,10 @@ func checkRequest(l *errorList, path string, r *Request) {
 		// reported by the template check
 	} else if u, err := parseURL(plain); err != nil {
 		l.add(up, "invalid URL %q: %v", r.URL, errUnwrapURL(err))
+	} else if isPath(plain) && u.Scheme == "" && u.Host == "" {
+		// a path: resolveURLs completes it with base_url
 	} else if !contains(urlSchemes, u.Scheme) {
-		l.add(up, "URL %q must be absolute with scheme %s", r.URL, strings.Join(urlSchemes, " or "))
+		l.add(up, "URL %q must be absolute with scheme %s, or a path (\"/...\") that base_url completes", r.URL, strings.Join(urlSchemes, " or "))
 	} else if u.Host == "" {
 		l.add(up, "URL %q has no host", r.URL)
 	}

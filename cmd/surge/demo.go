@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,10 +19,6 @@ import (
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/plan"
 )
-
-// demoTargetBase is the base URL of the demo plan's requests, replaced by
-// the built-in target's address.
-const demoTargetBase = "http://127.0.0.1:18080"
 
 // demoAgentsTimeout bounds the wait for the demo's agents to connect.
 const demoAgentsTimeout = 20 * time.Second
@@ -156,9 +151,11 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 // demoPlan is the embedded demo plan aimed at target and, if total > 0,
 // scaled to last total.
 func demoPlan(targetAddr string, total time.Duration) ([]byte, error) {
-	src := bytes.ReplaceAll(examples.Demo(), []byte(demoTargetBase), []byte("http://"+targetAddr))
+	src, err := plan.SetBaseURL(examples.Demo(), "http://"+targetAddr)
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
 	if total > 0 {
-		var err error
 		if src, err = scalePlan(examples.DemoFile, src, total); err != nil {
 			return nil, fmt.Errorf("demo: %w", err)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 type initOptions struct {
 	template string
 	output   string
+	baseURL  string
 	force    bool
 }
 
@@ -31,7 +33,9 @@ failure it is meant to surface:
   breakpoint       ramp until thresholds fail: the capacity limit and how it breaks
   multi-region     weighted traffic from three regions: per-region latency and errors
 
-The plans target ` + templates.BaseURL + ` (surge target's default); edit the URLs.`,
+Their requests are paths completed by base_url, ` + templates.BaseURL + `
+(surge target's default): --base-url writes another, and surge run --base-url
+(or SURGE_BASE_URL) overrides it at run time.`,
 		Args: cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
 			return runInit(o, e.stdout, e.stderr)
@@ -39,6 +43,7 @@ The plans target ` + templates.BaseURL + ` (surge target's default); edit the UR
 	}
 	cmd.Flags().StringVarP(&o.template, "template", "t", "", "template name (required): "+strings.Join(templates.Names(), ", ")+", endurance")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "write to `FILE` instead of stdout")
+	cmd.Flags().StringVar(&o.baseURL, "base-url", "", "`URL` written as the plan's base_url (default "+templates.BaseURL+")")
 	cmd.Flags().BoolVar(&o.force, "force", false, "overwrite FILE if it exists")
 	return cmd
 }
@@ -48,9 +53,16 @@ func runInit(o initOptions, stdout, stderr io.Writer) error {
 	if o.template == "" {
 		return usageErrorf("--template is required (one of: %s)", strings.Join(templates.Names(), ", "))
 	}
+	if err := checkBaseURLFlag(o.baseURL); err != nil {
+		return err
+	}
 	src, err := templates.Get(o.template)
 	if err != nil {
 		return withExitCode(exitUsage, fmt.Errorf("init: %w", err))
+	}
+	if o.baseURL != "" {
+		// Every template writes its base_url line as templates.BaseURL.
+		src = bytes.Replace(src, []byte("base_url: "+templates.BaseURL), []byte("base_url: "+o.baseURL), 1)
 	}
 	if o.output == "" {
 		_, err := stdout.Write(src)

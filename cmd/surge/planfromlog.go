@@ -65,7 +65,7 @@ reported with their line numbers, skipped and counted.`,
 	f.Float64Var(&o.scale, "scale", 1, "multiply every rate (0.1: a tenth of the log's traffic)")
 	f.Float64Var(&o.speedup, "speedup", 1, "compress time: each window runs in window/speedup")
 	f.StringVar(&o.regions, "regions", "", "region weights, e.g. us-east=0.5,eu-west=0.5")
-	f.StringVar(&o.target, "target", fromlog.DefaultTarget, "base URL of the system under test")
+	f.StringVar(&o.target, "target", fromlog.DefaultTarget, "the plan's base_url: where the system under test listens (surge run --base-url overrides it)")
 	f.StringVar(&o.name, "name", "", "plan name (default from-log-<file>)")
 	f.StringVarP(&o.output, "output", "o", "", "write the plan to `FILE` instead of stdout")
 	f.IntVar(&o.top, "top", 10, "endpoints listed in the profile (0: all)")

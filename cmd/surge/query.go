@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -18,40 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
-	"github.com/surgeload/surge/plan"
 )
-
-// --- validate ---
-
-func newValidateCmd(e env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "validate PLAN.yaml",
-		Short: "Check a plan without running it",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			return runValidate(args[0], e.stdout, e.stderr)
-		},
-	}
-}
-
-// runValidate is `surge validate`.
-func runValidate(file string, stdout, stderr io.Writer) error {
-	src, err := os.ReadFile(file)
-	if err != nil {
-		return fmt.Errorf("read plan: %w", err)
-	}
-	p, err := plan.Parse(file, src)
-	if err != nil {
-		return reportPlanErrors(stderr, err)
-	}
-	n := len(p.Scenarios)
-	scenarios := "scenarios"
-	if n == 1 {
-		scenarios = "scenario"
-	}
-	_, err = fmt.Fprintf(stdout, "%s: ok (%d %s, total duration %s)\n", file, n, scenarios, p.TotalDuration())
-	return err
-}
 
 // --- queries against the controller ---
 

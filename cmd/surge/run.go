@@ -34,6 +34,7 @@ type runOptions struct {
 	controller string
 	auth       *clientAuth // --tls-*, --token
 	jsonFile   string
+	baseURL    string // --base-url
 	quiet      bool
 	tty        bool
 }
@@ -55,18 +56,22 @@ thresholds failed, 1 on any other error.`,
 	o.auth = controllerFlag(cmd, e, &o.controller)
 	cmd.Flags().StringVar(&o.jsonFile, "json", "", "also write the JSON summary to `FILE`")
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "no live progress (the summary is still printed)")
+	baseURLFlag(cmd, e, &o.baseURL)
 	return cmd
 }
 
 // runRun is `surge run`.
 func runRun(ctx context.Context, o runOptions, stdout, stderr io.Writer) error {
+	if err := checkBaseURLFlag(o.baseURL); err != nil {
+		return err
+	}
 	src, err := os.ReadFile(o.file)
 	if err != nil {
 		return fmt.Errorf("read plan: %w", err)
 	}
 	// Data files are read here, relative to the plan file, and shipped
-	// inline: the controller cannot read them.
-	_, src, err = plan.ParseWithData(o.file, src, filepath.Dir(o.file))
+	// inline: the controller cannot read them. So is --base-url.
+	_, src, err = plan.ParseFile(o.file, src, plan.Options{BaseDir: filepath.Dir(o.file), BaseURL: o.baseURL})
 	if err != nil {
 		return reportPlanErrors(stderr, err)
 	}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/surgeload/surge/plan"
 )
 
 // Options shape the derived plan.
@@ -24,8 +26,8 @@ type Options struct {
 	Speedup float64
 	// Regions are the plan's region weights; empty: none.
 	Regions map[string]float64
-	// Target is the base URL the plan's requests go to; default
-	// http://127.0.0.1:8080.
+	// Target is the plan's base_url, which completes its request paths;
+	// default http://127.0.0.1:8080 (surge target's default).
 	Target string
 	// Name is the plan's name; default "from-log".
 	Name string
@@ -54,6 +56,9 @@ func (o Options) normalized() (Options, error) {
 	o.Target = strings.TrimRight(o.Target, "/")
 	if o.Name == "" {
 		o.Name = DefaultName
+	}
+	if err := plan.CheckBaseURL(o.Target); err != nil {
+		return o, fmt.Errorf("target %q: %w", o.Target, err)
 	}
 	switch {
 	case o.Window < time.Millisecond:
@@ -266,6 +271,7 @@ func (p *Profile) Plan(opts Options) ([]byte, error) {
 	}
 	fmt.Fprintf(&b, "name: %s\n", strconv.Quote(opts.Name))
 	fmt.Fprintf(&b, "description: %s\n", strconv.Quote(fmt.Sprintf("replays the rate curve and request mix of an access log (%d requests, scale %s)", p.Total, num(opts.Scale))))
+	fmt.Fprintf(&b, "base_url: %s  # surge run --base-url overrides it\n", strconv.Quote(opts.Target))
 	if len(opts.Regions) > 0 {
 		b.WriteString("regions:\n")
 		names := make([]string, 0, len(opts.Regions))
@@ -314,7 +320,7 @@ func (p *Profile) Plan(opts Options) ([]byte, error) {
 		b.WriteString("    requests:\n")
 		fmt.Fprintf(&b, "      - name: %s\n", strconv.Quote(e.Name()))
 		fmt.Fprintf(&b, "        method: %s\n", e.Method)
-		fmt.Fprintf(&b, "        url: %s\n", strconv.Quote(opts.Target+e.Sample))
+		fmt.Fprintf(&b, "        url: %s\n", strconv.Quote(e.Sample))
 	}
 	return []byte(b.String()), nil
 }
