@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,7 +54,6 @@ func parseFleet(b []byte, mode string) (fleetOut, error) {
 	return f, nil
 }
 
-// wireRow returns the row of compression c.
 // runFleet runs scripts/fleet (built by bench.sh) with args and -json, and
 // returns its figures. Interrupted, it gets SIGTERM and stops the
 // processes it started itself.
@@ -179,8 +177,8 @@ func gitCommit() string {
 // snapshot stream's bytes, a simulated fleet against a real controller,
 // and (when -soak is set) the soak, which it records in -soak-record.
 // Without a soak, row 7 reports the recorded one, labelled as such.
-func (e *env) controllerSide(ctx context.Context, r *report, want func(string) bool, stdout io.Writer) error {
-	o := e.o
+func (e *env) controllerSide(ctx context.Context, r *report) error {
+	o, stdout, want := e.o, e.stdout, e.o.want
 	if o.fleet != "" && want("wire") {
 		fmt.Fprintf(stdout, "bench: snapshot stream, %d snapshots of 10 series per compression (scripts/fleet -wire)\n", o.wireSnapshots)
 		f, err := e.runFleet(ctx, "wire", 10*time.Minute, "-wire", "-snapshots", strconv.Itoa(o.wireSnapshots))

@@ -135,7 +135,7 @@ func (r *report) verdict(ok bool) string {
 func (r *report) goalsTable() string {
 	var b strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
-	w("## Goals (issue 7)\n\n")
+	w("## Goals\n\n")
 	if r.Smoke {
 		w("Smoke run (`make bench-smoke`): tiny loads that prove the harness runs; no verdicts.\n\n")
 	}
@@ -224,7 +224,7 @@ func (r *report) markdown() string {
 	if len(r.Micro) > 0 {
 		w("\n## Hot paths: histograms (`go test -bench -benchmem ./hist/`)\n\n")
 		if len(r.MicroBefore) > 0 {
-			w("Before: the tree before the hist/ changes of issue 7 (ToProto via Export, four decode passes per merged histogram), run in the same `make bench`.\n\n")
+			w("Before: the tree of bench.sh's `HIST_BASELINE`, before the hist/ hot-path changes (ToProto via Export, four decode passes per merged histogram), run in the same `make bench`.\n\n")
 		}
 		r.microTable(w, r.Micro, r.MicroBefore)
 	}

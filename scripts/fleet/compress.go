@@ -13,25 +13,13 @@ import (
 )
 
 // precompressor is a gRPC compressor (zstd or gzip) for the simulated
-// fleet. Real agents compress every snapshot (zstd, fastest level); 500
-// simulated agents doing that on the controller's machine would take the
-// cores the measurement is about. So the fleet's snapshots share a few
-// series payloads whose compressed form is computed once, and a snapshot
-// goes out as three members (zstd frames or gzip members): its own small
-// head (run, agent, seq, interval: compressed per message), the shared
-// payload's precomputed member, and its small tail. Both formats read
-// concatenated members as one stream, so the controller receives what one
-// agent compressing its whole snapshot would send it, within a few dozen
-// header bytes, and decompresses it at full cost.
-//
-// Messages that carry no known payload (hello, heartbeats, run events)
-// are compressed whole, at gzip's fastest level: they are small. With no
-// payloads at all, it is plain gzip at the fastest level (wire mode's
-// "gzip-fast").
-//
-// Named "zstd" it does the same in zstd frames at zstd's fastest level
-// (controller.Zstd, what agents use): a zstd decoder reads concatenated
-// frames as one message, as a gzip reader reads members.
+// fleet, whose snapshots share a few series payloads compressed once: a
+// fleet compressing every snapshot would take the controller's cores the
+// measurement is about. A snapshot goes out as three frames (head, the
+// payload's precompressed frame, tail), which a decoder reads as one
+// stream, so the controller decompresses what an agent would send.
+// Messages without a known payload are compressed whole; with no
+// payloads it is plain gzip at the fastest level (wire mode's "gzip-fast").
 type precompressor struct {
 	name string
 	zstd *controller.Zstd // set when name is "zstd"

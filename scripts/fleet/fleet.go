@@ -75,14 +75,9 @@ func runFleet(ctx context.Context, o options, dir string, log io.Writer) (*fleet
 		return nil, err
 	}
 	if o.compress {
-		pc := newPrecompressor(controller.ZstdName)
-		for _, raw := range payloads.raw {
-			if err := pc.addPayload(raw); err != nil {
-				return nil, err
-			}
+		if err := registerPrecompressor(payloads); err != nil {
+			return nil, err
 		}
-		// Before any gRPC use: the registry is not safe to change later.
-		encoding.RegisterCompressor(pc)
 	}
 	addrs, err := freeAddrs(2)
 	if err != nil {
@@ -97,37 +92,18 @@ func runFleet(ctx context.Context, o options, dir string, log io.Writer) (*fleet
 	fmt.Fprintf(log, "controller pid %d on %s; connecting %d agents\n", ctrl.pid(), ctrl.addr, o.agents)
 
 	var cnt counters
-	actx, cancelAgents := context.WithCancel(ctx)
-	defer cancelAgents()
-	agents, err := connectAll(actx, o.agents, func(i int) simOptions {
+	fl, err := startFleet(ctx, o.agents, func(i int) simOptions {
 		return simOptions{addr: ctrl.addr, compress: o.compress, intervals: int64(res.expected),
 			offset: time.Duration(i) * o.jitter / time.Duration(max(o.agents, 1)), payloads: payloads, counters: &cnt}
 	})
 	if err != nil {
 		return nil, err
 	}
-	var recvWG sync.WaitGroup
-	for _, a := range agents {
-		recvWG.Go(a.recv)
-	}
-	var runWG sync.WaitGroup
-	runErrs := make([]error, len(agents))
-	defer func() {
-		cancelAgents()
-		runWG.Wait()
-		for _, a := range agents {
-			a.close()
-		}
-		recvWG.Wait()
-	}()
+	defer fl.stop()
 	if err := ctrl.waitAgents(ctx, o.agents, time.Minute); err != nil {
 		return nil, err
 	}
-	starts := make(chan time.Time, 1)
-	for i, a := range agents {
-		runWG.Go(func() { runErrs[i] = a.run(actx, starts, i) })
-	}
-
+	starts := fl.run()
 	sub, err := ctrl.runs.Submit(ctx, &surgev1.SubmitRequest{PlanYaml: fleetPlan(o), FileName: "fleet.yaml"})
 	if err != nil {
 		return nil, fmt.Errorf("submit: %w", err)
@@ -139,17 +115,63 @@ func runFleet(ctx context.Context, o options, dir string, log io.Writer) (*fleet
 		return nil, errors.New("no agent got an assign with a start time")
 	}
 	fmt.Fprintf(log, "run %s with %d agents starts at %s\n", sub.GetRunId(), len(sub.GetAgents()), start.Format(time.TimeOnly))
-	wctx, cancelWatch := context.WithCancel(ctx)
-	defer cancelWatch()
-	watch, err := ctrl.runs.Watch(wctx, &surgev1.WatchRequest{RunId: sub.GetRunId()})
+	watch, err := watchRun(ctx, ctrl.runs, sub.GetRunId())
 	if err != nil {
-		return nil, fmt.Errorf("watch: %w", err)
+		return nil, err
 	}
+	defer watch.stop()
 
-	// Sample the controller every 250 ms from the run's start.
 	if err := sleepUntil(ctx, start); err != nil {
 		return nil, err
 	}
+	self0 := selfCPU()
+	out0, in0 := cnt.written.Load(), cnt.read.Load()
+	samples, sum, err := sampleController(ctx, ctrl, watch, o.duration+2*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	arrivals, last := watch.seen()
+	if last.IsZero() {
+		last = time.Now()
+	}
+	res.simCPU = selfCPU() - self0
+	res.bytesOut, res.bytesIn = cnt.written.Load()-out0, cnt.read.Load()-in0
+	res.fromSamples(samples, last)
+	for i := range int64(res.expected) {
+		if at, ok := arrivals[i]; ok {
+			res.emitted++
+			res.lags = append(res.lags, at.Sub(start.Add(time.Duration(i+1)*o.interval)))
+		}
+	}
+	waitAcks(ctx, fl.agents, 5*time.Second)
+	res.fromAgents(fl.agents, payloads)
+	res.status, res.verdict = sum.GetStatus(), sum.GetVerdict()
+	res.requests = sum.GetAll().GetRequests()
+	if err := fl.stop(); err != nil {
+		return nil, fmt.Errorf("simulated agents: %w", err)
+	}
+	ctrl.stop(10 * time.Second)
+	res.warn, res.errs = logLevels(res.logPath)
+	return res, nil
+}
+
+// registerPrecompressor registers the fleet's zstd compressor, which
+// sends the payloads precompressed. It runs before any gRPC use: the
+// registry is not safe to change later.
+func registerPrecompressor(payloads *payloadSet) error {
+	pc := newPrecompressor(controller.ZstdName)
+	for _, raw := range payloads.raw {
+		if err := pc.addPayload(raw); err != nil {
+			return err
+		}
+	}
+	encoding.RegisterCompressor(pc)
+	return nil
+}
+
+// sampleController samples the controller's CPU and RSS every 250 ms
+// until the run's summary arrives or within passes.
+func sampleController(ctx context.Context, ctrl *controllerProc, watch *runWatch, within time.Duration) ([]cpuSample, *surgev1.RunSummary, error) {
 	var samples []cpuSample
 	sample := func() {
 		c, err1 := ctrl.cpu()
@@ -159,75 +181,29 @@ func runFleet(ctx context.Context, o options, dir string, log io.Writer) (*fleet
 		}
 	}
 	sample()
-	self0 := selfCPU()
-	out0, in0 := cnt.written.Load(), cnt.read.Load()
-	type arrival struct {
-		interval int64
-		at       time.Time
-	}
-	updates := make(chan arrival, 1024)
-	summary := make(chan *surgev1.RunSummary, 1)
-	watchErr := make(chan error, 1)
-	var watchWG sync.WaitGroup
-	watchWG.Go(func() { // ends when the watch ends or wctx does
-		for {
-			u, err := watch.Recv()
-			if err != nil {
-				watchErr <- err
-				return
-			}
-			switch m := u.GetUpdate().(type) {
-			case *surgev1.RunUpdate_Progress:
-				updates <- arrival{interval: m.Progress.GetInterval(), at: time.Now()}
-			case *surgev1.RunUpdate_Summary:
-				summary <- m.Summary
-				return
-			}
-		}
-	})
-	defer watchWG.Wait()
-	defer cancelWatch()
-
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	arrivals := map[int64]time.Time{}
-	var last time.Time
-	deadline := time.After(o.duration + 2*time.Minute)
-	var sum *surgev1.RunSummary
-wait:
+	deadline := time.After(within)
 	for {
 		select {
 		case <-tick.C:
 			sample()
-		case a := <-updates:
-			if _, dup := arrivals[a.interval]; !dup {
-				arrivals[a.interval] = a.at
-			}
-			last = a.at
-		case sum = <-summary:
-			break wait
-		case err := <-watchErr:
-			return nil, fmt.Errorf("watch: %w", err)
+		case sum := <-watch.summary:
+			sample()
+			return samples, sum, nil
+		case err := <-watch.err:
+			return nil, nil, err
 		case <-deadline:
-			return nil, fmt.Errorf("the run did not end within %s of its duration", 2*time.Minute)
+			return nil, nil, fmt.Errorf("the run did not end within %s", within)
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
-	for len(updates) > 0 { // progress sent before the summary
-		a := <-updates
-		if _, dup := arrivals[a.interval]; !dup {
-			arrivals[a.interval] = a.at
-		}
-		last = a.at
-	}
-	sample()
-	if last.IsZero() {
-		last = time.Now()
-	}
-	res.simCPU = selfCPU() - self0
-	res.bytesOut, res.bytesIn = cnt.written.Load()-out0, cnt.read.Load()-in0
-	// CPU over [start, last progress], from the samples around it.
+}
+
+// fromSamples sets the controller's CPU over [first sample, last
+// progress], its busiest second and its RSS peak.
+func (res *fleetResult) fromSamples(samples []cpuSample, last time.Time) {
 	end := samples[len(samples)-1]
 	for _, s := range samples {
 		if !s.at.Before(last) {
@@ -245,13 +221,10 @@ wait:
 			res.peakCores = max(res.peakCores, (samples[i].cpu-samples[j].cpu).Seconds()/dt)
 		}
 	}
-	for i := range int64(res.expected) {
-		if at, ok := arrivals[i]; ok {
-			res.emitted++
-			res.lags = append(res.lags, at.Sub(start.Add(time.Duration(i+1)*o.interval)))
-		}
-	}
-	waitAcks(ctx, agents, 5*time.Second)
+}
+
+// fromAgents adds up what the simulated agents sent and had acknowledged.
+func (res *fleetResult) fromAgents(agents []*simAgent, payloads *payloadSet) {
 	for i, a := range agents {
 		res.snapshotsSent += a.sent.Load()
 		res.acked += a.acked.Load()
@@ -261,16 +234,62 @@ wait:
 			res.expected2 += payloads.requests[(i+v)%len(payloads.requests)]
 		}
 	}
-	res.status, res.verdict = sum.GetStatus(), sum.GetVerdict()
-	res.requests = sum.GetAll().GetRequests()
-	cancelAgents()
-	runWG.Wait()
-	if err := errors.Join(runErrs...); err != nil && !errors.Is(err, context.Canceled) {
-		return nil, fmt.Errorf("simulated agents: %w", err)
+}
+
+// simFleet is the simulated agents of one run and the goroutines that
+// drive them.
+type simFleet struct {
+	agents  []*simAgent
+	cancel  context.CancelFunc
+	actx    context.Context
+	recvWG  sync.WaitGroup
+	runWG   sync.WaitGroup
+	runErrs []error
+	once    sync.Once
+	err     error
+}
+
+// startFleet connects n simulated agents and starts reading their
+// streams; stop ends them.
+func startFleet(ctx context.Context, n int, o func(i int) simOptions) (*simFleet, error) {
+	actx, cancel := context.WithCancel(ctx)
+	agents, err := connectAll(actx, n, o)
+	if err != nil {
+		cancel()
+		return nil, err
 	}
-	ctrl.stop(10 * time.Second)
-	res.warn, res.errs = logLevels(res.logPath)
-	return res, nil
+	f := &simFleet{agents: agents, cancel: cancel, actx: actx, runErrs: make([]error, len(agents))}
+	for _, a := range agents {
+		f.recvWG.Go(a.recv)
+	}
+	return f, nil
+}
+
+// run starts every agent's run loop; the first to learn the run's start
+// (in the controller's clock) sends it.
+func (f *simFleet) run() <-chan time.Time {
+	starts := make(chan time.Time, 1)
+	for i, a := range f.agents {
+		f.runWG.Go(func() { f.runErrs[i] = a.run(f.actx, starts, i) })
+	}
+	return starts
+}
+
+// stop ends the agents' runs and streams, once; it returns their errors
+// other than being stopped.
+func (f *simFleet) stop() error {
+	f.once.Do(func() {
+		f.cancel()
+		f.runWG.Wait()
+		for _, a := range f.agents {
+			a.close()
+		}
+		f.recvWG.Wait()
+		if err := errors.Join(f.runErrs...); err != nil && !errors.Is(err, context.Canceled) {
+			f.err = err
+		}
+	})
+	return f.err
 }
 
 // selfCPU is this process's CPU time so far.

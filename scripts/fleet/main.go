@@ -1,4 +1,4 @@
-// Command fleet measures surge's controller side (issue 7) with real
+// Command fleet measures surge's controller side with real
 // processes on loopback and prints Markdown:
 //
 //   - fleet (default): a `surge controller` child process and N simulated

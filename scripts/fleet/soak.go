@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
@@ -126,100 +125,91 @@ func runSoak(ctx context.Context, o options, dir string, log io.Writer) (*soakRe
 		return nil, fmt.Errorf("submit: %w", err)
 	}
 	fmt.Fprintf(log, "soak run %s: %d/s for %s; controller pid %d, agent pid %d\n", sub.GetRunId(), o.rate, o.soak, ctrl.pid(), agent.pid())
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	watch, err := ctrl.runs.Watch(wctx, &surgev1.WatchRequest{RunId: sub.GetRunId()})
+	watch, err := watchRun(ctx, ctrl.runs, sub.GetRunId())
 	if err != nil {
-		return nil, fmt.Errorf("watch: %w", err)
+		return nil, err
 	}
-	summary := make(chan *surgev1.RunSummary, 1)
-	watchErr := make(chan error, 1)
-	started := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() { // ends with the watch (summary, error or wctx)
-		first := true
-		for {
-			u, err := watch.Recv()
-			if err != nil {
-				watchErr <- err
-				return
-			}
-			switch m := u.GetUpdate().(type) {
-			case *surgev1.RunUpdate_Progress:
-				if first {
-					close(started)
-					first = false
-				}
-			case *surgev1.RunUpdate_Summary:
-				summary <- m.Summary
-				return
-			}
-		}
-	})
-	defer wg.Wait()
-	defer cancel()
-
+	defer watch.stop()
 	select { // the first progress: the run is under way
-	case <-started:
-	case err := <-watchErr:
-		return nil, fmt.Errorf("watch: %w", err)
+	case <-watch.started:
+	case err := <-watch.err:
+		return nil, err
 	case <-time.After(30 * time.Second):
 		return nil, errors.New("no progress within 30s of the submit")
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	res := &soakResult{o: o}
-	t0 := time.Now()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	take := func() error {
-		c, err1 := procMem(ctrl.pid())
-		a, err2 := procMem(agent.pid())
-		cc, err3 := ctrl.cpu()
-		ac, err4 := agent.cpu()
-		cl, cg, err5 := heap(ctx, client, ctrlPprof)
-		al, ag, err6 := heap(ctx, client, agentPprof)
-		if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
-			return err
-		}
-		res.samples = append(res.samples, rssSample{at: time.Since(t0), ctrl: c.rss, agent: a.rss, ctrlAnon: c.anon, agentAnon: a.anon,
-			ctrlLive: cl, agentLive: al, ctrlGoal: cg, agentGoal: ag, ctrlCPU: cc, agentCPU: ac})
-		return nil
-	}
-	if err := take(); err != nil {
+	s := &soakSampler{ctrl: ctrl, agent: agent, ctrlPprof: ctrlPprof, agentPprof: agentPprof, t0: time.Now(),
+		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+	sum, err := s.until(ctx, watch, o.sample, o.soak)
+	if err != nil {
 		return nil, err
 	}
-	tick := time.NewTicker(o.sample)
+	res.samples = s.samples
+	res.status = sum.GetStatus()
+	res.requests, res.failures = sum.GetAll().GetRequests(), sum.GetAll().GetFailures()
+	return res, nil
+}
+
+// soakSampler takes the soak's samples of both daemons.
+type soakSampler struct {
+	ctrl                  *controllerProc
+	agent                 *child
+	ctrlPprof, agentPprof string // their /debug/runtime addresses
+	client                *http.Client
+	t0                    time.Time
+	samples               []rssSample
+}
+
+// take adds one sample.
+func (s *soakSampler) take(ctx context.Context) error {
+	c, err1 := procMem(s.ctrl.pid())
+	a, err2 := procMem(s.agent.pid())
+	cc, err3 := s.ctrl.cpu()
+	ac, err4 := s.agent.cpu()
+	cl, cg, err5 := heap(ctx, s.client, s.ctrlPprof)
+	al, ag, err6 := heap(ctx, s.client, s.agentPprof)
+	if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
+		return err
+	}
+	s.samples = append(s.samples, rssSample{at: time.Since(s.t0), ctrl: c.rss, agent: a.rss, ctrlAnon: c.anon, agentAnon: a.anon,
+		ctrlLive: cl, agentLive: al, ctrlGoal: cg, agentGoal: ag, ctrlCPU: cc, agentCPU: ac})
+	return nil
+}
+
+// until samples every period until the run's summary arrives; the run's
+// last second (of d) is left out: the ends of runs allocate.
+func (s *soakSampler) until(ctx context.Context, watch *runWatch, period, d time.Duration) (*surgev1.RunSummary, error) {
+	if err := s.take(ctx); err != nil {
+		return nil, err
+	}
+	tick := time.NewTicker(period)
 	defer tick.Stop()
-	// The run's last second is left out: the ends of runs allocate.
-	stopSampling := time.After(o.soak - time.Second)
-	timeout := time.After(o.soak + 2*time.Minute)
-	var sum *surgev1.RunSummary
-loop:
+	stopSampling := time.After(d - time.Second)
+	timeout := time.After(d + 2*time.Minute)
 	for {
 		select {
 		case <-tick.C:
-			if err := take(); err != nil {
+			if err := s.take(ctx); err != nil {
 				return nil, err
 			}
 		case <-stopSampling:
-			if err := take(); err != nil {
+			if err := s.take(ctx); err != nil {
 				return nil, err
 			}
 			tick.Stop()
 			stopSampling = nil
-		case sum = <-summary:
-			break loop
-		case err := <-watchErr:
-			return nil, fmt.Errorf("watch: %w", err)
+		case sum := <-watch.summary:
+			return sum, nil
+		case err := <-watch.err:
+			return nil, err
 		case <-timeout:
 			return nil, errors.New("the soak run did not end in time")
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
-	res.status = sum.GetStatus()
-	res.requests, res.failures = sum.GetAll().GetRequests(), sum.GetAll().GetFailures()
-	return res, nil
 }
 
 // growth is the change of rss from the first sample at or after one
