@@ -13,26 +13,53 @@ import (
 )
 
 // statsSampler reports this process's health; CPU is the share of one core
-// used since the sampler's previous call. Each user keeps its own sampler.
+// used since the sampler's previous call. A call that comes less than half
+// the previous gap after the one before (a run's final, partial interval)
+// measures from the call before that instead: a few milliseconds of
+// teardown would otherwise read as a saturated core. Each user keeps its
+// own sampler.
 type statsSampler struct {
-	conns    *atomic.Int64
-	lastWall time.Time
-	lastCPU  time.Duration
+	conns *atomic.Int64
+	now   func() time.Time
+	cpu   func() time.Duration
+	// last is the previous call's reading, prior the one before it.
+	last, prior cpuReading
+}
+
+// cpuReading is the process CPU time used by a wall-clock time.
+type cpuReading struct {
+	wall time.Time
+	cpu  time.Duration
 }
 
 func newStatsSampler(conns *atomic.Int64) *statsSampler {
-	return &statsSampler{conns: conns, lastWall: time.Now(), lastCPU: processCPU()}
+	return newSamplerWith(conns, time.Now, processCPU)
+}
+
+func newSamplerWith(conns *atomic.Int64, now func() time.Time, cpu func() time.Duration) *statsSampler {
+	r := cpuReading{wall: now(), cpu: cpu()}
+	return &statsSampler{conns: conns, now: now, cpu: cpu, last: r, prior: r}
+}
+
+// cpuPercent is the share of one core used since the previous reading, or
+// since the one before it when the previous gap is under half its own.
+func (s *statsSampler) cpuPercent() float64 {
+	now := cpuReading{wall: s.now(), cpu: s.cpu()}
+	from := s.last
+	if gap, prev := now.wall.Sub(s.last.wall), s.last.wall.Sub(s.prior.wall); gap < prev/2 {
+		from = s.prior
+	}
+	s.prior, s.last = s.last, now
+	wall := now.wall.Sub(from.wall)
+	if wall <= 0 {
+		return 0
+	}
+	return max(100*float64(now.cpu-from.cpu)/float64(wall), 0)
 }
 
 func (s *statsSampler) sample() *surgev1.AgentStats {
-	now, cpu := time.Now(), processCPU()
-	var pct float64
-	if wall := now.Sub(s.lastWall); wall > 0 {
-		pct = 100 * float64(cpu-s.lastCPU) / float64(wall)
-	}
-	s.lastWall, s.lastCPU = now, cpu
 	st := &surgev1.AgentStats{
-		CpuPercent: max(pct, 0),
+		CpuPercent: s.cpuPercent(),
 		RssBytes:   rss(),
 		Goroutines: int64(runtime.NumGoroutine()),
 	}
