@@ -37,7 +37,10 @@ type Summary struct {
 	Thresholds    []Threshold `json:"thresholds"`
 	StartSpreadUS int64       `json:"start_spread_us"`
 	Notes         []string    `json:"notes"`
-	Error         string      `json:"error,omitempty"`
+	// Saturation lists each (interval, agent) whose generation was
+	// saturated; empty when none was.
+	Saturation []Saturation `json:"saturation"`
+	Error      string       `json:"error,omitempty"`
 }
 
 // Stats are the counters and latency of a run, a region or a scenario.
@@ -119,6 +122,7 @@ func FromProto(s *surgev1.RunSummary) *Summary {
 		StartSpreadUS: s.GetStartSpreadUs(),
 		Notes:         append([]string{}, s.GetNotes()...),
 		Error:         s.GetError(),
+		Saturation:    saturationFromProto(s.GetSaturation()),
 	}
 	for name, st := range s.GetRegions() {
 		out.Regions[name] = RegionStats{Stats: statsFromProto(st), Agents: s.GetRegionAgents()[name]}

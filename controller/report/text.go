@@ -97,6 +97,8 @@ func Text(w io.Writer, s *surgev1.RunSummary) error {
 		tw.flush()
 	}
 
+	saturationText(p, sum.Saturation)
+
 	if len(sum.Notes) > 0 {
 		p.printf("\nnotes\n")
 		for _, n := range sum.Notes {
