@@ -255,9 +255,12 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 		}
 		return
 	case stepType:
-		if isControlStep(n) {
+		switch {
+		case isControlStep(n):
 			w.walkStruct(n, t, path, depth)
-		} else {
+		case n.Kind == yaml.MappingNode:
+			w.walkFields(n, requestType, path, depth+1, stepKeyError)
+		default:
 			w.walk(n, requestType, path, depth+1)
 		}
 		return
@@ -325,6 +328,56 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 }
 
 func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, path string, depth int) {
+	w.walkFields(n, t, path, depth, func(key string, fields map[string]reflect.StructField) string {
+		return fmt.Sprintf("unknown key %q (valid keys: %s)", key, strings.Join(sortedKeys(fields), ", "))
+	})
+}
+
+// stepKeyError is the message for an unknown key of a flow step that is not
+// a think, batch or websocket step: it may be a request's key or a
+// misspelled step kind.
+func stepKeyError(key string, fields map[string]reflect.StructField) string {
+	kinds := []string{"think", "batch", "websocket"}
+	hint := ""
+	for _, k := range kinds {
+		if closeTo(key, k) {
+			hint = fmt.Sprintf("; did you mean %q?", k)
+		}
+	}
+	return fmt.Sprintf("unknown key %q: a step is a request (keys: %s), {think: ...}, {batch: [...]} or {websocket: {...}}%s",
+		key, strings.Join(sortedKeys(fields), ", "), hint)
+}
+
+// closeTo reports whether a is b with one or two letters added, dropped or
+// changed, or b's prefix of at least three letters.
+func closeTo(a, b string) bool {
+	a, b = strings.ToLower(a), strings.ToLower(b)
+	if len(a) >= 3 && strings.HasPrefix(b, a) {
+		return true
+	}
+	// Levenshtein distance, bounded by len(b).
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			sub := prev[j-1]
+			if a[i-1] != b[j-1] {
+				sub++
+			}
+			cur[j] = min(sub, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)] <= 2
+}
+
+// walkFields is walkStruct with unknown keys reported by unknown.
+func (w *walker) walkFields(n *yaml.Node, t reflect.Type, path string, depth int,
+	unknown func(key string, fields map[string]reflect.StructField) string) {
 	if n.Kind != yaml.MappingNode {
 		w.fail(n, path, "expected a mapping, got %s", kindName(n))
 		return
@@ -357,7 +410,7 @@ func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, path string, depth int
 		cp := joinPath(path, k.Value)
 		f, ok := fields[k.Value]
 		if !ok {
-			w.fail(k, cp, "unknown key %q (valid keys: %s)", k.Value, strings.Join(sortedKeys(fields), ", "))
+			w.fail(k, cp, "%s", unknown(k.Value, fields))
 			continue
 		}
 		if seen[k.Value] {

@@ -57,7 +57,7 @@ func (s ScenarioShare) Fraction() *big.Rat { return new(big.Rat).Sub(s.To, s.Fro
 // by the shortfall; otherwise they are exact.
 func Split(p *Plan, agents []AgentInfo) ([]Share, error) {
 	if len(agents) == 0 {
-		return nil, errors.New("split plan: no live agents")
+		return nil, errors.New("split plan: no live agents: start one with `surge agent --id ID --region REGION --join GOSSIP_ADDR` (the controller's --gossip address, default 127.0.0.1:7946); `surge agents` lists those connected")
 	}
 	if err := p.uninlined(); err != nil {
 		return nil, fmt.Errorf("split plan: %w", err)

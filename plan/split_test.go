@@ -396,7 +396,7 @@ func TestSplitErrors(t *testing.T) {
 		agents []AgentInfo
 		want   string
 	}{
-		{"no agents", mk(nil, 10, 1), nil, "split plan: no live agents"},
+		{"no agents", mk(nil, 10, 1), nil, "split plan: no live agents: start one with `surge agent --id ID --region REGION --join GOSSIP_ADDR`"},
 		{"region without agent", mk(two, 10, 1), []AgentInfo{{ID: "a", Region: "us-east"}, {ID: "b", Region: "eu-west"}},
 			`region "mars" has weight 1 but no live agent (agents are in: "eu-west", "us-east")`},
 		{"rate over capacity", mk(nil, 100, 1), []AgentInfo{{ID: "a", MaxRate: 40}, {ID: "b"}}, `agent "a" (region "") would send 50 arrivals/s`},

@@ -155,7 +155,7 @@ func versionString() string {
 func execute(ctx context.Context, args []string, e env) int {
 	root, ran := newRootCmd(e)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
@@ -167,7 +167,13 @@ func execute(ctx context.Context, args []string, e env) int {
 	if x, ok := errors.AsType[*exitError](err); !ok || !x.reported {
 		fmt.Fprintf(e.stderr, "surge: %v\n", err)
 		if exitCode(err) == exitUsage {
-			fmt.Fprintf(e.stderr, "Run 'surge --help' for usage.\n")
+			// The help of the command that failed (root's for an unknown
+			// command).
+			path := root.CommandPath()
+			if cmd != nil {
+				path = cmd.CommandPath()
+			}
+			fmt.Fprintf(e.stderr, "Run '%s --help' for usage.\n", path)
 		}
 	}
 	return exitCode(err)

@@ -255,19 +255,23 @@ func TestValidate(t *testing.T) {
 // --- exit codes ---
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{
-		{"validate"},
-		{"validate", "a", "b"},
-		{"run", "--no-such-flag", "x.yaml"},
-		{"bogus-command"},
-		{"controller"}, // --data-dir is required
-		{"agent", "--id", "a"},
-		{"demo", "--duration", "-1s"},
-		{"agents", "--controller", "127.0.0.1:1", "extra"},
+	for _, c := range []struct {
+		args []string
+		help string // the command whose help the hint names
+	}{
+		{[]string{"validate"}, "surge validate"},
+		{[]string{"validate", "a", "b"}, "surge validate"},
+		{[]string{"run", "--no-such-flag", "x.yaml"}, "surge run"},
+		{[]string{"bogus-command"}, "surge"},
+		{[]string{"controller"}, "surge controller"}, // --data-dir is required
+		{[]string{"agent", "--id", "a"}, "surge agent"},
+		{[]string{"demo", "--duration", "-1s"}, "surge demo"},
+		{[]string{"agents", "--controller", "127.0.0.1:1", "extra"}, "surge agents"},
+		{[]string{"plan", "from-log", "--scale", "x", "a.log"}, "surge plan from-log"},
 	} {
-		r := cli(t, nil, args...)
-		if r.code != exitUsage || !strings.Contains(r.stderr, "surge --help") {
-			t.Errorf("%q: want exit 2 and a usage hint, got\n%s", args, r)
+		r := cli(t, nil, c.args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "Run '"+c.help+" --help' for usage.") {
+			t.Errorf("%q: want exit 2 and a hint naming %s --help, got\n%s", c.args, c.help, r)
 		}
 	}
 }
