@@ -18,6 +18,8 @@ import (
 	"github.com/surgeload/surge/agent/httpclient"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/internal/cputime"
+	"github.com/surgeload/surge/internal/tcptest"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -95,14 +97,14 @@ scenarios:
 		b.Run(im.name+"/seq", func(b *testing.B) {
 			do := im.mk(b)(1)
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := int64(cputime.Process())
 			for b.Loop() {
 				if !do() {
 					b.Fatal("iteration failed")
 				}
 			}
 			if external {
-				b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(int64(cputime.Process())-cpu)/float64(b.N), "cpu-ns/op")
 			}
 		})
 		b.Run(im.name+"/par", func(b *testing.B) {
@@ -111,7 +113,7 @@ scenarios:
 			var vu int64
 			b.ReportAllocs()
 			b.SetParallelism(8)
-			cpu := cpuTime()
+			cpu := int64(cputime.Process())
 			b.RunParallel(func(pb *testing.PB) {
 				mu.Lock()
 				vu++
@@ -125,7 +127,7 @@ scenarios:
 				}
 			})
 			if external {
-				b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(int64(cputime.Process())-cpu)/float64(b.N), "cpu-ns/op")
 			}
 		})
 	}
@@ -170,7 +172,7 @@ func BenchmarkOpenModel(b *testing.B) {
 			done := make(chan error, 1)
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu, csw, rq := cpuTime(), ctxSwitches(), runqWait()
+			cpu, csw, rq := int64(cputime.Process()), ctxSwitches(), runqWait()
 			go func() { done <- RunScenarios(ctx, start, scens) }()
 			// Swap at every boundary, as the agent does, until the run ends.
 			var (
@@ -210,7 +212,7 @@ func BenchmarkOpenModel(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			cpu, csw, rq = cpuTime()-cpu, ctxSwitches()-csw, runqWait()-rq
+			cpu, csw, rq = int64(cputime.Process())-cpu, ctxSwitches()-csw, runqWait()-rq
 			swap(time.Now())
 			var dropped, started int64
 			worst := 0.0
@@ -236,13 +238,6 @@ func BenchmarkOpenModel(b *testing.B) {
 			b.ReportMetric(float64(rq)/1e6, "runq-wait-ms")
 		})
 	}
-}
-
-// cpuTime returns this process's user+system CPU time in nanoseconds.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // ctxSwitches returns this process's context switches (voluntary and
@@ -272,60 +267,32 @@ func runqWait() int64 {
 // loopbackServer answers every request with a small keep-alive response
 // until the benchmark ends, and returns its URL.
 func loopbackServer(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	b.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
 	resp := []byte("HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
-	wg.Go(func() {
+	return "http://" + tcptest.Serve(b, func(c net.Conn) {
+		buf := make([]byte, 16<<10)
+		var out []byte
+		tail := 0 // bytes of a request head seen so far, at the buffer's end
 		for {
-			c, err := ln.Accept()
+			n, err := c.Read(buf[tail:])
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() {
-				buf := make([]byte, 16<<10)
-				var out []byte
-				tail := 0 // bytes of a request head seen so far, at the buffer's end
-				for {
-					n, err := c.Read(buf[tail:])
-					if err != nil {
-						return
-					}
-					in := buf[:tail+n]
-					out = out[:0]
-					for {
-						i := bytes.Index(in, []byte("\r\n\r\n"))
-						if i < 0 {
-							break
-						}
-						out = append(out, resp...)
-						in = in[i+4:]
-					}
-					tail = copy(buf, in)
-					if _, err := c.Write(out); err != nil {
-						return
-					}
+			in := buf[:tail+n]
+			out = out[:0]
+			for {
+				i := bytes.Index(in, []byte("\r\n\r\n"))
+				if i < 0 {
+					break
 				}
-			})
+				out = append(out, resp...)
+				in = in[i+4:]
+			}
+			tail = copy(buf, in)
+			if _, err := c.Write(out); err != nil {
+				return
+			}
 		}
-	})
-	return "http://" + ln.Addr().String() + "/"
+	}) + "/"
 }
 
 // BenchmarkIdleVUs holds b.N closed-model VUs, each with a request in
@@ -458,7 +425,7 @@ func BenchmarkWaiter(b *testing.B) {
 func benchWaits(b *testing.B, w waiter, gap time.Duration) {
 	b.Helper()
 	late := hist.New()
-	cpu := cpuTime()
+	cpu := int64(cputime.Process())
 	t0 := time.Now()
 	i := 0
 	for b.Loop() {
@@ -467,7 +434,7 @@ func benchWaits(b *testing.B, w waiter, gap time.Duration) {
 		w.until(at)
 		_ = late.RecordValue(hist.Clamp(time.Since(at).Nanoseconds()))
 	}
-	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(int64(cputime.Process())-cpu)/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64(late.ValueAtQuantile(50))/1e3, "late-p50-µs")
 	b.ReportMetric(float64(late.ValueAtQuantile(99))/1e3, "late-p99-µs")
 	b.ReportMetric(float64(late.Max())/1e3, "late-max-µs")

@@ -11,6 +11,7 @@ import (
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/internal/cputime"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -212,11 +213,11 @@ func BenchmarkSpinOpenModel(b *testing.B) {
 			b.ResetTimer()
 			// The CPU includes the warm-up of the pre-allocated VUs'
 			// connections before the start.
-			cpu, rq := cpuTime(), runqWait()
+			cpu, rq := int64(cputime.Process()), runqWait()
 			if err := RunScenarios(context.Background(), start, scens); err != nil {
 				b.Fatal(err)
 			}
-			cpu, rq = cpuTime()-cpu, runqWait()-rq
+			cpu, rq = int64(cputime.Process())-cpu, runqWait()-rq
 			b.StopTimer()
 			_, st := rec.Swap(time.Now())
 			late := hist.New()

@@ -12,10 +12,10 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/surgeload/surge/internal/cputime"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -76,19 +76,19 @@ func BenchmarkDo(b *testing.B) {
 		b.Run(impl.name+"/seq", func(b *testing.B) {
 			do := impl.mk(b)()
 			b.ReportAllocs()
-			cpu := cpuTime()
+			cpu := int64(cputime.Process())
 			for b.Loop() {
 				if err := do(); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(int64(cputime.Process())-cpu)/float64(b.N), "cpu-ns/op")
 		})
 		b.Run(impl.name+"/par", func(b *testing.B) {
 			mk := impl.mk(b)
 			b.ReportAllocs()
 			b.SetParallelism(8)
-			cpu := cpuTime()
+			cpu := int64(cputime.Process())
 			b.RunParallel(func(pb *testing.PB) {
 				do := mk()
 				for pb.Next() {
@@ -98,16 +98,9 @@ func BenchmarkDo(b *testing.B) {
 					}
 				}
 			})
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(int64(cputime.Process())-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
-}
-
-// cpuTime returns this process's user+system CPU time in nanoseconds.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // benchServer starts this test binary as a child serving benchResponse on

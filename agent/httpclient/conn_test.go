@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgeload/surge/internal/tcptest"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -19,7 +20,7 @@ import (
 // ending in "|close", once, then closes.
 func scripted(t *testing.T, reply string) string {
 	reply, once := strings.CutSuffix(reply, "|close")
-	return rawServer(t, func(c net.Conn) {
+	return tcptest.Serve(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		for {
 			req, err := http.ReadRequest(br)
@@ -57,7 +58,7 @@ func TestResponseFraming(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var accepted atomic.Int64
-			addr := rawServer(t, func(c net.Conn) {
+			addr := tcptest.Serve(t, func(c net.Conn) {
 				accepted.Add(1)
 				br := bufio.NewReader(c)
 				for {
@@ -110,16 +111,16 @@ func TestErrorClasses(t *testing.T) {
 	}
 	refused := ln.Addr().String()
 	ln.Close()
-	reset := rawServer(t, func(c net.Conn) {
+	reset := tcptest.Serve(t, func(c net.Conn) {
 		buf := make([]byte, 4096)
 		_, _ = c.Read(buf)
 		c.(*net.TCPConn).SetLinger(0) // RST
 	})
-	closes := rawServer(t, func(c net.Conn) {
+	closes := tcptest.Serve(t, func(c net.Conn) {
 		buf := make([]byte, 4096)
 		_, _ = c.Read(buf)
 	})
-	stall := rawServer(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	stall := tcptest.Serve(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
 	tlsSrv := newServer(t, "tls", http.HandlerFunc(okHandler))
 	for _, tc := range []struct{ name, url, reply, want string }{
 		{"refused", "http://" + refused + "/", "", StatusRefused},

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgeload/surge/internal/poll"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -82,7 +83,7 @@ func TestHTTP2StreamsPerConnection(t *testing.T) {
 			}
 			s.Close()
 			c.Close()
-			eventually(t, "every connection closed", func() bool { return stats.Open() == 0 })
+			poll.Eventually(t, 10*time.Second, "every connection closed", func() bool { return stats.Open() == 0 })
 		})
 	}
 }
@@ -148,7 +149,7 @@ func TestHTTP2IdleTimeoutAndLifetime(t *testing.T) {
 	if stats.Opened.Load() != 1 {
 		t.Fatalf("opened %d, want 1", stats.Opened.Load())
 	}
-	eventually(t, "the idle HTTP/2 connection to close", func() bool { return stats.Open() == 0 && srv.open.Load() == 0 })
+	poll.Eventually(t, 10*time.Second, "the idle HTTP/2 connection to close", func() bool { return stats.Open() == 0 && srv.open.Load() == 0 })
 
 	c2 := newClient(t, Options{Conn: &plan.Connection{HTTP2: plan.HTTP2H2C, MaxLifetime: &plan.Dist{Constant: plan.Duration(time.Nanosecond)}}})
 	srv2 := newServer(t, "h2c", http.HandlerFunc(okHandler))

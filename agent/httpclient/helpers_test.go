@@ -1,16 +1,12 @@
 package httpclient
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgeload/surge/internal/pki"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -137,106 +134,43 @@ func caFile(t testing.TB, s *httptest.Server) string {
 	return path
 }
 
-// eventually polls cond until it holds or 10s pass.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// pki is a throwaway CA and a client certificate it signed.
-type pki struct {
+// testPKI is a throwaway CA and a client certificate it signed.
+type testPKI struct {
 	caPool            *x509.CertPool
 	caFile            string
 	certFile, keyFile string
 }
 
-func newPKI(t testing.TB) pki {
+func newPKI(t testing.TB) testPKI {
 	t.Helper()
 	dir := t.TempDir()
-	write := func(name, typ string, der []byte) string {
+	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		if err := os.WriteFile(p, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		return p
 	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	ca, err := pki.NewCA(pkix.Name{CommonName: "test ca"}, now.Add(-time.Hour), now.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	leaf, err := ca.Sign(pki.Leaf{Subject: pkix.Name{CommonName: "surge client"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		Usage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := pki.KeyPEM(leaf.PrivateKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "surge client"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
+	return testPKI{
+		caPool:   ca.Pool(),
+		caFile:   write("ca.pem", ca.PEM()),
+		certFile: write("client.pem", pki.CertPEM(leaf.Certificate[0])),
+		keyFile:  write("client-key.pem", key),
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := pki{caPool: x509.NewCertPool()}
-	p.caPool.AddCert(caCert)
-	p.caFile = write("ca.pem", "CERTIFICATE", caDER)
-	p.certFile = write("client.pem", "CERTIFICATE", der)
-	p.keyFile = write("client-key.pem", "PRIVATE KEY", keyDER)
-	return p
-}
-
-// rawServer accepts connections on 127.0.0.1 and runs serve on each, until
-// the test ends.
-func rawServer(t testing.TB, serve func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() {
-				defer c.Close()
-				serve(c)
-			})
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
 }
 
 // tls12Server is an HTTPS server speaking at most TLS 1.2.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgeload/surge/internal/poll"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -52,7 +53,7 @@ func TestPerVUOneConnectionPerSession(t *testing.T) {
 	if stats.Closed.Load() != 50 || stats.Open() != 0 || gauge.Load() != 0 {
 		t.Errorf("after the sessions closed: closed %d open %d gauge %d, want 50 0 0", stats.Closed.Load(), stats.Open(), gauge.Load())
 	}
-	eventually(t, "the server to see them closed", func() bool { return srv.open.Load() == 0 })
+	poll.Eventually(t, 10*time.Second, "the server to see them closed", func() bool { return srv.open.Load() == 0 })
 }
 
 func TestNeverOneConnectionPerRequest(t *testing.T) {
@@ -137,7 +138,7 @@ func TestIdleTimeoutClosesIdleConnections(t *testing.T) {
 	if srv.open.Load() != 1 {
 		t.Fatalf("server open connections %d, want 1", srv.open.Load())
 	}
-	eventually(t, "the idle connection to close", func() bool { return srv.open.Load() == 0 && stats.Open() == 0 })
+	poll.Eventually(t, 10*time.Second, "the idle connection to close", func() bool { return srv.open.Load() == 0 && stats.Open() == 0 })
 	if stats.Closed.Load() != 1 {
 		t.Errorf("closed %d, want 1", stats.Closed.Load())
 	}
@@ -189,7 +190,7 @@ func TestPoolWaitRespectsContext(t *testing.T) {
 	c := newClient(t, Options{Conn: &plan.Connection{Reuse: plan.ReusePool, PoolSize: 1}})
 	var wg sync.WaitGroup
 	wg.Go(func() { c.Do(context.Background(), get(t, srv.URL+"/hold"), time.Now) })
-	eventually(t, "the held request", func() bool { return srv.accepted.Load() == 1 })
+	poll.Eventually(t, 10*time.Second, "the held request", func() bool { return srv.accepted.Load() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -254,7 +255,7 @@ func TestStaleKeepAliveIsReplayed(t *testing.T) {
 	if res := s.Do(context.Background(), req, nil, time.Now); res.Failed() {
 		t.Fatal(res.Err)
 	}
-	eventually(t, "the server to close the idle connection", func() bool { return srv.open.Load() == 0 })
+	poll.Eventually(t, 10*time.Second, "the server to close the idle connection", func() bool { return srv.open.Load() == 0 })
 	res := s.Do(context.Background(), req, nil, time.Now)
 	if res.Failed() || res.Retries != 0 {
 		t.Errorf("on a connection the server closed: %q %v retries %d, want a success", res.Status, res.Err, res.Retries)

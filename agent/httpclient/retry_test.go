@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgeload/surge/internal/tcptest"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -141,7 +142,7 @@ func TestRetryOnConnectionFailures(t *testing.T) {
 
 	// reset: a server that drops the first two connections after reading.
 	var n atomic.Int64
-	addr := rawServer(t, func(c net.Conn) {
+	addr := tcptest.Serve(t, func(c net.Conn) {
 		buf := make([]byte, 4096)
 		if _, err := c.Read(buf); err != nil {
 			return

@@ -7,21 +7,18 @@
 package tlsconf
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/surgeload/surge/internal/pki"
 )
 
 // Roles a certificate can carry.
@@ -48,24 +45,19 @@ const (
 	certValidity = 365 * 24 * time.Hour
 )
 
-func serial() (*big.Int, error) {
-	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
-}
-
-func writePEM(path, typ string, der []byte, mode os.FileMode) error {
-	b := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+func writePEM(path string, b []byte, mode os.FileMode) error {
 	if err := os.WriteFile(path, b, mode); err != nil {
 		return fmt.Errorf("tlsconf: write %s: %w", path, err)
 	}
 	return nil
 }
 
-func writeKey(path string, k *ecdsa.PrivateKey) error {
-	der, err := x509.MarshalPKCS8PrivateKey(k)
+func writeKey(path string, k crypto.PrivateKey) error {
+	b, err := pki.KeyPEM(k)
 	if err != nil {
-		return fmt.Errorf("tlsconf: encode key: %w", err)
+		return fmt.Errorf("tlsconf: %w", err)
 	}
-	return writePEM(path, "PRIVATE KEY", der, 0o600)
+	return writePEM(path, b, 0o600)
 }
 
 // InitCA creates a development CA in dir (ca.crt, ca.key). It refuses to
@@ -77,33 +69,15 @@ func InitCA(dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, CAFile)); err == nil {
 		return fmt.Errorf("tlsconf: %s already exists", filepath.Join(dir, CAFile))
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("tlsconf: generate CA key: %w", err)
-	}
-	sn, err := serial()
+	now := time.Now()
+	ca, err := pki.NewCA(pkix.Name{CommonName: "surge development CA", Organization: []string{"surge"}}, now.Add(-time.Hour), now.Add(caValidity))
 	if err != nil {
 		return fmt.Errorf("tlsconf: %w", err)
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          sn,
-		Subject:               pkix.Name{CommonName: "surge development CA", Organization: []string{"surge"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(caValidity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return fmt.Errorf("tlsconf: create CA: %w", err)
-	}
-	if err := writeKey(filepath.Join(dir, CAKeyFile), key); err != nil {
+	if err := writeKey(filepath.Join(dir, CAKeyFile), ca.Key); err != nil {
 		return err
 	}
-	return writePEM(filepath.Join(dir, CAFile), "CERTIFICATE", der, 0o644)
+	return writePEM(filepath.Join(dir, CAFile), ca.PEM(), 0o644)
 }
 
 // Issue signs a certificate for name with role using the CA in dir and
@@ -117,56 +91,37 @@ func Issue(dir, name, role string, hosts []string) error {
 	if name == "" || filepath.Base(name) != name || name == "ca" {
 		return fmt.Errorf("tlsconf: name %q: want a plain file name other than \"ca\"", name)
 	}
-	ca, caKey, err := loadCA(dir)
+	ca, err := loadCA(dir)
 	if err != nil {
 		return err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("tlsconf: generate key: %w", err)
-	}
-	sn, err := serial()
+	now := time.Now()
+	cert, err := ca.Sign(pki.Leaf{
+		Subject:   pkix.Name{CommonName: name, Organization: []string{"surge"}, OrganizationalUnit: []string{role}},
+		NotBefore: now.Add(-time.Hour),
+		NotAfter:  now.Add(certValidity),
+		Usage:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		Hosts:     hosts,
+	})
 	if err != nil {
 		return fmt.Errorf("tlsconf: %w", err)
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: sn,
-		Subject:      pkix.Name{CommonName: name, Organization: []string{"surge"}, OrganizationalUnit: []string{role}},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(certValidity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if h != "" {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return fmt.Errorf("tlsconf: sign %s: %w", name, err)
-	}
-	if err := writeKey(KeyFile(dir, name), key); err != nil {
+	if err := writeKey(KeyFile(dir, name), cert.PrivateKey); err != nil {
 		return err
 	}
-	return writePEM(CertFile(dir, name), "CERTIFICATE", der, 0o644)
+	return writePEM(CertFile(dir, name), pki.CertPEM(cert.Certificate[0]), 0o644)
 }
 
-func loadCA(dir string) (*x509.Certificate, any, error) {
+func loadCA(dir string) (*pki.CA, error) {
 	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, CAFile), filepath.Join(dir, CAKeyFile))
 	if err != nil {
-		return nil, nil, fmt.Errorf("tlsconf: load CA from %s (run `surge certs init` first): %w", dir, err)
+		return nil, fmt.Errorf("tlsconf: load CA from %s (run `surge certs init` first): %w", dir, err)
 	}
-	ca, err := x509.ParseCertificate(pair.Certificate[0])
+	ca, err := pki.Load(pair)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tlsconf: parse CA: %w", err)
+		return nil, fmt.Errorf("tlsconf: %w", err)
 	}
-	return ca, pair.PrivateKey, nil
+	return ca, nil
 }
 
 // Files are a process's TLS files: the CA that signs its peers, and its

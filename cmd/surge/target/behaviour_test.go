@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/surgeload/surge/cmd/surge/target"
+	"github.com/surgeload/surge/internal/poll"
 )
 
 // --error-status 503 --retry-after 2: every failed reply is a 503 with
@@ -98,7 +99,7 @@ func TestResetHTTP1(t *testing.T) {
 	if _, err := c.Get("http://" + s2.Addr() + "/r"); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("--reset-rate 1: err = %v, want ECONNRESET", err)
 	}
-	waitFor(t, "reset connections closed", func() bool { return s.Stats().ConnsActive == 0 })
+	poll.Eventually(t, 10*time.Second, "reset connections closed", func() bool { return s.Stats().ConnsActive == 0 })
 	if st := s.Stats(); st.Resets != 3 || st.Requests != 3 || len(st.ByStatus) != 0 || st.ConnsAccepted != 3 {
 		t.Errorf("resets %d, requests %d, by status %v, conns %d; want 3, 3, none, 3", st.Resets, st.Requests, st.ByStatus, st.ConnsAccepted)
 	}

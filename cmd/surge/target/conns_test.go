@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/surgeload/surge/cmd/surge/target"
+	"github.com/surgeload/surge/internal/poll"
 )
 
 // 50 clients with a keep-alive connection each, 4 requests apiece, open
@@ -71,7 +72,7 @@ func TestConnsOnePerRequest(t *testing.T) {
 			t.Fatalf("status %d", code)
 		}
 	}
-	waitFor(t, "connections closed", func() bool { return s.Stats().ConnsActive == 0 })
+	poll.Eventually(t, 10*time.Second, "connections closed", func() bool { return s.Stats().ConnsActive == 0 })
 	if st := s.Stats(); st.ConnsAccepted != n || st.Requests != n {
 		t.Errorf("conns accepted %d for %d requests, want one each", st.ConnsAccepted, st.Requests)
 	}
@@ -134,7 +135,7 @@ func TestMaxConns(t *testing.T) {
 	}
 
 	conns[0].Close()
-	waitFor(t, "a connection to close", func() bool { return s.Stats().ConnsActive == maxConns-1 })
+	poll.Eventually(t, 10*time.Second, "a connection to close", func() bool { return s.Stats().ConnsActive == maxConns-1 })
 	c, br := dial()
 	if status, err := rawGet(c, br); err != nil || status != "200 OK" {
 		t.Fatalf("after one closed: %q, %v", status, err)

@@ -10,18 +10,6 @@ import (
 	"github.com/surgeload/surge/cmd/surge/target"
 )
 
-// waitFor polls cond until it holds, or fails the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond) // polling a condition, with a deadline
-	}
-}
-
 // transport is a client transport speaking the given protocols, trusting
 // the target's self-signed CA if it has one; closed when the test ends.
 func transport(t *testing.T, s *target.Server, protos ...func(*http.Protocols)) *http.Transport {

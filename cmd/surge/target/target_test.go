@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/surgeload/surge/cmd/surge/target"
+	"github.com/surgeload/surge/internal/poll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -222,13 +223,7 @@ func TestServerCounts(t *testing.T) {
 
 	// Closing the client's connection is seen by the server.
 	c.CloseIdleConnections()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Stats().ConnsActive != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("conns active = %d after client closed, want 0", s.Stats().ConnsActive)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
-	}
+	poll.Eventually(t, 5*time.Second, "no active conn after the client closed", func() bool { return s.Stats().ConnsActive == 0 })
 }
 
 func TestServerErrorRate(t *testing.T) {
@@ -262,13 +257,7 @@ func TestServerShutdownCutsDelays(t *testing.T) {
 		}
 		reqErr <- err
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Stats().Requests == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("request never arrived")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Eventually(t, 5*time.Second, "the request arrived", func() bool { return s.Stats().Requests != 0 })
 	cancel()
 	select {
 	case err := <-done:

@@ -1,18 +1,15 @@
 package target
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
+	"slices"
 	"time"
+
+	"github.com/surgeload/surge/internal/pki"
 )
 
 // selfSignedValidity is how long a TLSSelfSigned certificate is valid.
@@ -64,73 +61,24 @@ func (cfg Config) tlsConfig() (_ *tls.Config, caPEM []byte, _ error) {
 // before now for selfSignedValidity. It returns the certificate with its
 // key, and the CA's PEM.
 func selfSigned(hosts []string, now time.Time) (tls.Certificate, []byte, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if slices.Contains(hosts, "") {
+		return tls.Certificate{}, nil, errors.New("--tls-host: empty name")
+	}
+	from, to := now.Add(-time.Hour), now.Add(selfSignedValidity)
+	ca, err := pki.NewCA(pkix.Name{CommonName: "surge target CA"}, from, to)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("ca key: %w", err)
-	}
-	caTmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: "surge target CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(selfSignedValidity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	if caTmpl.SerialNumber, err = serial(); err != nil {
 		return tls.Certificate{}, nil, err
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	cert, err := ca.Sign(pki.Leaf{
+		Subject:   pkix.Name{CommonName: "surge target"},
+		NotBefore: from,
+		NotAfter:  to,
+		Usage:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		Hosts:     hosts,
+	})
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("ca certificate: %w", err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("ca certificate: %w", err)
-	}
-
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("server key: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: "surge target"},
-		NotBefore:   caTmpl.NotBefore,
-		NotAfter:    caTmpl.NotAfter,
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:    []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	for _, h := range hosts {
-		switch ip := net.ParseIP(h); {
-		case ip != nil:
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		case h == "":
-			return tls.Certificate{}, nil, errors.New("--tls-host: empty name")
-		default:
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	if tmpl.SerialNumber, err = serial(); err != nil {
 		return tls.Certificate{}, nil, err
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("server certificate: %w", err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("server certificate: %w", err)
-	}
-	cert := tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key, Leaf: leaf}
-	return cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), nil
-}
-
-func serial() (*big.Int, error) {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		return nil, fmt.Errorf("serial number: %w", err)
-	}
-	return n, nil
+	cert.Certificate = append(cert.Certificate, ca.DER)
+	return cert, ca.PEM(), nil
 }

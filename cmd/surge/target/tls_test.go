@@ -2,16 +2,10 @@ package target_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +13,8 @@ import (
 	"time"
 
 	"github.com/surgeload/surge/cmd/surge/target"
+	"github.com/surgeload/surge/internal/pki"
+	"github.com/surgeload/surge/internal/poll"
 )
 
 // A self-signed target serves h2 and HTTP/1.1 over TLS to clients that
@@ -64,7 +60,7 @@ func TestTLSSelfSigned(t *testing.T) {
 	if !errors.As(err, &unknown) {
 		t.Fatalf("client without the CA: err = %v, want unknown authority", err)
 	}
-	waitFor(t, "the failed handshake counted", func() bool { return s.Stats().TLSHandshakeErrors == 1 })
+	poll.Eventually(t, 10*time.Second, "the failed handshake counted", func() bool { return s.Stats().TLSHandshakeErrors == 1 })
 
 	st := s.Stats()
 	if st.Requests != 6 || st.RequestsTLS != 5 || st.RequestsH2 != 3 || st.RequestsHTTP1 != 3 {
@@ -75,45 +71,33 @@ func TestTLSSelfSigned(t *testing.T) {
 	}
 }
 
-// writeCert writes a self-signed certificate for 127.0.0.1 and its key as
-// PEM files and returns their paths and the certificate.
-func writeCert(t *testing.T) (certFile, keyFile string, cert *x509.Certificate) {
+// writeCert writes a certificate for 127.0.0.1 and its key as PEM files
+// and returns their paths and the CA that signed it.
+func writeCert(t *testing.T) (certFile, keyFile string, ca *x509.Certificate) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	auth, err := pki.NewCA(pkix.Name{CommonName: "test ca"}, now.Add(-time.Hour), now.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	leaf, err := auth.Sign(pki.Leaf{Subject: pkix.Name{CommonName: "test"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		Usage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cert, err = x509.ParseCertificate(der); err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
+	key, err := pki.KeyPEM(leaf.PrivateKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(certFile, pki.CertPEM(leaf.Certificate[0]), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return certFile, keyFile, cert
+	return certFile, keyFile, auth.Cert
 }
 
 // A target with certificate files serves h2 over TLS with them.

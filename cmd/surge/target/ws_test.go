@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/surgeload/surge/cmd/surge/target"
+	"github.com/surgeload/surge/internal/poll"
 )
 
 // dialWS opens a WebSocket session to the target's path (with query),
@@ -63,7 +64,7 @@ func TestWSEchoSessions(t *testing.T) {
 	for i := range conns {
 		conns[i] = dialWS(t, s, "ws", target.WSPath)
 	}
-	waitFor(t, "all sessions active", func() bool { return s.Stats().WSSessionsActive == sessions })
+	poll.Eventually(t, 10*time.Second, "all sessions active", func() bool { return s.Stats().WSSessionsActive == sessions })
 	var wg sync.WaitGroup
 	for i, c := range conns {
 		wg.Go(func() {
@@ -83,7 +84,7 @@ func TestWSEchoSessions(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, "all sessions closed", func() bool { return s.Stats().WSSessionsActive == 0 })
+	poll.Eventually(t, 10*time.Second, "all sessions closed", func() bool { return s.Stats().WSSessionsActive == 0 })
 	st := s.Stats()
 	t.Logf("%+v", st)
 	if st.WSSessionsAccepted != sessions || st.WSSessionsPeak != sessions || st.WSClosedByClient != sessions {
@@ -109,7 +110,7 @@ func TestWSDropEndpoint(t *testing.T) {
 	for i := range conns {
 		conns[i] = dialWS(t, s, "ws", target.WSPath)
 	}
-	waitFor(t, "all sessions active", func() bool { return s.Stats().WSSessionsActive == sessions })
+	poll.Eventually(t, 10*time.Second, "all sessions active", func() bool { return s.Stats().WSSessionsActive == sessions })
 	resp, err := newClient(t).Post(fmt.Sprintf("http://%s%s?n=%d", s.Addr(), target.WSDropPath, drop), "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +136,7 @@ func TestWSDropEndpoint(t *testing.T) {
 			t.Errorf("dropped session ended with a close frame: %v", err)
 		}
 	}
-	waitFor(t, "dropped sessions gone", func() bool { return s.Stats().WSSessionsActive == sessions-drop })
+	poll.Eventually(t, 10*time.Second, "dropped sessions gone", func() bool { return s.Stats().WSSessionsActive == sessions-drop })
 	st := s.Stats()
 	if abnormal != drop || alive != sessions-drop || st.WSDropped != drop || st.WSClosedAbnormal != 0 || st.WSClosedByClient != 0 {
 		t.Errorf("clients saw %d abnormal ends, %d alive; target dropped %d, abnormal %d, by client %d; want %d, %d, %d, 0, 0",
@@ -145,7 +146,7 @@ func TestWSDropEndpoint(t *testing.T) {
 	if n := s.DropWebSockets(-1); n != sessions-drop {
 		t.Errorf("DropWebSockets(-1) = %d, want %d", n, sessions-drop)
 	}
-	waitFor(t, "all sessions gone", func() bool { return s.Stats().WSSessionsActive == 0 })
+	poll.Eventually(t, 10*time.Second, "all sessions gone", func() bool { return s.Stats().WSSessionsActive == 0 })
 	if code, body := get(t, newClient(t), "http://"+s.Addr()+target.WSDropPath+"?n=x"); code != http.StatusMethodNotAllowed {
 		t.Errorf("GET drop: %d %q, want 405", code, body)
 	}
@@ -175,7 +176,7 @@ func TestWSDropAfter(t *testing.T) {
 		if took < after {
 			t.Errorf("%s: dropped after %s, want at least %s", path, took, after)
 		}
-		waitFor(t, "the session gone", func() bool { return srv.Stats().WSSessionsActive == 0 })
+		poll.Eventually(t, 10*time.Second, "the session gone", func() bool { return srv.Stats().WSSessionsActive == 0 })
 		if st := srv.Stats(); st.WSDropped != 1 || st.WSClosedAbnormal != 0 {
 			t.Errorf("%s: dropped %d, abnormal %d; want 1, 0", path, st.WSDropped, st.WSClosedAbnormal)
 		}
@@ -212,9 +213,9 @@ func TestWSEchoDelay(t *testing.T) {
 func TestWSClientVanishes(t *testing.T) {
 	s := start(t, target.Config{})
 	c := dialWS(t, s, "ws", target.WSPath)
-	waitFor(t, "the session active", func() bool { return s.Stats().WSSessionsActive == 1 })
+	poll.Eventually(t, 10*time.Second, "the session active", func() bool { return s.Stats().WSSessionsActive == 1 })
 	_ = c.CloseNow()
-	waitFor(t, "the session gone", func() bool { return s.Stats().WSSessionsActive == 0 })
+	poll.Eventually(t, 10*time.Second, "the session gone", func() bool { return s.Stats().WSSessionsActive == 0 })
 	if st := s.Stats(); st.WSClosedAbnormal != 1 || st.WSClosedByClient != 0 || st.WSDropped != 0 {
 		t.Errorf("abnormal %d, by client %d, dropped %d; want 1, 0, 0", st.WSClosedAbnormal, st.WSClosedByClient, st.WSDropped)
 	}
@@ -278,7 +279,7 @@ func TestWSShutdown(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	conns := []*websocket.Conn{dialWS(t, s, "ws", target.WSPath), dialWS(t, s, "ws", target.WSPath)}
-	waitFor(t, "sessions active", func() bool { return s.Stats().WSSessionsActive == 2 })
+	poll.Eventually(t, 10*time.Second, "sessions active", func() bool { return s.Stats().WSSessionsActive == 2 })
 	cancel()
 	select {
 	case err := <-done:
