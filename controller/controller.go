@@ -15,10 +15,14 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/surgeload/surge/cluster"
+	"github.com/surgeload/surge/controller/journal"
 	"github.com/surgeload/surge/controller/sink"
 	"github.com/surgeload/surge/controller/store"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 )
+
+// A journal record holds any snapshot the server accepts (compile-time check).
+var _ [journal.MaxRecord - MaxRecvMsgSize]struct{}
 
 // Defaults for Config fields left zero, and fixed limits.
 const (
@@ -54,8 +58,8 @@ type Controller struct {
 	lis   net.Listener
 	// journal keeps running runs for a restarted controller (fault.go);
 	// restoring holds what New loaded from it until Run starts them.
-	journal   *journal
-	restoring []restoredRun
+	journal   *journal.Journal
+	restoring []journal.Restored
 	// sinks receive every run's intervals; set by Run before serving and
 	// closed after every run ended.
 	sinks sink.Fanout
@@ -189,7 +193,7 @@ func (c *Controller) Close() error {
 	if err := c.lis.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		errs = append(errs, fmt.Errorf("controller: close listener: %w", err))
 	}
-	if err := c.journal.close(); err != nil {
+	if err := c.journal.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("controller: %w", err))
 	}
 	if err := c.store.Close(); err != nil {
@@ -307,7 +311,7 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	}
 	bg.Wait()
 	c.closed.Store(true)
-	if err := c.journal.close(); err != nil {
+	if err := c.journal.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("controller: %w", err))
 	}
 	c.logJournal()
@@ -320,14 +324,14 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 // logJournal logs the journal's counters; at warn level when writes failed
 // or were skipped, or the queue was full (the disk did not keep up).
 func (c *Controller) logJournal() {
-	st := &c.journal.stats
+	st := c.journal.Stats()
 	lvl := slog.LevelInfo
-	if st.failed.Load() > 0 || st.afterDelete.Load() > 0 || st.waits.Load() > 0 {
+	if st.Failed > 0 || st.AfterDelete > 0 || st.Waits > 0 {
 		lvl = slog.LevelWarn
 	}
-	c.log.Log(context.Background(), lvl, "journal", slog.Int64("commits", st.commits.Load()),
-		slog.Int64("writes", st.writes.Load()), slog.Int64("failed", st.failed.Load()),
-		slog.Int64("queue_full_waits", st.waits.Load()), slog.Int64("skipped_after_delete", st.afterDelete.Load()))
+	c.log.Log(context.Background(), lvl, "journal", slog.Int64("commits", st.Commits),
+		slog.Int64("writes", st.Writes), slog.Int64("failed", st.Failed),
+		slog.Int64("queue_full_waits", st.Waits), slog.Int64("skipped_after_delete", st.AfterDelete))
 }
 
 // logMembership logs gossip membership changes until the node closes its

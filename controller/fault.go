@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/surgeload/surge/controller/aggregate"
+	"github.com/surgeload/surge/controller/journal"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/plan"
 )
@@ -176,7 +177,7 @@ func (r *run) persist() {
 	if r.c.journal == nil {
 		return
 	}
-	jr := &journalRun{
+	jr := &journal.Run{
 		ID: r.id, PlanName: r.planName, PlanYAML: r.planYAML, PlanJSON: r.planJSON,
 		Start: r.start, Interval: r.interval, Total: r.total, Deadline: r.deadline, MaxIdx: r.maxIdx,
 		Epoch: r.epoch, OnLoss: r.onLoss, Order: r.order, Notes: r.notes,
@@ -188,11 +189,11 @@ func (r *run) persist() {
 			r.log.Error("journal run", slog.Any("err", err))
 			return
 		}
-		jr.Members = append(jr.Members, journalMember{ID: a.id, Region: a.region, Incarnation: a.incarnation,
+		jr.Members = append(jr.Members, journal.Member{ID: a.id, Region: a.region, Incarnation: a.incarnation,
 			Share: b, Epoch: a.epoch, OffsetNs: a.offsetNs, StartedNs: a.startedNs, Lost: a.lost, Failed: a.failed,
 			LostAt: a.lostAt, LossLeft: a.loss.left, LossUntil: a.loss.until, LossOpen: a.loss.open, LossWindow: a.loss.window})
 	}
-	if err := r.c.journal.putRun(jr); err != nil {
+	if err := r.c.journal.PutRun(jr); err != nil {
 		r.log.Error("journal run", slog.Any("err", err))
 	}
 }
@@ -200,8 +201,8 @@ func (r *run) persist() {
 // restoreRun rebuilds a run a previous controller process left running:
 // its assignment and aggregation (the journaled snapshots replayed). Its
 // agents are suspect until they re-attach within the restore grace.
-func (c *Controller) restoreRun(rr restoredRun, now time.Time) (*run, error) {
-	jr := rr.run
+func (c *Controller) restoreRun(rr journal.Restored, now time.Time) (*run, error) {
+	jr := rr.Run
 	p, err := plan.FromJSON(jr.PlanJSON)
 	if err != nil {
 		return nil, fmt.Errorf("restore run %s: %w", jr.ID, err)
@@ -241,7 +242,7 @@ func (c *Controller) restoreRun(rr restoredRun, now time.Time) (*run, error) {
 		RunID: jr.ID, Start: jr.Start, Interval: jr.Interval, MaxInterval: jr.MaxIdx,
 		Epoch: aggEpoch, Agents: regions, Thresholds: specs,
 	})
-	for _, s := range rr.snaps {
+	for _, s := range rr.Snaps {
 		out, err := r.agg.Add(s)
 		if err != nil {
 			r.log.Warn("restore: journaled snapshot rejected", slog.Any("err", err))
@@ -256,7 +257,7 @@ func (c *Controller) restoreRun(rr restoredRun, now time.Time) (*run, error) {
 			r.agg.MarkGone(m.ID)
 		}
 	}
-	r.note("the controller restarted during the run; the run was restored from its journal (%d snapshots)", len(rr.snaps))
+	r.note("the controller restarted during the run; the run was restored from its journal (%d snapshots)", len(rr.Snaps))
 	return r, nil
 }
 
@@ -311,12 +312,12 @@ func (c *Controller) serverOptions() []grpc.ServerOption {
 // initJournal opens DATA_DIR/journal.db and loads the runs a previous
 // process left running; Run restores them (startRestored).
 func (c *Controller) initJournal() error {
-	j, err := openJournal(filepath.Join(c.cfg.DataDir, "journal.db"))
+	j, err := journal.Open(filepath.Join(c.cfg.DataDir, "journal.db"))
 	if err != nil {
 		return err
 	}
 	c.journal = j
-	runs, errs := j.load()
+	runs, errs := j.Load()
 	for _, err := range errs {
 		c.log.Error("journal", slog.Any("err", err))
 	}
@@ -334,7 +335,7 @@ func (c *Controller) startRestored(ctx context.Context) {
 		r, err := c.restoreRun(rr, now)
 		if err != nil {
 			c.log.Error("could not restore a run; it stays interrupted", slog.Any("err", err))
-			_ = c.journal.deleteRun(rr.run.ID)
+			_ = c.journal.DeleteRun(rr.Run.ID)
 			continue
 		}
 		if err := c.store.Put(r.storeRecord(StatusRunning, "", nil, nil)); err != nil {
@@ -342,7 +343,7 @@ func (c *Controller) startRestored(ctx context.Context) {
 		}
 		c.runs[r.id] = r
 		c.log.Warn("restored a run left running by a previous controller", slog.String("run", r.id),
-			slog.Int("snapshots", len(rr.snaps)), slog.Duration("restore_grace", c.cfg.RestoreGrace))
+			slog.Int("snapshots", len(rr.Snaps)), slog.Duration("restore_grace", c.cfg.RestoreGrace))
 		c.runWG.Go(func() {
 			defer c.removeRun(r)
 			r.loop(ctx)

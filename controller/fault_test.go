@@ -96,7 +96,7 @@ func TestLossDeficitAccountsForThePlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runs, errs := tc.journal.load()
+	runs, errs := tc.journal.Load()
 	if len(errs) != 0 || len(runs) != 1 {
 		t.Fatalf("journal: %d runs, errors %v", len(runs), errs)
 	}

@@ -435,10 +435,10 @@ func (r *run) ack(s *surgev1.Snapshot, from *agentConn, dup bool) {
 	case r.c.journal == nil:
 		from.send(m)
 	case dup:
-		r.c.journal.after(func() { from.send(m) })
+		r.c.journal.After(func() { from.send(m) })
 	default:
 		log := r.log
-		r.c.journal.putSnapshot(r.id, s, func(err error) {
+		r.c.journal.PutSnapshot(r.id, s, func(err error) {
 			if err != nil {
 				log.Error("journal snapshot", slog.Any("err", err))
 			}
@@ -679,7 +679,7 @@ func (r *run) finish(st string) {
 		sum.Notes = append(sum.Notes, "the run could not be stored: "+err.Error())
 	}
 	if r.c.journal != nil {
-		if err := r.c.journal.deleteRun(r.id); err != nil {
+		if err := r.c.journal.DeleteRun(r.id); err != nil {
 			r.log.Error("journal", slog.Any("err", err))
 		}
 	}
