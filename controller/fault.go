@@ -240,7 +240,7 @@ func (c *Controller) restoreRun(rr journal.Restored, now time.Time) (*run, error
 	}
 	r.agg = aggregate.New(aggregate.Config{
 		RunID: jr.ID, Start: jr.Start, Interval: jr.Interval, MaxInterval: jr.MaxIdx,
-		Epoch: aggEpoch, Agents: regions, Thresholds: specs,
+		Epoch: aggEpoch, Agents: regions, Thresholds: specs, Saturation: p.Saturation,
 	})
 	for _, s := range rr.Snaps {
 		out, err := r.agg.Add(s)

@@ -207,6 +207,7 @@ func (s *runsService) Submit(ctx context.Context, req *surgev1.SubmitRequest) (*
 		Epoch:       aggEpoch,
 		Agents:      agentRegions,
 		Thresholds:  specs,
+		Saturation:  p.Saturation,
 	})
 	c.runs[id] = r
 	runsCtx := c.runsCtx

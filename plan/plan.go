@@ -50,6 +50,9 @@ type Plan struct {
 	// ControllerLossGrace is how long agents keep running this plan without
 	// a controller; zero: the agent's own setting (default 60s).
 	ControllerLossGrace Duration `yaml:"controller_loss_grace,omitempty" json:"controller_loss_grace,omitempty"`
+	// Saturation bounds the agent figures that flag an interval as
+	// saturated. See saturation.go.
+	Saturation Saturation `yaml:"saturation,omitempty" json:"saturation,omitempty"`
 }
 
 // Region is one region's part of the load.

@@ -103,6 +103,7 @@ func check(p *Plan, file string, ps *positions) error {
 	}
 	checkRegions(l, "regions", p.Regions)
 	checkFaults(l, p)
+	checkSaturation(l, p)
 	if len(p.Scenarios) == 0 {
 		l.add("scenarios", "at least one scenario is required")
 	}

@@ -71,10 +71,9 @@ type Config struct {
 	Retain int
 	// Thresholds are evaluated by Evaluate.
 	Thresholds []plan.ThresholdSpec
-	// SaturationCPU and SaturationLateness bound generator honesty (see
-	// DefaultSaturationCPU, DefaultSaturationLateness).
-	SaturationCPU      float64
-	SaturationLateness time.Duration
+	// Saturation bounds generator honesty; zero fields take the plan's
+	// defaults.
+	Saturation plan.Saturation
 }
 
 // Outcome tells what Add did with a valid snapshot.

@@ -6,31 +6,30 @@ import (
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/plan"
 )
 
-// Defaults of generator-honesty bounds.
-const (
-	// DefaultSaturationCPU is the agent CPU percentage above which an
-	// interval is flagged.
-	DefaultSaturationCPU = 90.0
-	// DefaultSaturationLateness is the send-lateness p99 above which an
-	// interval is flagged.
-	DefaultSaturationLateness = 10 * time.Millisecond
-	// maxSaturationFlags bounds the flags a run keeps.
-	maxSaturationFlags = 10_000
-)
+// maxSaturationFlags bounds the flags a run keeps.
+const maxSaturationFlags = 10_000
+
+// bounds is the run's saturation bounds, plan defaults where unset.
+func (r *Run) bounds() plan.Saturation {
+	b := r.cfg.Saturation
+	if b.CPU <= 0 {
+		b.CPU = plan.DefaultSaturationCPU
+	}
+	if b.SendLateness <= 0 {
+		b.SendLateness = plan.DefaultSaturationLateness
+	}
+	return b
+}
 
 // saturation checks one snapshot for generator saturation: CPU over the
-// bound, send lateness p99 over the bound, dropped iterations.
+// bound, send lateness p99 over the bound, dropped iterations over the
+// bound.
 func (r *Run) saturation(s *surgev1.Snapshot, region string) *surgev1.SaturationFlag {
-	cpuMax := r.cfg.SaturationCPU
-	if cpuMax <= 0 {
-		cpuMax = DefaultSaturationCPU
-	}
-	lateMax := r.cfg.SaturationLateness
-	if lateMax <= 0 {
-		lateMax = DefaultSaturationLateness
-	}
+	b := r.bounds()
+	cpuMax, lateMax := b.CPU, b.SendLateness.D()
 	f := &surgev1.SaturationFlag{Interval: s.GetInterval(), AgentId: s.GetAgentId(), Region: region}
 	if cpu := s.GetAgent().GetCpuPercent(); cpu > cpuMax {
 		f.CpuPercent = cpu
@@ -53,8 +52,8 @@ func (r *Run) saturation(s *surgev1.Snapshot, region string) *surgev1.Saturation
 			f.Reasons = append(f.Reasons, fmt.Sprintf("send lateness p99 %s > %s", time.Duration(p99)*time.Microsecond, lateMax))
 		}
 	}
-	if f.DroppedIterations > 0 {
-		f.Reasons = append(f.Reasons, fmt.Sprintf("%d dropped iterations", f.DroppedIterations))
+	if f.DroppedIterations > b.Dropped {
+		f.Reasons = append(f.Reasons, fmt.Sprintf("%d dropped iterations > %d", f.DroppedIterations, b.Dropped))
 	}
 	if len(f.Reasons) == 0 {
 		return nil
@@ -91,5 +90,6 @@ func (r *Run) SaturationNote() string {
 	if n == 0 {
 		return ""
 	}
-	return fmt.Sprintf("generator saturated in %d interval(s) (agent CPU > 90%%, send lateness p99 over its bound, or dropped iterations): the load applied may be below the plan and the verdict is less trustworthy; see saturation", n)
+	b := r.bounds()
+	return fmt.Sprintf("generator saturated in %d interval(s) (agent CPU > %g%%, send lateness p99 > %s or dropped iterations > %d; each is listed under saturation): the load applied may be below the plan and the verdict is less trustworthy", n, b.CPU, b.SendLateness, b.Dropped)
 }
