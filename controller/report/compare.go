@@ -235,6 +235,12 @@ type metricValues struct {
 	values   map[string]float64
 	// ranges are the percentiles' 95% confidence intervals.
 	ranges map[string][2]float64
+	// counts are the rates' numerators (failures of every kind, or of one
+	// error name), over requests.
+	counts map[string]int64
+	// exact: figures without a sample count (a baseline), taken as exact;
+	// only the other side's sampling noise counts.
+	exact bool
 }
 
 func valuesOf(g *groupStats, secs float64) metricValues {
@@ -243,6 +249,7 @@ func valuesOf(g *groupStats, secs float64) metricValues {
 	}
 	v := map[string]float64{}
 	ranges := map[string][2]float64{}
+	counts := map[string]int64{}
 	if g.latency.TotalCount() > 0 {
 		for _, m := range [...]string{"p50_ms", "p95_ms", "p99_ms", "p999_ms"} {
 			b, _ := beyond(m)
@@ -256,8 +263,10 @@ func valuesOf(g *groupStats, secs float64) metricValues {
 	}
 	if g.requests > 0 {
 		v["error_rate"] = float64(g.failures) / float64(g.requests)
+		counts["error_rate"] = g.failures
 		for name, n := range g.byStatus {
 			v["error_rate."+name] = float64(n) / float64(g.requests)
+			counts["error_rate."+name] = n
 		}
 	}
 	if g.hasConns && secs > 0 {
@@ -266,27 +275,7 @@ func valuesOf(g *groupStats, secs float64) metricValues {
 	if g.hasPeak {
 		v["conns_peak_open"] = float64(g.peakOpen)
 	}
-	return metricValues{present: true, requests: g.requests, samples: g.latency.TotalCount(), values: v, ranges: ranges}
-}
-
-// quantileRange is the distribution-free 95% confidence interval of
-// quantile q of h's values, in milliseconds: the order statistics of ranks
-// n·q ∓ NoiseZ·√(n·q·(1−q)) (the binomial count of values below the true
-// quantile, in its normal approximation). The high end is +Inf when that
-// rank is beyond the last value.
-func quantileRange(h *hdrhistogram.Histogram, q float64) [2]float64 {
-	n := float64(h.TotalCount())
-	half := NoiseZ * math.Sqrt(n*q*(1-q))
-	lo, hi := math.Floor(n*q-half), math.Ceil(n*q+half)
-	at := func(rank float64) float64 {
-		rank = max(rank, 1)
-		return float64(h.ValueAtQuantile(100*rank/n)) / 1000
-	}
-	r := [2]float64{at(lo), math.Inf(1)}
-	if hi <= n {
-		r[1] = at(hi)
-	}
-	return r
+	return metricValues{present: true, requests: g.requests, samples: g.latency.TotalCount(), values: v, ranges: ranges, counts: counts}
 }
 
 // metricOrder sorts metrics for display.
@@ -336,29 +325,6 @@ func floor(metric string) float64 {
 	return 0
 }
 
-// beyond is the share of values above a percentile metric, in thousandths
-// (p99: 10); false for other metrics.
-func beyond(metric string) (int64, bool) {
-	switch metric {
-	case "p50_ms":
-		return 500, true
-	case "p95_ms":
-		return 50, true
-	case "p99_ms":
-		return 10, true
-	case "p999_ms":
-		return 1, true
-	}
-	return 0, false
-}
-
-// thin reports whether n latency values are too few to estimate metric, a
-// percentile: fewer than TailMinValues lie beyond it.
-func thin(metric string, n int64) bool {
-	b, ok := beyond(metric)
-	return ok && n*b < TailMinValues*1000
-}
-
 // diffGroup compares two groups' values, metric by metric, appending to out.
 func diffGroup(out []*surgev1.MetricDiff, tmpl *surgev1.MetricDiff, a, b metricValues, tol float64, canDiverge bool) []*surgev1.MetricDiff {
 	names := map[string]bool{}
@@ -386,21 +352,14 @@ func diffGroup(out []*surgev1.MetricDiff, tmpl *surgev1.MetricDiff, a, b metricV
 			Group: tmpl.Group, Metric: m, A: av, B: bv,
 			APresent: a.present, BPresent: b.present, ARequests: a.requests, BRequests: b.requests,
 		}
-		if aok && bok {
+		switch {
+		case aok && bok, isRate(m) && a.present && b.present:
+			// A status seen on one side only has a rate of 0 on the other.
 			d.RelDiff = RelDiff(av, bv)
-			d.Thin = thin(m, a.samples) || thin(m, b.samples)
-			ar, arok := a.ranges[m]
-			br, brok := b.ranges[m]
-			if arok && brok {
-				d.ALow, d.AHigh, d.BLow, d.BHigh = ar[0], ar[1], br[0], br[1]
-				d.Noise = ar[0] <= br[1] && br[0] <= ar[1]
-			}
+			d.Thin = !a.exact && thin(m, a.samples) || !b.exact && thin(m, b.samples)
+			setNoise(d, a, b)
 			d.Diverged = canDiverge && !d.Thin && !d.Noise && math.Abs(d.RelDiff) > tol && math.Abs(bv-av) > floor(m)
-		} else if strings.HasPrefix(m, "error_rate.") && a.present && b.present {
-			// A status seen on one side only: the other side's rate is 0.
-			d.RelDiff = RelDiff(av, bv)
-			d.Diverged = canDiverge && math.Abs(bv-av) > floor(m)
-		} else {
+		default:
 			// The group is missing on one side: that is a divergence.
 			d.RelDiff = math.NaN()
 			d.Diverged = canDiverge && a.present != b.present
@@ -570,47 +529,4 @@ func windows(r *RunData, w time.Duration) ([]window, error) {
 		}
 	}
 	return out, nil
-}
-
-// CompareBaseline compares run b with production figures, endpoint by
-// endpoint (baseline endpoints match b's request names; "all" or "*" is the
-// whole run): p50, p95, p99, error rate and rate.
-func CompareBaseline(rows []*surgev1.BaselineRow, b *RunData, opts CompareOptions) (*surgev1.CompareResponse, error) {
-	opts.By = ByRequest
-	opts, err := opts.normalized()
-	if err != nil {
-		return nil, err
-	}
-	resp := &surgev1.CompareResponse{RunA: "baseline", RunB: b.ID, Tolerance: opts.Tolerance, By: opts.By}
-	gb, err := groups(b.Whole, ByRequest)
-	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", b.ID, err)
-	}
-	for _, row := range rows {
-		name := "request=" + row.GetEndpoint()
-		if e := row.GetEndpoint(); e == "all" || e == "*" {
-			name = "all"
-		}
-		a := metricValues{present: true, values: map[string]float64{
-			"p50_ms":     row.GetP50Ms(),
-			"p95_ms":     row.GetP95Ms(),
-			"p99_ms":     row.GetP99Ms(),
-			"error_rate": row.GetErrorRate(),
-			"rps":        row.GetRpm() / 60,
-		}}
-		vb := valuesOf(gb[name], b.Duration.Seconds())
-		// Only the baseline's columns are compared.
-		for m := range vb.values {
-			if _, ok := a.values[m]; !ok {
-				delete(vb.values, m)
-			}
-		}
-		resp.Metrics = diffGroup(resp.Metrics, &surgev1.MetricDiff{Group: name}, a, vb, opts.Tolerance, true)
-	}
-	for _, m := range resp.Metrics {
-		if m.Diverged {
-			resp.Diverged++
-		}
-	}
-	return resp, nil
 }

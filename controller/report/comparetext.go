@@ -40,8 +40,9 @@ type MetricJSON struct {
 	ARequests     int64    `json:"a_requests"`
 	BRequests     int64    `json:"b_requests"`
 	Thin          bool     `json:"thin,omitempty"`
-	// ARange and BRange are a percentile's 95% confidence intervals, [low,
-	// high]; high is null when unbounded. Noise: they overlap.
+	// ARange and BRange are a percentile's or a rate's 95% confidence
+	// intervals, [low, high]; high is null when unbounded. Noise: the
+	// difference is within them (see docs/compare.md).
 	ARange []*float64 `json:"a_range,omitempty"`
 	BRange []*float64 `json:"b_range,omitempty"`
 	Noise  bool       `json:"noise,omitempty"`
@@ -67,7 +68,7 @@ func CompareJSON(c *surgev1.CompareResponse) ([]byte, error) {
 			Group: m.GetGroup(), Metric: m.GetMetric(), RelDiff: finitePtr(m.GetRelDiff()), Diverged: m.GetDiverged(),
 			ARequests: m.GetARequests(), BRequests: m.GetBRequests(), Thin: m.GetThin(), Noise: m.GetNoise(),
 		}
-		if _, pct := beyond(m.GetMetric()); pct && m.GetAPresent() && m.GetBPresent() {
+		if _, pct := beyond(m.GetMetric()); (pct || isRate(m.GetMetric())) && m.GetAPresent() && m.GetBPresent() {
 			mj.ARange = []*float64{finitePtr(m.GetALow()), finitePtr(m.GetAHigh())}
 			mj.BRange = []*float64{finitePtr(m.GetBLow()), finitePtr(m.GetBHigh())}
 		}

@@ -345,13 +345,17 @@ type MetricDiff struct {
 	Thin bool `protobuf:"varint,14,opt,name=thin,proto3" json:"thin,omitempty"`
 	// For a percentile: its 95% confidence interval on each side, from the
 	// order statistics of the side's latency values (distribution-free; high
-	// is +Inf when the side has too few values above the percentile).
+	// is +Inf when the side has too few values above the percentile). For an
+	// error rate: each side's 95% Wilson score interval. A baseline's figures
+	// are exact: [value, value].
 	ALow  float64 `protobuf:"fixed64,15,opt,name=a_low,json=aLow,proto3" json:"a_low,omitempty"`
 	AHigh float64 `protobuf:"fixed64,16,opt,name=a_high,json=aHigh,proto3" json:"a_high,omitempty"`
 	BLow  float64 `protobuf:"fixed64,17,opt,name=b_low,json=bLow,proto3" json:"b_low,omitempty"`
 	BHigh float64 `protobuf:"fixed64,18,opt,name=b_high,json=bHigh,proto3" json:"b_high,omitempty"`
-	// A percentile whose two confidence intervals overlap: the difference is
-	// within the sampling noise of the runs' sizes. Listed, never diverges.
+	// A percentile whose two confidence intervals overlap, or an error rate
+	// whose difference's 95% interval (Newcombe's, from the Wilson intervals)
+	// holds 0: the difference is within the sampling noise of the runs'
+	// sizes. Listed, never diverges.
 	Noise         bool `protobuf:"varint,19,opt,name=noise,proto3" json:"noise,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
