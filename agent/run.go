@@ -304,10 +304,14 @@ func (a *Agent) runAssigned(ctx context.Context, r *runState, as *surgev1.Assign
 			log.Error("websocket stats of this interval could not be merged", "interval", idx, "err", err)
 		}
 		seq++
-		a.out.addSnapshot(&surgev1.Snapshot{
+		snap := &surgev1.Snapshot{
 			RunId: as.GetRunId(), AgentId: a.cfg.ID, Seq: seq, Epoch: epoch(), Interval: idx,
 			Series: series, Scenarios: scen, Websockets: ws, Agent: stats.sample(), Final: final,
-		})
+		}
+		if final {
+			snap.EndUnixNs = at.UnixNano() // the run's exact end, for its duration
+		}
+		a.out.addSnapshot(snap)
 	}
 	finished := func(kind surgev1.RunEvent_Kind, msg string) {
 		a.event(current(), kind, time.Now(), msg)

@@ -53,6 +53,7 @@ type runAgent struct {
 	accepted   bool
 	startedNs  int64 // STARTED, controller clock; 0 until then
 	finishedAt time.Time
+	endNs      int64 // its final snapshot's end, controller clock; 0 until then
 	failed     string
 	// lost: declared lost and fenced; its share went to others (or not,
 	// per on_agent_loss). It is never re-admitted to the run.
@@ -395,6 +396,7 @@ func (r *run) handleSnapshot(s *surgev1.Snapshot, from *agentConn, now time.Time
 	}
 	if out != aggregate.Duplicate {
 		r.account(a, s)
+		noteEnd(a, s, from)
 	}
 	switch out {
 	case aggregate.Duplicate:
@@ -605,11 +607,13 @@ func (r *run) failPending(msg string) {
 
 // summary builds the run summary as of now with status st.
 func (r *run) summary(st string, now time.Time) *surgev1.RunSummary {
-	dur := r.agg.MeasuredDuration()
+	dur := r.measuredDuration()
 	sum := r.agg.Summary(dur)
 	sum.PlanName = r.planName
 	sum.Status = st
-	sum.StartedAtUnixMs = r.start.UnixMilli()
+	if r.phase != phasePending { // a run refused before its start never started
+		sum.StartedAtUnixMs = r.start.UnixMilli()
+	}
 	sum.Error = r.errMsg
 	okAll := true
 	for _, t := range r.agg.Evaluate(dur) {

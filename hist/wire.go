@@ -66,6 +66,8 @@ func UnmarshalSnapshot(b []byte, s *surgev1.Snapshot) error {
 				err = fmt.Errorf("websockets %d: %w", len(s.Websockets), err)
 			}
 			s.Websockets = append(s.Websockets, ws)
+		case 12<<3 | protowire.Number(protowire.VarintType):
+			s.EndUnixNs = int64(f.v)
 		}
 		return err
 	})

@@ -44,7 +44,7 @@ func checkAliases(t *testing.T, b []byte, s *surgev1.Snapshot) {
 func fullSnapshot(t *testing.T) *surgev1.Snapshot {
 	t.Helper()
 	s := phaseSnapshot(t)
-	s.RunId, s.AgentId, s.Seq, s.Epoch, s.Interval, s.Final, s.SeqFirst = "run-1", "agent-ä", 7, 3, -2, true, 5
+	s.RunId, s.AgentId, s.Seq, s.Epoch, s.Interval, s.Final, s.SeqFirst, s.EndUnixNs = "run-1", "agent-ä", 7, 3, -2, true, 5, 1767225600123456789
 	lat := s.GetSeries()[0].GetLatency()
 	s.Scenarios = []*surgev1.ScenarioStats{{Scenario: "s", Scheduled: 10, Dropped: 1, TargetRate: 2.5, Lateness: lat}}
 	s.Websockets = []*surgev1.WebSocketStats{{Scenario: "s", Step: "ws", MessagesIn: 4, RoundTrip: lat}}

@@ -23,12 +23,15 @@ func Text(w io.Writer, s *surgev1.RunSummary) error {
 	p.printf("run %s  plan %s\n", orDash(sum.RunID), orDash(sum.Plan))
 	p.printf("status %s  verdict %s  duration %s  start spread %s\n",
 		orDash(sum.Status), verdict, seconds(sum.DurationS), micros(sum.StartSpreadUS))
-	if sum.StartedAt != "" {
+	switch {
+	case sum.StartedAt != "":
 		p.printf("started %s", sum.StartedAt)
 		if sum.EndedAt != "" {
 			p.printf("  ended %s", sum.EndedAt)
 		}
 		p.printf("\n")
+	case sum.EndedAt != "":
+		p.printf("never started  ended %s\n", sum.EndedAt)
 	}
 	if sum.Error != "" {
 		p.printf("error: %s\n", sum.Error)

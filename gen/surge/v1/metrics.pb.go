@@ -812,8 +812,11 @@ type Snapshot struct {
 	// When non-zero, this snapshot merges the agent's snapshots seq_first..seq
 	// (queued while the controller was unreachable, never sent before): the
 	// controller counts it once, under seq.
-	SeqFirst      uint64            `protobuf:"varint,10,opt,name=seq_first,json=seqFirst,proto3" json:"seq_first,omitempty"`
-	Websockets    []*WebSocketStats `protobuf:"bytes,11,rep,name=websockets,proto3" json:"websockets,omitempty"`
+	SeqFirst   uint64            `protobuf:"varint,10,opt,name=seq_first,json=seqFirst,proto3" json:"seq_first,omitempty"`
+	Websockets []*WebSocketStats `protobuf:"bytes,11,rep,name=websockets,proto3" json:"websockets,omitempty"`
+	// On the final snapshot: when the agent's measurement of the run ended,
+	// Unix nanoseconds in the agent's clock (the run's exact duration).
+	EndUnixNs     int64 `protobuf:"varint,12,opt,name=end_unix_ns,json=endUnixNs,proto3" json:"end_unix_ns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -925,6 +928,13 @@ func (x *Snapshot) GetWebsockets() []*WebSocketStats {
 	return nil
 }
 
+func (x *Snapshot) GetEndUnixNs() int64 {
+	if x != nil {
+		return x.EndUnixNs
+	}
+	return 0
+}
+
 var File_surge_v1_metrics_proto protoreflect.FileDescriptor
 
 const file_surge_v1_metrics_proto_rawDesc = "" +
@@ -1009,7 +1019,7 @@ const file_surge_v1_metrics_proto_rawDesc = "" +
 	"goroutines\x18\x03 \x01(\x03R\n" +
 	"goroutines\x12\x1d\n" +
 	"\n" +
-	"conns_open\x18\x04 \x01(\x03R\tconnsOpen\"\xfa\x02\n" +
+	"conns_open\x18\x04 \x01(\x03R\tconnsOpen\"\x9a\x03\n" +
 	"\bSnapshot\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x10\n" +
@@ -1024,7 +1034,8 @@ const file_surge_v1_metrics_proto_rawDesc = "" +
 	" \x01(\x04R\bseqFirst\x128\n" +
 	"\n" +
 	"websockets\x18\v \x03(\v2\x18.surge.v1.WebSocketStatsR\n" +
-	"websocketsB1Z/github.com/surgeload/surge/gen/surge/v1;surgev1b\x06proto3"
+	"websockets\x12\x1e\n" +
+	"\vend_unix_ns\x18\f \x01(\x03R\tendUnixNsB1Z/github.com/surgeload/surge/gen/surge/v1;surgev1b\x06proto3"
 
 var (
 	file_surge_v1_metrics_proto_rawDescOnce sync.Once
