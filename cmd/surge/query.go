@@ -119,7 +119,7 @@ func runRuns(ctx context.Context, o queryOptions, stdout io.Writer) error {
 			return cmp.Or(cmp.Compare(b.GetStartedAtUnixMs(), a.GetStartedAtUnixMs()), cmp.Compare(b.GetRunId(), a.GetRunId()))
 		})
 		if o.json {
-			return writeProtoJSON(stdout, &surgev1.ListRunsResponse{Runs: runs})
+			return writeRunsJSON(stdout, runs)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprint(tw, "RUN_ID\tPLAN\tSTATUS\tVERDICT\tSTARTED\n")
@@ -145,6 +145,33 @@ func runStop(ctx context.Context, o queryOptions, stdout io.Writer) error {
 		_, err := fmt.Fprintf(stdout, "run %s stopping\n", o.runID)
 		return err
 	})
+}
+
+// runJSON is one run of `surge runs --json`: the proto field names, with
+// the start as a number (proto JSON writes int64 as a string).
+type runJSON struct {
+	RunID           string `json:"run_id"`
+	PlanName        string `json:"plan_name"`
+	Status          string `json:"status"`
+	StartedAtUnixMs int64  `json:"started_at_unix_ms"`
+	Verdict         string `json:"verdict"`
+}
+
+// writeRunsJSON writes `{"runs": [...]}`, indented, ending in a newline.
+func writeRunsJSON(w io.Writer, runs []*surgev1.RunInfo) error {
+	out := struct {
+		Runs []runJSON `json:"runs"`
+	}{Runs: make([]runJSON, 0, len(runs))}
+	for _, r := range runs {
+		out.Runs = append(out.Runs, runJSON{RunID: r.GetRunId(), PlanName: r.GetPlanName(), Status: r.GetStatus(),
+			StartedAtUnixMs: r.GetStartedAtUnixMs(), Verdict: r.GetVerdict()})
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode json: %w", err)
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
 }
 
 // writeProtoJSON writes m in the proto JSON mapping (proto field names,
