@@ -35,38 +35,52 @@ func parse(file string, src []byte, load func(*Plan, *positions) error) (*Plan, 
 	if root.Kind == 0 || (root.Kind == yaml.DocumentNode && len(root.Content) == 0) {
 		return nil, &Error{File: file, Line: 1, Col: 1, Msg: "empty plan"}
 	}
-	w := &walker{errs: errorList{file: file, pos: newPositions()}}
-	w.walk(&root, reflect.TypeFor[Plan](), "", 0)
-	if err := w.errs.err(); err != nil {
+	if err := singleDocument(file, src); err != nil {
 		return nil, err
 	}
+	w := &walker{errs: errorList{file: file, pos: newPositions()}, bad: map[string]bool{}, dropped: map[*yaml.Node]bool{}}
+	w.walk(&root, reflect.TypeFor[Plan](), "", 0)
+	w.prune(&root, map[*yaml.Node]bool{})
 
+	// The walk made every value it reported null and dropped every key it
+	// reported, so the rest decodes and is validated too: one pass reports
+	// every problem, and none twice.
 	var p Plan
-	dec := yaml.NewDecoder(bytes.NewReader(src))
-	dec.KnownFields(true)
-	if err := dec.Decode(&p); err != nil {
-		return nil, yamlError(file, err)
-	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case errors.Is(err, io.EOF):
-	case err != nil:
-		return nil, syntaxError(file, src, err)
-	default:
-		return nil, &Error{File: file, Line: max(extra.Line, 1), Col: extra.Column, Msg: "a plan file holds one YAML document"}
+	if err := root.Decode(&p); err != nil {
+		w.errs.errs = append(w.errs.errs, flatten(yamlError(file, err))...)
+		return nil, w.errs.err()
 	}
 	if p.Name == "" {
 		p.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	}
+	l := &errorList{file: file, pos: w.errs.pos, errs: w.errs.errs, skip: w.bad}
 	if load != nil {
-		if err := load(&p, w.errs.pos); err != nil {
-			return nil, err
+		if err := load(&p, l.pos); err != nil {
+			l.errs = append(l.errs, flatten(err)...)
 		}
 	}
-	if err := check(&p, file, w.errs.pos); err != nil {
+	checkInto(l, &p)
+	if err := l.err(); err != nil {
 		return nil, err
 	}
 	return &p, nil
+}
+
+// singleDocument reports a second YAML document in src.
+func singleDocument(file string, src []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	var first, extra yaml.Node
+	if err := dec.Decode(&first); err != nil {
+		return nil // an empty or malformed first document is reported elsewhere
+	}
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err != nil:
+		return syntaxError(file, src, err)
+	default:
+		return &Error{File: file, Line: max(extra.Line, 1), Col: extra.Column, Msg: "a plan file holds one YAML document"}
+	}
 }
 
 // MarshalCanonical encodes a parsed plan as canonical JSON for the wire:
@@ -200,6 +214,10 @@ func yamlError(file string, err error) error {
 // that validation uses afterwards.
 type walker struct {
 	errs errorList
+	// bad holds the paths already reported, dropped holds the mapping keys
+	// to remove before decoding.
+	bad     map[string]bool
+	dropped map[*yaml.Node]bool
 }
 
 const maxDepth = 64
@@ -214,13 +232,49 @@ var (
 	requestType   = reflect.TypeFor[Request]()
 )
 
-func (w *walker) fail(n *yaml.Node, path, format string, args ...any) {
+// failValue reports a problem with value n at path and makes n null, so
+// that the tree decodes and validation reports the plan's other problems
+// (but none more at or under path).
+func (w *walker) failValue(n *yaml.Node, path, format string, args ...any) {
 	w.errs.addAt(pos{n.Line, n.Column}, path, fmt.Sprintf(format, args...))
+	w.bad[path] = true
+	*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+}
+
+// failKey reports a problem with mapping key k and drops the key and its
+// value from the tree; bad, if set, is the path validation stays silent on.
+func (w *walker) failKey(k *yaml.Node, bad, path, format string, args ...any) {
+	w.errs.addAt(pos{k.Line, k.Column}, path, fmt.Sprintf(format, args...))
+	if bad != "" {
+		w.bad[bad] = true
+	}
+	w.dropped[k] = true
+}
+
+// prune removes the key-value pairs whose keys failKey dropped.
+func (w *walker) prune(n *yaml.Node, seen map[*yaml.Node]bool) {
+	if n == nil || seen[n] {
+		return
+	}
+	seen[n] = true
+	if n.Kind == yaml.MappingNode {
+		kept := n.Content[:0]
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if !w.dropped[n.Content[i]] {
+				kept = append(kept, n.Content[i], n.Content[i+1])
+			}
+		}
+		n.Content = kept
+	}
+	for _, c := range n.Content {
+		w.prune(c, seen)
+	}
+	w.prune(n.Alias, seen)
 }
 
 func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 	if depth > maxDepth {
-		w.fail(n, path, "nested too deeply")
+		w.failValue(n, path, "nested too deeply")
 		return
 	}
 	if n.Kind == yaml.DocumentNode {
@@ -242,7 +296,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 	case durationType:
 		var d Duration
 		if err := n.Decode(&d); err != nil {
-			w.fail(n, path, "%s", yamlMsg(err))
+			w.failValue(n, path, "%s", yamlMsg(err))
 		}
 		return
 	case arrivalsType, distType:
@@ -251,7 +305,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 			return
 		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
-			w.fail(n, path, "%s", yamlMsg(err))
+			w.failValue(n, path, "%s", yamlMsg(err))
 		}
 		return
 	case stepType:
@@ -260,6 +314,12 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 			w.walkStruct(n, t, path, depth)
 		case n.Kind == yaml.MappingNode:
 			w.walkFields(n, requestType, path, depth+1, stepKeyError)
+			fields := yamlFields(requestType)
+			for i := 0; i < len(n.Content); i += 2 {
+				if _, ok := fields[n.Content[i].Value]; !ok && n.Content[i].Value != "<<" {
+					w.bad[path] = true // what the step is meant to be is unclear
+				}
+			}
 		default:
 			w.walk(n, requestType, path, depth+1)
 		}
@@ -267,7 +327,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 	case statusType:
 		var sl StatusList
 		if err := n.Decode(&sl); err != nil {
-			w.fail(n, path, "%s", yamlMsg(err))
+			w.failValue(n, path, "%s", yamlMsg(err))
 		}
 		return
 	case thresholdType:
@@ -277,7 +337,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 		}
 		var th Threshold
 		if err := n.Decode(&th); err != nil {
-			w.fail(n, path, "%s", yamlMsg(err))
+			w.failValue(n, path, "%s", yamlMsg(err))
 		}
 		return
 	}
@@ -288,19 +348,19 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 		w.walkStruct(n, t, path, depth)
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			w.fail(n, path, "expected a mapping, got %s", kindName(n))
+			w.failValue(n, path, "expected a mapping, got %s", kindName(n))
 			return
 		}
 		seen := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Kind != yaml.ScalarNode {
-				w.fail(k, path, "keys must be strings")
+				w.failKey(k, "", path, "keys must be strings")
 				continue
 			}
 			cp := joinPath(path, k.Value)
 			if seen[k.Value] {
-				w.fail(k, cp, "duplicate key %q", k.Value)
+				w.failKey(k, cp, cp, "duplicate key %q", k.Value)
 				continue
 			}
 			seen[k.Value] = true
@@ -309,7 +369,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			w.fail(n, path, "expected a list, got %s", kindName(n))
+			w.failValue(n, path, "expected a list, got %s", kindName(n))
 			return
 		}
 		for i, v := range n.Content {
@@ -317,12 +377,12 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 		}
 	default:
 		if n.Kind != yaml.ScalarNode {
-			w.fail(n, path, "expected %s, got %s", typeName(t), kindName(n))
+			w.failValue(n, path, "expected %s, got %s", typeName(t), kindName(n))
 			return
 		}
 		v := reflect.New(t)
 		if err := n.Decode(v.Interface()); err != nil {
-			w.fail(n, path, "expected %s, got %q", typeName(t), n.Value)
+			w.failValue(n, path, "expected %s, got %q", typeName(t), n.Value)
 		}
 	}
 }
@@ -379,7 +439,7 @@ func closeTo(a, b string) bool {
 func (w *walker) walkFields(n *yaml.Node, t reflect.Type, path string, depth int,
 	unknown func(key string, fields map[string]reflect.StructField) string) {
 	if n.Kind != yaml.MappingNode {
-		w.fail(n, path, "expected a mapping, got %s", kindName(n))
+		w.failValue(n, path, "expected a mapping, got %s", kindName(n))
 		return
 	}
 	fields := yamlFields(t)
@@ -387,7 +447,7 @@ func (w *walker) walkFields(n *yaml.Node, t reflect.Type, path string, depth int
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			w.fail(k, path, "keys must be strings")
+			w.failKey(k, "", path, "keys must be strings")
 			continue
 		}
 		if k.Value == "<<" { // merge key: the merged mappings' keys are ours
@@ -395,7 +455,7 @@ func (w *walker) walkFields(n *yaml.Node, t reflect.Type, path string, depth int
 				v = v.Alias
 			}
 			if !mergeable(v) {
-				w.fail(k, path, "a merge key (<<) takes a mapping or a sequence of mappings, got %s", kindName(v))
+				w.failKey(k, "", path, "a merge key (<<) takes a mapping or a sequence of mappings, got %s", kindName(v))
 				continue
 			}
 			if v.Kind == yaml.SequenceNode {
@@ -410,11 +470,11 @@ func (w *walker) walkFields(n *yaml.Node, t reflect.Type, path string, depth int
 		cp := joinPath(path, k.Value)
 		f, ok := fields[k.Value]
 		if !ok {
-			w.fail(k, cp, "%s", unknown(k.Value, fields))
+			w.failKey(k, cp, cp, "%s", unknown(k.Value, fields))
 			continue
 		}
 		if seen[k.Value] {
-			w.fail(k, cp, "duplicate key %q", k.Value)
+			w.failKey(k, cp, cp, "duplicate key %q", k.Value)
 			continue
 		}
 		seen[k.Value] = true

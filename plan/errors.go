@@ -125,6 +125,41 @@ type errorList struct {
 	file string
 	pos  *positions
 	errs []error
+	// skip holds paths already reported: problems at or under them are
+	// consequences, not news, and are left out.
+	skip map[string]bool
+}
+
+// skipped reports whether path or one of its ancestors is in l.skip.
+func (l *errorList) skipped(path string) bool {
+	if len(l.skip) == 0 {
+		return false
+	}
+	for {
+		if l.skip[path] {
+			return true
+		}
+		parent, ok := parentPath(path)
+		if !ok {
+			return false
+		}
+		path = parent
+	}
+}
+
+// flatten lists the errors of an errors.Join tree.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
 }
 
 // add records a problem with path's value.
@@ -138,13 +173,20 @@ func (l *errorList) addKey(path, format string, args ...any) {
 }
 
 func (l *errorList) addAt(p pos, path, msg string) {
+	if l.skipped(path) {
+		return
+	}
 	l.errs = append(l.errs, &Error{File: l.file, Line: p.line, Col: p.col, Path: path, Msg: msg})
 }
 
 // err returns nil, the single *Error, or an errors.Join of them all.
 func (l *errorList) err() error {
 	sort.SliceStable(l.errs, func(i, j int) bool {
-		a, b := l.errs[i].(*Error), l.errs[j].(*Error)
+		a, aok := l.errs[i].(*Error)
+		b, bok := l.errs[j].(*Error)
+		if !aok || !bok || a.File != b.File {
+			return false // other files' errors (data files) keep their place
+		}
 		if a.Line != b.Line {
 			return a.Line < b.Line
 		}

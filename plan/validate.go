@@ -92,6 +92,13 @@ func contains(list []string, s string) bool {
 // ps is nil for plans that did not come from YAML.
 func check(p *Plan, file string, ps *positions) error {
 	l := &errorList{file: file, pos: ps}
+	checkInto(l, p)
+	return l.err()
+}
+
+// checkInto is check, adding the problems to l.
+func checkInto(l *errorList, p *Plan) {
+	ps := l.pos
 	if p.Name == "" {
 		l.add("name", "required")
 	}
@@ -122,7 +129,6 @@ func check(p *Plan, file string, ps *positions) error {
 	resolveURLs(l, p)
 	checkData(l, p)
 	checkThresholds(l, p)
-	return l.err()
 }
 
 func checkRegions(l *errorList, path string, regions map[string]Region) {
