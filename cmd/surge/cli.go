@@ -213,16 +213,22 @@ func newRootCmd(e env) (*cobra.Command, *bool) {
 		newCertsCmd(e),
 	)
 	// Cobra validates arguments and flags before RunE: mark the start of
-	// each command's own code.
-	for _, c := range root.Commands() {
-		if run := c.RunE; run != nil {
-			c.RunE = func(cmd *cobra.Command, args []string) error {
+	// each command's own code, subcommands' (plan from-log) included.
+	markRun(root, ran)
+	return root, ran
+}
+
+// markRun wraps the RunE of c's subcommands, at every depth, to set *ran.
+func markRun(c *cobra.Command, ran *bool) {
+	for _, sub := range c.Commands() {
+		if run := sub.RunE; run != nil {
+			sub.RunE = func(cmd *cobra.Command, args []string) error {
 				*ran = true
 				return run(cmd, args)
 			}
 		}
+		markRun(sub, ran)
 	}
-	return root, ran
 }
 
 // controllerFlag adds --controller, defaulting to $SURGE_CONTROLLER, and

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -18,16 +19,17 @@ import (
 const maxMalformedShown = 20
 
 type fromLogOptions struct {
-	file    string
-	format  string
-	window  time.Duration
-	scale   float64
-	speedup float64
-	regions string
-	target  string
-	name    string
-	output  string
-	top     int
+	file     string
+	format   string
+	window   time.Duration
+	scale    float64
+	speedup  float64
+	regions  string
+	target   string
+	name     string
+	output   string
+	baseline string
+	top      int
 }
 
 func newPlanCmd(e env) *cobra.Command {
@@ -52,7 +54,13 @@ scenario per endpoint whose schedule holds exactly each window's count times
 --scale. --speedup compresses time (60: each minute of the log runs in a
 second). It prints the traffic's profile (top endpoints, peak window,
 peak-to-mean, inter-arrival variability) to stderr. Malformed lines are
-reported with their line numbers, skipped and counted.`,
+reported with their line numbers, skipped and counted. --target is the plan's
+base_url (surge run --base-url overrides it).
+
+--baseline FILE also writes the log's own figures, per endpoint and for "all":
+p50/p95/p99 of its response times ($request_time and the like), error rate
+(responses of 400 and above) and the rate the plan sends, as the CSV that
+surge compare --baseline FILE RUN reads.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.file = args[0]
@@ -68,6 +76,7 @@ reported with their line numbers, skipped and counted.`,
 	f.StringVar(&o.target, "target", fromlog.DefaultTarget, "the plan's base_url: where the system under test listens (surge run --base-url overrides it)")
 	f.StringVar(&o.name, "name", "", "plan name (default from-log-<file>)")
 	f.StringVarP(&o.output, "output", "o", "", "write the plan to `FILE` instead of stdout")
+	f.StringVar(&o.baseline, "baseline", "", "also write the log's latency, error rate and rate per endpoint to `CSV`, for surge compare --baseline")
 	f.IntVar(&o.top, "top", 10, "endpoints listed in the profile (0: all)")
 	return cmd
 }
@@ -109,7 +118,8 @@ func runPlanFromLog(o fromLogOptions, stdout, stderr io.Writer) error {
 		}
 		name = "from-log-" + base
 	}
-	src, err = prof.Plan(fromlog.Options{Window: o.window, Scale: o.scale, Speedup: o.speedup, Regions: regions, Target: o.target, Name: name})
+	opts := fromlog.Options{Window: o.window, Scale: o.scale, Speedup: o.speedup, Regions: regions, Target: o.target, Name: name}
+	src, err = prof.Plan(opts)
 	if err != nil {
 		return withExitCode(exitUsage, fmt.Errorf("from-log: %w", err))
 	}
@@ -117,8 +127,24 @@ func runPlanFromLog(o fromLogOptions, stdout, stderr io.Writer) error {
 	if _, err := plan.Parse(name+".yaml", src); err != nil {
 		return fmt.Errorf("from-log: derived plan is invalid: %w", err)
 	}
+	var baseline bytes.Buffer
+	if o.baseline != "" {
+		skipped, err := prof.WriteBaseline(&baseline, opts)
+		if err != nil {
+			return fmt.Errorf("from-log --baseline: %w", err)
+		}
+		for _, e := range skipped {
+			fmt.Fprintf(stderr, "baseline: %s has no response times in the log, left out\n", e)
+		}
+	}
 	if err := prof.WriteSummary(stderr, len(bad), o.top); err != nil {
 		return err
+	}
+	if o.baseline != "" {
+		if err := os.WriteFile(o.baseline, baseline.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("from-log: %w", err)
+		}
+		fmt.Fprintf(stderr, "baseline written to %s; compare a run of the plan with it: surge compare --baseline %s RUN_ID\n", o.baseline, o.baseline)
 	}
 	if o.output == "" {
 		_, err = stdout.Write(src)

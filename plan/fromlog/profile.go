@@ -96,6 +96,12 @@ type Endpoint struct {
 	InterArrivalCV float64
 	// Errors counts 5xx responses.
 	Errors int
+	// Failures counts responses of 400 and above, as a run counts
+	// failures, for the baseline's error rate.
+	Failures int
+	// Durations are the response times of the requests whose log line has
+	// one, for the baseline's percentiles.
+	Durations []time.Duration
 }
 
 // Name is the endpoint's request name: "GET /api/users/{id}".
@@ -153,6 +159,12 @@ func Analyze(recs []Record, window time.Duration) (*Profile, error) {
 		p.PerWindow[k]++
 		if r.Status >= 500 {
 			e.Errors++
+		}
+		if r.Status >= 400 {
+			e.Failures++
+		}
+		if r.HasDuration {
+			e.Durations = append(e.Durations, r.Duration)
 		}
 		times[key] = append(times[key], r.Time)
 		all = append(all, r.Time)
@@ -238,14 +250,15 @@ func (p *Profile) WriteSummary(w io.Writer, malformed int, top int) error {
 }
 
 // rampFraction is the part of each window spent ramping from the previous
-// window's rate to its own; the rates are solved so that every window still
-// holds exactly its count.
+// window's rate to its own: the ramp moves rampFraction/2 of the change in
+// count between two windows (0.05%) into the earlier one.
 const rampFraction = 0.001
 
 // Plan writes a plan reproducing the profile: one ramping-arrival-rate
 // scenario per endpoint whose stages step from window to window (a short
 // ramp, then flat), with time_unit set to the (compressed) window, so that
-// each window's arrivals equal the log's count times Scale.
+// each stage's target is the window's count times Scale (to three decimals)
+// and each window's arrivals are that count but for the ramp's share.
 func (p *Profile) Plan(opts Options) ([]byte, error) {
 	opts, err := opts.normalized()
 	if err != nil {
@@ -256,7 +269,6 @@ func (p *Profile) Plan(opts Options) ([]byte, error) {
 	if ramp <= 0 {
 		ramp = 1
 	}
-	f := float64(ramp) / float64(unit)
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Derived by `surge plan from-log` from %d requests in %d windows of %s (from %s).\n",
@@ -290,12 +302,7 @@ func (p *Profile) Plan(opts Options) ([]byte, error) {
 		rates := make([]float64, len(e.PerWindow))
 		var peak float64
 		for k, c := range e.PerWindow {
-			s := float64(c) * opts.Scale
-			if k == 0 {
-				rates[k] = s
-			} else {
-				rates[k] = max(0, (s-rates[k-1]*f/2)/(1-f/2))
-			}
+			rates[k] = rounded(float64(c) * opts.Scale)
 			peak = max(peak, rates[k])
 		}
 		peakPerSec := peak / unit.Seconds()
@@ -327,6 +334,10 @@ func (p *Profile) Plan(opts Options) ([]byte, error) {
 
 // num formats a float exactly (shortest round-trip form).
 func num(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+// rounded is v to three decimals, so that the plan reads "target: 28" or
+// "target: 2.8" (a count times --scale), not 27.997498749374685.
+func rounded(v float64) float64 { return math.Round(v*1000) / 1000 }
 
 // scenarioName makes a unique YAML-safe name from an endpoint:
 // "get_api_users_id".

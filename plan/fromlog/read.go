@@ -37,8 +37,10 @@ type Record struct {
 	// Path is the request path without its query string.
 	Path   string
 	Status int
-	// Duration is the response time when the log has it, else 0.
-	Duration time.Duration
+	// Duration is the response time when the log has it (HasDuration),
+	// else 0.
+	Duration    time.Duration
+	HasDuration bool
 }
 
 // Malformed is a line that could not be read; it is skipped.
@@ -111,7 +113,7 @@ func parseCombined(s string) (Record, error) {
 	if m[5] != "" {
 		secs, err := strconv.ParseFloat(m[5], 64)
 		if err == nil {
-			rec.Duration = time.Duration(secs * float64(time.Second))
+			rec.Duration, rec.HasDuration = time.Duration(secs*float64(time.Second)), true
 		}
 	}
 	return rec, checkRecord(rec)
@@ -155,10 +157,12 @@ func parseJSON(s string) (Record, error) {
 	}
 	if d := first(m, "duration_ms"); d != nil {
 		if v, err := strconv.ParseFloat(fmt.Sprint(d), 64); err == nil {
-			rec.Duration = time.Duration(v * float64(time.Millisecond))
+			rec.Duration, rec.HasDuration = time.Duration(v*float64(time.Millisecond)), true
 		}
 	} else if d := first(m, "duration", "request_time", "latency"); d != nil {
-		rec.Duration, _ = parseDurationValue(fmt.Sprint(d))
+		var err error
+		rec.Duration, err = parseDurationValue(fmt.Sprint(d))
+		rec.HasDuration = err == nil
 	}
 	return rec, checkRecord(rec)
 }
@@ -208,6 +212,7 @@ func parseCSV(s string) (Record, error) {
 		} else if rec.Duration, err = time.ParseDuration(d); err != nil {
 			return Record{}, fmt.Errorf("duration %q: want a Go duration or milliseconds", d)
 		}
+		rec.HasDuration = true
 	}
 	return rec, checkRecord(rec)
 }
