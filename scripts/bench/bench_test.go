@@ -111,11 +111,11 @@ func TestGoalsFromFleet(t *testing.T) {
 		Wire: &wire, Fleet: &fl,
 	}
 	g, _ := wire.WireRow(agentsCompression)
-	// 2 × 3 ns × 50k + 1 ms + the stream's CPU per snapshot, per second.
-	want := 100 * (2*3*50_000/1e9 + 1e-3 + g.CPUPerSnapshotUS/1e6)
 	row4 := goalRow(t, r, 4)
-	mustContain(t, row4, strconv.FormatFloat(want, 'f', 2, 64)+"%", strconv.FormatFloat(g.BytesPerSnapshot/1000, 'f', 1, 64)+" KB/s per agent",
-		"**pass** (recording)", "**pass** (stream)")
+	// Without a profiled pacing run the recording figure is not measured:
+	// the micro-benchmarks alone give no verdict.
+	mustContain(t, row4, strconv.FormatFloat(g.BytesPerSnapshot/1000, 'f', 1, 64)+" KB/s per agent",
+		"recording: not measured", "— (recording)", "**pass** (stream)")
 
 	// A fleet smaller than the goal's gets no fleet verdict.
 	row5 := goalRow(t, r, 5)
@@ -162,7 +162,10 @@ func TestGoal7(t *testing.T) {
 	// A recorded soak is labelled as one, never as this run's figure.
 	r.SoakFresh = false
 	row = goalRow(t, r, 7)
-	mustContain(t, row, "from the soak of 2026-11-26 17:05 UTC, commit abc1234", "**pass** (that soak's)")
+	mustContain(t, row, "from the soak of 2026-11-26 17:05 UTC, commit abc1234", "| stale (another run's) |")
+	if strings.Contains(row, "pass") {
+		t.Errorf("a recorded soak judged as this run's: %s", row)
+	}
 	if strings.Contains(row, "this run") {
 		t.Errorf("a recorded soak reported as this run's: %s", row)
 	}
@@ -170,10 +173,11 @@ func TestGoal7(t *testing.T) {
 	r.controllerSection(func(f string, a ...any) { b.WriteString(strings.TrimSpace(fmt.Sprintf(f, a...)) + "\n") })
 	mustContain(t, b.String(), "not from this run: it is from the soak of 2026-11-26 17:05 UTC, commit abc1234", "### Memory over a 10m0s")
 
-	// Shorter than the goal's ten minutes: figures, no verdict.
+	// This run's soak, shorter than the goal's ten minutes: figures, no
+	// verdict.
 	short := tenMinuteSoak(1)
 	short.Run.Soak.DurationS = 120
-	r.Soak = short
+	r.Soak, r.SoakFresh = short, true
 	mustContain(t, goalRow(t, r, 7), "shorter than the goal's 10 minutes | — |")
 	// Shorter than a minute: no growth figure.
 	r.Soak = &soakRecord{When: time.Now(), Commit: "x", Run: readFixture(t, "fleet-soak.json", "soak")}

@@ -12,13 +12,15 @@ import (
 )
 
 func (e *env) startCluster(ctx context.Context) error {
-	grpcPort, err := freePort()
+	ports, err := freePorts(3)
 	if err != nil {
 		return err
 	}
-	gossipPort, err := freePort()
-	if err != nil {
-		return err
+	grpcPort, gossipPort := ports[0], ports[1]
+	// The agent serves its CPU profile for goal 4, unless -agent-cpuprofile
+	// takes the profiler for the whole harness run.
+	if e.o.agentProfile == "" {
+		e.agentPprof = fmt.Sprintf("127.0.0.1:%d", ports[2])
 	}
 	e.controller = fmt.Sprintf("127.0.0.1:%d", grpcPort)
 	if err := os.MkdirAll(filepath.Join(e.tmp, "data"), 0o755); err != nil {
@@ -42,6 +44,9 @@ func (e *env) startAgent(ctx context.Context, id string) (int, error) {
 	agentArgs := []string{"agent", "--id", id, "--region", "local", "--controller", e.controller, "--log-level", "warn"}
 	if e.o.agentProfile != "" && id == "bench" {
 		agentArgs = append(agentArgs, "--cpuprofile", e.o.agentProfile)
+	}
+	if e.agentPprof != "" && id == "bench" {
+		agentArgs = append(agentArgs, "--pprof-addr", e.agentPprof)
 	}
 	if e.o.agentPacingSpin != 0 {
 		agentArgs = append(agentArgs, "--pacing-spin", e.o.agentPacingSpin.String())

@@ -18,7 +18,12 @@ import (
 
 // httpGet fetches url's body (the harness's own small requests).
 func httpGet(ctx context.Context, url string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	return httpGetWithin(ctx, url, 10*time.Second)
+}
+
+// httpGetWithin is httpGet with a timeout of its own.
+func httpGetWithin(ctx context.Context, url string, timeout time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {

@@ -118,11 +118,16 @@ type env struct {
 	// pinInfra: the controller's and the CLI's prefix, pinTarget at the
 	// lowest CPU priority (nice 19), so that their once-a-second work
 	// yields to the target: in a deployment they run on other machines.
-	pinInfra   []string
-	pinNote    string
-	log        io.Writer // the processes' output
-	stdout     io.Writer // the harness's progress
-	nginxURL   string
+	pinInfra []string
+	pinNote  string
+	log      io.Writer // the processes' output
+	stdout   io.Writer // the harness's progress
+	nginxURL string
+	// pacedURL is the same nginx on a port that logs each request's time
+	// (accessLog): the pacing runs' target, counted by the target itself.
+	pacedURL   string
+	accessLog  string
+	agentPprof string // the bench agent's /debug/pprof address ("": none)
 	controller string
 	agentPID   int
 	busy       int // times waitQuiet gave up: the agent was still busy

@@ -136,7 +136,7 @@ func (e *env) holdConnections(ctx context.Context) (holdResult, error) {
 	}
 	workers := 4
 	perWorker := e.o.holdConns/workers*2 + 1024 // SO_REUSEPORT spreads unevenly
-	if _, err := e.startNginxConf("nginx-hold", port, workers, perWorker, true); err != nil {
+	if _, err := e.startNginxConf("nginx-hold", port, workers, perWorker, true, 0); err != nil {
 		return res, err
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)

@@ -117,3 +117,13 @@ func (r *report) addMicroFiles(o options) error {
 	}
 	return nil
 }
+
+// addMicroAgent adds benchmark results to the agent's hot-path table.
+func (r *report) addMicroAgent(m map[string]micro) {
+	if r.MicroAgent == nil {
+		r.MicroAgent = map[string]micro{}
+	}
+	for k, v := range m {
+		r.MicroAgent[k] = v
+	}
+}

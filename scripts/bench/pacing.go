@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,18 +21,30 @@ type pacingResult struct {
 	// summary does not report it.
 	ClusterLateP99 int64
 	Rate           int
-	Windows        []window
+	// Windows are the target's own counts of the requests it received in
+	// each 1-second window (nginx's access log); Progress, the arrivals
+	// surge's progress reported for each of its intervals.
+	Windows  windows
+	Progress windows
+	// TargetRequests is how many requests the target logged in the run.
+	TargetRequests int64
 	Deficit        int64
 	Dropped        int64
 	Requests       int64
 	CPU            float64
+	// Recording is the agent's recording path in this run (goal 4), when
+	// the agent was profiled during it.
+	Recording *recordingResult
 }
 
+// window is one second's arrivals and what the plan asked for.
 type window struct{ arrivals, target float64 }
 
-func (p pacingResult) errs() []float64 {
-	out := make([]float64, 0, len(p.Windows))
-	for _, w := range p.Windows {
+type windows []window
+
+func (ws windows) errs() []float64 {
+	out := make([]float64, 0, len(ws))
+	for _, w := range ws {
 		if w.target > 0 {
 			out = append(out, math.Abs(w.arrivals-w.target)/w.target)
 		}
@@ -39,17 +52,19 @@ func (p pacingResult) errs() []float64 {
 	return out
 }
 
-func (p pacingResult) Worst() float64 {
+// Worst is the largest relative error of a window.
+func (ws windows) Worst() float64 {
 	worst := 0.0
-	for _, x := range p.errs() {
+	for _, x := range ws.errs() {
 		worst = max(worst, x)
 	}
 	return worst
 }
 
-func (p pacingResult) Within(tol float64) int {
+// Within counts the windows whose relative error is at most tol.
+func (ws windows) Within(tol float64) int {
 	n := 0
-	for _, x := range p.errs() {
+	for _, x := range ws.errs() {
 		if x <= tol+1e-12 {
 			n++
 		}
@@ -57,8 +72,59 @@ func (p pacingResult) Within(tol float64) int {
 	return n
 }
 
+// trimEnds drops the first and the last window when there are more than
+// two: they straddle the start and the end of the run.
+func (ws windows) trimEnds() windows {
+	if len(ws) > 2 {
+		return ws[1 : len(ws)-1]
+	}
+	return ws
+}
+
+// targetWindows counts requests received at ms (Unix milliseconds, in any
+// order) in the n = d/1s windows of one second from the first of them, each
+// planned at rate; the ends are trimmed. Requests after the last window
+// (ones sent late, past the run's duration) are in none.
+func targetWindows(ms []int64, rate int, d time.Duration) windows {
+	n := int(d / time.Second)
+	if len(ms) == 0 || n <= 0 {
+		return nil
+	}
+	origin := slices.Min(ms)
+	ws := make(windows, n)
+	for i := range ws {
+		ws[i].target = float64(rate)
+	}
+	for _, t := range ms {
+		if k := (t - origin) / 1000; k < int64(n) {
+			ws[k].arrivals++
+		}
+	}
+	return ws.trimEnds()
+}
+
 var arrivalsRe = regexp.MustCompile(`\] all .* arrivals=([\d.]+)/([\d.]+)`)
 
+// progressWindows are the arrivals/planned of each interval in surge's
+// progress output, the intervals that planned nothing (past the end)
+// left out and the ends trimmed.
+func progressWindows(out string) windows {
+	var ws windows
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		if m := arrivalsRe.FindStringSubmatch(sc.Text()); m != nil {
+			a, _ := strconv.ParseFloat(m[1], 64)
+			t, _ := strconv.ParseFloat(m[2], 64)
+			if t > 0 {
+				ws = append(ws, window{a, t})
+			}
+		}
+	}
+	return ws.trimEnds()
+}
+
+// pacing runs rate per second against the logged nginx port; the
+// highest rate of -rates also profiles the agent (goal 4).
 func (e *env) pacing(ctx context.Context, rate int) (pacingResult, error) {
 	p := fmt.Sprintf(`name: bench-pacing-%d
 scenarios:
@@ -71,36 +137,56 @@ scenarios:
     graceful_stop: 5s
     requests:
       - url: %s
-`, rate, rate, e.o.pacingDuration, min(rate, 256), min(rate, 2048), e.nginxURL)
-	s, out, cpu, err := e.surgeRun(ctx, fmt.Sprintf("pacing-%d", rate), p, e.o.pacingDuration+2*time.Minute)
+`, rate, rate, e.o.pacingDuration, min(rate, 256), min(rate, 2048), e.pacedURL)
+	logFrom, err := fileSize(e.accessLog)
 	if err != nil {
 		return pacingResult{}, err
 	}
-	res := pacingResult{Rate: rate, Deficit: s.Deficit, Dropped: s.Dropped, Requests: s.Requests, CPU: cpu, ClusterLateP99: -1}
+	var prof *agentProfiling
+	if e.agentPprof != "" && rate == maxRate(e.o.rates) {
+		prof = e.profileAgent(ctx, e.o.pacingDuration+profileSlack)
+	}
+	s, out, cpu, err := e.surgeRun(ctx, fmt.Sprintf("pacing-%d", rate), p, e.o.pacingDuration+2*time.Minute)
+	if err != nil {
+		if prof != nil {
+			_, _ = prof.wait()
+		}
+		return pacingResult{}, err
+	}
+	res := pacingResult{Rate: rate, Deficit: s.Deficit, Dropped: s.Dropped, Requests: s.Requests, CPU: cpu, ClusterLateP99: -1,
+		Progress: progressWindows(out)}
 	if l := s.Scenarios["paced"].SendLatenessUS; l != nil {
 		res.ClusterLateP99 = l.P99
 	}
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		if m := arrivalsRe.FindStringSubmatch(sc.Text()); m != nil {
-			a, _ := strconv.ParseFloat(m[1], 64)
-			t, _ := strconv.ParseFloat(m[2], 64)
-			res.Windows = append(res.Windows, window{a, t})
-		}
+	ms, err := readAccessLog(ctx, e.accessLog, logFrom)
+	if err != nil {
+		return res, err
 	}
-	// Windows past the end plan nothing; the first and last planned ones
-	// straddle the start and the end of the run.
-	planned := res.Windows[:0]
-	for _, w := range res.Windows {
-		if w.target > 0 {
-			planned = append(planned, w)
+	res.TargetRequests = int64(len(ms))
+	res.Windows = targetWindows(ms, rate, e.o.pacingDuration)
+	if prof != nil {
+		b, err := prof.wait()
+		if err != nil {
+			return res, fmt.Errorf("agent cpu profile: %w", err)
 		}
-	}
-	res.Windows = planned
-	if len(res.Windows) > 2 {
-		res.Windows = res.Windows[1 : len(res.Windows)-1]
+		rec, err := newRecordingResult(b, rate, e.o.pacingDuration, s.Requests, cpu)
+		if err != nil {
+			return res, err
+		}
+		res.Recording = &rec
 	}
 	return res, nil
+}
+
+// maxRate is the highest rate of -rates (0 when none parses).
+func maxRate(rates string) int {
+	m := 0
+	for _, f := range strings.Split(rates, ",") {
+		if r, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+			m = max(m, r)
+		}
+	}
+	return m
 }
 
 // measurePacing is goal 2. First the floor: how late the arrival loop's
@@ -140,8 +226,13 @@ func (e *env) pacingRate(ctx context.Context, rate int) (pacingResult, error) {
 	if err != nil {
 		return p, fmt.Errorf("pacing %d/s: %w", rate, err)
 	}
-	fmt.Fprintf(e.stdout, "bench:   %d windows, worst %.3f%%, %d within 0.1%%, deficit %d, dropped %d; arrivals/planned: %v\n",
-		len(p.Windows), 100*p.Worst(), p.Within(0.001), p.Deficit, p.Dropped, p.Windows)
+	fmt.Fprintf(e.stdout, "bench:   target counted %d requests (surge %d): %d windows, worst %.3f%%, %d within 0.1%%; surge's progress: worst %.3f%%, %d of %d within 0.1%%; deficit %d, dropped %d; target's windows, received/planned: %v\n",
+		p.TargetRequests, p.Requests, len(p.Windows), 100*p.Windows.Worst(), p.Windows.Within(0.001),
+		100*p.Progress.Worst(), p.Progress.Within(0.001), len(p.Progress), p.Deficit, p.Dropped, p.Windows)
+	if x := p.Recording; x != nil {
+		fmt.Fprintf(e.stdout, "bench:   agent profile: recording %d of %d samples (%.2f%% of the agent's CPU), %.0f ns per request: %.2f%% of a core at 50k/s\n",
+			x.Profile.Matched, x.Profile.Samples, 100*x.Profile.Share(), x.NSPerRequest(), 100*x.CoreAt(50_000))
+	}
 	secs := int(math.Max(1, math.Round(min(e.o.pacingDuration, 10*time.Second).Seconds())))
 	fmt.Fprintf(e.stdout, "bench: pacing %d/s for %ds in-process (agent/executor BenchmarkOpenModel)\n", rate, secs)
 	m, err := e.executorBench(ctx, "^BenchmarkOpenModel$", fmt.Sprintf("%dx", rate*secs), fmt.Sprintf("SURGE_BENCH_RATES=%d", rate))

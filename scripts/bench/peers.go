@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
 	"strconv"
 	"syscall"
 	"time"
@@ -238,4 +239,24 @@ func (e *env) measurePeers(ctx context.Context, r *report) error {
 	}
 	r.addMicroAgent(m)
 	return nil
+}
+
+// medianPeers returns each tool's round with the median requests per
+// CPU-second.
+func medianPeers(rounds [][]throughput) []throughput {
+	if len(rounds) == 0 {
+		return nil
+	}
+	var out []throughput
+	for i := range rounds[0] {
+		var runs []throughput
+		for _, rr := range rounds {
+			if i < len(rr) {
+				runs = append(runs, rr[i])
+			}
+		}
+		sort.Slice(runs, func(a, b int) bool { return runs[a].PerCPU() < runs[b].PerCPU() })
+		out = append(out, runs[len(runs)/2])
+	}
+	return out
 }

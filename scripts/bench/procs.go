@@ -74,13 +74,28 @@ func (e *env) cmd(pin []string, name string, args ...string) (string, []string) 
 	return pin[0], append(append(append([]string{}, pin[1:]...), name), args...)
 }
 
+// freePorts returns n distinct loopback ports, free a moment ago: all are
+// held until all are chosen, as ports picked one by one may coincide.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// freePort is one free loopback port.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freePorts(1)
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return p[0], nil
 }
 
 func waitTCP(ctx context.Context, addr string, within time.Duration) error {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -51,97 +49,12 @@ type report struct {
 	Smoke bool
 }
 
-// addMicroAgent adds benchmark results to the agent's hot-path table.
-func (r *report) addMicroAgent(m map[string]micro) {
-	if r.MicroAgent == nil {
-		r.MicroAgent = map[string]micro{}
-	}
-	for k, v := range m {
-		r.MicroAgent[k] = v
-	}
-}
-
-// medianPeers returns each tool's round with the median requests per
-// CPU-second.
-func medianPeers(rounds [][]throughput) []throughput {
-	if len(rounds) == 0 {
-		return nil
-	}
-	var out []throughput
-	for i := range rounds[0] {
-		var runs []throughput
-		for _, rr := range rounds {
-			if i < len(rr) {
-				runs = append(runs, rr[i])
-			}
-		}
-		sort.Slice(runs, func(a, b int) bool { return runs[a].PerCPU() < runs[b].PerCPU() })
-		out = append(out, runs[len(runs)/2])
-	}
-	return out
-}
-
-// ratio is the median over rounds of surge's requests per CPU-second
-// divided by tool's in the same round, and the per-round ratios.
-func (r *report) ratio(tool string) (float64, []float64) {
-	var rs []float64
-	for _, rr := range r.Rounds {
-		var s, t throughput
-		for _, x := range rr {
-			switch x.Tool {
-			case "surge":
-				s = x
-			case tool:
-				t = x
-			}
-		}
-		if s.PerCPU() > 0 && t.PerCPU() > 0 {
-			rs = append(rs, s.PerCPU()/t.PerCPU())
-		}
-	}
-	if len(rs) == 0 {
-		return 0, nil
-	}
-	sorted := slices.Clone(rs)
-	sort.Float64s(sorted)
-	return sorted[len(sorted)/2], rs
-}
-
 // ns formats a ns/op figure: tenths below 100 ns, whole numbers above.
 func ns(v float64) string {
 	if v < 100 {
 		return fmt.Sprintf("%.1f", v)
 	}
 	return fmt.Sprintf("%.0f", v)
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "**pass**"
-	}
-	return "**miss**"
-}
-
-// verdict is verdict(ok), or none ("—") for a smoke run.
-func (r *report) verdict(ok bool) string {
-	if r.Smoke {
-		return "—"
-	}
-	return verdict(ok)
-}
-
-// goalsTable is the goals section: every goal, the figure measured and
-// the verdict.
-func (r *report) goalsTable() string {
-	var b strings.Builder
-	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
-	w("## Goals\n\n")
-	if r.Smoke {
-		w("Smoke run (`make bench-smoke`): tiny loads that prove the harness runs; no verdicts.\n\n")
-	}
-	w("| # | goal | measured | verdict |\n|---|---|---|---|\n")
-	r.goals(w)
-	return b.String()
 }
 
 func (r *report) markdown() string {
@@ -151,7 +64,7 @@ func (r *report) markdown() string {
 	w("Written by `make bench` (scripts/bench.sh → scripts/bench) on %s UTC.\n\n", r.When.Format("2006-01-02 15:04"))
 	w("- Machine: %s. Shared and noisy: compare the ratios measured in this run, not absolute numbers across runs.\n", r.Machine)
 	w("- Placement: %s.\n", r.Pin)
-	w("- Target: nginx on 127.0.0.1, 2 workers, keep-alive, `return 200 \"ok\"`, access log off.\n")
+	w("- Target: nginx on 127.0.0.1, 2 workers, keep-alive, `return 200 \"ok\"`, access log off (the pacing runs use a second port that logs each request's time).\n")
 	w("- Client CPU: getrusage of the tool's process (wrk, hey, `vegeta attack`: user + system of the whole process, start to exit); for surge, the agent process's utime+stime (all its threads) from /proc/PID/stat, read before and after the `surge run`, each time once the agent is idle (its CPU grows by at most 10 ms in 200 ms), so the run's whole work is counted and nothing earlier; the controller and CLI run on the target's core at nice 19 and are not counted.\n")
 	w("- Goals 4 (stream), 5 (fleet) and 7: `scripts/fleet` with real processes (a `surge controller`, simulated agents on real AgentGateway streams, a real agent and target for the soak); goal 7's soak runs only with `BENCH_SOAK=10m make bench` or `make bench-soak`, which record it in docs/bench-soak.json.\n\n")
 
@@ -181,19 +94,7 @@ func (r *report) markdown() string {
 	w("\nsurge: one agent (constant-vus, %d VUs) and a controller as separate processes, `surge run` of the plan.\n", r.Conns)
 	w("vegeta: `attack -rate=0 -workers=N -max-workers=N -connections=N`. hey: `-z D -c N`. wrk: `-t1 -c N -d D` (one thread: one client core).\n")
 
-	w("\n## 2. Open-model pacing against nginx\n\n")
-	w("Cluster: a `surge run` of constant-arrival-rate (pre-allocated VUs min(rate, 256), max VUs min(rate, 2048)); per 1-second window of the run's progress (first and last windows dropped: they straddle start and end), arrivals started vs planned. ")
-	w("In-process: the same scenario run by `agent/executor` (`BenchmarkOpenModel`: BuildScenarios, RunScenarios, a recorder Swap at every second, as the agent does) against the same nginx, pinned to the client core; the send lateness is the recorder's lateness histogram, the one agents send per scenario.\n\n")
-	w("| rate/s | windows | within 0.1%% | worst window error | deficit | dropped | requests | agent CPU s | in-process: lateness p50 / p99 / max µs | dropped | worst window |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n")
-	for _, p := range r.Pacing {
-		ip, ipd, ipw := "not run", "—", "—"
-		if x := p.InProcess; x != nil {
-			ip = fmt.Sprintf("%.0f / %.0f / %.0f", x.Metrics["late-p50-µs"], x.Metrics["late-p99-µs"], x.Metrics["late-max-µs"])
-			ipd = fmt.Sprintf("%.0f", x.Metrics["dropped"])
-			ipw = fmt.Sprintf("%.3f%%", x.Metrics["worst-window-%"])
-		}
-		w("| %d | %d | %d | %.3f%% | %d | %d | %d | %.2f | %s | %s | %s |\n", p.Rate, len(p.Windows), p.Within(0.001), 100*p.Worst(), p.Deficit, p.Dropped, p.Requests, p.CPU, ip, ipd, ipw)
-	}
+	r.pacingSection(w)
 
 	f := r.Fidelity
 	w("\n## 3. Latency fidelity: a 10 ms target at 1000/s, %s, %d rounds\n\n", r.Duration, f.Rounds)
@@ -285,57 +186,6 @@ func (r *report) microTable(w func(string, ...any), ms, before map[string]micro)
 	}
 }
 
-func (r *report) goals(w func(string, ...any)) {
-	rw, rws := r.ratio("wrk")
-	rv, rvs := r.ratio("vegeta")
-	rh, rhs := r.ratio("hey")
-	w("| 1 | surge ≥ 0.7× wrk, ≥ 3× vegeta, ≥ 2× hey (req per client CPU-s) | %.2f× wrk, %.2f× vegeta, %.2f× hey (medians of the per-round ratios of %d rounds, tools' order balanced across rounds; per round: wrk %s; vegeta %s; hey %s) | %s |\n",
-		rw, rv, rh, len(r.Rounds), floats(rws), floats(rvs), floats(rhs), r.verdict(len(r.Rounds) > 0 && rw >= 0.7 && rv >= 3 && rh >= 2))
-
-	pacingOK, lateOK := len(r.Pacing) > 0, len(r.Pacing) > 0
-	var parts, late []string
-	for _, p := range r.Pacing {
-		ok := len(p.Windows) > 0 && p.Within(0.001) == len(p.Windows) && p.Dropped == 0
-		pacingOK = pacingOK && ok
-		parts = append(parts, fmt.Sprintf("%d/s: %d of %d windows within 0.1%% (worst %.3f%%), deficit %d, dropped %d", p.Rate, p.Within(0.001), len(p.Windows), 100*p.Worst(), p.Deficit, p.Dropped))
-		switch x := p.InProcess; {
-		case p.ClusterLateP99 >= 0:
-			lateOK = lateOK && p.ClusterLateP99 <= 1000
-			late = append(late, fmt.Sprintf("%d/s %d µs (summary)", p.Rate, p.ClusterLateP99))
-		case x != nil:
-			p99 := x.Metrics["late-p99-µs"]
-			lateOK = lateOK && p99 <= 1000
-			late = append(late, fmt.Sprintf("%d/s %.0f µs", p.Rate, p99))
-		default:
-			lateOK = false
-		}
-	}
-	lateTxt := "not measured"
-	if len(late) > 0 {
-		lateTxt = strings.Join(late, ", ")
-	}
-	w("| 2 | pacing 1k/10k/50k/s: each 1-s window within 0.1%%; send lateness p99 ≤ 1 ms | %s; send lateness p99 (the agents' recorder; from the run summary when it reports `scenarios.<name>.send_lateness_us`, else from the in-process run of the executor): %s | %s (windows), %s (lateness) |\n",
-		strings.Join(parts, "; "), lateTxt, r.verdict(pacingOK), r.verdict(lateOK))
-
-	f := r.Fidelity
-	off := float64(f.SurgeP50 - f.HoldSurge.P50)
-	w("| 3 | 10 ms target at 1k/s: surge p50 within 0.3 ms of the target-side delay; surge p99 ≤ vegeta p99 | p50 %d µs, %.0f µs above the target's held p50 (%d µs); p99 %d µs vs vegeta %d µs | %s |\n",
-		f.SurgeP50, off, f.HoldSurge.P50, f.SurgeP99, f.VegetaP99, r.verdict(math.Abs(off) <= 300 && f.SurgeP99 <= f.VegetaP99))
-
-	r.goal4(w)
-	r.goal5(w)
-
-	h := r.Hold
-	if h.Conns > 0 {
-		w("| 6 | ≤ 16 KiB RSS per idle keep-alive connection or idle VU; 3 agents × 15,000 connections for 60 s | %d connections on 3 agents for %s: opened %d, peak open %d, established at the end %d; **%.1f KiB RSS per idle keep-alive connection + its idle VU** (agents' RSS growth ÷ connections); with a request in flight on each (one agent, %d VUs waiting for a 60-s answer): %.1f KiB | %s (per connection), %s (held) |\n",
-			h.Conns, h.Hold, h.Opened, h.PeakOpen, h.EstablishedAtEnd, h.PerConnKiB(), r.Idle.Conns, r.Idle.PerConnKiB(), r.verdict(h.PerConnKiB() <= 16), r.verdict(h.OK()))
-	} else {
-		w("| 6 | ≤ 16 KiB RSS per idle connection/VU; 3 agents × 15,000 connections for 60 s | %.1f KiB per VU + connection with a request in flight (%d held by one agent); held connections: not run (BENCH_HOLD_CONNS=0) | %s (per connection), — (held) |\n",
-			r.Idle.PerConnKiB(), r.Idle.Conns, r.verdict(r.Idle.PerConnKiB() <= 16))
-	}
-	r.goal7(w)
-}
-
 // orders names the tools' order in each round.
 func (r *report) orders() string {
 	parts := make([]string, len(r.Rounds))
@@ -347,138 +197,6 @@ func (r *report) orders() string {
 		parts[round] = fmt.Sprintf("round %d %s", round+1, strings.Join(names, ", "))
 	}
 	return strings.Join(parts, "; ")
-}
-
-func floats(xs []float64) string {
-	parts := make([]string, len(xs))
-	for i, x := range xs {
-		parts[i] = fmt.Sprintf("%.2f", x)
-	}
-	return strings.Join(parts, ", ")
-}
-
-// perCore is a benchmark's operations per CPU-second: from its cpu-ns/op
-// when it reports one (the goal is per core), else from ns/op.
-func perCore(m micro) float64 {
-	ns := m.Metrics["cpu-ns/op"]
-	if ns <= 0 {
-		ns = m.NsOp
-	}
-	if ns <= 0 {
-		return 0
-	}
-	return 1e9 / ns
-}
-
-// goal4 is recording overhead (the micro-benchmarks, plus the stream's
-// CPU per snapshot from fleet -wire) and the snapshot stream's bytes per
-// agent with the agents' compression, over a real gRPC connection.
-func (r *report) goal4(w func(string, ...any)) {
-	var parts, verdicts []string
-	stream, haveStream := wireRow{}, false
-	if r.Wire != nil {
-		stream, haveStream = r.Wire.WireRow(agentsCompression)
-	}
-	rec, enc := r.Micro["BenchmarkRecord"], r.Micro["BenchmarkSnapshotEncode"]
-	if rec.NsOp > 0 && enc.NsOp > 0 {
-		// Each request records latency and service time; one snapshot a second.
-		frac := (2*rec.NsOp*50_000 + enc.NsOp) / 1e9
-		txt := fmt.Sprintf("recording %.2f%% of a core (micro-benchmarks: 2 × %.1f ns record × 50k/s + %.0f µs to encode the second's snapshot", 100*frac, rec.NsOp, enc.NsOp/1000)
-		if haveStream {
-			frac += stream.CPUPerSnapshotUS / 1e6
-			txt += fmt.Sprintf("; + %.0f µs per snapshot on the stream, compression to decompression, both ends (fleet -wire): %.2f%%", stream.CPUPerSnapshotUS, 100*frac)
-		}
-		parts = append(parts, txt+")")
-		verdicts = append(verdicts, r.verdict(frac <= 0.01)+" (recording)")
-	} else {
-		parts = append(parts, "recording: not measured (no micro-benchmarks given)")
-		verdicts = append(verdicts, "— (recording)")
-	}
-	if haveStream {
-		txt := fmt.Sprintf("stream %.1f KB/s per agent (%d series × a latency and a service-time histogram of 1,000 values over 0.5–50 ms, one snapshot a second, zstd as agents send it; bytes on a real gRPC connection, HTTP/2 framing included, fleet -wire",
-			stream.BytesPerSnapshot/1000, stream.Series)
-		if raw, ok := r.Wire.WireRow(""); ok {
-			txt += fmt.Sprintf("; %.1f KB/s uncompressed", raw.BytesPerSnapshot/1000)
-		}
-		parts = append(parts, txt+")")
-		verdicts = append(verdicts, r.verdict(stream.Series >= 10 && stream.BytesPerSnapshot <= 20_000)+" (stream)")
-	} else {
-		parts = append(parts, "stream: not measured (scripts/fleet -wire not run)")
-		verdicts = append(verdicts, "— (stream)")
-	}
-	w("| 4 | recording ≤ 1%% of a core at 50k req/s; snapshot stream ≤ 20 KB/s per agent for 10 series | %s | %s |\n",
-		strings.Join(parts, "; "), strings.Join(verdicts, ", "))
-}
-
-// goal5 is merges per CPU-second (micro-benchmarks) and a simulated
-// fleet against a real controller (fleet): its CPU and emission lag.
-func (r *report) goal5(w func(string, ...any)) {
-	var parts, verdicts []string
-	path, sep := r.Micro["BenchmarkDecodeValidateAndMerge"], r.Micro["BenchmarkDecodeValidateMerge"]
-	switch {
-	case path.NsOp > 0:
-		txt := fmt.Sprintf("%.0f merges per CPU-second (10-series snapshot: `hist.UnmarshalSnapshot` + `Set.ValidateAndMergeProto`, the controller's path, `BenchmarkDecodeValidateAndMerge`; %.0f/s wall", perCore(path), 1e9/path.NsOp)
-		if sep.NsOp > 0 {
-			txt += fmt.Sprintf("; %.0f/s per CPU-second with validate and merge as separate passes, `BenchmarkDecodeValidateMerge`", perCore(sep))
-		}
-		parts = append(parts, txt+"; the controller merges each snapshot into its interval's and the run's sets)")
-		verdicts = append(verdicts, r.verdict(perCore(path) >= 20_000)+" (merges/s)")
-	case sep.NsOp > 0:
-		parts = append(parts, fmt.Sprintf("%.0f merges per CPU-second (10-series snapshot, unmarshal + `ValidateProto` + `MergeProto`, `BenchmarkDecodeValidateMerge`)", perCore(sep)))
-		verdicts = append(verdicts, r.verdict(perCore(sep) >= 20_000)+" (merges/s)")
-	default:
-		parts = append(parts, "merges/s: not measured (no micro-benchmarks given)")
-		verdicts = append(verdicts, "— (merges/s)")
-	}
-	if r.Fleet != nil && r.Fleet.Fleet != nil {
-		f := r.Fleet.Fleet
-		txt := fmt.Sprintf("fleet of %d simulated agents × %d series × %d values, %s intervals for %s against a real `surge controller` (scripts/fleet): controller %.2f cores on average (busiest second %.2f), %d of %d snapshots acknowledged, %d of %d requests in the summary; emission lag p50 %.0f / p99 %.0f / max %.0f ms over %d of %d intervals",
-			f.Agents, f.Series, f.Values, secs(f.IntervalS), secs(f.DurationS), f.ControllerCores, f.PeakCores, f.SnapshotsAcked, f.SnapshotsSent,
-			f.Requests, f.RequestsSent, f.LagP50MS, f.LagP99MS, f.LagMaxMS, f.Emitted, f.Expected)
-		if f.Status != "finished" {
-			txt += fmt.Sprintf("; run %s", f.Status)
-		}
-		parts = append(parts, txt)
-		if f.Agents >= 500 && f.Series >= 20 && f.IntervalS <= 1 {
-			verdicts = append(verdicts, r.verdict(f.ControllerCores < 1 && f.KeptUp())+" (under one core)",
-				r.verdict(f.LagP99MS <= 500 && f.Emitted == f.Expected)+" (emission lag)")
-		} else {
-			verdicts = append(verdicts, "— (fleet smaller than 500 × 20)")
-			if r.Smoke {
-				verdicts[len(verdicts)-1] = "— (fleet)"
-			}
-		}
-	} else {
-		parts = append(parts, "fleet: not measured (scripts/fleet not run)")
-		verdicts = append(verdicts, "— (fleet)")
-	}
-	w("| 5 | ≥ 20,000 merges/s/core; 500 agents × 20 series under one core; emission lag p99 ≤ 500 ms | %s | %s |\n",
-		strings.Join(parts, "; "), strings.Join(verdicts, ", "))
-}
-
-// secs formats seconds as a duration.
-func secs(s float64) time.Duration {
-	return time.Duration(s * float64(time.Second)).Round(time.Millisecond)
-}
-
-// goal7 is the soak: this run's, or the last recorded one, labelled.
-func (r *report) goal7(w func(string, ...any)) {
-	const goal = "agent and controller RSS grow < 5% after the first minute of a 10-minute run"
-	if r.Soak == nil || r.Soak.Run.Soak == nil {
-		w("| 7 | %s | not measured: no soak recorded (`BENCH_SOAK=10m make bench` or `make bench-soak` runs one, 10 minutes, and records it in docs/bench-soak.json) | — |\n", goal)
-		return
-	}
-	txt, ok, judged := soakGoal(r.Soak.Run.Soak)
-	v := "—"
-	switch {
-	case r.Smoke:
-		v = r.verdict(ok)
-	case judged && r.SoakFresh:
-		v = verdict(ok)
-	case judged:
-		v = verdict(ok) + " (that soak's)"
-	}
-	w("| 7 | %s | %s: %s | %s |\n", goal, soakLabel(r.Soak, r.SoakFresh), txt, v)
 }
 
 // controllerSection is what scripts/fleet printed for goals 4, 5 and 7.
@@ -498,5 +216,28 @@ func (r *report) controllerSection(w func(string, ...any)) {
 			w("The soak below is not from this run: it is %s (`BENCH_SOAK=10m make bench` or `make bench-soak` runs a new one).\n\n", soakLabel(r.Soak, false))
 		}
 		w("%s\n", demote(r.Soak.Run.Markdown))
+	}
+}
+
+// pacingSection is goal 2's table: per rate, the target's count of each
+// window's requests, surge's own progress, and the in-process run.
+func (r *report) pacingSection(w func(string, ...any)) {
+	w("\n## 2. Open-model pacing against nginx\n\n")
+	w("Cluster: a `surge run` of constant-arrival-rate (pre-allocated VUs min(rate, 256), max VUs min(rate, 2048)) against the same nginx on a port that logs each request's time (`$msec`, millisecond resolution; buffered). Windows: the requests the target received in each second from its first request of the run, vs the rate (first and last windows dropped: they straddle start and end); at 50k/s one millisecond holds 50 requests, 0.1%% of a window. Beside it, surge's own progress: the arrivals each interval started vs planned. ")
+	w("In-process: the same scenario run by `agent/executor` (`BenchmarkOpenModel`: BuildScenarios, RunScenarios, a recorder Swap at every second, as the agent does) against the unlogged nginx port, pinned to the client core; the send lateness is the recorder's lateness histogram, the one agents send per scenario.\n\n")
+	w("| rate/s | target: requests | windows | within 0.1%% | worst window | surge's progress: within 0.1%% | worst | deficit | dropped | surge: requests | agent CPU s | in-process: lateness p50 / p99 / max µs | dropped | worst window |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n")
+	for _, p := range r.Pacing {
+		ip, ipd, ipw := "not run", "—", "—"
+		if x := p.InProcess; x != nil {
+			ip = fmt.Sprintf("%.0f / %.0f / %.0f", x.Metrics["late-p50-µs"], x.Metrics["late-p99-µs"], x.Metrics["late-max-µs"])
+			ipd = fmt.Sprintf("%.0f", x.Metrics["dropped"])
+			ipw = fmt.Sprintf("%.3f%%", x.Metrics["worst-window-%"])
+		}
+		w("| %d | %d | %d | %d | %.3f%% | %d of %d | %.3f%% | %d | %d | %d | %.2f | %s | %s | %s |\n", p.Rate, p.TargetRequests, len(p.Windows), p.Windows.Within(0.001), 100*p.Windows.Worst(),
+			p.Progress.Within(0.001), len(p.Progress), 100*p.Progress.Worst(), p.Deficit, p.Dropped, p.Requests, p.CPU, ip, ipd, ipw)
+	}
+	if x := r.recording(); x != nil {
+		w("\nThe %d/s run profiled the agent (`/debug/pprof/profile`, from before the run to after it; idle time adds no samples): %d samples, %d of them in the recording path (functions named %s).\n",
+			x.Rate, x.Profile.Samples, x.Profile.Matched, "`"+strings.Join(recordingFuncs, "`, `")+"`")
 	}
 }
