@@ -41,13 +41,13 @@ func TestParseCPUProfile(t *testing.T) {
 	// n: about 100 ms of spinning on this machine now.
 	const probe = 1 << 24
 	t0 := time.Now()
-	spin(probe)
+	warm := spin(probe)
 	n := int(float64(probe) * float64(100*time.Millisecond) / float64(max(time.Since(t0), time.Microsecond)))
 	var buf bytes.Buffer
 	if err := pprof.StartCPUProfile(&buf); err != nil {
 		t.Skipf("cpu profiler busy: %v", err) // only when another profile runs in this test binary
 	}
-	sum := profiledTwice(n) + profiledOnce(n)
+	sum := warm + profiledTwice(n) + profiledOnce(n)
 	pprof.StopCPUProfile()
 	const pkg = "github.com/surgeload/surge/scripts/bench."
 	p, err := parseCPUProfile(buf.Bytes(), []string{pkg + "profiledTwice", pkg + "profiledOnce", pkg + "notAFunction"})
