@@ -14,6 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/surgeload/surge/internal/freeport"
+	"github.com/surgeload/surge/internal/poll"
 )
 
 // procs owns every process the harness starts, and kills them all.
@@ -74,17 +77,18 @@ func (e *env) cmd(pin []string, name string, args ...string) (string, []string) 
 	return pin[0], append(append(append([]string{}, pin[1:]...), name), args...)
 }
 
-// freePorts returns n distinct loopback ports, free a moment ago: all are
-// held until all are chosen, as ports picked one by one may coincide.
+// freePorts is n distinct free loopback ports (freeport.Addrs).
 func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
+	addrs, err := freeport.Addrs(n)
+	if err != nil {
+		return nil, err
+	}
+	ports := make([]int, len(addrs))
+	for i, a := range addrs {
+		_, p, _ := strings.Cut(a, ":")
+		if ports[i], err = strconv.Atoi(p); err != nil {
+			return nil, fmt.Errorf("free port %q: %w", a, err)
 		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
 }
@@ -98,18 +102,22 @@ func freePort() (int, error) {
 	return p[0], nil
 }
 
+// waitTCP waits until addr accepts a connection, for at most within.
 func waitTCP(ctx context.Context, addr string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
+	err := poll.Until(within, func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			return c.Close()
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("%s not listening after %s: %w", addr, within, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return c.Close()
+	})
+	if err != nil {
+		return fmt.Errorf("%s not listening: %w", addr, err)
 	}
+	return nil
 }
 
 // maxFDs is the most file descriptors one process may hold on the

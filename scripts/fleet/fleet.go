@@ -8,8 +8,10 @@ import (
 	"math"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/surgeload/surge/internal/cputime"
+	"github.com/surgeload/surge/internal/freeport"
 
 	"google.golang.org/grpc/encoding"
 
@@ -79,7 +81,7 @@ func runFleet(ctx context.Context, o options, dir string, log io.Writer) (*fleet
 			return nil, err
 		}
 	}
-	addrs, err := freeAddrs(2)
+	addrs, err := freeport.Addrs(2)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +126,7 @@ func runFleet(ctx context.Context, o options, dir string, log io.Writer) (*fleet
 	if err := sleepUntil(ctx, start); err != nil {
 		return nil, err
 	}
-	self0 := selfCPU()
+	self0 := cputime.Process()
 	out0, in0 := cnt.written.Load(), cnt.read.Load()
 	samples, sum, err := sampleController(ctx, ctrl, watch, o.duration+2*time.Minute)
 	if err != nil {
@@ -134,7 +136,7 @@ func runFleet(ctx context.Context, o options, dir string, log io.Writer) (*fleet
 	if last.IsZero() {
 		last = time.Now()
 	}
-	res.simCPU = selfCPU() - self0
+	res.simCPU = cputime.Process() - self0
 	res.bytesOut, res.bytesIn = cnt.written.Load()-out0, cnt.read.Load()-in0
 	res.fromSamples(samples, last)
 	for i := range int64(res.expected) {
@@ -290,15 +292,6 @@ func (f *simFleet) stop() error {
 		}
 	})
 	return f.err
-}
-
-// selfCPU is this process's CPU time so far.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // percentile is the p-th percentile (nearest rank) of ds.

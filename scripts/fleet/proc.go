@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -143,27 +142,6 @@ func procMem(pid int) (mem, error) {
 	return m, nil
 }
 
-// freeAddrs returns n loopback addresses with distinct ports, free a
-// moment ago.
-func freeAddrs(n int) ([]string, error) {
-	addrs := make([]string, 0, n)
-	var open []net.Listener // held until all are chosen: n distinct ports
-	defer func() {
-		for _, l := range open {
-			_ = l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
-		}
-		open = append(open, l)
-		addrs = append(addrs, l.Addr().String())
-	}
-	return addrs, nil
-}
-
 // controllerProc is a surge controller started as a child process, and a
 // client of its CLI services.
 type controllerProc struct {
@@ -176,7 +154,7 @@ type controllerProc struct {
 
 // startController starts `surge controller` serving gRPC on addr and
 // gossip on gossip, with its data in dir, and waits until it answers. The
-// caller picks every port of its processes in one freeAddrs call: ports
+// caller picks every port of its processes in one freeport.Addrs call: ports
 // picked in two calls may coincide, as a port closed after the first is
 // free again for the second.
 func startController(ctx context.Context, surge, dir, addr, gossip string, extra ...string) (*controllerProc, error) {

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/surgeload/surge/internal/freeport"
+
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 )
 
@@ -96,7 +98,7 @@ scenarios:
 // runSoak runs a controller, one agent and a target for o.soak at o.rate,
 // sampling the controller's and the agent's RSS every o.sample.
 func runSoak(ctx context.Context, o options, dir string, log io.Writer) (*soakResult, error) {
-	addrs, err := freeAddrs(5)
+	addrs, err := freeport.Addrs(5)
 	if err != nil {
 		return nil, err
 	}

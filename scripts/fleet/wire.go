@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/surgeload/surge/internal/cputime"
+
 	"github.com/klauspost/compress/zstd"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -176,7 +178,7 @@ func wireOne(ctx context.Context, addr, comp string, ps *payloadSet, n int, gw *
 	// Let the hello through first, then count only the snapshots.
 	before := gw.snapshots.Load()
 	time.Sleep(50 * time.Millisecond)
-	w0, cpu0 := cnt.written.Load(), selfCPU()
+	w0, cpu0 := cnt.written.Load(), cputime.Process()
 	for i := range n {
 		if err := str.Send(msg(i)); err != nil {
 			return wireRow{}, fmt.Errorf("wire send: %w", err)
@@ -189,7 +191,7 @@ func wireOne(ctx context.Context, addr, comp string, ps *payloadSet, n int, gw *
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	cpu := selfCPU() - cpu0
+	cpu := cputime.Process() - cpu0
 	written := cnt.written.Load() - w0
 	_ = str.CloseSend()
 	return wireRow{name: comp, bytes: float64(written) / float64(n), cpu: cpu / time.Duration(n), protoBytes: protoBytes}, nil
@@ -228,8 +230,8 @@ func codecCost(row *wireRow, c encoding.Compressor, ps *payloadSet, n int) error
 	comp := make([][]byte, n)
 	var total int
 	var buf bytes.Buffer
-	cpu0, ops := selfCPU(), 0
-	for selfCPU()-cpu0 < codecMinCPU || ops < n {
+	cpu0, ops := cputime.Process(), 0
+	for cputime.Process()-cpu0 < codecMinCPU || ops < n {
 		i := ops % n
 		buf.Reset()
 		w, err := c.Compress(&buf)
@@ -248,10 +250,10 @@ func codecCost(row *wireRow, c encoding.Compressor, ps *payloadSet, n int) error
 		}
 		ops++
 	}
-	row.compress = (selfCPU() - cpu0) / time.Duration(ops)
+	row.compress = (cputime.Process() - cpu0) / time.Duration(ops)
 	row.codecBytes = float64(total) / float64(n)
-	cpu0, ops = selfCPU(), 0
-	for selfCPU()-cpu0 < codecMinCPU || ops < n {
+	cpu0, ops = cputime.Process(), 0
+	for cputime.Process()-cpu0 < codecMinCPU || ops < n {
 		i := ops % n
 		r, err := c.Decompress(bytes.NewReader(comp[i]))
 		if err != nil {
@@ -266,7 +268,7 @@ func codecCost(row *wireRow, c encoding.Compressor, ps *payloadSet, n int) error
 		}
 		ops++
 	}
-	row.decompress = (selfCPU() - cpu0) / time.Duration(ops)
+	row.decompress = (cputime.Process() - cpu0) / time.Duration(ops)
 	return nil
 }
 
