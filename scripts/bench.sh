@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench.sh — surge's benchmarks (issue 7): the Go micro-benchmarks of the
+# bench.sh — surge's benchmarks: the Go micro-benchmarks of the
 # histogram hot paths; the controller side with scripts/fleet (the snapshot
 # stream's bytes, a simulated fleet of 500 agents against a real
 # controller, and optionally the 10-minute memory soak); then surge side by
@@ -47,7 +47,7 @@ done
 
 VEGETA_VERSION=v12.13.0
 HEY_VERSION=v0.1.4 # only when Debian has no hey package
-# The tree before issue 7's hist/ changes: the "before" column of the
+# The tree before the hist/ hot-path changes: the "before" column of the
 # micro-benchmarks. Skipped when the commit is not in this clone.
 HIST_BASELINE=f9e8675
 
