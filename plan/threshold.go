@@ -60,7 +60,9 @@ var thresholdMetrics = map[string][]string{
 }
 
 // thresholdTags are the tag keys a threshold may filter on.
-var thresholdTags = []string{"scenario", "region", "request", "status", "flow"}
+// expected_response (k6's tag) is true for responses that are not failures
+// (status 1xx-3xx), false for failures.
+var thresholdTags = []string{"scenario", "region", "request", "status", "flow", "expected_response"}
 
 // thresholdOps are the comparison operators, longest first for parsing.
 var thresholdOps = []string{"<=", ">=", "==", "!=", "<", ">"}
@@ -111,17 +113,63 @@ func (p *Plan) thresholdSpecs(l *errorList) []ThresholdSpec {
 	return specs
 }
 
-// checkThresholds validates the plan's thresholds, including that scenario
-// tags name a scenario of the plan.
+// checkThresholds validates the plan's thresholds, including that their
+// scenario, flow, request and region tags name ones the plan has (regions
+// only when the plan weights regions: otherwise any agent's region runs
+// it), so that a threshold cannot pass by selecting nothing.
 func checkThresholds(l *errorList, p *Plan) {
+	names := thresholdTagNames(p)
+	reported := map[string]bool{}
 	for _, spec := range p.thresholdSpecs(l) {
-		if sc, ok := spec.Tags["scenario"]; ok {
-			if _, ok := p.Scenarios[sc]; !ok {
-				l.addKey(joinPath("thresholds", spec.Key), "unknown scenario %q in tag filter (scenarios: %s)",
-					sc, strings.Join(p.ScenarioNames(), ", "))
+		for _, tag := range [...]string{"scenario", "flow", "request", "region"} {
+			v, ok := spec.Tags[tag]
+			known, check := names[tag]
+			if !ok || !check || contains(known, v) || reported[spec.Key+"\x00"+tag] {
+				continue
 			}
+			reported[spec.Key+"\x00"+tag] = true
+			l.addKey(joinPath("thresholds", spec.Key), "unknown %s %q in tag filter (%ss: %s)",
+				tag, v, tag, strings.Join(known, ", "))
 		}
 	}
+}
+
+// thresholdTagNames lists, by tag, the names the plan's series can carry:
+// scenarios, flows, requests and WebSocket steps, and the weighted regions
+// (no "region" entry when the plan weights none).
+func thresholdTagNames(p *Plan) map[string][]string {
+	set := map[string]map[string]bool{"scenario": {}, "flow": {}, "request": {}}
+	var regions map[string]bool
+	addRegions := func(rs map[string]Region) {
+		for r := range rs {
+			if regions == nil {
+				regions = map[string]bool{}
+			}
+			regions[r] = true
+		}
+	}
+	addRegions(p.Regions)
+	for name, s := range p.Scenarios {
+		if s == nil {
+			continue
+		}
+		set["scenario"][name] = true
+		for _, f := range s.FlowNames() {
+			set["flow"][f] = true
+		}
+		for _, t := range s.Targets() {
+			set["request"][t.Name] = true
+		}
+		addRegions(s.Regions)
+	}
+	if regions != nil {
+		set["region"] = regions
+	}
+	out := map[string][]string{}
+	for tag, m := range set {
+		out[tag] = sortedKeys(m)
+	}
+	return out
 }
 
 // parseMetricKey parses `metric{tag:value,...}`.
@@ -151,6 +199,14 @@ func parseMetricKey(key string) (string, map[string]string, error) {
 			return "", nil, fmt.Errorf("unknown tag %q (valid: %s)", k, strings.Join(thresholdTags, ", "))
 		case tags[k] != "":
 			return "", nil, fmt.Errorf("tag %q given twice", k)
+		}
+		if k == "expected_response" {
+			if v != "true" && v != "false" {
+				return "", nil, fmt.Errorf("invalid expected_response %q: want true or false", v)
+			}
+			if !strings.HasPrefix(metric, "http_") {
+				return "", nil, fmt.Errorf("tag expected_response applies to http_* metrics, not %s", metric)
+			}
 		}
 		if k == "status" {
 			if n, err := strconv.Atoi(v); err != nil || n < 100 || n > 599 {

@@ -3,6 +3,7 @@ package aggregate
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -19,7 +20,8 @@ type ThresholdResult struct {
 	Value float64
 	OK    bool
 	// HasData is false when the metric had no samples yet (no requests
-	// matched); such a threshold counts as ok and never aborts.
+	// matched): such a threshold fails (it held on nothing), its value is
+	// NaN ("no data"), and it never aborts a run.
 	HasData bool
 }
 
@@ -75,6 +77,10 @@ func keyMatches(tags map[string]string, region string, k hist.Key) bool {
 			}
 		case "flow":
 			if k.Flow != v {
+				return false
+			}
+		case "expected_response":
+			if (hist.ErrorName(k.Status) == "") != (v == "true") {
 				return false
 			}
 		}
@@ -143,7 +149,7 @@ func (r *Run) wsTotals(tags map[string]string) *WSStats {
 	} else {
 		t.reset()
 	}
-	if _, ok := tags["status"]; ok {
+	if tags["status"] != "" || tags["expected_response"] != "" {
 		return t
 	}
 	for region, stats := range r.wholeWS {
@@ -203,7 +209,7 @@ func countValue(spec plan.ThresholdSpec, n int64, elapsed time.Duration) (float6
 // request and status do not apply and match nothing when given).
 func (r *Run) scenarioTotals(tags map[string]string) scenTotals {
 	var t scenTotals
-	if tags["request"] != "" || tags["status"] != "" || tags["flow"] != "" {
+	if tags["request"] != "" || tags["status"] != "" || tags["flow"] != "" || tags["expected_response"] != "" {
 		return t
 	}
 	for k, v := range r.scen {
@@ -289,7 +295,10 @@ func (r *Run) Evaluate(elapsed time.Duration) []ThresholdResult {
 		default:
 			res.HasData = false
 		}
-		res.OK = !res.HasData || spec.Holds(res.Value)
+		if !res.HasData {
+			res.Value = math.NaN()
+		}
+		res.OK = res.HasData && spec.Holds(res.Value)
 		out = append(out, res)
 	}
 	return out
@@ -375,8 +384,10 @@ func (r *Run) Summary(duration time.Duration) *surgev1.RunSummary {
 }
 
 type statsBuilder struct {
-	c                hist.Counters
-	h                *hdrhistogram.Histogram
+	c hist.Counters
+	h *hdrhistogram.Histogram
+	// expected: the latency of expected responses (not failures).
+	expected         *hdrhistogram.Histogram
 	phases           [hist.NumPhases]*hdrhistogram.Histogram
 	errors           map[string]int64
 	dropped, deficit int64
@@ -384,12 +395,15 @@ type statsBuilder struct {
 }
 
 func newStatsBuilder() *statsBuilder {
-	return &statsBuilder{h: hist.New(), errors: map[string]int64{}}
+	return &statsBuilder{h: hist.New(), expected: hist.New(), errors: map[string]int64{}}
 }
 
 func (b *statsBuilder) add(k hist.Key, sr *hist.Series) {
 	b.c.Add(sr.Counters)
 	b.h.Merge(sr.Latency)
+	if hist.ErrorName(k.Status) == "" {
+		b.expected.Merge(sr.Latency)
+	}
 	for p, h := range sr.Phases {
 		if h == nil {
 			continue
@@ -409,6 +423,7 @@ func (b *statsBuilder) stats(secs float64) *surgev1.Stats {
 		Requests:          b.c.Requests,
 		Failures:          b.c.Failures,
 		LatencyUs:         hist.Summarize(b.h),
+		ExpectedLatencyUs: summarize(b.expected),
 		DroppedIterations: b.dropped,
 		Deficit:           b.deficit,
 		ChecksPassed:      b.c.ChecksPassed,

@@ -18,15 +18,17 @@ type Connections struct {
 // RequestStats are one request's whole-run figures, every region and
 // status merged.
 type RequestStats struct {
-	Scenario  string           `json:"scenario"`
-	Flow      string           `json:"flow"`
-	Request   string           `json:"request"`
-	Requests  int64            `json:"requests"`
-	Failures  int64            `json:"failures"`
-	RPS       float64          `json:"rps"`
-	LatencyUS Latency          `json:"latency_us"`
-	Errors    map[string]int64 `json:"errors"`
-	Retries   int64            `json:"retries"`
+	Scenario  string  `json:"scenario"`
+	Flow      string  `json:"flow"`
+	Request   string  `json:"request"`
+	Requests  int64   `json:"requests"`
+	Failures  int64   `json:"failures"`
+	RPS       float64 `json:"rps"`
+	LatencyUS Latency `json:"latency_us"`
+	// ExpectedLatencyUS: expected responses only (1xx-3xx); null without.
+	ExpectedLatencyUS *Latency         `json:"expected_latency_us"`
+	Errors            map[string]int64 `json:"errors"`
+	Retries           int64            `json:"retries"`
 	// PhasesUS are the HTTP phases with values: dns, connect, tls, ttfb,
 	// attempt.
 	PhasesUS map[string]Latency `json:"phases_us"`
@@ -113,7 +115,8 @@ func requestsFromProto(list []*surgev1.RequestStats) []RequestStats {
 		out = append(out, RequestStats{
 			Scenario: r.GetScenario(), Flow: r.GetFlow(), Request: r.GetRequest(),
 			Requests: st.GetRequests(), Failures: st.GetFailures(), RPS: finite(st.GetRps()),
-			LatencyUS: latencyFromProto(st.GetLatencyUs()), Errors: errorsFromProto(st.GetErrors()),
+			LatencyUS: latencyFromProto(st.GetLatencyUs()), ExpectedLatencyUS: latencyPtr(st.GetExpectedLatencyUs()),
+			Errors:  errorsFromProto(st.GetErrors()),
 			Retries: st.GetRetries(), PhasesUS: phasesFromProto(st.GetPhasesUs()),
 		})
 	}

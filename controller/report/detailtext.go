@@ -44,18 +44,16 @@ func detailText(p *printer, sum *Summary) {
 	if len(sum.ByRequest) > 0 {
 		p.printf("\n")
 		tw := p.table()
-		tw.printf("REQUEST\tREQUESTS\tFAILURES\tRPS\tP50 ms\tP95 ms\tP99 ms\tTTFB P95 ms\tRETRIES\tERRORS\n")
+		// The request column is the name thresholds and compare use.
+		tw.printf("REQUEST\tSCENARIO\tFLOW\tREQUESTS\tFAILURES\tRPS\tP50 ms\tP95 ms\tP99 ms\tTTFB P95 ms\tRETRIES\tERRORS\n")
 		for _, r := range sum.ByRequest {
-			name := r.Scenario + "/" + r.Request
-			if r.Flow != "" {
-				name = r.Scenario + "/" + r.Flow + "/" + r.Request
-			}
 			ttfb := "-"
 			if l, ok := r.PhasesUS["ttfb"]; ok {
 				ttfb = ms(l.P95)
 			}
 			l := r.LatencyUS
-			tw.printf("%s\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%d\t%s\n", name, r.Requests, r.Failures, r.RPS,
+			tw.printf("%s\t%s\t%s\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Request, r.Scenario, orDash(r.Flow),
+				r.Requests, r.Failures, r.RPS,
 				ms(l.P50), ms(l.P95), ms(l.P99), ttfb, r.Retries, errorList(r.Errors))
 		}
 		tw.flush()

@@ -6,7 +6,6 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -144,7 +143,9 @@ func phaseNamed(name string) (hist.Phase, bool) {
 
 // CSV writes a run summary as CSV: one row for the whole run, one per
 // region, one per scenario and one per request, latencies in microseconds
-// (a phase's p95 is empty when it had no values).
+// (a phase's p95 is empty when it had no values). A request row's name is
+// the request's, as thresholds and compare name it; its scenario and flow
+// are the last columns.
 func CSV(w io.Writer, s *surgev1.RunSummary) error {
 	sum := FromProto(s)
 	cw := csv.NewWriter(w)
@@ -155,6 +156,7 @@ func CSV(w io.Writer, s *surgev1.RunSummary) error {
 	for _, ph := range phases {
 		header = append(header, ph+"_p95_us")
 	}
+	header = append(header, "scenario", "flow")
 	rows := [][]string{header}
 	row := func(group, name string, st Stats) []string {
 		l := st.LatencyUS
@@ -171,19 +173,23 @@ func CSV(w io.Writer, s *surgev1.RunSummary) error {
 			}
 			r = append(r, v)
 		}
-		return r
+		return append(r, "", "")
 	}
 	rows = append(rows, row("all", "", sum.Stats))
 	for _, name := range sortedKeys(sum.Regions) {
 		rows = append(rows, row("region", name, sum.Regions[name].Stats))
 	}
 	for _, name := range sortedKeys(sum.Scenarios) {
-		rows = append(rows, row("scenario", name, sum.Scenarios[name]))
+		sr := row("scenario", name, sum.Scenarios[name])
+		sr[len(sr)-2] = name
+		rows = append(rows, sr)
 	}
 	for _, r := range sum.ByRequest {
-		rows = append(rows, row("request", strings.Join(nonEmpty(r.Scenario, r.Flow, r.Request), "/"), Stats{
+		rr := row("request", r.Request, Stats{
 			Requests: r.Requests, Failures: r.Failures, RPS: r.RPS, LatencyUS: r.LatencyUS, Retries: r.Retries, PhasesUS: r.PhasesUS,
-		}))
+		})
+		rr[len(rr)-2], rr[len(rr)-1] = r.Scenario, r.Flow
+		rows = append(rows, rr)
 	}
 	if err := cw.WriteAll(rows); err != nil {
 		return fmt.Errorf("write csv: %w", err)

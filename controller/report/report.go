@@ -64,6 +64,10 @@ type Stats struct {
 	// SendLatenessUS is the send lateness of open-model arrivals (actual
 	// send - intended send); absent without open-model scenarios.
 	SendLatenessUS *Latency `json:"send_lateness_us,omitempty"`
+	// ExpectedLatencyUS is the latency of expected responses only (status
+	// 1xx-3xx), as k6's http_req_duration{expected_response:true}; null
+	// without any.
+	ExpectedLatencyUS *Latency `json:"expected_latency_us"`
 }
 
 // RegionStats are one region's Stats and how many agents ran in it.
@@ -169,6 +173,7 @@ func statsFromProto(st *surgev1.Stats) Stats {
 		Connections: Connections{Opened: st.GetConnsOpened(), Closed: st.GetConnsClosed(),
 			Open: st.GetConnsOpen(), PeakOpen: st.GetConnsPeakOpen()},
 	}
+	out.ExpectedLatencyUS = latencyPtr(st.GetExpectedLatencyUs())
 	if l := st.GetSendLatenessUs(); l != nil {
 		x := latencyFromProto(l)
 		out.SendLatenessUS = &x

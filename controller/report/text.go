@@ -50,6 +50,10 @@ func Text(w io.Writer, s *surgev1.RunSummary) error {
 		regionRow(tw, name, r.Agents, r.Stats)
 	}
 	tw.flush()
+	if l := sum.ExpectedLatencyUS; l != nil && sum.Failures > 0 {
+		p.printf("expected responses only (1xx-3xx, %d): P50 %s  P90 %s  P95 %s  P99 %s  MAX %s ms\n",
+			l.Count, ms(l.P50), ms(l.P90), ms(l.P95), ms(l.P99), ms(l.Max))
+	}
 	if len(sum.Errors) > 0 || sum.DroppedIterations > 0 || sum.Deficit > 0 || sum.Retries > 0 {
 		p.printf("errors: %s  dropped iterations: %d  deficit: %d", errorList(sum.Errors), sum.DroppedIterations, sum.Deficit)
 		if sum.Retries > 0 {

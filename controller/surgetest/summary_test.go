@@ -82,3 +82,80 @@ scenarios:
 		t.Errorf("refused run's report:\n%s", text.String())
 	}
 }
+
+// Thresholds judge what they select: with three fast resets for each slow
+// success, the p50 of every request passes on the fast failures, the p50
+// of expected responses (k6's tag) does not, and a threshold that selected
+// nothing (no 503 came) fails with no value. The summary gives both
+// latencies and names requests as thresholds do.
+func TestClusterThresholdsJudgeWhatTheySelect(t *testing.T) {
+	c := Start(t, Options{Agents: []AgentSpec{{ID: "a1", Region: "local"}},
+		Target: target.Config{Latency: "uniform(30ms,40ms)"}})
+	s, _ := c.Run(t, "select.yaml", fmt.Appendf(nil, `name: select
+scenarios:
+  spike:
+    executor: per-vu-iterations
+    vus: 2
+    iterations: 10
+    requests:
+      - {name: boom-1, url: "%[1]s/boom?delay=0ms&reset=1"}
+      - {name: boom-2, url: "%[1]s/boom?delay=0ms&reset=1"}
+      - {name: boom-3, url: "%[1]s/boom?delay=0ms&reset=1"}
+      - {name: create-order, url: "%[1]s/orders"}
+thresholds:
+  http_req_duration: ["p(50)<20"]
+  http_req_duration{expected_response:true}: ["p(50)<20"]
+  http_req_duration{request:create-order,expected_response:true}: ["min>=30"]
+  http_req_duration{status:503}: ["p(95)<1000"]
+`, c.TargetURL()))
+	got := map[string]string{}
+	for _, th := range s.GetThresholds() {
+		v := fmt.Sprintf("%.3g", th.GetValue())
+		got[th.GetMetric()] = fmt.Sprintf("ok=%v value=%s", th.GetOk(), v)
+	}
+	if all := s.GetAll(); all.GetRequests() != 80 || all.GetFailures() != 60 {
+		t.Fatalf("requests %d failures %d, want 80 and 60 (resets)", all.GetRequests(), all.GetFailures())
+	}
+	for metric, want := range map[string]string{
+		"http_req_duration{expected_response:true}":                      "ok=false",
+		"http_req_duration{request:create-order,expected_response:true}": "ok=true",
+		"http_req_duration{status:503}":                                  "ok=false value=NaN",
+	} {
+		if !strings.HasPrefix(got[metric], want) {
+			t.Errorf("%s: %s, want %s", metric, got[metric], want)
+		}
+	}
+	if !strings.HasPrefix(got["http_req_duration"], "ok=true") {
+		t.Errorf("http_req_duration: %s, want ok on the fast failures (the case for expected_response)", got["http_req_duration"])
+	}
+	if s.GetVerdict() != "fail" {
+		t.Errorf("verdict %q with failed thresholds", s.GetVerdict())
+	}
+	exp := s.GetAll().GetExpectedLatencyUs()
+	if exp.GetCount() != 20 || exp.GetMin() < 30000 || s.GetAll().GetLatencyUs().GetP50() >= 20000 {
+		t.Errorf("expected-response latency %v (all p50 %dµs), want the 20 successes' (>= 30 ms)", exp, s.GetAll().GetLatencyUs().GetP50())
+	}
+
+	js, err := report.JSON(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := report.ParseJSON(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, th := range sum.Thresholds {
+		if th.Metric == "http_req_duration{status:503}" && (th.Value != nil || th.OK) {
+			t.Errorf("no-data threshold in JSON: ok %v value %v, want false and null", th.OK, *th.Value)
+		}
+	}
+	var text strings.Builder
+	if err := report.Text(&text, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"✗ http_req_duration{status:503}", "(no data)", "expected responses only (1xx-3xx, 20)", "\ncreate-order "} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text summary lacks %q:\n%s", want, text.String())
+		}
+	}
+}

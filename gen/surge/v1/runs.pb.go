@@ -730,8 +730,11 @@ type Stats struct {
 	// microseconds, merged from every agent's interval histograms; absent
 	// without open-model scenarios.
 	SendLatenessUs *LatencyStats `protobuf:"bytes,29,opt,name=send_lateness_us,json=sendLatenessUs,proto3" json:"send_lateness_us,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Latency of the expected responses only (status 1xx-3xx: not failures),
+	// as k6's http_req_duration{expected_response:true}; absent without any.
+	ExpectedLatencyUs *LatencyStats `protobuf:"bytes,40,opt,name=expected_latency_us,json=expectedLatencyUs,proto3" json:"expected_latency_us,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Stats) Reset() {
@@ -879,6 +882,13 @@ func (x *Stats) GetConnsPeakOpen() int64 {
 func (x *Stats) GetSendLatenessUs() *LatencyStats {
 	if x != nil {
 		return x.SendLatenessUs
+	}
+	return nil
+}
+
+func (x *Stats) GetExpectedLatencyUs() *LatencyStats {
+	if x != nil {
+		return x.ExpectedLatencyUs
 	}
 	return nil
 }
@@ -2176,7 +2186,7 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\x03max\x18\x06 \x01(\x03R\x03max\x12\x10\n" +
 	"\x03min\x18\a \x01(\x03R\x03min\x12\x12\n" +
 	"\x04mean\x18\b \x01(\x01R\x04mean\x12\x14\n" +
-	"\x05count\x18\t \x01(\x03R\x05count\"\xa5\x06\n" +
+	"\x05count\x18\t \x01(\x03R\x05count\"\xed\x06\n" +
 	"\x05Stats\x12\x1a\n" +
 	"\brequests\x18\x01 \x01(\x03R\brequests\x12\x1a\n" +
 	"\bfailures\x18\x02 \x01(\x03R\bfailures\x12\x10\n" +
@@ -2198,7 +2208,8 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\n" +
 	"conns_open\x18\x1b \x01(\x03R\tconnsOpen\x12&\n" +
 	"\x0fconns_peak_open\x18\x1c \x01(\x03R\rconnsPeakOpen\x12@\n" +
-	"\x10send_lateness_us\x18\x1d \x01(\v2\x16.surge.v1.LatencyStatsR\x0esendLatenessUs\x1a9\n" +
+	"\x10send_lateness_us\x18\x1d \x01(\v2\x16.surge.v1.LatencyStatsR\x0esendLatenessUs\x12F\n" +
+	"\x13expected_latency_us\x18( \x01(\v2\x16.surge.v1.LatencyStatsR\x11expectedLatencyUs\x1a9\n" +
 	"\vErrorsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aS\n" +
@@ -2399,48 +2410,49 @@ var file_surge_v1_runs_proto_depIdxs = []int32{
 	25, // 8: surge.v1.Stats.errors:type_name -> surge.v1.Stats.ErrorsEntry
 	26, // 9: surge.v1.Stats.phases_us:type_name -> surge.v1.Stats.PhasesUsEntry
 	7,  // 10: surge.v1.Stats.send_lateness_us:type_name -> surge.v1.LatencyStats
-	8,  // 11: surge.v1.RequestStats.stats:type_name -> surge.v1.Stats
-	7,  // 12: surge.v1.WebSocketSummary.connect_us:type_name -> surge.v1.LatencyStats
-	7,  // 13: surge.v1.WebSocketSummary.session_us:type_name -> surge.v1.LatencyStats
-	7,  // 14: surge.v1.WebSocketSummary.round_trip_us:type_name -> surge.v1.LatencyStats
-	8,  // 15: surge.v1.RunSummary.all:type_name -> surge.v1.Stats
-	27, // 16: surge.v1.RunSummary.regions:type_name -> surge.v1.RunSummary.RegionsEntry
-	28, // 17: surge.v1.RunSummary.region_agents:type_name -> surge.v1.RunSummary.RegionAgentsEntry
-	29, // 18: surge.v1.RunSummary.scenarios:type_name -> surge.v1.RunSummary.ScenariosEntry
-	12, // 19: surge.v1.RunSummary.agents:type_name -> surge.v1.AgentSummary
-	13, // 20: surge.v1.RunSummary.thresholds:type_name -> surge.v1.ThresholdResult
-	11, // 21: surge.v1.RunSummary.saturation:type_name -> surge.v1.SaturationFlag
-	9,  // 22: surge.v1.RunSummary.requests:type_name -> surge.v1.RequestStats
-	10, // 23: surge.v1.RunSummary.websocket:type_name -> surge.v1.WebSocketSummary
-	10, // 24: surge.v1.RunSummary.websocket_steps:type_name -> surge.v1.WebSocketSummary
-	17, // 25: surge.v1.ListRunsResponse.runs:type_name -> surge.v1.RunInfo
-	23, // 26: surge.v1.ListAgentsResponse.agents:type_name -> surge.v1.AgentInfo
-	7,  // 27: surge.v1.Stats.PhasesUsEntry.value:type_name -> surge.v1.LatencyStats
-	8,  // 28: surge.v1.RunSummary.RegionsEntry.value:type_name -> surge.v1.Stats
-	8,  // 29: surge.v1.RunSummary.ScenariosEntry.value:type_name -> surge.v1.Stats
-	0,  // 30: surge.v1.Runs.Submit:input_type -> surge.v1.SubmitRequest
-	3,  // 31: surge.v1.Runs.Watch:input_type -> surge.v1.WatchRequest
-	15, // 32: surge.v1.Runs.Get:input_type -> surge.v1.GetRunRequest
-	16, // 33: surge.v1.Runs.List:input_type -> surge.v1.ListRunsRequest
-	19, // 34: surge.v1.Runs.Stop:input_type -> surge.v1.StopRunRequest
-	21, // 35: surge.v1.Runs.Report:input_type -> surge.v1.ReportRequest
-	30, // 36: surge.v1.Runs.Compare:input_type -> surge.v1.CompareRequest
-	31, // 37: surge.v1.Runs.Histograms:input_type -> surge.v1.HistogramsRequest
-	22, // 38: surge.v1.Agents.List:input_type -> surge.v1.ListAgentsRequest
-	1,  // 39: surge.v1.Runs.Submit:output_type -> surge.v1.SubmitResponse
-	4,  // 40: surge.v1.Runs.Watch:output_type -> surge.v1.RunUpdate
-	14, // 41: surge.v1.Runs.Get:output_type -> surge.v1.RunSummary
-	18, // 42: surge.v1.Runs.List:output_type -> surge.v1.ListRunsResponse
-	20, // 43: surge.v1.Runs.Stop:output_type -> surge.v1.StopRunResponse
-	14, // 44: surge.v1.Runs.Report:output_type -> surge.v1.RunSummary
-	32, // 45: surge.v1.Runs.Compare:output_type -> surge.v1.CompareResponse
-	33, // 46: surge.v1.Runs.Histograms:output_type -> surge.v1.HistogramFrame
-	24, // 47: surge.v1.Agents.List:output_type -> surge.v1.ListAgentsResponse
-	39, // [39:48] is the sub-list for method output_type
-	30, // [30:39] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	7,  // 11: surge.v1.Stats.expected_latency_us:type_name -> surge.v1.LatencyStats
+	8,  // 12: surge.v1.RequestStats.stats:type_name -> surge.v1.Stats
+	7,  // 13: surge.v1.WebSocketSummary.connect_us:type_name -> surge.v1.LatencyStats
+	7,  // 14: surge.v1.WebSocketSummary.session_us:type_name -> surge.v1.LatencyStats
+	7,  // 15: surge.v1.WebSocketSummary.round_trip_us:type_name -> surge.v1.LatencyStats
+	8,  // 16: surge.v1.RunSummary.all:type_name -> surge.v1.Stats
+	27, // 17: surge.v1.RunSummary.regions:type_name -> surge.v1.RunSummary.RegionsEntry
+	28, // 18: surge.v1.RunSummary.region_agents:type_name -> surge.v1.RunSummary.RegionAgentsEntry
+	29, // 19: surge.v1.RunSummary.scenarios:type_name -> surge.v1.RunSummary.ScenariosEntry
+	12, // 20: surge.v1.RunSummary.agents:type_name -> surge.v1.AgentSummary
+	13, // 21: surge.v1.RunSummary.thresholds:type_name -> surge.v1.ThresholdResult
+	11, // 22: surge.v1.RunSummary.saturation:type_name -> surge.v1.SaturationFlag
+	9,  // 23: surge.v1.RunSummary.requests:type_name -> surge.v1.RequestStats
+	10, // 24: surge.v1.RunSummary.websocket:type_name -> surge.v1.WebSocketSummary
+	10, // 25: surge.v1.RunSummary.websocket_steps:type_name -> surge.v1.WebSocketSummary
+	17, // 26: surge.v1.ListRunsResponse.runs:type_name -> surge.v1.RunInfo
+	23, // 27: surge.v1.ListAgentsResponse.agents:type_name -> surge.v1.AgentInfo
+	7,  // 28: surge.v1.Stats.PhasesUsEntry.value:type_name -> surge.v1.LatencyStats
+	8,  // 29: surge.v1.RunSummary.RegionsEntry.value:type_name -> surge.v1.Stats
+	8,  // 30: surge.v1.RunSummary.ScenariosEntry.value:type_name -> surge.v1.Stats
+	0,  // 31: surge.v1.Runs.Submit:input_type -> surge.v1.SubmitRequest
+	3,  // 32: surge.v1.Runs.Watch:input_type -> surge.v1.WatchRequest
+	15, // 33: surge.v1.Runs.Get:input_type -> surge.v1.GetRunRequest
+	16, // 34: surge.v1.Runs.List:input_type -> surge.v1.ListRunsRequest
+	19, // 35: surge.v1.Runs.Stop:input_type -> surge.v1.StopRunRequest
+	21, // 36: surge.v1.Runs.Report:input_type -> surge.v1.ReportRequest
+	30, // 37: surge.v1.Runs.Compare:input_type -> surge.v1.CompareRequest
+	31, // 38: surge.v1.Runs.Histograms:input_type -> surge.v1.HistogramsRequest
+	22, // 39: surge.v1.Agents.List:input_type -> surge.v1.ListAgentsRequest
+	1,  // 40: surge.v1.Runs.Submit:output_type -> surge.v1.SubmitResponse
+	4,  // 41: surge.v1.Runs.Watch:output_type -> surge.v1.RunUpdate
+	14, // 42: surge.v1.Runs.Get:output_type -> surge.v1.RunSummary
+	18, // 43: surge.v1.Runs.List:output_type -> surge.v1.ListRunsResponse
+	20, // 44: surge.v1.Runs.Stop:output_type -> surge.v1.StopRunResponse
+	14, // 45: surge.v1.Runs.Report:output_type -> surge.v1.RunSummary
+	32, // 46: surge.v1.Runs.Compare:output_type -> surge.v1.CompareResponse
+	33, // 47: surge.v1.Runs.Histograms:output_type -> surge.v1.HistogramFrame
+	24, // 48: surge.v1.Agents.List:output_type -> surge.v1.ListAgentsResponse
+	40, // [40:49] is the sub-list for method output_type
+	31, // [31:40] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_surge_v1_runs_proto_init() }
