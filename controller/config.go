@@ -39,7 +39,7 @@ type Config struct {
 	// Version is reported to agents and the CLI.
 	Version string
 
-	// Fault handling and security (see fault.go, auth.go).
+	// Fault handling and security (see fault.go, restore.go, serveropts.go, auth.go).
 	//
 	// AgentKeepalive and AgentKeepaliveTimeout: the server pings an agent
 	// whose stream was idle this long and drops it when the ping is not

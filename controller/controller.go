@@ -56,7 +56,7 @@ type Controller struct {
 	log   *slog.Logger
 	store *store.Store
 	lis   net.Listener
-	// journal keeps running runs for a restarted controller (fault.go);
+	// journal keeps running runs for a restarted controller (restore.go);
 	// restoring holds what New loaded from it until Run starts them.
 	journal   *journal.Journal
 	restoring []journal.Restored

@@ -67,7 +67,7 @@ type runAgent struct {
 	// suspectUntil: its stream ended (or the controller restarted); it is
 	// declared lost at this time unless it re-attaches first. Zero: fine.
 	suspectUntil time.Time
-	// loss: the arrivals it handled, and what it left when lost (fault.go).
+	// loss: the arrivals it handled, and what it left when lost (loss.go).
 	loss lossAccount
 }
 
@@ -127,7 +127,7 @@ type run struct {
 	errMsg       string
 	notes        []string
 	// refused: arrivals of takeover parts that survivors refused, by
-	// scenario and region (fault.go); they count as deficit.
+	// scenario and region (loss.go); they count as deficit.
 	refused    map[[2]string]int64
 	fencedLate map[string]int64 // snapshots from fenced agents, by agent
 	lateUnsunk int64            // late merges whose interval was released (sinks.go)
