@@ -241,9 +241,11 @@ func (r *Run) Counters() (late, rejected, droppedValues int64) {
 	return r.lateMerges, r.rejected, r.droppedValues
 }
 
+// reject counts a rejected snapshot and returns ErrRejected with format
+// and args; a %w in format keeps its cause.
 func (r *Run) reject(format string, args ...any) error {
 	r.rejected++
-	return fmt.Errorf("%w: %s", ErrRejected, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: "+format, append([]any{ErrRejected}, args...)...)
 }
 
 func finiteNonNeg(v float64) bool { return v >= 0 && !math.IsInf(v, 0) }
@@ -268,7 +270,7 @@ func (r *Run) validate(s *surgev1.Snapshot) (*agentState, error) {
 	}
 	// The series are checked as they are merged (Add), all or nothing.
 	if err := r.validateStats(s); err != nil {
-		return nil, r.reject("%v", err)
+		return nil, r.reject("%w", err)
 	}
 	if st := s.GetAgent(); st != nil && !finiteNonNeg(st.GetCpuPercent()) {
 		return nil, r.reject("agent cpu %v", st.GetCpuPercent())
@@ -287,7 +289,7 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 	if _, dup := a.seqs[s.GetSeq()]; dup {
 		// Not merged again, but refused all the same when invalid.
 		if err := hist.ValidateProto(s.GetSeries(), r.cfg.MaxSeries); err != nil {
-			return 0, r.reject("%v", err)
+			return 0, r.reject("%w", err)
 		}
 		return Duplicate, nil
 	}
@@ -322,7 +324,7 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 			if newIvSet {
 				ivSet.Release()
 			}
-			return 0, r.reject("%v", err)
+			return 0, r.reject("%w", err)
 		}
 		r.droppedValues += d
 		toWhole = iv != nil && iv.inWhole
@@ -334,7 +336,7 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 		}
 		d, err := w.ValidateAndMergeProto(s.GetSeries(), r.cfg.MaxSeries)
 		if err != nil { // only when the interval was released: nothing merged
-			return 0, r.reject("%v", err)
+			return 0, r.reject("%w", err)
 		}
 		r.whole[a.region] = w
 		r.droppedValues += d
@@ -409,7 +411,7 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 				iv.ws[a.region] = ws
 			}
 			if err := r.mergeWS(ws, s.GetWebsockets(), r.pool); err != nil { // validated above
-				return 0, r.reject("%v", err)
+				return 0, r.reject("%w", err)
 			}
 		}
 		old := iv.gauges[s.GetAgentId()]
@@ -427,7 +429,7 @@ func (r *Run) Add(s *surgev1.Snapshot) (Outcome, error) {
 			r.wholeWS[a.region] = ws
 		}
 		if err := r.mergeWS(ws, s.GetWebsockets(), nil); err != nil {
-			return 0, r.reject("%v", err)
+			return 0, r.reject("%w", err)
 		}
 	}
 	keepLatest(&a.latest, g)

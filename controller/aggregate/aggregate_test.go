@@ -114,6 +114,25 @@ func TestRejects(t *testing.T) {
 	}
 }
 
+// A rejection keeps its cause: an invalid histogram is both ErrRejected
+// and hist.ErrInvalid, new or a duplicate's.
+func TestRejectKeepsCause(t *testing.T) {
+	r := newRun(time.Unix(1000, 0))
+	bad := snap("a", 1, 0, false, []int64{5})
+	bad.Series[0].Latency.Sparse = []byte{0xff}
+	if _, err := r.Add(bad); !errors.Is(err, ErrRejected) || !errors.Is(err, hist.ErrInvalid) {
+		t.Errorf("invalid histogram: err %v, want ErrRejected and hist.ErrInvalid", err)
+	}
+	if _, err := r.Add(snap("a", 2, 0, false, []int64{5})); err != nil {
+		t.Fatal(err)
+	}
+	dup := snap("a", 2, 0, false, []int64{5})
+	dup.Series[0].Latency.Sparse = []byte{0xff}
+	if _, err := r.Add(dup); !errors.Is(err, ErrRejected) || !errors.Is(err, hist.ErrInvalid) {
+		t.Errorf("invalid duplicate: err %v, want ErrRejected and hist.ErrInvalid", err)
+	}
+}
+
 func TestGraceAndLate(t *testing.T) {
 	start := time.Unix(1000, 0)
 	r := newRun(start)
