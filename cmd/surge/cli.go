@@ -199,6 +199,7 @@ func newRootCmd(e env) (*cobra.Command, *bool) {
 		newControllerCmd(e),
 		newAgentCmd(e),
 		newRunCmd(e),
+		newWatchCmd(e),
 		newValidateCmd(e),
 		newAgentsCmd(e),
 		newRunsCmd(e),

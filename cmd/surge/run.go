@@ -26,8 +26,12 @@ const (
 	watchBackoffMax = 5 * time.Second
 )
 
-// stopTimeout bounds the Stop sent when the user interrupts a run.
-const stopTimeout = 5 * time.Second
+// stopTimeout bounds the Stop sent when the user interrupts a run, and
+// summaryTimeout the wait for the stopped run's summary after it.
+const (
+	stopTimeout    = 5 * time.Second
+	summaryTimeout = 15 * time.Second
+)
 
 type runOptions struct {
 	file       string
@@ -108,18 +112,31 @@ func submitAndWatch(ctx context.Context, c runsClient, file string, src []byte, 
 		return rpcErr("submit", c.addr, err)
 	}
 	fmt.Fprintln(stdout, acceptedLine(resp))
+	return follow(ctx, c, resp.GetRunId(), o, true, stdout, stderr)
+}
 
+// follow shows a run's live progress until its summary arrives, prints
+// the summary and maps the verdict to an error with an exit code. On an
+// interrupt, stopRun stops the run and prints its partial summary (`surge
+// run`); otherwise follow detaches and leaves it running (`surge watch`).
+func follow(ctx context.Context, c runsClient, runID string, o runOptions, stopRun bool, stdout, stderr io.Writer) error {
 	pp := newProgressPrinter(stdout, o.tty)
 	onProgress := pp.print
 	if o.quiet {
 		onProgress = func(*surgev1.Progress) {}
 	}
-	sum, err := watch(ctx, c, resp.GetRunId(), onProgress, stderr)
+	sum, err := watch(ctx, c, runID, onProgress, stderr)
 	if err != nil {
-		if ctx.Err() != nil {
-			return stopInterrupted(ctx, c, resp.GetRunId(), stderr)
+		if ctx.Err() == nil {
+			return err
 		}
-		return err
+		if !stopRun {
+			fmt.Fprintf(stderr, "surge: interrupted; run %s goes on: `surge watch %s` follows it again, `surge stop %s` stops it\n", runID, runID, runID)
+			return &exitError{code: exitFailure, err: fmt.Errorf("watch %s: %w", runID, context.Cause(ctx)), reported: true}
+		}
+		if sum = stopInterrupted(ctx, c, runID, stderr); sum == nil {
+			return &exitError{code: exitFailure, err: fmt.Errorf("run %s: %w", runID, context.Cause(ctx)), reported: true}
+		}
 	}
 	if pp.printed() {
 		fmt.Fprintln(stdout)
@@ -135,6 +152,9 @@ func submitAndWatch(ctx context.Context, c runsClient, file string, src []byte, 
 		if err := os.WriteFile(o.jsonFile, b, 0o644); err != nil {
 			return fmt.Errorf("write json summary: %w", err)
 		}
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "surge: interrupted; run %s stopped: `surge report %s` shows this summary again\n", runID, runID)
 	}
 	return verdictError(sum)
 }
@@ -165,16 +185,24 @@ func acceptedLine(r *surgev1.SubmitResponse) string {
 	return line
 }
 
-// stopInterrupted stops a run whose watcher was interrupted (Ctrl-C).
-func stopInterrupted(ctx context.Context, c runsClient, runID string, stderr io.Writer) error {
+// stopInterrupted stops a run whose watcher was interrupted (Ctrl-C) and
+// waits, at most summaryTimeout, for its partial summary; nil if it could
+// not stop the run or the summary did not come.
+func stopInterrupted(ctx context.Context, c runsClient, runID string, stderr io.Writer) *surgev1.RunSummary {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 	defer cancel()
 	if _, err := c.Stop(sctx, &surgev1.StopRunRequest{RunId: runID}); err != nil {
 		fmt.Fprintf(stderr, "surge: interrupted; could not stop run %s: %v\n", runID, rpcErr("stop", c.addr, err))
-	} else {
-		fmt.Fprintf(stderr, "surge: interrupted; run %s stopped\n", runID)
+		return nil
 	}
-	return &exitError{code: exitFailure, err: fmt.Errorf("run %s: %w", runID, context.Cause(ctx)), reported: true}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), summaryTimeout)
+	defer cancel()
+	sum, err := watch(wctx, c, runID, func(*surgev1.Progress) {}, io.Discard)
+	if err != nil {
+		fmt.Fprintf(stderr, "surge: interrupted; run %s stopped, its summary did not come in %s: `surge report %s` shows it\n", runID, summaryTimeout, runID)
+		return nil
+	}
+	return sum
 }
 
 // watch follows a run until its summary arrives. If the stream breaks (the
