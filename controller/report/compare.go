@@ -92,7 +92,9 @@ type CompareOptions struct {
 
 // groupStats accumulate one group (all, a request, a region...) exactly.
 type groupStats struct {
-	latency  *hdrhistogram.Histogram
+	latency *hdrhistogram.Histogram
+	// expected: the latency of expected responses (not failures).
+	expected *hdrhistogram.Histogram
 	requests int64
 	failures int64
 	// byStatus counts requests per error name (hist.ErrorName).
@@ -105,7 +107,7 @@ type groupStats struct {
 }
 
 func newGroupStats() *groupStats {
-	return &groupStats{latency: hist.New(), byStatus: map[string]int64{}}
+	return &groupStats{latency: hist.New(), expected: hist.New(), byStatus: map[string]int64{}}
 }
 
 func (g *groupStats) add(s *surgev1.Series) error {
@@ -117,6 +119,8 @@ func (g *groupStats) add(s *surgev1.Series) error {
 	g.failures += c.GetFailures()
 	if name := hist.ErrorName(s.GetKey().GetStatus()); name != "" {
 		g.byStatus[name] += c.GetRequests()
+	} else if _, err := hist.MergeProto(g.expected, s.GetLatency()); err != nil {
+		return err
 	}
 	return nil
 }
@@ -231,8 +235,11 @@ func groups(regions map[string][]*surgev1.Series, by string) (map[string]*groupS
 type metricValues struct {
 	present  bool
 	requests int64
+	failures int64
 	samples  int64 // latency values
-	values   map[string]float64
+	// expSamples are the expected responses' latency values.
+	expSamples int64
+	values     map[string]float64
 	// ranges are the percentiles' 95% confidence intervals.
 	ranges map[string][2]float64
 	// counts are the rates' numerators (failures of every kind, or of one
@@ -250,12 +257,18 @@ func valuesOf(g *groupStats, secs float64) metricValues {
 	v := map[string]float64{}
 	ranges := map[string][2]float64{}
 	counts := map[string]int64{}
-	if g.latency.TotalCount() > 0 {
+	for _, h := range []struct {
+		suffix string
+		h      *hdrhistogram.Histogram
+	}{{"", g.latency}, {ExpectedSuffix, g.expected}} {
+		if h.h.TotalCount() == 0 {
+			continue
+		}
 		for _, m := range [...]string{"p50_ms", "p95_ms", "p99_ms", "p999_ms"} {
 			b, _ := beyond(m)
 			q := 1 - float64(b)/1000
-			v[m] = float64(g.latency.ValueAtQuantile(100*q)) / 1000
-			ranges[m] = quantileRange(g.latency, q)
+			v[m+h.suffix] = float64(h.h.ValueAtQuantile(100*q)) / 1000
+			ranges[m+h.suffix] = quantileRange(h.h, q)
 		}
 	}
 	if secs > 0 {
@@ -275,11 +288,20 @@ func valuesOf(g *groupStats, secs float64) metricValues {
 	if g.hasPeak {
 		v["conns_peak_open"] = float64(g.peakOpen)
 	}
-	return metricValues{present: true, requests: g.requests, samples: g.latency.TotalCount(), values: v, ranges: ranges, counts: counts}
+	return metricValues{present: true, requests: g.requests, failures: g.failures, samples: g.latency.TotalCount(),
+		expSamples: g.expected.TotalCount(), values: v, ranges: ranges, counts: counts}
 }
 
-// metricOrder sorts metrics for display.
+// metricOrder sorts metrics for display: each percentile of every
+// response before the same of expected responses.
 func metricOrder(m string) int {
+	if base, ok := strings.CutSuffix(m, ExpectedSuffix); ok {
+		return 2*metricRank(base) + 1
+	}
+	return 2 * metricRank(m)
+}
+
+func metricRank(m string) int {
 	switch m {
 	case "p50_ms":
 		return 0
@@ -314,6 +336,7 @@ func RelDiff(a, b float64) float64 {
 
 // floor is the absolute difference a metric must exceed to diverge.
 func floor(metric string) float64 {
+	metric = strings.TrimSuffix(metric, ExpectedSuffix)
 	switch {
 	case strings.HasSuffix(metric, "_ms"):
 		return LatencyFloorMs
@@ -333,6 +356,14 @@ func diffGroup(out []*surgev1.MetricDiff, tmpl *surgev1.MetricDiff, a, b metricV
 	}
 	for m := range b.values {
 		names[m] = true
+	}
+	if a.failures == 0 && b.failures == 0 {
+		// Every response was expected: the same figures as the plain ones.
+		for m := range names {
+			if strings.HasSuffix(m, ExpectedSuffix) {
+				delete(names, m)
+			}
+		}
 	}
 	sorted := make([]string, 0, len(names))
 	for m := range names {
@@ -356,7 +387,7 @@ func diffGroup(out []*surgev1.MetricDiff, tmpl *surgev1.MetricDiff, a, b metricV
 		case aok && bok, isRate(m) && a.present && b.present:
 			// A status seen on one side only has a rate of 0 on the other.
 			d.RelDiff = RelDiff(av, bv)
-			d.Thin = !a.exact && thin(m, a.samples) || !b.exact && thin(m, b.samples)
+			d.Thin = !a.exact && thin(m, a.sampleCount(m)) || !b.exact && thin(m, b.sampleCount(m))
 			setNoise(d, a, b)
 			d.Diverged = canDiverge && !d.Thin && !d.Noise && math.Abs(d.RelDiff) > tol && math.Abs(bv-av) > floor(m)
 		default:

@@ -32,7 +32,7 @@ func quantileRange(h *hdrhistogram.Histogram, q float64) [2]float64 {
 // beyond is the share of values above a percentile metric, in thousandths
 // (p99: 10); false for other metrics.
 func beyond(metric string) (int64, bool) {
-	switch metric {
+	switch strings.TrimSuffix(metric, ExpectedSuffix) {
 	case "p50_ms":
 		return 500, true
 	case "p95_ms":
@@ -50,6 +50,19 @@ func beyond(metric string) (int64, bool) {
 func thin(metric string, n int64) bool {
 	b, ok := beyond(metric)
 	return ok && n*b < TailMinValues*1000
+}
+
+// ExpectedSuffix marks a percentile of expected responses only (status
+// 1xx-3xx, not failures), as k6's tag: "p95_ms{expected_response:true}".
+const ExpectedSuffix = "{expected_response:true}"
+
+// sampleCount is how many latency values metric, a percentile, is read
+// from.
+func (v metricValues) sampleCount(metric string) int64 {
+	if strings.HasSuffix(metric, ExpectedSuffix) {
+		return v.expSamples
+	}
+	return v.samples
 }
 
 // isRate reports whether metric is a share of requests (error_rate and

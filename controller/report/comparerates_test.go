@@ -94,3 +94,33 @@ func TestCompareBaselineJudgedByRun(t *testing.T) {
 		t.Errorf("100 requests: p50 %v vs %v thin %v diverged %v, want diverged", m.GetA(), m.GetB(), m.GetThin(), m.GetDiverged())
 	}
 }
+
+// Compare reads expected responses' percentiles apart (k6's
+// expected_response tag): B's successes are three times slower, hidden in
+// its plain p50 by 925 fast resets in 1,000; without failures on either
+// side the rows are left out (they equal the plain ones).
+func TestCompareExpectedResponses(t *testing.T) {
+	ok, _ := series("api", "2xx", 1000, 20000, 40000, 0)
+	a := &report.RunData{ID: "A", Duration: 10 * time.Second, Whole: map[string][]*surgev1.Series{"r": {ok}}}
+	slow, _ := series("api", "2xx", 75, 60000, 120000, 0)
+	reset, _ := series("api", "reset", 925, 100, 200, 925)
+	b := &report.RunData{ID: "B", Duration: 10 * time.Second, Whole: map[string][]*surgev1.Series{"r": {slow, reset}}}
+	c, err := report.Compare(a, b, report.CompareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := find(c, "all", "p50_ms"); m.GetB() > 1 {
+		t.Fatalf("B's plain p50 %vms, want the fast resets'", m.GetB())
+	}
+	m := find(c, "all", "p50_ms"+report.ExpectedSuffix)
+	if m == nil || !m.GetDiverged() || m.GetB() < 60 || m.GetA() > 40 {
+		t.Fatalf("expected-response p50: %v, want A ~30ms, B >= 60ms, diverged", m)
+	}
+	c, err = report.Compare(a, a, report.CompareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := find(c, "all", "p50_ms"+report.ExpectedSuffix); m != nil {
+		t.Errorf("runs without failures: expected-response row %v", m)
+	}
+}

@@ -147,6 +147,7 @@ func metricValue(metric string, v float64, present bool) string {
 	if !present {
 		return "(none)"
 	}
+	metric = strings.TrimSuffix(metric, ExpectedSuffix)
 	switch {
 	case strings.HasPrefix(metric, "error_rate"):
 		return fmt.Sprintf("%.3f%%", v*100)
