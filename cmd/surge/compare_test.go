@@ -236,8 +236,20 @@ func TestClusterCompareReportFromLogInit(t *testing.T) {
 		if r := cli(t, nil, "compare", "--controller", addr, "--baseline", csv, a.GetRunId()); r.code != 0 {
 			t.Errorf("run vs its own figures: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
-		if r := cli(t, nil, "compare", "--controller", addr, "--baseline", csv, sl.GetRunId()); r.code != 1 {
+		r := cli(t, nil, "compare", "--controller", addr, "--json", "--baseline", csv, sl.GetRunId())
+		if r.code != 1 {
 			t.Errorf("slow run vs fast figures: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		// The latency itself diverges, judged by the run's own values (the
+		// baseline's carry no count), not only the error rate.
+		var got report.ComparisonJSON
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+			t.Fatalf("%v\n%s", err, r.stdout)
+		}
+		for _, m := range got.Metrics {
+			if m.Group == "request=hello" && m.Metric == "p50_ms" && (!m.Diverged || m.Thin) {
+				t.Errorf("slow run's p50 vs the fast baseline: diverged %v thin %v\n%s", m.Diverged, m.Thin, r.stdout)
+			}
 		}
 	})
 
