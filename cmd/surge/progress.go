@@ -60,50 +60,68 @@ func elapsed(p *surgev1.Progress) string {
 
 func msStr(us int64) string { return fmt.Sprintf("%.2fms", float64(us)/1000) }
 
-// progressLines is one update as plain lines, for logs and pipes.
+// progressLines is one update as plain lines, for logs and pipes: one
+// line for the interval (the whole run, then each region compactly), then
+// thresholds and saturation flags when there are any.
 func progressLines(p *surgev1.Progress) []string {
 	prefix := fmt.Sprintf("[%s %s]", elapsed(p), p.GetStatus())
-	rows := append([]*surgev1.RegionProgress{p.GetAll()}, p.GetRegions()...)
-	var out []string
-	for i, r := range rows {
-		if r == nil {
-			continue
-		}
-		name := r.GetRegion()
-		if i == 0 {
-			name = "all"
-		}
-		line := fmt.Sprintf("%s %-10s agents=%d rps=%.1f arrivals=%.1f/%.1f p50=%s p95=%s p99=%s requests=%d errors=%d conns=%d",
-			prefix, name, r.GetAgents(), r.GetAchievedRps(), r.GetArrivalRps(), r.GetTargetRps(),
-			msStr(r.GetP50Us()), msStr(r.GetP95Us()), msStr(r.GetP99Us()), r.GetRequests(), r.GetFailures(), r.GetConnsOpen())
-		if r.GetWsOpen() > 0 {
-			line += fmt.Sprintf(" ws=%d", r.GetWsOpen())
-		}
-		if r.GetSendLatenessP99Us() > 0 {
-			line += " send_lateness_p99=" + msStr(r.GetSendLatenessP99Us())
-		}
-		out = append(out, line)
+	a := p.GetAll()
+	line := fmt.Sprintf("%s agents=%d rps=%.1f", prefix, a.GetAgents(), a.GetAchievedRps())
+	if a.GetTargetRps() > 0 {
+		line += fmt.Sprintf(" arrivals=%.1f/%.1f", a.GetArrivalRps(), a.GetTargetRps())
 	}
+	line += fmt.Sprintf(" p50=%s p95=%s p99=%s requests=%d errors=%d conns=%d",
+		msStr(a.GetP50Us()), msStr(a.GetP95Us()), msStr(a.GetP99Us()), a.GetRequests(), a.GetFailures(), a.GetConnsOpen())
+	if a.GetWsOpen() > 0 {
+		line += fmt.Sprintf(" ws=%d", a.GetWsOpen())
+	}
+	if a.GetSendLatenessP99Us() > 0 {
+		line += " send_lateness_p99=" + msStr(a.GetSendLatenessP99Us())
+	}
+	if len(p.GetRegions()) > 1 {
+		for _, r := range p.GetRegions() {
+			line += fmt.Sprintf(" | %s rps=%.1f p95=%s errors=%d", r.GetRegion(), r.GetAchievedRps(), msStr(r.GetP95Us()), r.GetFailures())
+		}
+	}
+	out := []string{line}
 	if th := thresholdStates(p.GetThresholds()); th != "" {
 		out = append(out, prefix+" thresholds "+th)
 	}
+	for _, f := range p.GetSaturation() {
+		out = append(out, prefix+" "+saturationLine(f))
+	}
 	return out
 }
+
+// saturationLine names a flagged interval's agent, region and reasons.
+func saturationLine(f *surgev1.SaturationFlag) string {
+	return fmt.Sprintf("saturated: agent %s (%s) interval %d: %s", f.GetAgentId(), f.GetRegion(), f.GetInterval(), strings.Join(f.GetReasons(), "; "))
+}
+
+// ttyWidth is the terminal width the block fits: longer lines are cut, so
+// none wraps and every line the block rewrites is one screen line.
+const ttyWidth = 80
 
 // progressBlock is one update as a compact table, for a terminal.
 func progressBlock(p *surgev1.Progress) []string {
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "%s  %s  %s\n", p.GetRunId(), p.GetStatus(), elapsed(p))
-	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(&buf, 0, 0, 1, ' ', tabwriter.AlignRight)
 	rows := append([]*surgev1.RegionProgress{p.GetAll()}, p.GetRegions()...)
-	// WebSocket and send-lateness columns only when the run has them.
+	// Arrival, WebSocket and send-lateness columns only when the run has
+	// them.
+	open := p.GetAll().GetTargetRps() > 0
 	ws, late := p.GetAll().GetWsOpen() > 0, p.GetAll().GetSendLatenessP99Us() > 0
-	fmt.Fprint(tw, "REGION\tAGENTS\tRPS\tARRIVALS\tTARGET\tP50\tP95\tP99\tREQUESTS\tERRORS\tCONNS\t")
+	fmt.Fprint(tw, "REGION\tAG\tRPS\t")
+	if open {
+		fmt.Fprint(tw, "ARR/TARGET\t")
+	}
+	fmt.Fprint(tw, "P50ms\tP95ms\tP99ms\tREQS\tERRS\tCONNS\t")
 	if ws {
 		fmt.Fprint(tw, "WS\t")
 	}
 	if late {
-		fmt.Fprint(tw, "SEND LATE P99\t")
+		fmt.Fprint(tw, "LATE99ms\t")
 	}
 	fmt.Fprint(tw, "\n")
 	for i, r := range rows {
@@ -114,14 +132,17 @@ func progressBlock(p *surgev1.Progress) []string {
 		if i == 0 {
 			name = "all"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%s\t%s\t%s\t%d\t%d\t%d\t", name, r.GetAgents(), r.GetAchievedRps(),
-			r.GetArrivalRps(), r.GetTargetRps(), msStr(r.GetP50Us()), msStr(r.GetP95Us()), msStr(r.GetP99Us()), r.GetRequests(), r.GetFailures(),
-			r.GetConnsOpen())
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t", name, r.GetAgents(), r.GetAchievedRps())
+		if open {
+			fmt.Fprintf(tw, "%.0f/%.0f\t", r.GetArrivalRps(), r.GetTargetRps())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t", ms2(r.GetP50Us()), ms2(r.GetP95Us()), ms2(r.GetP99Us()),
+			r.GetRequests(), r.GetFailures(), r.GetConnsOpen())
 		if ws {
 			fmt.Fprintf(tw, "%d\t", r.GetWsOpen())
 		}
 		if late {
-			fmt.Fprintf(tw, "%s\t", msStr(r.GetSendLatenessP99Us()))
+			fmt.Fprintf(tw, "%s\t", ms2(r.GetSendLatenessP99Us()))
 		}
 		fmt.Fprint(tw, "\n")
 	}
@@ -129,7 +150,26 @@ func progressBlock(p *surgev1.Progress) []string {
 	if th := thresholdStates(p.GetThresholds()); th != "" {
 		fmt.Fprintf(&buf, "thresholds %s\n", th)
 	}
-	return strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	for _, f := range p.GetSaturation() {
+		fmt.Fprintln(&buf, saturationLine(f))
+	}
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = cut(l, ttyWidth)
+	}
+	return lines
+}
+
+// ms2 formats microseconds as milliseconds, two decimals, no unit.
+func ms2(us int64) string { return fmt.Sprintf("%.2f", float64(us)/1000) }
+
+// cut shortens s to at most n runes, marking the cut with "…".
+func cut(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 func thresholdStates(ts []*surgev1.ThresholdResult) string {
