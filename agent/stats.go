@@ -6,10 +6,10 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/internal/cputime"
 )
 
 // statsSampler reports this process's health; CPU is the share of one core
@@ -33,7 +33,7 @@ type cpuReading struct {
 }
 
 func newStatsSampler(conns *atomic.Int64) *statsSampler {
-	return newSamplerWith(conns, time.Now, processCPU)
+	return newSamplerWith(conns, time.Now, cputime.Process)
 }
 
 func newSamplerWith(conns *atomic.Int64, now func() time.Time, cpu func() time.Duration) *statsSampler {
@@ -67,15 +67,6 @@ func (s *statsSampler) sample() *surgev1.AgentStats {
 		st.ConnsOpen = s.conns.Load()
 	}
 	return st
-}
-
-// processCPU is the user plus system CPU time of this process.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // rss is the resident set size from /proc/self/statm, or the memory the Go

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/surgeload/surge/internal/freeport"
+	"github.com/surgeload/surge/internal/poll"
 )
 
 // fastTimings shortens memberlist's local profile so tests run quickly.
@@ -115,17 +117,6 @@ func names(ms []Member) []string {
 		out[i] = m.Name + "(" + m.State + ")"
 	}
 	return out
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func TestThreeNodes(t *testing.T) {
@@ -357,7 +348,7 @@ func TestIsolation(t *testing.T) {
 }
 
 func TestJoinFailsWhenSeedDown(t *testing.T) {
-	seed := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	seed := freeport.Addr(t)
 	n, err := Join(t.Context(), testConfig(RoleAgent, "a", seed))
 	if err == nil {
 		closeNode(t, n)
@@ -369,7 +360,7 @@ func TestJoinFailsWhenSeedDown(t *testing.T) {
 }
 
 func TestRejoinSeedThatStartsLater(t *testing.T) {
-	seedAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	seedAddr := freeport.Addr(t)
 
 	bcfg := testConfig(RoleAgent, "agent-1", seedAddr)
 	bcfg.JoinBestEffort = true
@@ -389,7 +380,7 @@ func TestRejoinSeedThatStartsLater(t *testing.T) {
 
 func TestRejoinAfterSeedRestart(t *testing.T) {
 	acfg := testConfig(RoleController, "ctl")
-	acfg.BindAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	acfg.BindAddr = freeport.Addr(t)
 	a1, err := Join(t.Context(), acfg)
 	if err != nil {
 		t.Fatal(err)
@@ -456,13 +447,7 @@ func TestEventsDroppedNotBlocked(t *testing.T) {
 	a := startNode(t, cfg) // its own Joined event fills the buffer
 	b := startNode(t, testConfig(RoleAgent, "agent-1", a.LocalAddr()))
 	waitMember(t, a, b.Name()) // memberlist kept going
-	deadline := time.Now().Add(5 * time.Second)
-	for a.Dropped() == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if a.Dropped() == 0 {
-		t.Fatal("Dropped() = 0 with a full buffer")
-	}
+	poll.Eventually(t, 5*time.Second, "Dropped() > 0 with a full buffer", func() bool { return a.Dropped() > 0 })
 }
 
 func TestWaitForMemberContext(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/internal/cputime"
 )
 
 // cpuPerOp reports the process CPU time (user + system, GC included) per
@@ -17,9 +18,9 @@ import (
 // time per op also counts the time other processes held the core.
 func cpuPerOp(b *testing.B) (stop func()) {
 	b.Helper()
-	start := processCPU()
+	start := cputime.Process()
 	return func() {
-		if d := processCPU() - start; d > 0 && b.N > 0 {
+		if d := cputime.Process() - start; d > 0 && b.N > 0 {
 			b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "cpu-ns/op")
 		}
 	}

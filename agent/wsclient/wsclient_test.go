@@ -22,6 +22,7 @@ import (
 	"github.com/surgeload/surge/agent/httpclient"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/internal/poll"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -430,7 +431,7 @@ func TestInterruptedSessionClosesNormally(t *testing.T) {
 	st := NewStats()
 	done := make(chan Result, 1)
 	go func() { done <- c.Run(ctx, s, vars(1), st, nil) }()
-	waitFor(t, func() bool { return st.Active() == 1 })
+	poll.Eventually(t, 10*time.Second, "one active session", func() bool { return st.Active() == 1 })
 	cancel()
 	var res Result
 	select {
@@ -443,7 +444,7 @@ func TestInterruptedSessionClosesNormally(t *testing.T) {
 	if !res.Interrupted || p.AbnormalCloses != 0 || p.SessionsClosed != 1 || p.SessionsActive != 0 || res.ChecksFailed != 0 {
 		t.Errorf("result %+v, stats %+v: an interrupted session closes normally, uncounted as abnormal or as a check", res, p)
 	}
-	waitFor(t, func() bool { return srv.active.Load() == 0 })
+	poll.Eventually(t, 10*time.Second, "the server saw every session end", func() bool { return srv.active.Load() == 0 })
 }
 
 func TestManyConcurrentSessions(t *testing.T) {
@@ -498,18 +499,6 @@ func TestSplitSeq(t *testing.T) {
 	}
 	if got := stripSeq(`{"n":{{seq}},"vu":{{vu}}}`); got != `{"n":,"vu":{{vu}}}` {
 		t.Errorf("stripSeq = %q", got)
-	}
-}
-
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/surgeload/surge/controller/store"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/internal/poll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -180,17 +181,6 @@ func newTestInflux(t *testing.T, f *fakeInflux, mod func(*InfluxConfig)) *Influx
 	return s
 }
 
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func httpLines(t *testing.T, raw []string) []line {
 	var out []line
 	for _, s := range raw {
@@ -208,7 +198,7 @@ func TestInfluxPointsTagsAndRewrite(t *testing.T) {
 	d.Progress = &surgev1.Progress{All: &surgev1.RegionProgress{Region: "all", TargetRps: 100, AchievedRps: 99},
 		Thresholds: []*surgev1.ThresholdResult{{Metric: "http_req_duration", Expr: "p(95)<500", Ok: true, Value: 12}}}
 	s.Interval(d)
-	eventually(t, 5*time.Second, "first write", func() bool { return len(f.snapshot()) > 0 })
+	poll.Eventually(t, 5*time.Second, "first write", func() bool { return len(f.snapshot()) > 0 })
 
 	got := httpLines(t, f.snapshot())
 	// eu: 2 series, us: 1 series, all: 2 series (2xx merged across regions).
@@ -276,7 +266,7 @@ func TestInfluxPointsTagsAndRewrite(t *testing.T) {
 	re.Progress, re.Rewrite = nil, true
 	re.Regions = map[string][]*surgev1.Series{"eu": testSeries(100, "2xx", "5xx"), "us": testSeries(7, "2xx")}
 	s.Interval(re)
-	eventually(t, 5*time.Second, "rewrite", func() bool { return len(f.snapshot()) > before })
+	poll.Eventually(t, 5*time.Second, "rewrite", func() bool { return len(f.snapshot()) > before })
 	again := httpLines(t, f.snapshot()[before:])
 	if len(again) != 5 {
 		t.Fatalf("rewrite: %d lines", len(again))
@@ -325,13 +315,13 @@ func TestInfluxOutageSpillsAndBackfillsInOrder(t *testing.T) {
 	if worst > time.Second {
 		t.Errorf("Interval blocked for %v while InfluxDB hung", worst)
 	}
-	eventually(t, 5*time.Second, "spill", func() bool { return s.Stats().SpillPending > 0 })
+	poll.Eventually(t, 5*time.Second, "spill", func() bool { return s.Stats().SpillPending > 0 })
 	if n, _ := st.SpillLen(DefaultInfluxSpillName); n == 0 {
 		t.Fatal("nothing spilled to the store")
 	}
 	f.hang.Store(false)
 	f.down.Store(false)
-	eventually(t, 20*time.Second, "backfill", func() bool {
+	poll.Eventually(t, 20*time.Second, "backfill", func() bool {
 		st := s.Stats()
 		return st.SpillPending == 0 && st.Queued == 0 && len(httpLines(t, f.snapshot())) == n*5
 	})
@@ -366,7 +356,7 @@ func TestInfluxWithoutSpillCountsDrops(t *testing.T) {
 	for i := range int64(6) {
 		s.Interval(intervalData(i))
 	}
-	eventually(t, 5*time.Second, "drops counted", func() bool { return s.Stats().Dropped > 0 })
+	poll.Eventually(t, 5*time.Second, "drops counted", func() bool { return s.Stats().Dropped > 0 })
 	if notes := s.Notes(testRun.ID); len(notes) == 0 || !strings.Contains(notes[0], "dropped") {
 		t.Errorf("notes %q", notes)
 	}
@@ -401,7 +391,7 @@ func TestInfluxCloseSpillsWhatIsLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close(context.Background())
-	eventually(t, 5*time.Second, "backfill", func() bool { return len(httpLines(t, f.snapshot())) == 15 })
+	poll.Eventually(t, 5*time.Second, "backfill", func() bool { return len(httpLines(t, f.snapshot())) == 15 })
 }
 
 func TestRunStoreSink(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/surgeload/surge/controller/store"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/internal/poll"
 )
 
 // phaseSeries is one series with ttfb (and, with dns, dns) values scaled
@@ -89,7 +90,7 @@ func TestInfluxPhasesConnsAndWebSockets(t *testing.T) {
 	s := newTestInflux(t, f, nil)
 	d := statsInterval(2)
 	s.Interval(d)
-	eventually(t, 5*time.Second, "first write", func() bool { return len(f.snapshot()) > 0 })
+	poll.Eventually(t, 5*time.Second, "first write", func() bool { return len(f.snapshot()) > 0 })
 	raw := f.snapshot()
 
 	http := linesOf(t, raw, MeasurementHTTP)
@@ -158,7 +159,7 @@ func TestInfluxPhasesConnsAndWebSockets(t *testing.T) {
 	re.Rewrite = true
 	re.WebSockets["eu"][0].SessionsOpened = 5
 	s.Interval(re)
-	eventually(t, 5*time.Second, "rewrite", func() bool { return len(f.snapshot()) > before })
+	poll.Eventually(t, 5*time.Second, "rewrite", func() bool { return len(f.snapshot()) > before })
 	again := f.snapshot()[before:]
 	for _, m := range []string{MeasurementScenario, MeasurementWS} {
 		orig := linesOf(t, raw, m)

@@ -5,6 +5,7 @@ package freeport
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"testing"
 )
 
@@ -42,12 +43,31 @@ func Addr(t testing.TB) string {
 	return a[0]
 }
 
-// Port is the port of Addr.
+// Ports are the ports of Addrs(n).
+func Ports(n int) ([]int, error) {
+	addrs, err := Addrs(n)
+	if err != nil {
+		return nil, err
+	}
+	ports := make([]int, n)
+	for i, a := range addrs {
+		_, p, err := net.SplitHostPort(a)
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		if ports[i], err = strconv.Atoi(p); err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+	}
+	return ports, nil
+}
+
+// Port is one port on 127.0.0.1; it fails t if none is free.
 func Port(t testing.TB) int {
 	t.Helper()
-	a, err := net.ResolveTCPAddr("tcp", Addr(t))
+	p, err := Ports(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a.Port
+	return p[0]
 }

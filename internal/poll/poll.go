@@ -8,14 +8,19 @@ import (
 	"time"
 )
 
-// Interval is how long Until and Eventually wait between two checks.
-const Interval = 10 * time.Millisecond
+// The wait between two checks starts at firstWait and doubles up to
+// maxWait: a condition that soon holds is seen soon, and one that runs a
+// command or a query is not run hundreds of times a second.
+const (
+	firstWait = 5 * time.Millisecond
+	maxWait   = 100 * time.Millisecond
+)
 
-// Until calls cond every Interval until it returns nil, and returns nil
-// then; once d has passed it returns cond's last error.
+// Until calls cond until it returns nil, and returns nil then; once d has
+// passed it returns cond's last error.
 func Until(d time.Duration, cond func() error) error {
 	deadline := time.Now().Add(d)
-	for {
+	for wait := firstWait; ; wait = min(2*wait, maxWait) {
 		err := cond()
 		if err == nil {
 			return nil
@@ -23,7 +28,7 @@ func Until(d time.Duration, cond func() error) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not within %v: %w", d, err)
 		}
-		time.Sleep(Interval)
+		time.Sleep(wait)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/surgeload/surge/controller/report"
+	"github.com/surgeload/surge/internal/freeport"
 )
 
 // TestCompareTargets: the built binary runs the same plan twice against a
@@ -19,7 +20,7 @@ import (
 // `surge report --format hdr` writes an interval log.
 func TestCompareTargets(t *testing.T) {
 	c := startCluster(t, [][2]string{{"a1", "us-east"}})
-	fast, slow := freePort(t), freePort(t)
+	fast, slow := freeport.Addr(t), freeport.Addr(t)
 	start(t, "fast target", "target", "--listen", fast, "--latency", "uniform(20ms,25ms)")
 	start(t, "slow target", "target", "--listen", slow, "--latency", "uniform(60ms,75ms)")
 	runPlan := func(name, addr string) string {

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,8 @@ import (
 	"time"
 
 	"github.com/surgeload/surge/controller/report"
+	"github.com/surgeload/surge/internal/freeport"
+	"github.com/surgeload/surge/internal/poll"
 )
 
 // proc is one surge process; its output goes to a log file kept for failures.
@@ -141,30 +142,6 @@ func surgeEnv(t *testing.T, env []string, args ...string) (string, int) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// eventually polls cond every 100ms until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %v: %v", what, d, err)
-}
-
 type targetStats struct {
 	Requests      int64            `json:"requests"`
 	ConnsAccepted int64            `json:"conns_accepted"`
@@ -198,7 +175,7 @@ func (p *proc) output() string {
 
 func (c *cluster) startController(t *testing.T) {
 	c.controller = start(t, "controller", "controller", "--listen", c.ctrl, "--gossip", c.gossip, "--data-dir", c.dataDir)
-	eventually(t, 30*time.Second, "controller answers", func() error {
+	poll.EventuallyErr(t, 30*time.Second, "controller answers", func() error {
 		out, code := surge(t, "runs", "--controller", c.ctrl)
 		if code != 0 {
 			return fmt.Errorf("exit %d: %s", code, out)
@@ -209,7 +186,7 @@ func (c *cluster) startController(t *testing.T) {
 
 // startCluster starts a target, a controller and agents (id → region).
 func startCluster(t *testing.T, agents [][2]string) *cluster {
-	c := &cluster{ctrl: freePort(t), gossip: freePort(t), target: freePort(t), dataDir: t.TempDir()}
+	c := &cluster{ctrl: freeport.Addr(t), gossip: freeport.Addr(t), target: freeport.Addr(t), dataDir: t.TempDir()}
 	start(t, "target", "target", "--listen", c.target, "--latency", "uniform(1ms,3ms)")
 	c.startController(t)
 	for _, a := range agents {
@@ -223,7 +200,7 @@ func startCluster(t *testing.T, agents [][2]string) *cluster {
 // waitConnected waits until the controller at ctrl lists n connected agents.
 func waitConnected(t *testing.T, ctrl string, n int) {
 	t.Helper()
-	eventually(t, 30*time.Second, fmt.Sprintf("%d agents connected", n), func() error {
+	poll.EventuallyErr(t, 30*time.Second, fmt.Sprintf("%d agents connected", n), func() error {
 		out, code := surge(t, "agents", "--json", "--controller", ctrl)
 		if code != 0 {
 			return fmt.Errorf("exit %d: %s", code, out)

@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/surgeload/surge/internal/freeport"
+	"github.com/surgeload/surge/internal/poll"
 )
 
 // toxiproxy drives a toxiproxy server (scripts/toxiproxy.sh, started by
@@ -130,7 +133,7 @@ func listAgents(t *testing.T, ctrl string) []agentInfo {
 // declared lost.
 func TestToxiproxyLatencyAndFaults(t *testing.T) {
 	toxi := newToxiproxy(t)
-	c := &cluster{ctrl: freePort(t), gossip: freePort(t), target: freePort(t), dataDir: t.TempDir()}
+	c := &cluster{ctrl: freeport.Addr(t), gossip: freeport.Addr(t), target: freeport.Addr(t), dataDir: t.TempDir()}
 	start(t, "target", "target", "--listen", c.target, "--latency", "uniform(1ms,3ms)")
 	// Outages of a few seconds must not cost an agent its share: the
 	// stream's loss makes it suspect, and it has 30s to come back.
@@ -179,7 +182,7 @@ scenarios:
 `, rate, secs, httpAddr, agentEnvVar))
 	jsonPath := filepath.Join(t.TempDir(), "summary.json")
 	done := runAsync(t, "run", planPath, "--controller", c.ctrl, "--json", jsonPath, "--quiet")
-	eventually(t, 30*time.Second, "run under way", func() error {
+	poll.EventuallyErr(t, 30*time.Second, "run under way", func() error {
 		if n := readTargetStats(t, c.target).Requests; n < rate*3 {
 			return fmt.Errorf("%d requests so far", n)
 		}
@@ -194,7 +197,7 @@ scenarios:
 		time.Sleep(hold) // the fault's planned length, not a wait for a condition
 		toxi.remove(t, grpcName, tx.Name)
 		removed := time.Now()
-		eventually(t, 30*time.Second, "agents reconnected after "+tx.Type, func() error {
+		poll.EventuallyErr(t, 30*time.Second, "agents reconnected after "+tx.Type, func() error {
 			agents := listAgents(t, c.ctrl)
 			if len(agents) != 2 {
 				return fmt.Errorf("agents %v", agents)

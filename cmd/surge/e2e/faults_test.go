@@ -10,13 +10,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/surgeload/surge/internal/freeport"
+	"github.com/surgeload/surge/internal/poll"
 )
 
 // startFaultCluster starts a target, a controller with short liveness
 // timings and agents in us-east; extra are more controller flags. Each
 // agent sends to its own path (openPlan), so the target counts per agent.
 func startFaultCluster(t *testing.T, ids []string, extra ...string) *cluster {
-	c := &cluster{ctrl: freePort(t), gossip: freePort(t), target: freePort(t), dataDir: t.TempDir()}
+	c := &cluster{ctrl: freeport.Addr(t), gossip: freeport.Addr(t), target: freeport.Addr(t), dataDir: t.TempDir()}
 	start(t, "target", "target", "--listen", c.target, "--latency", "uniform(1ms,3ms)")
 	c.startControllerWith(t, extra...)
 	c.agents = map[string]*proc{}
@@ -31,7 +34,7 @@ func (c *cluster) startControllerWith(t *testing.T, extra ...string) {
 	args := append([]string{"controller", "--listen", c.ctrl, "--gossip", c.gossip, "--data-dir", c.dataDir,
 		"--agent-keepalive", "1s", "--agent-keepalive-timeout", "1s"}, extra...)
 	c.controller = start(t, "controller", args...)
-	eventually(t, 30*time.Second, "controller answers", func() error {
+	poll.EventuallyErr(t, 30*time.Second, "controller answers", func() error {
 		out, code := surge(t, "runs", "--controller", c.ctrl)
 		if code != 0 {
 			return fmt.Errorf("exit %d: %s", code, out)
@@ -78,7 +81,7 @@ func TestKillAgentReshares(t *testing.T) {
 	const rate, secs = 60, 12
 	jsonPath := filepath.Join(t.TempDir(), "summary.json")
 	done := runAsync(t, "run", openPlan(t, c.target, rate, secs), "--controller", c.ctrl, "--json", jsonPath, "--quiet")
-	eventually(t, 20*time.Second, "run under way", func() error {
+	poll.EventuallyErr(t, 20*time.Second, "run under way", func() error {
 		if readTargetStats(t, c.target).Requests < int64(rate*secs/3) {
 			return fmt.Errorf("not yet mid-run")
 		}
@@ -151,7 +154,7 @@ func TestControllerRestartMidRun(t *testing.T) {
 	const rate, secs = 40, 12
 	jsonPath := filepath.Join(t.TempDir(), "summary.json")
 	done := runAsync(t, "run", openPlan(t, c.target, rate, secs), "--controller", c.ctrl, "--json", jsonPath, "--quiet")
-	eventually(t, 20*time.Second, "run under way", func() error {
+	poll.EventuallyErr(t, 20*time.Second, "run under way", func() error {
 		if readTargetStats(t, c.target).Requests < int64(rate*secs/3) {
 			return fmt.Errorf("not yet mid-run")
 		}

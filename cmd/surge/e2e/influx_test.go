@@ -18,6 +18,8 @@ import (
 
 	"github.com/surgeload/surge/controller/store"
 	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/internal/freeport"
+	"github.com/surgeload/surge/internal/poll"
 )
 
 // influxEnv is the InfluxDB that scripts/influxdb.sh started (make e2e).
@@ -104,12 +106,12 @@ func (e influxEnv) httpPoints(t *testing.T, run string) []httpPoint {
 
 // startInfluxCluster is startCluster with the controller writing to e.
 func startInfluxCluster(t *testing.T, e influxEnv, extra []string, targetArgs ...string) *cluster {
-	c := &cluster{ctrl: freePort(t), gossip: freePort(t), target: freePort(t), dataDir: t.TempDir()}
+	c := &cluster{ctrl: freeport.Addr(t), gossip: freeport.Addr(t), target: freeport.Addr(t), dataDir: t.TempDir()}
 	start(t, "target", append([]string{"target", "--listen", c.target}, targetArgs...)...)
 	args := append([]string{"controller", "--listen", c.ctrl, "--gossip", c.gossip, "--data-dir", c.dataDir,
 		"--influx-url", e.url, "--influx-bucket", e.bucket}, extra...)
 	c.controller = start(t, "controller", args...)
-	eventually(t, 30*time.Second, "controller answers", func() error {
+	poll.EventuallyErr(t, 30*time.Second, "controller answers", func() error {
 		if out, code := surge(t, "runs", "--controller", c.ctrl); code != 0 {
 			return fmt.Errorf("exit %d: %s", code, out)
 		}
@@ -379,7 +381,7 @@ func TestInfluxOutage(t *testing.T) {
 		}
 	}
 	// Kill InfluxDB once the run is writing, keep it down for 30 s.
-	eventually(t, 30*time.Second, "first points", func() error {
+	poll.EventuallyErr(t, 30*time.Second, "first points", func() error {
 		s, err := e.query(t, `SELECT count("count") FROM "surge_http" WHERE time > now() - 1m`)
 		if err != nil || len(s) == 0 {
 			return fmt.Errorf("none yet (%v)", err)
@@ -404,7 +406,7 @@ func TestInfluxOutage(t *testing.T) {
 	s := readSummary(t, jsonPath)
 	// The backlog drains: wait until the count of points stops short no more.
 	var pts []httpPoint
-	eventually(t, 60*time.Second, "backlog written", func() error {
+	poll.EventuallyErr(t, 60*time.Second, "backlog written", func() error {
 		pts = e.httpPoints(t, s.RunID)
 		var all int64
 		for _, p := range pts {

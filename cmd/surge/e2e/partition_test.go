@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/surgeload/surge/internal/poll"
 )
 
 // regions drives scripts/regions.sh: network namespaces of the project's
@@ -118,7 +120,7 @@ func TestRegionPartition(t *testing.T) {
 		}
 		return st
 	}
-	eventually(t, 60*time.Second, "both agents connected", func() error {
+	poll.EventuallyErr(t, 60*time.Second, "both agents connected", func() error {
 		if st := agentsState(); st["u1"] != "connected" || st["e1"] != "connected" {
 			return fmt.Errorf("agents %v", st)
 		}
@@ -147,7 +149,7 @@ scenarios:
 		out, code := r.surge(t, "ctl", "run", planPath, "--controller", ctl, "--json", jsonPath, "--quiet")
 		done <- fmt.Sprintf("exit %d\n%s", code, out)
 	}()
-	eventually(t, 30*time.Second, "run under way", func() error {
+	poll.EventuallyErr(t, 30*time.Second, "run under way", func() error {
 		if r.targetStats(t, tgt).Requests < rate*5 {
 			return fmt.Errorf("not yet")
 		}
@@ -160,7 +162,7 @@ scenarios:
 	gone := agentsState()["e1"]
 	r.run(t, "heal", "eu-west")
 	healed := time.Now()
-	eventually(t, 30*time.Second, "e1 back in the membership", func() error {
+	poll.EventuallyErr(t, 30*time.Second, "e1 back in the membership", func() error {
 		if st := agentsState(); st["e1"] != "connected" {
 			return fmt.Errorf("e1 is %q", st["e1"])
 		}

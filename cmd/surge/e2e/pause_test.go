@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/surgeload/surge/internal/freeport"
+	"github.com/surgeload/surge/internal/poll"
 )
 
 // agentEnvVar names the environment variable each agent of the pause test
@@ -49,7 +52,7 @@ func TestPausedAgentIsFenced(t *testing.T) {
 	// local profile agreeing at about the same time. We hold the agent
 	// stopped for the 20s (and until the reshare is logged), then
 	// resume it with the run still going for several seconds.
-	c := &cluster{ctrl: freePort(t), gossip: freePort(t), target: freePort(t), dataDir: t.TempDir()}
+	c := &cluster{ctrl: freeport.Addr(t), gossip: freeport.Addr(t), target: freeport.Addr(t), dataDir: t.TempDir()}
 	start(t, "target", "target", "--listen", c.target, "--latency", "uniform(1ms,3ms)")
 	c.startControllerWith(t, "--agent-loss-confirm", "1s")
 	c.agents = map[string]*proc{}
@@ -80,7 +83,7 @@ scenarios:
 		getJSON(t, "http://"+c.target+"/__surge/stats", &ts)
 		return ts
 	}
-	eventually(t, 20*time.Second, "run under way", func() error {
+	poll.EventuallyErr(t, 20*time.Second, "run under way", func() error {
 		if readSecs().Requests < rate*3 {
 			return fmt.Errorf("not yet mid-run")
 		}
@@ -93,7 +96,7 @@ scenarios:
 	stopped := time.Now()
 	// If the test fails before SIGCONT, let the cleanup's SIGTERM work.
 	t.Cleanup(func() { _ = p2.cmd.Process.Signal(syscall.SIGCONT) })
-	eventually(t, hold+10*time.Second, "controller reshared p2's load and the hold passed", func() error {
+	poll.EventuallyErr(t, hold+10*time.Second, "controller reshared p2's load and the hold passed", func() error {
 		if !strings.Contains(c.controller.output(), "reshared") {
 			return fmt.Errorf("no reshare logged")
 		}

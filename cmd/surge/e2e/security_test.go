@@ -7,11 +7,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/surgeload/surge/internal/freeport"
+	"github.com/surgeload/surge/internal/poll"
 )
 
 func gossipKey(t *testing.T) string {
@@ -53,7 +55,7 @@ func TestSecurityRejects(t *testing.T) {
 	certs(t, otherDir, map[string]string{"rogue": "agent"})
 	key, label, token := gossipKey(t), "e2e-secure", "s3cret-token"
 
-	c := &cluster{ctrl: freePort(t), gossip: freePort(t), target: freePort(t), dataDir: t.TempDir()}
+	c := &cluster{ctrl: freeport.Addr(t), gossip: freeport.Addr(t), target: freeport.Addr(t), dataDir: t.TempDir()}
 	start(t, "target", "target", "--listen", c.target, "--latency", "uniform(1ms,3ms)")
 	c.controller = start(t, "controller", append([]string{"controller", "--listen", c.ctrl, "--gossip", c.gossip,
 		"--data-dir", c.dataDir, "--token", token, "--gossip-key", key, "--gossip-label", label},
@@ -67,7 +69,7 @@ func TestSecurityRejects(t *testing.T) {
 		}
 		return out
 	}
-	eventually(t, 30*time.Second, "controller answers a CLI with cert and token", func() error {
+	poll.EventuallyErr(t, 30*time.Second, "controller answers a CLI with cert and token", func() error {
 		if out, code := surgeEnv(t, cliOK, "runs", "--controller", c.ctrl); code != 0 {
 			return fmt.Errorf("exit %d: %s", code, out)
 		}
@@ -98,7 +100,7 @@ func TestSecurityRejects(t *testing.T) {
 			"--gossip-key", key, "--gossip-label", "someone-else"}, tlsArgs(dir, dir, "good")...)...)...),
 	}
 
-	eventually(t, 30*time.Second, "good agent connected", func() error {
+	poll.EventuallyErr(t, 30*time.Second, "good agent connected", func() error {
 		if out := listAgents(); !strings.Contains(out, `"connected"`) {
 			return fmt.Errorf("not connected: %s", out)
 		}
@@ -107,7 +109,7 @@ func TestSecurityRejects(t *testing.T) {
 	// Every bad agent has tried and failed at least twice (one reconnect
 	// after the first refusal), the gossip ones have been told no seed
 	// answered.
-	eventually(t, 30*time.Second, "bad agents refused", func() error {
+	poll.EventuallyErr(t, 30*time.Second, "bad agents refused", func() error {
 		for id, p := range bad {
 			if n := strings.Count(p.output(), "controller session ended; reconnecting"); n < 2 {
 				return fmt.Errorf("%s: %d refused sessions so far", id, n)
@@ -216,12 +218,11 @@ scenarios:
 // freePortOn is a free TCP port on the loopback address host.
 func freePortOn(t *testing.T, host string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	a, err := freeport.On(host, 1)
 	if err != nil {
-		t.Skipf("cannot listen on %s (loopback alias missing?): %v", host, err)
+		t.Skipf("loopback alias missing? %v", err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return a[0]
 }
 
 // TestAllowListAndMaxRate: an agent allowed 127.0.0.1 with --max-rate 50
@@ -229,14 +230,14 @@ func freePortOn(t *testing.T, host string) string {
 // refuses a share above its max rate; a second target on 127.0.0.2 (outside
 // the list) receives nothing.
 func TestAllowListAndMaxRate(t *testing.T) {
-	c := &cluster{ctrl: freePort(t), gossip: freePort(t), target: freePort(t), dataDir: t.TempDir()}
+	c := &cluster{ctrl: freeport.Addr(t), gossip: freeport.Addr(t), target: freeport.Addr(t), dataDir: t.TempDir()}
 	outside := freePortOn(t, "127.0.0.2")
 	start(t, "target", "target", "--listen", c.target)
 	start(t, "outside target", "target", "--listen", outside)
 	c.startControllerWith(t)
 	start(t, "agent w1", "agent", "--id", "w1", "--region", "us-east", "--join", c.gossip,
 		"--gossip", "127.0.0.1:0", "--allow", "127.0.0.1", "--max-rate", "50", "--controller", c.ctrl)
-	eventually(t, 30*time.Second, "agent connected", func() error {
+	poll.EventuallyErr(t, 30*time.Second, "agent connected", func() error {
 		if out, _ := surge(t, "agents", "--json", "--controller", c.ctrl); !strings.Contains(out, `"connected"`) {
 			return fmt.Errorf("not connected: %s", out)
 		}

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/surgeload/surge/internal/freeport"
+	"github.com/surgeload/surge/internal/poll"
 )
 
 // A threshold that fails mid-run with abort_on_fail stops every agent
@@ -18,7 +21,7 @@ import (
 // output, no summary and not in the controller's data dir.
 func TestAbortOnFailAndSecrets(t *testing.T) {
 	const secret = "s3cr3t-e2e-7f1d9c"
-	c := &cluster{ctrl: freePort(t), gossip: freePort(t), target: freePort(t), dataDir: t.TempDir()}
+	c := &cluster{ctrl: freeport.Addr(t), gossip: freeport.Addr(t), target: freeport.Addr(t), dataDir: t.TempDir()}
 	target := start(t, "target", "target", "--listen", c.target, "--latency", "uniform(2ms,4ms)")
 	c.startController(t)
 	var procs []*proc
@@ -55,7 +58,7 @@ thresholds:
 	}
 	s := readSummary(t, jsonPath)
 	after := readTargetStats(t, c.target).Requests
-	eventually(t, 5*time.Second, "target quiet", func() error {
+	poll.EventuallyErr(t, 5*time.Second, "target quiet", func() error {
 		if n := readTargetStats(t, c.target).Requests; n != after {
 			after = n
 			return fmt.Errorf("still receiving: %d", n)
