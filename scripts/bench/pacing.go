@@ -103,7 +103,10 @@ func targetWindows(ms []int64, rate int, d time.Duration) windows {
 	return ws.trimEnds()
 }
 
-var arrivalsRe = regexp.MustCompile(`\] all .* arrivals=([\d.]+)/([\d.]+)`)
+// arrivalsRe matches the run's line of a plain progress update, as
+// `surge run` prints it to a pipe: "[1.0s/30.0s running] agents=1 ...
+// arrivals=999.0/1000.0 ...".
+var arrivalsRe = regexp.MustCompile(`^\[[^\]]*\] agents=\d+ .*?arrivals=([\d.]+)/([\d.]+)`)
 
 // progressWindows are the arrivals/planned of each interval in surge's
 // progress output, the intervals that planned nothing (past the end)

@@ -56,11 +56,12 @@ func TestParseAccessLog(t *testing.T) {
 // trimmed.
 func TestProgressWindows(t *testing.T) {
 	out := strings.Join([]string{
-		"[  1s] all reqs=1 arrivals=999/1000",
-		"[  2s] all reqs=1 arrivals=1000/1000",
-		"[  3s] all reqs=1 arrivals=998/1000",
-		"[  4s] all reqs=1 arrivals=1001/1000",
-		"[  5s] all reqs=1 arrivals=0/0",
+		"[1.0s/4.0s running] agents=1 rps=999.0 arrivals=999.0/1000.0 p50=0.20ms requests=999 errors=0 conns=3",
+		"[2.0s/4.0s running] agents=1 rps=1000.0 arrivals=1000.0/1000.0 p50=0.20ms requests=1000 errors=0 conns=3",
+		"[2.0s/4.0s running] thresholds p99<500: ok",
+		"[3.0s/4.0s running] agents=1 rps=998.0 arrivals=998.0/1000.0 p50=0.20ms requests=998 errors=0 conns=3",
+		"[4.0s/4.0s running] agents=1 rps=1001.0 arrivals=1001.0/1000.0 p50=0.20ms requests=1001 errors=0 conns=3",
+		"[5.0s/4.0s running] agents=1 rps=0.0 p50=0.20ms requests=0 errors=0 conns=3",
 	}, "\n")
 	if got := progressWindows(out); !slices.Equal(got, windows{{1000, 1000}, {998, 1000}}) {
 		t.Errorf("progress windows %v", got)
