@@ -292,22 +292,48 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // zero value
 	}
+	if w.walkSpecial(n, t, path, depth) {
+		return
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		w.walk(n, t.Elem(), path, depth+1)
+	case reflect.Struct:
+		w.walkStruct(n, t, path, depth)
+	case reflect.Map:
+		w.walkMap(n, t, path, depth)
+	case reflect.Slice:
+		w.walkSlice(n, t, path, depth)
+	default:
+		if n.Kind != yaml.ScalarNode {
+			w.failValue(n, path, "expected %s, got %s", typeName(t), kindName(n))
+			return
+		}
+		v := reflect.New(t)
+		if err := n.Decode(v.Interface()); err != nil {
+			w.failValue(n, path, "expected %s, got %q", typeName(t), n.Value)
+		}
+	}
+}
+
+// walkSpecial walks the types that decode themselves; false for others.
+func (w *walker) walkSpecial(n *yaml.Node, t reflect.Type, path string, depth int) bool {
 	switch t {
 	case durationType:
 		var d Duration
 		if err := n.Decode(&d); err != nil {
 			w.failValue(n, path, "%s", yamlMsg(err))
 		}
-		return
+		return true
 	case arrivalsType, distType:
 		if n.Kind == yaml.MappingNode {
 			w.walkStruct(n, t, path, depth)
-			return
+			return true
 		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
 			w.failValue(n, path, "%s", yamlMsg(err))
 		}
-		return
+		return true
 	case stepType:
 		switch {
 		case isControlStep(n):
@@ -323,67 +349,57 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 		default:
 			w.walk(n, requestType, path, depth+1)
 		}
-		return
+		return true
 	case statusType:
 		var sl StatusList
 		if err := n.Decode(&sl); err != nil {
 			w.failValue(n, path, "%s", yamlMsg(err))
 		}
-		return
+		return true
 	case thresholdType:
 		if n.Kind == yaml.MappingNode {
 			w.walkStruct(n, t, path, depth)
-			return
+			return true
 		}
 		var th Threshold
 		if err := n.Decode(&th); err != nil {
 			w.failValue(n, path, "%s", yamlMsg(err))
 		}
+		return true
+	}
+	return false
+}
+
+func (w *walker) walkMap(n *yaml.Node, t reflect.Type, path string, depth int) {
+	if n.Kind != yaml.MappingNode {
+		w.failValue(n, path, "expected a mapping, got %s", kindName(n))
 		return
 	}
-	switch t.Kind() {
-	case reflect.Pointer:
-		w.walk(n, t.Elem(), path, depth+1)
-	case reflect.Struct:
-		w.walkStruct(n, t, path, depth)
-	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			w.failValue(n, path, "expected a mapping, got %s", kindName(n))
-			return
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			w.failKey(k, "", path, "keys must be strings")
+			continue
 		}
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			if k.Kind != yaml.ScalarNode {
-				w.failKey(k, "", path, "keys must be strings")
-				continue
-			}
-			cp := joinPath(path, k.Value)
-			if seen[k.Value] {
-				w.failKey(k, cp, cp, "duplicate key %q", k.Value)
-				continue
-			}
-			seen[k.Value] = true
-			w.errs.pos.key[cp] = pos{k.Line, k.Column}
-			w.walk(v, t.Elem(), cp, depth+1)
+		cp := joinPath(path, k.Value)
+		if seen[k.Value] {
+			w.failKey(k, cp, cp, "duplicate key %q", k.Value)
+			continue
 		}
-	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			w.failValue(n, path, "expected a list, got %s", kindName(n))
-			return
-		}
-		for i, v := range n.Content {
-			w.walk(v, t.Elem(), indexPath(path, i), depth+1)
-		}
-	default:
-		if n.Kind != yaml.ScalarNode {
-			w.failValue(n, path, "expected %s, got %s", typeName(t), kindName(n))
-			return
-		}
-		v := reflect.New(t)
-		if err := n.Decode(v.Interface()); err != nil {
-			w.failValue(n, path, "expected %s, got %q", typeName(t), n.Value)
-		}
+		seen[k.Value] = true
+		w.errs.pos.key[cp] = pos{k.Line, k.Column}
+		w.walk(v, t.Elem(), cp, depth+1)
+	}
+}
+
+func (w *walker) walkSlice(n *yaml.Node, t reflect.Type, path string, depth int) {
+	if n.Kind != yaml.SequenceNode {
+		w.failValue(n, path, "expected a list, got %s", kindName(n))
+		return
+	}
+	for i, v := range n.Content {
+		w.walk(v, t.Elem(), indexPath(path, i), depth+1)
 	}
 }
 

@@ -23,42 +23,34 @@ func (p *Plan) TotalDuration() time.Duration {
 }
 
 // IsArrivalRate reports whether the executor is open-model.
-func (s *Scenario) IsArrivalRate() bool {
-	return s.Executor == ConstantArrivalRate || s.Executor == RampingArrivalRate
+func (s *Scenario) IsArrivalRate() bool { return s.family() == ArrivalRateFamily }
+
+// family is the scenario's kind's family; zero for an unknown executor.
+func (s *Scenario) family() Family {
+	if k := s.Kind(); k != nil {
+		return k.Family()
+	}
+	return 0
 }
 
 // Length is the scenario's own duration (duration, or the sum of stages),
 // excluding start_time and graceful_stop.
 func (s *Scenario) Length() time.Duration {
-	switch s.Executor {
-	case ConstantArrivalRate, ConstantVUs:
-		return s.Duration.D()
-	case RampingArrivalRate, RampingVUs:
-		var d time.Duration
-		for _, st := range s.Stages {
-			d += st.Duration.D()
-		}
-		return d
-	case PerVUIterations, SharedIterations:
-		return s.MaxDuration.D()
+	if k := s.Kind(); k != nil {
+		return k.length(s)
 	}
 	return 0
 }
 
 // IsIterations reports whether the executor runs a fixed number of
 // iterations (per-vu-iterations, shared-iterations).
-func (s *Scenario) IsIterations() bool {
-	return s.Executor == PerVUIterations || s.Executor == SharedIterations
-}
+func (s *Scenario) IsIterations() bool { return s.family() == IterationsFamily }
 
 // TotalIterations is the iterations an iteration executor runs in all:
 // vus × iterations (per-vu-iterations) or iterations (shared-iterations).
 func (s *Scenario) TotalIterations() int64 {
-	switch s.Executor {
-	case PerVUIterations:
-		return s.VUs * s.Iterations
-	case SharedIterations:
-		return s.Iterations
+	if k, ok := s.Kind().(iterations); ok {
+		return k.total(s)
 	}
 	return 0
 }
@@ -66,11 +58,8 @@ func (s *Scenario) TotalIterations() int64 {
 // segments is the number of linear pieces of the scenario's curve: its
 // rate (arrival-rate executors) or VU count (VU executors).
 func (s *Scenario) segments() int {
-	switch s.Executor {
-	case ConstantArrivalRate, ConstantVUs, PerVUIterations, SharedIterations:
-		return 1
-	case RampingArrivalRate, RampingVUs:
-		return len(s.Stages)
+	if k := s.Kind(); k != nil {
+		return k.segments(s)
 	}
 	return 0
 }
@@ -78,33 +67,8 @@ func (s *Scenario) segments() int {
 // segment returns piece i of the curve: its length in seconds and its
 // values at both ends, per second for rates.
 func (s *Scenario) segment(i int) (secs, from, to float64) {
-	var unit float64 = 1
-	if s.IsArrivalRate() {
-		unit = s.TimeUnit.D().Seconds()
-		if unit <= 0 {
-			return 0, 0, 0
-		}
-	}
-	switch s.Executor {
-	case ConstantArrivalRate:
-		r := s.Rate / unit
-		return s.Duration.D().Seconds(), r, r
-	case ConstantVUs:
-		v := float64(s.VUs)
-		return s.Duration.D().Seconds(), v, v
-	case PerVUIterations, SharedIterations:
-		v := float64(s.VUs)
-		return s.MaxDuration.D().Seconds(), v, v
-	case RampingArrivalRate, RampingVUs:
-		from = s.StartRate
-		if s.Executor == RampingVUs {
-			from = float64(s.StartVUs)
-		}
-		if i > 0 {
-			from = s.Stages[i-1].Target
-		}
-		st := s.Stages[i]
-		return st.Duration.D().Seconds(), from / unit, st.Target / unit
+	if k := s.Kind(); k != nil {
+		return k.segment(s, i)
 	}
 	return 0, 0, 0
 }
@@ -215,17 +179,8 @@ func (s *Scenario) VUsAt(t time.Duration) float64 {
 // executors, vus for constant-vus, the largest of start_vus and the stage
 // targets for ramping-vus.
 func (s *Scenario) PeakVUs() int64 {
-	switch s.Executor {
-	case ConstantArrivalRate, RampingArrivalRate:
-		return s.MaxVUs
-	case ConstantVUs, PerVUIterations, SharedIterations:
-		return s.VUs
-	case RampingVUs:
-		peak := s.StartVUs
-		for _, st := range s.Stages {
-			peak = max(peak, int64(st.Target))
-		}
-		return peak
+	if k := s.Kind(); k != nil {
+		return k.peakVUs(s)
 	}
 	return 0
 }

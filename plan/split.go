@@ -197,69 +197,11 @@ func splitScenario(name string, s *Scenario, fracs []*big.Rat, shares []Share) e
 	if from.Cmp(big.NewRat(1, 1)) != 0 {
 		return fmt.Errorf("scenario %q: agent segments sum to %s, not 1", name, from.RatString())
 	}
-	switch s.Executor {
-	case ConstantArrivalRate, RampingArrivalRate:
-		total := s.TotalArrivals()
-		arrivals := apportion(total, fs, nil)
-		need := make([]int64, len(fs))
-		for k, a := range arrivals {
-			if a > 0 {
-				need[k] = 1
-			}
-		}
-		pre := apportion(s.PreAllocatedVUs, fs, need)
-		extra := apportion(max(s.MaxVUs-s.PreAllocatedVUs, 0), fs, nil)
-		for k := range parts {
-			parts[k].Arrivals = arrivals[k]
-			parts[k].TotalArrivals = total
-			parts[k].PreAllocVUs = pre[k]
-			parts[k].MaxVUs = pre[k] + extra[k]
-		}
-	case ConstantVUs:
-		for k, v := range apportion(s.VUs, fs, nil) {
-			parts[k].VUs = v
-		}
-	case PerVUIterations, SharedIterations:
-		// VUs by largest remainder; iterations follow the VUs: each VU
-		// runs `iterations` (per-vu) or the shared total is divided by
-		// largest remainder in proportion to the agents' VUs, so an agent
-		// never gets iterations without a VU.
-		vus := apportion(s.VUs, fs, nil)
-		total := s.TotalIterations()
-		var iters []int64
-		if s.Executor == PerVUIterations {
-			iters = make([]int64, len(vus))
-			for k, v := range vus {
-				iters[k] = v * s.Iterations
-			}
-		} else {
-			byVU := make([]*big.Rat, len(vus))
-			for k, v := range vus {
-				byVU[k] = big.NewRat(v, max(s.VUs, 1))
-			}
-			iters = apportion(total, byVU, nil)
-		}
-		for k := range parts {
-			parts[k].VUs = vus[k]
-			parts[k].Arrivals = iters[k]
-			parts[k].TotalArrivals = total
-		}
-	case RampingVUs:
-		for k := range parts {
-			parts[k].StageTargets = make([]int64, len(s.Stages)+1)
-		}
-		for j := range len(s.Stages) + 1 {
-			target := s.StartVUs
-			if j > 0 {
-				target = int64(s.Stages[j-1].Target)
-			}
-			for k, v := range apportion(target, fs, nil) {
-				parts[k].StageTargets[j] = v
-			}
-		}
-	default:
+	kind := s.Kind()
+	if kind == nil {
 		return fmt.Errorf("scenario %q: unknown executor %q", name, s.Executor)
 	}
+	kind.split(s, fs, parts)
 	for k, i := range idx {
 		shares[i].Scenarios = append(shares[i].Scenarios, parts[k])
 	}

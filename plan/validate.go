@@ -23,56 +23,6 @@ const (
 	MaxInterval = Duration(time.Minute)
 )
 
-// executorSpec describes one executor: which scenario options it takes.
-type executorSpec struct {
-	name        string
-	arrivalRate bool
-	options     []string // YAML keys beyond the common ones
-}
-
-// executors is the table of valid executors; never mutated.
-var executors = []executorSpec{
-	{ConstantArrivalRate, true, []string{"rate", "time_unit", "duration", "pre_allocated_vus", "max_vus", "arrivals"}},
-	{RampingArrivalRate, true, []string{"start_rate", "time_unit", "stages", "pre_allocated_vus", "max_vus", "arrivals"}},
-	{ConstantVUs, false, []string{"vus", "duration"}},
-	{RampingVUs, false, []string{"start_vus", "stages", "graceful_ramp_down"}},
-	{PerVUIterations, false, []string{"vus", "iterations", "max_duration"}},
-	{SharedIterations, false, []string{"vus", "iterations", "max_duration"}},
-}
-
-// executorOptions are the scenario keys that only some executors take.
-var executorOptions = []string{
-	"rate", "start_rate", "time_unit", "pre_allocated_vus", "max_vus",
-	"vus", "start_vus", "duration", "stages", "iterations", "max_duration",
-	"graceful_ramp_down", "arrivals",
-}
-
-func lookupExecutor(name string) (executorSpec, bool) {
-	for _, e := range executors {
-		if e.name == name {
-			return e, true
-		}
-	}
-	return executorSpec{}, false
-}
-
-func executorNames() string {
-	names := make([]string, len(executors))
-	for i, e := range executors {
-		names[i] = e.name
-	}
-	return strings.Join(names, ", ")
-}
-
-func (e executorSpec) takes(option string) bool {
-	for _, o := range e.options {
-		if o == option {
-			return true
-		}
-	}
-	return false
-}
-
 // httpMethods are the request methods a plan may use.
 var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
 
@@ -158,80 +108,7 @@ func optionSet(s *Scenario, key string, ps *positions, path string) bool {
 }
 
 func checkScenario(l *errorList, path string, s *Scenario) {
-	ex, ok := lookupExecutor(s.Executor)
-	switch {
-	case s.Executor == "":
-		l.add(joinPath(path, "executor"), "required (one of: %s)", executorNames())
-	case !ok:
-		l.add(joinPath(path, "executor"), "unknown executor %q (valid: %s)", s.Executor, executorNames())
-	}
-	if ok {
-		for _, opt := range executorOptions {
-			if !ex.takes(opt) && optionSet(s, opt, l.pos, path) {
-				l.addKey(joinPath(path, opt), "option %q does not apply to executor %s (it takes: %s)",
-					opt, ex.name, strings.Join(ex.options, ", "))
-			}
-		}
-		applyScenarioDefaults(s, ex)
-		switch ex.name {
-		case ConstantArrivalRate:
-			if !(s.Rate > 0) || math.IsInf(s.Rate, 0) {
-				l.add(joinPath(path, "rate"), "must be a finite number > 0, got %v", s.Rate)
-			}
-			checkPositive(l, joinPath(path, "duration"), s.Duration)
-		case RampingArrivalRate:
-			if !(s.StartRate >= 0) || math.IsInf(s.StartRate, 0) {
-				l.add(joinPath(path, "start_rate"), "must be a finite number >= 0, got %v", s.StartRate)
-			}
-			checkStages(l, path, s, false)
-		case ConstantVUs:
-			if s.VUs < 1 {
-				l.add(joinPath(path, "vus"), "must be >= 1, got %d", s.VUs)
-			}
-			checkPositive(l, joinPath(path, "duration"), s.Duration)
-		case RampingVUs:
-			if s.StartVUs < 0 {
-				l.add(joinPath(path, "start_vus"), "must be >= 0, got %d", s.StartVUs)
-			}
-			checkStages(l, path, s, true)
-			if s.GracefulRampDown == 0 && !l.pos.has(joinPath(path, "graceful_ramp_down")) {
-				s.GracefulRampDown = DefaultRampDown
-			}
-			if s.GracefulRampDown < 0 {
-				l.add(joinPath(path, "graceful_ramp_down"), "must be >= 0, got %s", s.GracefulRampDown)
-			}
-		case PerVUIterations, SharedIterations:
-			if s.VUs == 0 && !l.pos.has(joinPath(path, "vus")) {
-				s.VUs = 1
-			}
-			if s.Iterations == 0 && !l.pos.has(joinPath(path, "iterations")) {
-				s.Iterations = 1
-			}
-			if s.MaxDuration == 0 && !l.pos.has(joinPath(path, "max_duration")) {
-				s.MaxDuration = DefaultMaxDuration
-			}
-			if s.VUs < 1 {
-				l.add(joinPath(path, "vus"), "must be >= 1, got %d", s.VUs)
-			}
-			switch {
-			case s.Iterations < 1:
-				l.add(joinPath(path, "iterations"), "must be >= 1, got %d", s.Iterations)
-			case ex.name == SharedIterations && s.Iterations < s.VUs:
-				l.add(joinPath(path, "iterations"), "must be >= vus (%d), got %d, as in k6", s.VUs, s.Iterations)
-			}
-			checkPositive(l, joinPath(path, "max_duration"), s.MaxDuration)
-		}
-		checkArrivals(l, joinPath(path, "arrivals"), s.Arrivals)
-		if ex.arrivalRate {
-			checkPositive(l, joinPath(path, "time_unit"), s.TimeUnit)
-			if s.PreAllocatedVUs < 1 {
-				l.add(joinPath(path, "pre_allocated_vus"), "must be >= 1, got %d", s.PreAllocatedVUs)
-			}
-			if s.MaxVUs < s.PreAllocatedVUs {
-				l.add(joinPath(path, "max_vus"), "must be >= pre_allocated_vus (%d), got %d", s.PreAllocatedVUs, s.MaxVUs)
-			}
-		}
-	}
+	checkKind(l, path, s)
 	if s.GracefulStop == 0 && !l.pos.has(joinPath(path, "graceful_stop")) {
 		s.GracefulStop = DefaultGracefulStop
 	}
@@ -247,28 +124,25 @@ func checkScenario(l *errorList, path string, s *Scenario) {
 	checkRetry(l, joinPath(path, "retry"), s.Retry)
 }
 
-// applyScenarioDefaults fills in the defaults of the options ex takes.
-//
-// pre_allocated_vus defaults to max(1, ceil(peak rate per second)): enough
-// VUs for iterations that take up to a second at the peak rate. max_vus
-// defaults to pre_allocated_vus, as in k6.
-func applyScenarioDefaults(s *Scenario, ex executorSpec) {
-	if !ex.arrivalRate {
+// checkKind checks the executor and, through its kind, the options that
+// depend on it, applying their defaults.
+func checkKind(l *errorList, path string, s *Scenario) {
+	kind, ok := KindOf(s.Executor)
+	switch {
+	case s.Executor == "":
+		l.add(joinPath(path, "executor"), "required (one of: %s)", kindNames())
+		return
+	case !ok:
+		l.add(joinPath(path, "executor"), "unknown executor %q (valid: %s)", s.Executor, kindNames())
 		return
 	}
-	if s.TimeUnit == 0 {
-		s.TimeUnit = DefaultTimeUnit
-	}
-	if s.PreAllocatedVUs == 0 && s.TimeUnit > 0 {
-		peak := s.PeakRate()
-		if peak > 1<<40 || math.IsNaN(peak) {
-			peak = 1 << 40
+	for _, opt := range kindOptions {
+		if !takes(kind, opt) && optionSet(s, opt, l.pos, path) {
+			l.addKey(joinPath(path, opt), "option %q does not apply to executor %s (it takes: %s)",
+				opt, kind.Name(), strings.Join(kind.Options(), ", "))
 		}
-		s.PreAllocatedVUs = max(1, int64(math.Ceil(peak)))
 	}
-	if s.MaxVUs == 0 {
-		s.MaxVUs = s.PreAllocatedVUs
-	}
+	kind.check(l, path, s)
 }
 
 func checkPositive(l *errorList, path string, d Duration) {
