@@ -15,7 +15,7 @@ BIN   := bin/surge
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build demo test unit e2e generate check-generate lint bench bench-smoke bench-soak tools clean
+.PHONY: all build demo test test-start unit e2e generate check-generate lint bench bench-smoke bench-soak tools clean
 
 all: build
 
@@ -27,20 +27,43 @@ demo: build
 	$(BIN) demo
 
 ## test: everything CI runs: lint, generated code, unit + integration tests
-## with -race, and the system tests against the built binary.
-test: lint check-generate check-dashboards unit fuzz e2e bench-smoke
+## with -race, and the system tests against the built binary. Each skipped
+## test is printed with its reason, and the total of skips ends the output.
+## Under CI (CI=true, as .ci/run sets) a test whose service, tool or
+## privilege is missing fails instead of skipping (internal/ciskip).
+test: test-start lint check-generate check-dashboards unit fuzz e2e bench-smoke
+	@n=$$(wc -l < $(SKIPS)); echo "make test: $$n skipped"; cat $(SKIPS)
 
-unit:
-	$(GO) test -race -count=1 -timeout 20m ./...
+# Go tests run through scripts/testsum: go test's usual output, plus one
+# line per skipped test and a count at the end; skips are collected in
+# $(SKIPS) for make test's total.
+SKIPS   := .cache/test-skips
+TESTSUM := $(TOOLS)/testsum -skips $(CURDIR)/$(SKIPS)
+$(TOOLS)/testsum: $(wildcard scripts/testsum/*.go)
+	$(GO) build -o $@ ./scripts/testsum
+
+test-start:
+	@mkdir -p .cache && rm -f $(SKIPS) && touch $(SKIPS)
+
+# The client's raw-syscall writer (agent/httpclient/rawsys_linux.go) is
+# built only without -race, so its package runs once more without it.
+unit: $(TOOLS)/testsum
+	@set -o pipefail; $(GO) test -json -race -count=1 -timeout 20m ./... | $(TESTSUM)
+	@set -o pipefail; $(GO) test -json -count=1 -timeout 5m ./agent/httpclient/... | $(TESTSUM)
 
 ## e2e: system tests with the built binary as separate processes.
 # It starts a real InfluxDB 1.8 (scripts/influxdb.sh) and toxiproxy
-# (scripts/toxiproxy.sh) and stops them on exit.
-e2e: build $(TOOLS)/kustomize
-	@set -e; trap 'scripts/influxdb.sh stop; scripts/toxiproxy.sh stop; scripts/regions.sh down >/dev/null 2>&1 || true' EXIT; \
-	  eval "$$(scripts/influxdb.sh start | sed 's/^/export /')"; \
-	  eval "$$(scripts/toxiproxy.sh start | sed 's/^/export /')"; \
-	  SURGE_BIN=$(CURDIR)/$(BIN) KUSTOMIZE=$(CURDIR)/$(TOOLS)/kustomize $(GO) test -race -count=1 -tags e2e -timeout 20m ./cmd/surge/e2e/...
+# (scripts/toxiproxy.sh) and stops them on exit; a service that does not
+# start fails the target, naming it (its tests would otherwise skip).
+e2e: build $(TOOLS)/kustomize $(TOOLS)/testsum
+	@set -eo pipefail; trap 'scripts/influxdb.sh stop; scripts/toxiproxy.sh stop; scripts/regions.sh down >/dev/null 2>&1 || true' EXIT; \
+	  env=$$(scripts/influxdb.sh start) && [[ $$env == *SURGE_INFLUX_URL=* ]] \
+	    || { echo "e2e: InfluxDB did not start (scripts/influxdb.sh start failed, see above): the InfluxDB system tests cannot run" >&2; exit 1; }; \
+	  eval "$$(sed 's/^/export /' <<<"$$env")"; \
+	  env=$$(scripts/toxiproxy.sh start) && [[ $$env == *SURGE_TOXIPROXY_URL=* ]] \
+	    || { echo "e2e: toxiproxy did not start (scripts/toxiproxy.sh start failed, see above): the toxiproxy system tests cannot run" >&2; exit 1; }; \
+	  eval "$$(sed 's/^/export /' <<<"$$env")"; \
+	  SURGE_BIN=$(CURDIR)/$(BIN) KUSTOMIZE=$(CURDIR)/$(TOOLS)/kustomize $(GO) test -json -race -count=1 -tags e2e -timeout 20m ./cmd/surge/e2e/... | $(TESTSUM)
 
 $(TOOLS)/buf:
 	GOBIN=$(CURDIR)/$(TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -66,7 +89,9 @@ lint: $(TOOLS)/staticcheck $(TOOLS)/buf
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); \
 	  test -z "$$unformatted" || { echo "gofmt needed: $$unformatted"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./cmd/surge/e2e/...
 	staticcheck ./...
+	staticcheck -tags e2e ./cmd/surge/e2e/...
 	buf lint
 	scripts/buf-breaking.sh
 

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/internal/ciskip"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -129,7 +130,7 @@ func TestSession(t *testing.T) {
 	// A second target on 127.0.0.2, outside the agent's allow-list.
 	ln2, err := net.Listen("tcp", "127.0.0.2:0")
 	if err != nil {
-		t.Skipf("no 127.0.0.2: %v", err)
+		ciskip.Skipf(t, "no 127.0.0.2: %v", err)
 	}
 	other := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { blockedHits.Add(1) }))
 	other.Listener.Close()

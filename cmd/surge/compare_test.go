@@ -26,6 +26,7 @@ import (
 	"github.com/surgeload/surge/examples/templates"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/internal/ciskip"
 	"github.com/surgeload/surge/plan"
 	"github.com/surgeload/surge/plan/fromlog"
 )
@@ -268,47 +269,60 @@ func TestClusterCompareReportFromLogInit(t *testing.T) {
 
 	t.Run("report/hdr", func(t *testing.T) {
 		for _, byRegion := range []bool{false, true} {
-			file := filepath.Join(t.TempDir(), "run.hdr")
-			args := []string{"report", "--controller", addr, "--format", "hdr", "-o", file, sl.GetRunId()}
-			if byRegion {
-				args = append(args, "--by-region")
-			}
-			if r := cli(t, nil, args...); r.code != 0 {
-				t.Fatalf("exit %d: %s", r.code, r.stderr)
-			}
-			goFrames := readHdrLog(t, file)
-			checkHdrAgainstSummary(t, goFrames, sl, byRegion)
-			jsFrames := hdrCheckJS(t, file)
-			if len(jsFrames) != len(goFrames) {
-				t.Fatalf("hdr-histogram-js decoded %d histograms, Go %d", len(jsFrames), len(goFrames))
-			}
-			for i, g := range goFrames {
-				js := jsFrames[i]
-				// hdr-histogram-js reads percentiles as HdrHistogram's reference
-				// (Java) does: the count at a percentile is rounded up, where
-				// hdrhistogram-go rounds to nearest. Both are read here from
-				// the same decoded buckets.
-				want := jsFrame{Tag: g.Tag(), Count: g.TotalCount(), P50: refPercentile(g, 50), P90: refPercentile(g, 90),
-					P95: refPercentile(g, 95), P99: refPercentile(g, 99), P999: refPercentile(g, 99.9), Max: g.Max()}
-				js.StartMs, js.EndMs = 0, 0
-				if js != want {
-					t.Errorf("histogram %d: hdr-histogram-js %+v, surge's log %+v", i, js, want)
-				}
-			}
-			big := 0
-			for i, f := range jsFrames {
-				if f.Count > jsFrames[big].Count {
-					big = i
-				}
-			}
-			t.Logf("measured: %d histograms (by region %v); busiest: %d values, hdr-histogram-js p50/p99/p99.9 %d/%d/%dµs = surge's log %d/%d/%dµs",
-				len(goFrames), byRegion, jsFrames[big].Count, jsFrames[big].P50, jsFrames[big].P99, jsFrames[big].P999,
-				refPercentile(goFrames[big], 50), refPercentile(goFrames[big], 99), refPercentile(goFrames[big], 99.9))
+			// Each log's own subtest: a skipped hdr-histogram-js check
+			// (no node) ends neither the Go check nor the by-region log.
+			t.Run(fmt.Sprintf("by-region=%v", byRegion), func(t *testing.T) { testHdrLog(t, addr, sl, byRegion) })
 		}
 	})
 
 	t.Run("from-log", func(t *testing.T) { testFromLogRun(t, c, addr) })
 	t.Run("init", func(t *testing.T) { testInitTemplatesRun(t, c) })
+}
+
+// testHdrLog writes the run's HDR log and checks it against the summary
+// (Go decoder), then, in a subtest, against hdr-histogram-js.
+func testHdrLog(t *testing.T, addr string, sl *surgev1.RunSummary, byRegion bool) {
+	file := filepath.Join(t.TempDir(), "run.hdr")
+	args := []string{"report", "--controller", addr, "--format", "hdr", "-o", file, sl.GetRunId()}
+	if byRegion {
+		args = append(args, "--by-region")
+	}
+	if r := cli(t, nil, args...); r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	goFrames := readHdrLog(t, file)
+	checkHdrAgainstSummary(t, goFrames, sl, byRegion)
+	t.Run("hdr-histogram-js", func(t *testing.T) { checkHdrJS(t, file, goFrames, byRegion) })
+}
+
+// checkHdrJS: hdr-histogram-js decodes the log to the same histograms.
+func checkHdrJS(t *testing.T, file string, goFrames []*hdrhistogram.Histogram, byRegion bool) {
+	jsFrames := hdrCheckJS(t, file)
+	if len(jsFrames) != len(goFrames) {
+		t.Fatalf("hdr-histogram-js decoded %d histograms, Go %d", len(jsFrames), len(goFrames))
+	}
+	for i, g := range goFrames {
+		js := jsFrames[i]
+		// hdr-histogram-js reads percentiles as HdrHistogram's reference
+		// (Java) does: the count at a percentile is rounded up, where
+		// hdrhistogram-go rounds to nearest. Both are read here from
+		// the same decoded buckets.
+		want := jsFrame{Tag: g.Tag(), Count: g.TotalCount(), P50: refPercentile(g, 50), P90: refPercentile(g, 90),
+			P95: refPercentile(g, 95), P99: refPercentile(g, 99), P999: refPercentile(g, 99.9), Max: g.Max()}
+		js.StartMs, js.EndMs = 0, 0
+		if js != want {
+			t.Errorf("histogram %d: hdr-histogram-js %+v, surge's log %+v", i, js, want)
+		}
+	}
+	big := 0
+	for i, f := range jsFrames {
+		if f.Count > jsFrames[big].Count {
+			big = i
+		}
+	}
+	t.Logf("measured: %d histograms (by region %v); busiest: %d values, hdr-histogram-js p50/p99/p99.9 %d/%d/%dµs = surge's log %d/%d/%dµs",
+		len(goFrames), byRegion, jsFrames[big].Count, jsFrames[big].P50, jsFrames[big].P99, jsFrames[big].P999,
+		refPercentile(goFrames[big], 50), refPercentile(goFrames[big], 99), refPercentile(goFrames[big], 99.9))
 }
 
 func pick(c report.ComparisonJSON, group, metric string, a bool) float64 {
@@ -442,7 +456,7 @@ func hdrCheckJS(t *testing.T, file string) []jsFrame {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("SKIPPED: node is not installed, so the HDR log was NOT checked with hdr-histogram-js; install node >= 18 to run this check")
+		ciskip.Skipf(t, "node is not installed, so the HDR log was NOT checked with hdr-histogram-js; install node >= 18 to run this check")
 	}
 	_, self, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(self), "..", "..")

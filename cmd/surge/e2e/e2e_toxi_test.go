@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgeload/surge/internal/ciskip"
 	"github.com/surgeload/surge/internal/freeport"
 	"github.com/surgeload/surge/internal/poll"
 )
@@ -29,7 +30,7 @@ func newToxiproxy(t *testing.T) *toxiproxy {
 	t.Helper()
 	u := os.Getenv("SURGE_TOXIPROXY_URL")
 	if u == "" {
-		t.Skip("SURGE_TOXIPROXY_URL is unset: run with `make e2e`, which starts toxiproxy with scripts/toxiproxy.sh")
+		ciskip.Skipf(t, "toxiproxy: SURGE_TOXIPROXY_URL is unset: run with `make e2e`, which starts toxiproxy with scripts/toxiproxy.sh")
 	}
 	return &toxiproxy{url: strings.TrimRight(u, "/"), client: &http.Client{Timeout: 10 * time.Second}}
 }

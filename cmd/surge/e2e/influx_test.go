@@ -18,6 +18,7 @@ import (
 
 	"github.com/surgeload/surge/controller/store"
 	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/internal/ciskip"
 	"github.com/surgeload/surge/internal/freeport"
 	"github.com/surgeload/surge/internal/poll"
 )
@@ -32,7 +33,7 @@ func needInflux(t *testing.T) influxEnv {
 	e := influxEnv{url: os.Getenv("SURGE_INFLUX_URL"), bucket: os.Getenv("SURGE_INFLUX_BUCKET"),
 		db: os.Getenv("SURGE_INFLUX_DB"), script: os.Getenv("SURGE_INFLUX_SCRIPT")}
 	if e.url == "" {
-		t.Skip("SURGE_INFLUX_URL is unset: run with `make e2e`, which starts a real InfluxDB with scripts/influxdb.sh")
+		ciskip.Skipf(t, "InfluxDB: SURGE_INFLUX_URL is unset: run with `make e2e`, which starts a real InfluxDB with scripts/influxdb.sh")
 	}
 	return e
 }
@@ -363,7 +364,7 @@ func dashboardQueries(t *testing.T, path string) []string {
 func TestInfluxOutage(t *testing.T) {
 	e := needInflux(t)
 	if e.script == "" {
-		t.Skip("SURGE_INFLUX_SCRIPT is unset: run with `make e2e`")
+		ciskip.Skipf(t, "InfluxDB: SURGE_INFLUX_SCRIPT is unset: run with `make e2e`")
 	}
 	c := startInfluxCluster(t, e, []string{"--influx-queue", "4"}, "--latency", "uniform(1ms,3ms)")
 	plan := writePlan(t, "outage.yaml", ratePlan(c.target, 30, "45s"))

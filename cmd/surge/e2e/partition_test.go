@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgeload/surge/internal/ciskip"
 	"github.com/surgeload/surge/internal/poll"
 )
 
@@ -24,10 +25,10 @@ type regions struct{ script string }
 func newRegions(t *testing.T, names ...string) *regions {
 	t.Helper()
 	if os.Getuid() != 0 {
-		t.Skip("SKIPPING the partition test: it needs root to make network namespaces (scripts/regions.sh)")
+		ciskip.Skipf(t, "the partition test needs root to make network namespaces (scripts/regions.sh)")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("SKIPPING the partition test: the ip command (iproute2) is missing")
+		ciskip.Skipf(t, "the partition test needs the ip command (iproute2)")
 	}
 	script, err := filepath.Abs("../../../scripts/regions.sh")
 	if err != nil {

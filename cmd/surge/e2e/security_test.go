@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgeload/surge/internal/ciskip"
 	"github.com/surgeload/surge/internal/freeport"
 	"github.com/surgeload/surge/internal/poll"
 )
@@ -220,7 +221,7 @@ func freePortOn(t *testing.T, host string) string {
 	t.Helper()
 	a, err := freeport.On(host, 1)
 	if err != nil {
-		t.Skipf("loopback alias missing? %v", err)
+		ciskip.Skipf(t, "cannot listen on %s (loopback alias missing?): %v", host, err)
 	}
 	return a[0]
 }
