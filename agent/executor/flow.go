@@ -161,100 +161,17 @@ func planIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, WarmFunc, e
 	if o.Clock == nil {
 		o.Clock = RealClock{}
 	}
-	flows := sc.FlowList()
-	names := make([]string, 0, len(flows))
-	for n := range flows {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var compiled []compiledFlow
-	var total float64
-	var wsc *wsclient.Client // made by the first websocket step
-	for _, name := range names {
-		f := flows[name]
-		cf := compiledFlow{name: name}
-		for _, st := range f.Steps {
-			switch {
-			case st.Request != nil:
-				r, err := httpclient.Prepare(*st.Request)
-				if err != nil {
-					return nil, nil, fmt.Errorf("flow %s: %w", name, err)
-				}
-				cf.steps = append(cf.steps, compiledStep{kind: stepRequest, reqs: []*httpclient.Request{r}})
-			case st.Think != nil:
-				cf.steps = append(cf.steps, compiledStep{kind: stepThink, think: st.Think})
-			case len(st.Batch) > 0:
-				cs := compiledStep{kind: stepBatch}
-				for _, br := range st.Batch {
-					r, err := httpclient.Prepare(br)
-					if err != nil {
-						return nil, nil, fmt.Errorf("flow %s: batch: %w", name, err)
-					}
-					cs.reqs = append(cs.reqs, r)
-				}
-				cf.steps = append(cf.steps, cs)
-			case st.WebSocket != nil:
-				cs, err := compileWebSocket(&o, name, st.WebSocket, &wsc)
-				if err != nil {
-					return nil, nil, fmt.Errorf("flow %s: %w", name, err)
-				}
-				cf.steps = append(cf.steps, cs)
-			}
-		}
-		w := f.Weight
-		if w <= 0 {
-			w = 1
-		}
-		total += w
-		cf.cum = total
-		compiled = append(compiled, cf)
+	compiled, total, err := compileFlows(sc, &o)
+	if err != nil {
+		return nil, nil, err
 	}
 	feeds, err := scenarioFeeds(sc, o.Data, o.Segment)
 	if err != nil {
 		return nil, nil, fmt.Errorf("data: %w", err)
 	}
-	var vus sync.Map // VU id → *vuState
-	state := func(vu int64) *vuState {
-		if v, ok := vus.Load(vu); ok {
-			return v.(*vuState)
-		}
-		seed := o.Seed ^ uint64(vu)*0x9e3779b97f4a7c15
-		st := &vuState{rng: rand.New(rand.NewPCG(seed, uint64(vu)))}
-		st.vars = httpclient.Vars{VU: vu, Region: o.Region, Now: o.Clock.Now, Rand: st.rng, Env: o.Env}
-		if o.Client != nil {
-			st.sess = o.Client.Session()
-		}
-		if len(feeds) > 0 {
-			st.rows = make([]int, len(feeds))
-			st.vars.Data = func(name, column string) (string, bool) {
-				for i, fd := range feeds {
-					if fd.name == name {
-						c, ok := fd.cols[column]
-						if !ok {
-							return "", false
-						}
-						return fd.f.Inline.Rows[st.rows[i]][c], true
-					}
-				}
-				return "", false
-			}
-		}
-		v, loaded := vus.LoadOrStore(vu, st)
-		if loaded && st.sess != nil {
-			st.sess.Close()
-		}
-		return v.(*vuState)
-	}
+	state := vuStates(o, feeds)
 	it := &iteration{o: o, now: o.Clock.Now}
-	var firsts []*httpclient.Request // the first request(s) of each flow
-	for _, f := range compiled {
-		for _, st := range f.steps {
-			if st.kind == stepRequest || st.kind == stepBatch {
-				firsts = append(firsts, st.reqs...)
-				break
-			}
-		}
-	}
+	firsts := firstRequests(compiled)
 	warm := func(ctx context.Context, vu int64) {
 		st := state(vu)
 		if st.sess == nil {
@@ -268,54 +185,182 @@ func planIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, WarmFunc, e
 		st := state(vu)
 		st.iter++
 		st.vars.Iter = st.iter
-		for i, fd := range feeds {
-			n := len(fd.f.Inline.Rows)
-			rnd := 0
-			if fd.f.Mode == plan.FeedRandom {
-				rnd = st.rng.IntN(n)
-			}
-			var seq uint64
-			if fd.f.Mode == plan.FeedSequential || fd.f.Mode == "" {
-				seq = fd.seq.Add(1) - 1
-			}
-			st.rows[i] = plan.FeederRow(fd.f.Mode, n, seq, vu, fd.offset, rnd)
-		}
+		pickRows(st, feeds, vu)
 		f := &compiled[0]
 		if len(compiled) > 1 {
 			x := st.rng.Float64() * total
 			i := sort.Search(len(compiled), func(i int) bool { return compiled[i].cum > x })
 			f = &compiled[min(i, len(compiled)-1)]
 		}
-		first := true
-		for _, step := range f.steps {
-			from := time.Time{}
-			if first {
-				from = intended
+		return it.flow(ctx, st, f, intended)
+	}, warm, nil
+}
+
+// compileFlows prepares the scenario's flows, sorted by name, each with its
+// cumulative weight, and returns them with the total weight.
+func compileFlows(sc *plan.Scenario, o *IterationOptions) ([]compiledFlow, float64, error) {
+	flows := sc.FlowList()
+	names := make([]string, 0, len(flows))
+	for n := range flows {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var compiled []compiledFlow
+	var total float64
+	var wsc *wsclient.Client // made by the first websocket step
+	for _, name := range names {
+		f := flows[name]
+		steps, err := compileSteps(o, name, f.Steps, &wsc)
+		if err != nil {
+			return nil, 0, fmt.Errorf("flow %s: %w", name, err)
+		}
+		w := f.Weight
+		if w <= 0 {
+			w = 1
+		}
+		total += w
+		compiled = append(compiled, compiledFlow{name: name, steps: steps, cum: total})
+	}
+	return compiled, total, nil
+}
+
+// compileSteps prepares the steps of the flow name.
+func compileSteps(o *IterationOptions, name string, steps []plan.Step, wsc **wsclient.Client) ([]compiledStep, error) {
+	var out []compiledStep
+	for _, st := range steps {
+		switch {
+		case st.Request != nil:
+			r, err := httpclient.Prepare(*st.Request)
+			if err != nil {
+				return nil, err
 			}
-			switch step.kind {
-			case stepRequest:
-				first = false
-				if !it.send(ctx, st.sess, f.name, step.reqs[0], &st.vars, from) {
-					return false
+			out = append(out, compiledStep{kind: stepRequest, reqs: []*httpclient.Request{r}})
+		case st.Think != nil:
+			out = append(out, compiledStep{kind: stepThink, think: st.Think})
+		case len(st.Batch) > 0:
+			cs := compiledStep{kind: stepBatch}
+			for _, br := range st.Batch {
+				r, err := httpclient.Prepare(br)
+				if err != nil {
+					return nil, fmt.Errorf("batch: %w", err)
 				}
-			case stepBatch:
-				first = false
-				if !it.batch(ctx, st.sess, f.name, step.reqs, &st.vars, from) {
-					return false
+				cs.reqs = append(cs.reqs, r)
+			}
+			out = append(out, cs)
+		case st.WebSocket != nil:
+			cs, err := compileWebSocket(o, name, st.WebSocket, wsc)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, cs)
+		}
+	}
+	return out, nil
+}
+
+// vuStates returns the state of a VU by id, made on its first use.
+func vuStates(o IterationOptions, feeds []*feed) func(vu int64) *vuState {
+	var vus sync.Map // VU id → *vuState
+	return func(vu int64) *vuState {
+		if v, ok := vus.Load(vu); ok {
+			return v.(*vuState)
+		}
+		seed := o.Seed ^ uint64(vu)*0x9e3779b97f4a7c15
+		st := &vuState{rng: rand.New(rand.NewPCG(seed, uint64(vu)))}
+		st.vars = httpclient.Vars{VU: vu, Region: o.Region, Now: o.Clock.Now, Rand: st.rng, Env: o.Env}
+		if o.Client != nil {
+			st.sess = o.Client.Session()
+		}
+		if len(feeds) > 0 {
+			st.rows = make([]int, len(feeds))
+			st.vars.Data = feedLookup(st, feeds)
+		}
+		v, loaded := vus.LoadOrStore(vu, st)
+		if loaded && st.sess != nil {
+			st.sess.Close()
+		}
+		return v.(*vuState)
+	}
+}
+
+// feedLookup reads a column of the VU's current row of a feeder.
+func feedLookup(st *vuState, feeds []*feed) func(name, column string) (string, bool) {
+	return func(name, column string) (string, bool) {
+		for i, fd := range feeds {
+			if fd.name == name {
+				c, ok := fd.cols[column]
+				if !ok {
+					return "", false
 				}
-			case stepThink:
-				if !it.think(ctx, step.think, st.rng) {
-					return false
-				}
-			case stepWebSocket:
-				first = false
-				if !it.websocket(ctx, f.name, step.ws, &st.vars, from) {
-					return false
-				}
+				return fd.f.Inline.Rows[st.rows[i]][c], true
 			}
 		}
-		return true
-	}, warm, nil
+		return "", false
+	}
+}
+
+// pickRows chooses the VU's row of every feeder for its next iteration.
+func pickRows(st *vuState, feeds []*feed, vu int64) {
+	for i, fd := range feeds {
+		n := len(fd.f.Inline.Rows)
+		rnd := 0
+		if fd.f.Mode == plan.FeedRandom {
+			rnd = st.rng.IntN(n)
+		}
+		var seq uint64
+		if fd.f.Mode == plan.FeedSequential || fd.f.Mode == "" {
+			seq = fd.seq.Add(1) - 1
+		}
+		st.rows[i] = plan.FeederRow(fd.f.Mode, n, seq, vu, fd.offset, rnd)
+	}
+}
+
+// firstRequests are the first request(s) of each flow.
+func firstRequests(compiled []compiledFlow) []*httpclient.Request {
+	var firsts []*httpclient.Request
+	for _, f := range compiled {
+		for _, st := range f.steps {
+			if st.kind == stepRequest || st.kind == stepBatch {
+				firsts = append(firsts, st.reqs...)
+				break
+			}
+		}
+	}
+	return firsts
+}
+
+// flow runs the steps of f; the first request's latency counts from
+// intended. It is false when ctx interrupted a step.
+func (it *iteration) flow(ctx context.Context, st *vuState, f *compiledFlow, intended time.Time) bool {
+	first := true
+	for _, step := range f.steps {
+		from := time.Time{}
+		if first {
+			from = intended
+		}
+		switch step.kind {
+		case stepRequest:
+			first = false
+			if !it.send(ctx, st.sess, f.name, step.reqs[0], &st.vars, from) {
+				return false
+			}
+		case stepBatch:
+			first = false
+			if !it.batch(ctx, st.sess, f.name, step.reqs, &st.vars, from) {
+				return false
+			}
+		case stepThink:
+			if !it.think(ctx, step.think, st.rng) {
+				return false
+			}
+		case stepWebSocket:
+			first = false
+			if !it.websocket(ctx, f.name, step.ws, &st.vars, from) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 type iteration struct {
