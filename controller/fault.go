@@ -35,7 +35,7 @@ func (r *run) assignMsg(a *runAgent) *surgev1.ControllerMessage {
 // also brings it any reshare it missed); a fenced one is told to stop; a
 // new process under a member's id lost the old one's share with it, so the
 // old one is declared lost at once (it is never counted twice).
-func (r *run) attach(in runInput, now time.Time) bool {
+func (r *run) attach(in attached, now time.Time) bool {
 	from := in.from
 	a := r.members[from.id]
 	if a == nil {
@@ -172,7 +172,7 @@ func (c *Controller) memberGone(id, incarnation string) {
 	}
 	c.mu.Unlock()
 	for _, r := range runs {
-		r.deliver(c.handlersCtx, runInput{gone: true, goneID: id, goneIncar: incarnation})
+		r.deliver(c.handlersCtx, processGone{id: id, incarnation: incarnation})
 	}
 }
 
@@ -195,7 +195,7 @@ func (c *Controller) attachAgent(ctx context.Context, a *agentConn, claims []*su
 	c.mu.Unlock()
 	for _, r := range runs {
 		e, claim := claimed[r.id]
-		r.deliver(ctx, runInput{attach: true, from: a, claimed: claim, claimEpoch: e})
+		r.deliver(ctx, attached{from: a, claimed: claim, claimEpoch: e})
 	}
 	// Claimed runs the controller does not know (ended, or lost with a
 	// journal that could not restore them): stop them.

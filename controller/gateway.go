@@ -265,7 +265,7 @@ func (g *gateway) recvLoop(ctx context.Context, a *agentConn, stream surgev1.Age
 			}
 			// s is the run goroutine's from here on (it changes it in
 			// place): this loop never touches a delivered message again.
-			r.deliver(ctx, runInput{snap: s, from: a})
+			r.deliver(ctx, snapshotIn{snap: s, from: a})
 		case *surgev1.AgentMessage_RunEvent:
 			ev := msg.RunEvent
 			r := c.lookupRun(ev.GetRunId())
@@ -273,7 +273,7 @@ func (g *gateway) recvLoop(ctx context.Context, a *agentConn, stream surgev1.Age
 				a.log.Debug("run event for an unknown or ended run", slog.String("run", ev.GetRunId()), slog.String("kind", ev.GetKind().String()))
 				continue
 			}
-			r.deliver(ctx, runInput{event: ev, from: a})
+			r.deliver(ctx, eventIn{ev: ev, from: a})
 		case *surgev1.AgentMessage_Hello:
 			a.log.Warn("ignoring a second Hello on the same stream")
 		default:
@@ -317,7 +317,7 @@ func (c *Controller) unregisterAgent(a *agentConn) {
 	c.mu.Unlock()
 	a.log.Info("agent disconnected")
 	for _, r := range runs {
-		r.deliver(context.Background(), runInput{lost: true, from: a})
+		r.deliver(context.Background(), streamLost{from: a})
 	}
 }
 

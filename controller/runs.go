@@ -262,7 +262,7 @@ func (c *Controller) summaryOf(ctx context.Context, id string) (*surgev1.RunSumm
 	}
 	if r := c.lookupRun(id); r != nil {
 		reply := make(chan *surgev1.RunSummary, 1)
-		if r.deliver(ctx, runInput{summary: reply}) {
+		if r.deliver(ctx, summaryRequest{reply: reply}) {
 			select {
 			case sum := <-reply:
 				return sum, nil
@@ -322,7 +322,7 @@ func (s *runsService) Stop(ctx context.Context, req *surgev1.StopRunRequest) (*s
 		return nil, status.Error(codes.InvalidArgument, "run_id is required")
 	}
 	if r := s.c.lookupRun(id); r != nil {
-		r.deliver(ctx, runInput{stop: true})
+		r.deliver(ctx, stopRequest{})
 		return &surgev1.StopRunResponse{}, nil
 	}
 	if _, err := s.c.storedSummary(id); err != nil {
