@@ -61,7 +61,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Region == "" {
 		errs = append(errs, errors.New("region is required"))
 	}
-	if cfg.Controller == "" && cfg.GossipBind == "" {
+	if cfg.Controller == "" && cfg.Gossip.Bind == "" {
 		errs = append(errs, errors.New("a controller address or a gossip bind address is required"))
 	}
 	allow, err := httpclient.ParseAllowList(cfg.Allow)
@@ -135,7 +135,7 @@ func (a *Agent) setGossipAddr(s string) {
 	a.gossipMu.Unlock()
 }
 
-// Run joins the gossip cluster (when GossipBind is set), finds the
+// Run joins the gossip cluster (when Gossip.Bind is set), finds the
 // controller (Config.Controller overrides discovery), holds a session with
 // it, reconnecting with backoff, and runs the shares it is assigned. When
 // ctx ends it stops every run, tries briefly to deliver the final snapshots
@@ -146,20 +146,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		return errors.New("agent: already run")
 	}
 	var node *cluster.Node
-	if a.cfg.GossipBind != "" {
+	if a.cfg.Gossip.Bind != "" {
 		var err error
-		node, err = cluster.Join(ctx, cluster.Config{
-			BindAddr: a.cfg.GossipBind,
-			Join:     a.cfg.GossipJoin,
-			// Seeds may come up later: keep re-joining instead of failing.
-			JoinBestEffort: true,
-			Meta: cluster.Meta{Role: cluster.RoleAgent, ID: a.cfg.ID, Incarnation: a.incarnation,
-				Region: a.cfg.Region, Zone: a.cfg.Zone, Version: a.cfg.Version},
-			Profile:   a.cfg.GossipProfile,
-			SecretKey: a.cfg.GossipKey,
-			Label:     a.cfg.GossipLabel,
-			Logger:    a.cfg.Logger,
-		})
+		node, err = cluster.Join(ctx, a.cfg.Gossip.Node(cluster.Meta{Role: cluster.RoleAgent, ID: a.cfg.ID, Incarnation: a.incarnation,
+			Region: a.cfg.Region, Zone: a.cfg.Zone, Version: a.cfg.Version}, a.cfg.Logger))
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

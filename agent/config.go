@@ -8,6 +8,8 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"time"
+
+	"github.com/surgeload/surge/cluster"
 )
 
 // Config configures an agent. Zero values take the documented defaults.
@@ -20,12 +22,9 @@ type Config struct {
 	// Controller, if set, is the controller's gRPC address and overrides
 	// discovery through gossip.
 	Controller string
-	// GossipBind is the memberlist address (host:port; port 0 picks one).
-	GossipBind string
-	// GossipJoin are the seeds (usually the controller's gossip address).
-	GossipJoin []string
-	// GossipProfile is "local", "lan" or "wan"; default by address.
-	GossipProfile string
+	// Gossip is the agent's memberlist node; its key and label must match
+	// the controller's.
+	Gossip cluster.Gossip
 	// Allow lists the hosts and CIDRs this agent may send traffic to,
 	// checked at dial time on the resolved IP. Empty: loopback only.
 	Allow []string
@@ -41,10 +40,6 @@ type Config struct {
 	// Version is reported in Hello.
 	Version string
 
-	// GossipKey encrypts gossip (16, 24 or 32 bytes); GossipLabel keeps
-	// clusters apart. Both must match the controller's.
-	GossipKey   []byte
-	GossipLabel string
 	// OnSample, if set, is called with every latency the agent records (in
 	// microseconds, before clamping). It runs on the hot path; it exists for
 	// tests that check the controller's merge against raw values.

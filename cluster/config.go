@@ -25,6 +25,39 @@ const (
 	defaultLeaveTimeout   = 3 * time.Second
 )
 
+// Gossip is the part of a node's Config that the agent's and the
+// controller's configurations set: where it listens, whom it joins, its
+// timing profile and what keeps clusters apart.
+type Gossip struct {
+	// Bind is the memberlist address (host:port; port 0 picks one). Empty
+	// means the process does not gossip.
+	Bind string
+	// Join are the seeds (for an agent, usually the controller's gossip
+	// address).
+	Join []string
+	// Profile is "local", "lan" or "wan"; empty picks one by address.
+	Profile string
+	// Key encrypts gossip (16, 24 or 32 bytes); Label keeps clusters apart.
+	// Both must match on every node.
+	Key   []byte
+	Label string
+}
+
+// Node is the Config of a node with these gossip settings and meta; seeds
+// that are not up yet are re-joined rather than failing the Join.
+func (g Gossip) Node(meta Meta, log *slog.Logger) Config {
+	return Config{
+		BindAddr:       g.Bind,
+		Join:           g.Join,
+		JoinBestEffort: true,
+		Meta:           meta,
+		Profile:        g.Profile,
+		SecretKey:      g.Key,
+		Label:          g.Label,
+		Logger:         log,
+	}
+}
+
 // Config describes one node of the gossip cluster. It is plain data; Join
 // turns it into a running Node.
 type Config struct {

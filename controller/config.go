@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/surgeload/surge/cluster"
 	"github.com/surgeload/surge/controller/sink"
 )
 
@@ -19,12 +20,9 @@ type Config struct {
 	ID string
 	// Listen is the gRPC address (host:port; port 0 picks a free one).
 	Listen string
-	// GossipBind is the memberlist address (host:port; port 0 picks one).
-	GossipBind string
-	// GossipJoin are optional seeds (other controllers or agents).
-	GossipJoin []string
-	// GossipProfile is "local", "lan" or "wan"; default by address.
-	GossipProfile string
+	// Gossip is the controller's memberlist node; its seeds (other
+	// controllers or agents) are optional.
+	Gossip cluster.Gossip
 	// DataDir holds the run store (runs.db); created if missing. Required.
 	DataDir string
 	// Interval grace: how long after an interval ends the controller waits
@@ -59,9 +57,6 @@ type Config struct {
 	// Token, when set, is the bearer token the Runs and Agents services
 	// require.
 	Token string
-	// GossipKey encrypts gossip; GossipLabel keeps clusters apart.
-	GossipKey   []byte
-	GossipLabel string
 	// Influx, when set, writes every run's results to InfluxDB (its URL and
 	// Bucket are required; the controller supplies Spill and Logger).
 	Influx *sink.InfluxConfig

@@ -202,7 +202,7 @@ func (c *Controller) Close() error {
 	return errors.Join(errs...)
 }
 
-// Run joins gossip (when GossipBind is set) and serves gRPC until ctx is
+// Run joins gossip (when Gossip.Bind is set) and serves gRPC until ctx is
 // done. Then it stops every active run (agents receive Stop; each run is
 // finalized and stored as stopped), ends the agent streams, stops the gRPC
 // server, leaves gossip, closes the store and waits for every goroutine. It
@@ -230,22 +230,13 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	c.sinks = sinks
 
 	var bg sync.WaitGroup
-	if c.cfg.GossipBind != "" {
-		node, err := cluster.Join(ctx, cluster.Config{
-			BindAddr:       c.cfg.GossipBind,
-			Join:           c.cfg.GossipJoin,
-			JoinBestEffort: true,
-			Profile:        c.cfg.GossipProfile,
-			SecretKey:      c.cfg.GossipKey,
-			Label:          c.cfg.GossipLabel,
-			Logger:         c.cfg.Logger,
-			Meta: cluster.Meta{
-				Role:     cluster.RoleController,
-				ID:       c.cfg.ID,
-				GRPCAddr: c.Addr(),
-				Version:  c.cfg.Version,
-			},
-		})
+	if c.cfg.Gossip.Bind != "" {
+		node, err := cluster.Join(ctx, c.cfg.Gossip.Node(cluster.Meta{
+			Role:     cluster.RoleController,
+			ID:       c.cfg.ID,
+			GRPCAddr: c.Addr(),
+			Version:  c.cfg.Version,
+		}, c.cfg.Logger))
 		if err != nil {
 			c.closeSinks()
 			c.started.Store(false)

@@ -10,7 +10,7 @@ import (
 )
 
 func TestGossipOnlyAgents(t *testing.T) {
-	c, err := New(Config{Listen: "127.0.0.1:0", GossipBind: "127.0.0.1:0", DataDir: t.TempDir()})
+	c, err := New(Config{Listen: "127.0.0.1:0", Gossip: cluster.Gossip{Bind: "127.0.0.1:0"}, DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

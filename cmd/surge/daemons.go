@@ -82,9 +82,9 @@ func newControllerCmd(e env) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.cfg.Listen, "listen", "127.0.0.1:7070", "gRPC `ADDR` for agents and the CLI")
-	f.StringVar(&o.cfg.GossipBind, "gossip", "127.0.0.1:7946", "gossip (memberlist) `ADDR`")
-	f.StringSliceVar(&o.cfg.GossipJoin, "join", nil, "gossip seeds to join, `ADDR[,ADDR...]`")
-	f.StringVar(&o.cfg.GossipProfile, "gossip-profile", "", "gossip timing profile: local, lan or wan (default by address)")
+	f.StringVar(&o.cfg.Gossip.Bind, "gossip", "127.0.0.1:7946", "gossip (memberlist) `ADDR`")
+	f.StringSliceVar(&o.cfg.Gossip.Join, "join", nil, "gossip seeds to join, `ADDR[,ADDR...]`")
+	f.StringVar(&o.cfg.Gossip.Profile, "gossip-profile", "", "gossip timing profile: local, lan or wan (default by address)")
 	f.StringVar(&o.cfg.DataDir, "data-dir", "", "`DIR` of the run store (required; created if missing)")
 	f.StringVar(&o.cfg.ID, "id", "", "controller id (default \"controller\")")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -100,7 +100,7 @@ func newControllerCmd(e env) *cobra.Command {
 	f.StringVar(&o.cfg.Token, "token", "", "bearer `TOKEN` the CLI must present; default $SURGE_TOKEN (never shown here)")
 	f.StringVar(&o.pprofAddr, "pprof-addr", "", "serve Go's /debug/pprof/ profiles and /debug/runtime metrics on this loopback `ADDR` (debugging), e.g. 127.0.0.1:6060")
 	tlsFlags(cmd, &o.tls)
-	gossipSecurityFlags(cmd, &o.gossipKey, &o.cfg.GossipLabel)
+	gossipSecurityFlags(cmd, &o.gossipKey, &o.cfg.Gossip.Label)
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }
@@ -121,7 +121,7 @@ func runController(ctx context.Context, o controllerOptions, stderr io.Writer) e
 	case o.influx.Bucket != "" || o.influx.Org != "":
 		return usageErrorf("--influx-bucket and --influx-org need --influx-url")
 	}
-	if cfg.GossipKey, err = parseGossipKey(o.gossipKey); err != nil {
+	if cfg.Gossip.Key, err = parseGossipKey(o.gossipKey); err != nil {
 		return err
 	}
 	if o.tls.Enabled() {
@@ -171,9 +171,9 @@ func newAgentCmd(e env) *cobra.Command {
 	f.StringVar(&o.cfg.ID, "id", "", "agent id, stable across restarts (required)")
 	f.StringVar(&o.cfg.Region, "region", "", "region label (required)")
 	f.StringVar(&o.cfg.Zone, "zone", "", "zone label")
-	f.StringSliceVar(&o.cfg.GossipJoin, "join", nil, "gossip seeds, usually the controller's gossip address, `ADDR[,ADDR...]`")
-	f.StringVar(&o.cfg.GossipBind, "gossip", "127.0.0.1:0", "gossip (memberlist) `ADDR`")
-	f.StringVar(&o.cfg.GossipProfile, "gossip-profile", "", "gossip timing profile: local, lan or wan (default by address)")
+	f.StringSliceVar(&o.cfg.Gossip.Join, "join", nil, "gossip seeds, usually the controller's gossip address, `ADDR[,ADDR...]`")
+	f.StringVar(&o.cfg.Gossip.Bind, "gossip", "127.0.0.1:0", "gossip (memberlist) `ADDR`")
+	f.StringVar(&o.cfg.Gossip.Profile, "gossip-profile", "", "gossip timing profile: local, lan or wan (default by address)")
 	f.StringVar(&o.cfg.Controller, "controller", "", "controller gRPC `ADDR` (default: discovered through gossip)")
 	f.StringSliceVar(&o.cfg.Allow, "allow", nil, "targets this agent may load, `CIDR|HOST[,...]` (default: loopback only)")
 	f.Float64Var(&o.cfg.MaxRate, "max-rate", 0, "most arrivals per second this agent takes (0: unlimited)")
@@ -187,7 +187,7 @@ func newAgentCmd(e env) *cobra.Command {
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the agent's whole life to `FILE`")
 	_ = f.MarkHidden("cpuprofile")
 	tlsFlags(cmd, &o.tls)
-	gossipSecurityFlags(cmd, &o.gossipKey, &o.cfg.GossipLabel)
+	gossipSecurityFlags(cmd, &o.gossipKey, &o.cfg.Gossip.Label)
 	_ = cmd.MarkFlagRequired("id")
 	_ = cmd.MarkFlagRequired("region")
 	return cmd
@@ -195,7 +195,7 @@ func newAgentCmd(e env) *cobra.Command {
 
 // runAgent is `surge agent`.
 func runAgent(ctx context.Context, o agentOptions, stderr io.Writer) error {
-	if len(o.cfg.GossipJoin) == 0 && o.cfg.Controller == "" {
+	if len(o.cfg.Gossip.Join) == 0 && o.cfg.Controller == "" {
 		return usageErrorf("agent: give --join (the controller's gossip address) or --controller")
 	}
 	log, err := newLogger(stderr, o.logLevel)
@@ -205,7 +205,7 @@ func runAgent(ctx context.Context, o agentOptions, stderr io.Writer) error {
 	cfg := o.cfg
 	cfg.Logger = log
 	cfg.Version = versionString()
-	if cfg.GossipKey, err = parseGossipKey(o.gossipKey); err != nil {
+	if cfg.Gossip.Key, err = parseGossipKey(o.gossipKey); err != nil {
 		return err
 	}
 	if o.tls.Enabled() {
@@ -233,9 +233,9 @@ func runAgent(ctx context.Context, o agentOptions, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return serve(ctx, a.Run, func() bool { return cfg.GossipBind == "" || a.GossipAddr() != "" }, func() {
+	return serve(ctx, a.Run, func() bool { return cfg.Gossip.Bind == "" || a.GossipAddr() != "" }, func() {
 		log.Info("agent ready", "id", cfg.ID, "region", cfg.Region, "gossip", a.GossipAddr(),
-			"join", strings.Join(cfg.GossipJoin, ","), "controller", cfg.Controller, "version", cfg.Version)
+			"join", strings.Join(cfg.Gossip.Join, ","), "controller", cfg.Controller, "version", cfg.Version)
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/surgeload/surge/agent"
+	"github.com/surgeload/surge/cluster"
 	"github.com/surgeload/surge/cmd/surge/target"
 	"github.com/surgeload/surge/controller"
 	"github.com/surgeload/surge/examples"
@@ -85,12 +86,11 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 	}()
 
 	c, err := controller.New(controller.Config{
-		Listen:        "127.0.0.1:0",
-		GossipBind:    "127.0.0.1:0",
-		GossipProfile: "local",
-		DataDir:       dataDir,
-		Logger:        log,
-		Version:       versionString(),
+		Listen:  "127.0.0.1:0",
+		Gossip:  cluster.Gossip{Bind: "127.0.0.1:0", Profile: "local"},
+		DataDir: dataDir,
+		Logger:  log,
+		Version: versionString(),
 	})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -106,14 +106,12 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 	}
 	for _, d := range demoAgents {
 		a, err := agent.New(agent.Config{
-			ID:            d.id,
-			Region:        d.region,
-			Controller:    c.Addr(),
-			GossipBind:    "127.0.0.1:0",
-			GossipJoin:    []string{c.GossipAddr()},
-			GossipProfile: "local",
-			Logger:        log,
-			Version:       versionString(),
+			ID:         d.id,
+			Region:     d.region,
+			Controller: c.Addr(),
+			Gossip:     cluster.Gossip{Bind: "127.0.0.1:0", Join: []string{c.GossipAddr()}, Profile: "local"},
+			Logger:     log,
+			Version:    versionString(),
 		})
 		if err != nil {
 			return fmt.Errorf("demo: %w", err)

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/surgeload/surge/agent"
+	"github.com/surgeload/surge/cluster"
 	"github.com/surgeload/surge/cmd/surge/target"
 	"github.com/surgeload/surge/controller"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
@@ -96,10 +97,10 @@ func Start(t testing.TB, opts Options) *Cluster {
 	c.goRun("target", ts.Run, ctx)
 
 	ccfg := controller.Config{
-		Listen:     "127.0.0.1:0",
-		GossipBind: "127.0.0.1:0",
-		DataDir:    c.DataDir,
-		Version:    "test",
+		Listen:  "127.0.0.1:0",
+		Gossip:  cluster.Gossip{Bind: "127.0.0.1:0"},
+		DataDir: c.DataDir,
+		Version: "test",
 	}
 	if opts.Controller != nil {
 		opts.Controller(&ccfg)
@@ -127,11 +128,10 @@ func Start(t testing.TB, opts Options) *Cluster {
 	})
 	for _, spec := range opts.Agents {
 		acfg := agent.Config{
-			ID:         spec.ID,
-			Region:     spec.Region,
-			GossipBind: "127.0.0.1:0",
-			GossipJoin: []string{gossip},
-			Version:    "test",
+			ID:      spec.ID,
+			Region:  spec.Region,
+			Gossip:  cluster.Gossip{Bind: "127.0.0.1:0", Join: []string{gossip}},
+			Version: "test",
 		}
 		if spec.Configure != nil {
 			spec.Configure(&acfg)
