@@ -19,8 +19,8 @@ import (
 	"github.com/surgeload/surge/controller/report"
 )
 
-// Acceptance tests of issue #4 (clients that behave like production
-// clients) against a real cluster: controller and agents over real gRPC
+// Acceptance tests of clients that behave like production clients
+// (connection reuse, HTTP/2, error classes, WebSockets, retries) against a real cluster: controller and agents over real gRPC
 // and memberlist, load to `surge target` on loopback. Each test logs what
 // it measured ("measured: ...").
 

@@ -50,7 +50,7 @@ func TestPausedAgentIsFenced(t *testing.T) {
 	// (startControllerWith), then 1s of --agent-loss-confirm before the
 	// share is given away: lost and reshared ~3s after SIGSTOP, memberlist's
 	// local profile agreeing at about the same time. We hold the agent
-	// stopped for the 20s (and until the reshare is logged), then
+	// stopped for 20s (and until the reshare is logged), then
 	// resume it with the run still going for several seconds.
 	c := &cluster{ctrl: freeport.Addr(t), gossip: freeport.Addr(t), target: freeport.Addr(t), dataDir: t.TempDir()}
 	start(t, "target", "target", "--listen", c.target, "--latency", "uniform(1ms,3ms)")
