@@ -20,9 +20,10 @@ import (
 )
 
 // Acceptance tests of clients that behave like production clients
-// (connection reuse, HTTP/2, error classes, WebSockets, retries) against a real cluster: controller and agents over real gRPC
-// and memberlist, load to `surge target` on loopback. Each test logs what
-// it measured ("measured: ...").
+// (connection reuse, HTTP/2, error classes, WebSockets, retries) against
+// a real cluster: controller and agents over real gRPC and memberlist,
+// load to `surge target` on loopback. Each test logs what it measured
+// ("measured: ...").
 
 // startTarget runs one more target on a free loopback port until the test
 // ends (Cluster runs only one).
