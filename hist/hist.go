@@ -232,11 +232,8 @@ const (
 // c holds must be at most maxPending (a count that does not fit is only
 // ever added by invalid input, which is taken back).
 //
-// Most pairs of a latency histogram are two one-byte varints (a gap below
-// 128 and a count below 128), so addSparse takes four such pairs at a time
-// from one 8-byte load when no byte has its high bit set and none is zero
-// (a zero gap or count is invalid and goes the careful way), or eight
-// pairs from two.
+// Most pairs are two one-byte varints, so it takes four or eight at a time
+// from 8-byte loads with no high bit and no zero byte (a zero is invalid).
 func addSparse(c *counts, b []byte, want int64) (lo, hi int, err error) {
 	added, lo, hi, total, err := addSparsePrefix(c, b)
 	if err == nil && total != want {
@@ -250,7 +247,8 @@ func addSparse(c *counts, b []byte, want int64) (lo, hi int, err error) {
 }
 
 // addSparsePrefix is addSparse without the total check and without undo:
-// on error, the pairs in b[:added] are in c.
+// on error, the pairs in b[:added] are in c. It is one function, unrolled
+// by hand, because inlined helpers or a per-pair call make it slower.
 func addSparsePrefix(c *counts, b []byte) (added, lo, hi int, total int64, err error) {
 	idx := -1
 	i := 0
