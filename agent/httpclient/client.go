@@ -1,6 +1,7 @@
 package httpclient
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"crypto/tls"
@@ -10,6 +11,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,47 +105,7 @@ func New(opts Options) (*Client, error) {
 		lifetime: conn.MaxLifetime, idle: conn.IdleTimeout,
 		pools: map[pooler]struct{}{}, shared2: map[string]*h2pool{}}
 	c.bufs.New = func() any { return new(readBuf) }
-	var errs []error
-	switch c.reuse {
-	case "":
-		c.reuse = plan.ReusePerVU
-	case plan.ReusePerVU, plan.ReusePool, plan.ReuseNever:
-	default:
-		errs = append(errs, fmt.Errorf("connection.reuse: unknown reuse %q (valid: per-vu, pool, never)", c.reuse))
-	}
-	switch c.http2 {
-	case "":
-		c.http2 = plan.HTTP2Off
-	case plan.HTTP2Off, plan.HTTP2H2, plan.HTTP2H2C:
-	default:
-		errs = append(errs, fmt.Errorf("connection.http2: unknown http2 mode %q (valid: off, h2, h2c)", c.http2))
-	}
-	c.poolSize = int(conn.PoolSize)
-	if c.poolSize <= 0 {
-		c.poolSize = opts.PeakVUs
-	}
-	if c.poolSize <= 0 {
-		c.poolSize = defaultPoolSize
-	}
-	c.streams = int(conn.MaxConcurrentStreams)
-	if c.streams <= 0 {
-		c.streams = defaultStreams
-	}
-	if c.maxReq < 0 {
-		errs = append(errs, fmt.Errorf("connection.max_requests_per_connection: must be >= 0, got %d", c.maxReq))
-	}
-	for name, d := range map[string]*plan.Dist{"max_lifetime": conn.MaxLifetime, "idle_timeout": conn.IdleTimeout} {
-		if d != nil && d.Mean() <= 0 {
-			errs = append(errs, fmt.Errorf("connection.%s: must be > 0", name))
-		}
-	}
-	c.dialTimeout = conn.DialTimeout.D()
-	if c.dialTimeout <= 0 {
-		c.dialTimeout = opts.DialTimeout
-	}
-	if c.dialTimeout <= 0 {
-		c.dialTimeout = defaultDialTimeout
-	}
+	errs := c.applyConnection(conn, opts)
 	var err error
 	if c.tls, err = buildTLS(conn.TLS); err != nil {
 		errs = append(errs, err)
@@ -164,13 +127,7 @@ func New(opts Options) (*Client, error) {
 	c.d = &dialer{allow: opts.Allow, resolver: opts.Resolver, hosts: hosts, sources: sources,
 		timeout: c.dialTimeout, gauge: opts.Conns, stats: opts.Stats}
 	c.h2t = c.newH2Transport()
-	seed := opts.Seed
-	if seed == 0 {
-		var b [8]byte
-		_, _ = crand.Read(b[:])
-		seed = binary.LittleEndian.Uint64(b[:])
-	}
-	c.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	c.rng = newRand(opts.Seed)
 	c.def = c.Session()
 	if c.reuse != plan.ReuseNever {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -178,6 +135,55 @@ func New(opts Options) (*Client, error) {
 		c.reaper.Go(func() { c.reap(ctx) })
 	}
 	return c, nil
+}
+
+// applyConnection checks conn's modes and limits and fills in their
+// defaults; it returns what is wrong with them.
+func (c *Client) applyConnection(conn *plan.Connection, opts Options) []error {
+	var errs []error
+	if err := pickMode(&c.reuse, "reuse", "reuse", plan.ReusePerVU, plan.ReusePool, plan.ReuseNever); err != nil {
+		errs = append(errs, err)
+	}
+	if err := pickMode(&c.http2, "http2", "http2 mode", plan.HTTP2Off, plan.HTTP2H2, plan.HTTP2H2C); err != nil {
+		errs = append(errs, err)
+	}
+	// Sizes and timeouts: the first positive of the plan's, the option's
+	// and the default.
+	c.poolSize = cmp.Or(max(int(conn.PoolSize), 0), max(opts.PeakVUs, 0), defaultPoolSize)
+	c.streams = cmp.Or(max(int(conn.MaxConcurrentStreams), 0), defaultStreams)
+	if c.maxReq < 0 {
+		errs = append(errs, fmt.Errorf("connection.max_requests_per_connection: must be >= 0, got %d", c.maxReq))
+	}
+	for name, d := range map[string]*plan.Dist{"max_lifetime": conn.MaxLifetime, "idle_timeout": conn.IdleTimeout} {
+		if d != nil && d.Mean() <= 0 {
+			errs = append(errs, fmt.Errorf("connection.%s: must be > 0", name))
+		}
+	}
+	c.dialTimeout = cmp.Or(max(conn.DialTimeout.D(), 0), max(opts.DialTimeout, 0), defaultDialTimeout)
+	return errs
+}
+
+// pickMode checks that *mode, the plan's connection.field, is one of
+// valid, the first being its default when empty.
+func pickMode(mode *string, field, what string, valid ...string) error {
+	if *mode == "" {
+		*mode = valid[0]
+	}
+	if slices.Contains(valid, *mode) {
+		return nil
+	}
+	return fmt.Errorf("connection.%s: unknown %s %q (valid: %s)", field, what, *mode, strings.Join(valid, ", "))
+}
+
+// newRand returns the client's random source, seeded with seed (0: a
+// random seed).
+func newRand(seed uint64) *rand.Rand {
+	if seed == 0 {
+		var b [8]byte
+		_, _ = crand.Read(b[:])
+		seed = binary.LittleEndian.Uint64(b[:])
+	}
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }
 
 // reapEvery is how often idle connections are checked: a quarter of the

@@ -167,3 +167,30 @@ func TestClassifyErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestNewDefaults: sizes and timeouts come from the plan, else the
+// options, else the package's defaults.
+func TestNewDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		opts          Options
+		pool, streams int
+		dial          time.Duration
+		reuse, http2  string
+	}{
+		{"none", Options{}, defaultPoolSize, defaultStreams, defaultDialTimeout, plan.ReusePerVU, plan.HTTP2Off},
+		{"options", Options{PeakVUs: 7, DialTimeout: 2 * time.Second}, 7, defaultStreams, 2 * time.Second, plan.ReusePerVU, plan.HTTP2Off},
+		{"plan", Options{PeakVUs: 7, DialTimeout: 2 * time.Second, Conn: &plan.Connection{Reuse: plan.ReusePool, HTTP2: plan.HTTP2H2C,
+			PoolSize: 3, MaxConcurrentStreams: 5, DialTimeout: plan.Duration(time.Second)}}, 3, 5, time.Second, plan.ReusePool, plan.HTTP2H2C},
+		{"negative", Options{PeakVUs: -1, DialTimeout: -1, Conn: &plan.Connection{PoolSize: -3, MaxConcurrentStreams: -5, DialTimeout: -1}},
+			defaultPoolSize, defaultStreams, defaultDialTimeout, plan.ReusePerVU, plan.HTTP2Off},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newClient(t, tc.opts)
+			if c.poolSize != tc.pool || c.streams != tc.streams || c.dialTimeout != tc.dial || c.reuse != tc.reuse || c.http2 != tc.http2 {
+				t.Errorf("pool %d streams %d dial %v reuse %s http2 %s, want %d %d %v %s %s",
+					c.poolSize, c.streams, c.dialTimeout, c.reuse, c.http2, tc.pool, tc.streams, tc.dial, tc.reuse, tc.http2)
+			}
+		})
+	}
+}

@@ -16,12 +16,13 @@
 // idle past idle_timeout (a reaper goroutine owned by the Client, ended by
 // Client.Close).
 //
-// HTTP/1.1 is the package's own client on net.Conn (conn.go): static
-// requests are serialized once by Prepare, responses are parsed in a pooled
-// read buffer held only while a request is in flight, and the keep-alive
-// path allocates nothing per request. It was chosen over net/http by
-// measurement (BenchmarkDo: about half the CPU per request of net/http,
-// on par with valyala/fasthttp, no allocations). HTTP/2 (h2 over TLS with
+// HTTP/1.1 is the package's own client on net.Conn (conn.go, with
+// response.go and parse.go reading responses and rawpath.go the raw
+// system-call path): static requests are serialized once by Prepare,
+// responses are parsed in a pooled read buffer held only while a request
+// is in flight, and the keep-alive path allocates nothing per request. It
+// costs less CPU per request than net/http (BenchmarkDo compares them).
+// HTTP/2 (h2 over TLS with
 // ALPN, h2c with prior knowledge) runs net/http client connections
 // (http.Transport.NewClientConn) over the same dialer, in pools of this
 // package (h2.go), so connection counts are exact.
