@@ -10,14 +10,21 @@ import (
 
 // The survivors' parts send exactly the arrivals the lost agent had not
 // yet due at the reshare instant, each once; a second loss re-splits a
-// takeover part just as exactly.
+// takeover part just as exactly. Due times come from the plan's own
+// arithmetic (1000 arrivals at 100/s, a share of 333 spread evenly over
+// them), not from the controller's schedule code.
 func TestReshareArrivalsExact(t *testing.T) {
 	p, err := plan.Parse("p.yaml", []byte("name: p\nscenarios:\n  s:\n    executor: constant-arrival-rate\n    rate: 100\n    duration: 10s\n    pre_allocated_vus: 9\n    requests: [{url: 'http://127.0.0.1:1/'}]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := p.Scenarios["s"]
-	lost := &surgev1.ScenarioShare{Scenario: "s", Arrivals: 333, TotalArrivals: 1000, PreAllocatedVus: 3}
+	const rate, total, share = 100, 1000, 333
+	// Arrival j of the share is the scenario's arrival (j+½)·1000/333, due
+	// at that index over 100/s.
+	due := func(j int64) time.Duration {
+		return time.Duration((float64(j) + 0.5) * total / share / rate * float64(time.Second))
+	}
+	lost := &surgev1.ScenarioShare{Scenario: "s", Arrivals: share, TotalArrivals: total, PreAllocatedVus: 3}
 	at := 4 * time.Second
 	indices := func(ss *surgev1.ScenarioShare) []int64 {
 		var out []int64
@@ -30,43 +37,47 @@ func TestReshareArrivalsExact(t *testing.T) {
 	seen := map[int64]bool{}
 	for _, parts := range split {
 		for _, j := range indices(parts[0]) {
-			if seen[j] || arrivalDue(sc, j, 333, 1000) <= at {
+			if seen[j] || due(j) <= at {
 				t.Fatalf("arrival %d twice or already due", j)
 			}
 			seen[j] = true
 		}
 	}
-	var due int64
-	for j := range int64(333) {
-		if arrivalDue(sc, j, 333, 1000) <= at {
-			due++
-		}
+	// By 4s the scenario's first 400 arrivals are due: of the share's,
+	// those with (j+½)·1000/333 < 400, j ≤ 132, so 133 of them.
+	const dueAt4s = 133
+	if int64(len(seen)) != share-dueAt4s {
+		t.Fatalf("survivors send %d, want %d", len(seen), share-dueAt4s)
 	}
-	if int64(len(seen)) != 333-due {
-		t.Fatalf("survivors send %d, want %d", len(seen), 333-due)
+	for j := int64(dueAt4s); j < share; j++ {
+		if !seen[j] {
+			t.Fatalf("arrival %d, not due by %s, is nobody's", j, at)
+		}
 	}
 	// The second survivor is lost at 7s: its part goes to three others.
 	again := reshareParts(p, split[1], "a3", 3, 7*time.Second, 3)
-	var n int
+	got := map[int64]bool{}
 	for _, parts := range again {
 		for _, j := range indices(parts[0]) {
-			if arrivalDue(sc, j, 333, 1000) <= 7*time.Second {
-				t.Fatalf("arrival %d already due", j)
+			if got[j] || due(j) <= 7*time.Second {
+				t.Fatalf("arrival %d twice or already due", j)
 			}
-			n++
+			got[j] = true
 		}
 	}
 	var want int
 	for _, j := range indices(split[1][0]) {
-		if arrivalDue(sc, j, 333, 1000) > 7*time.Second {
+		if due(j) > 7*time.Second {
 			want++
+			if !got[j] {
+				t.Fatalf("arrival %d of the lost part, not due by 7s, is nobody's", j)
+			}
 		}
 	}
-	if n != want {
-		t.Fatalf("second reshare sends %d, want %d", n, want)
+	if len(got) != want {
+		t.Fatalf("second reshare sends %d, want %d", len(got), want)
 	}
 }
-
 func TestReshareVUsAndEnded(t *testing.T) {
 	p, err := plan.Parse("p.yaml", []byte("name: p\nscenarios:\n  v:\n    executor: constant-vus\n    vus: 10\n    duration: 5s\n    requests: [{url: 'http://127.0.0.1:1/'}]\n"))
 	if err != nil {
