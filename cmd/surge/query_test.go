@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 
+	"strings"
+
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 )
 
@@ -27,5 +29,53 @@ func TestRunsJSONStartIsANumber(t *testing.T) {
 	}
 	if got.Runs[0]["run_id"] != "r-1" || got.Runs[0]["plan_name"] != "smoke" || got.Runs[0]["verdict"] != "pass" {
 		t.Errorf("run 0: %v", got.Runs[0])
+	}
+}
+
+func TestAgents(t *testing.T) {
+	f := &fakeController{agents: []*surgev1.AgentInfo{
+		{Id: "b", Region: "us-east", Zone: "us-east-1a", State: "connected", ClockOffsetUs: 1500, CpuPercent: 12.4, Runs: []string{"r-1"}},
+		{Id: "a", Region: "eu-west", State: "gossip-only"},
+	}}
+	addr := f.start(t)
+	r := cli(t, nil, "agents", "--controller", addr)
+	want := "ID  REGION   ZONE        STATE        OFFSET  CPU  RUNS\n" +
+		"a   eu-west  -           gossip-only  0s      0%   -\n" +
+		"b   us-east  us-east-1a  connected    1.5ms   12%  r-1\n"
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("got\n%s\nwant\n%s", r, want)
+	}
+	r = cli(t, nil, "agents", "--json", "--controller", addr)
+	if r.code != 0 || !strings.Contains(r.stdout, `"clock_offset_us": "1500"`) || !strings.Contains(r.stdout, `"id": "a"`) {
+		t.Errorf("json:\n%s", r)
+	}
+}
+
+func TestRuns(t *testing.T) {
+	f := &fakeController{runs: []*surgev1.RunInfo{
+		{RunId: "r-1", PlanName: "smoke", Status: "finished", Verdict: "pass", StartedAtUnixMs: 1767225600000},
+		{RunId: "r-3", PlanName: "soak", Status: "pending"},
+		{RunId: "r-2", PlanName: "spike", Status: "aborted", Verdict: "fail", StartedAtUnixMs: 1767225700000},
+	}}
+	r := cli(t, nil, "runs", "--controller", f.start(t))
+	want := "RUN_ID  PLAN   STATUS    VERDICT  STARTED\n" +
+		"r-2     spike  aborted   fail     2026-01-01T00:01:40Z\n" +
+		"r-1     smoke  finished  pass     2026-01-01T00:00:00Z\n" +
+		"r-3     soak   pending   -        -\n"
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("got\n%s\nwant\n%s", r, want)
+	}
+}
+
+func TestStop(t *testing.T) {
+	f := &fakeController{}
+	r := cli(t, nil, "stop", "r-7", "--controller", f.start(t))
+	if r.code != 0 || r.stdout != "run r-7 stopping\n" {
+		t.Errorf("stop:\n%s", r)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.stopped) != 1 || f.stopped[0] != "r-7" {
+		t.Errorf("stopped = %v", f.stopped)
 	}
 }
