@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,10 +42,6 @@ func (f *fakeController) startSecure(t *testing.T, dir, token string) string {
 		}
 		return nil
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(cfg)),
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if err := check(ctx); err != nil {
@@ -62,16 +57,7 @@ func (f *fakeController) startSecure(t *testing.T, dir, token string) string {
 		}))
 	surgev1.RegisterRunsServer(srv, f)
 	surgev1.RegisterAgentsServer(srv, agentsServer{f: f})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
-	})
-	return lis.Addr().String()
+	return serveGRPC(t, srv)
 }
 
 // The client commands take their credentials from --tls-ca, --tls-cert,

@@ -102,13 +102,20 @@ func (a agentsServer) List(context.Context, *surgev1.ListAgentsRequest) (*surgev
 // start serves f on 127.0.0.1:0 until the test ends and returns its address.
 func (f *fakeController) start(t *testing.T) string {
 	t.Helper()
+	srv := grpc.NewServer()
+	surgev1.RegisterRunsServer(srv, f)
+	surgev1.RegisterAgentsServer(srv, agentsServer{f: f})
+	return serveGRPC(t, srv)
+}
+
+// serveGRPC runs srv on 127.0.0.1:0 until the test ends and returns its
+// address.
+func serveGRPC(t *testing.T, srv *grpc.Server) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
-	surgev1.RegisterRunsServer(srv, f)
-	surgev1.RegisterAgentsServer(srv, agentsServer{f: f})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -157,22 +164,9 @@ type blockingWatch struct {
 
 func (b *blockingWatch) start(t *testing.T) string {
 	b.onc = make(chan struct{})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := grpc.NewServer()
 	surgev1.RegisterRunsServer(srv, b)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
-	})
-	return lis.Addr().String()
+	return serveGRPC(t, srv)
 }
 
 func (b *blockingWatch) watching() bool {
