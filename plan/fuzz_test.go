@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -19,7 +20,7 @@ var positioned = regexp.MustCompile(`^` + regexp.QuoteMeta(fuzzFile) + `:[1-9][0
 
 // FuzzParse: Parse never panics, and every problem it reports carries
 // file:line — each *plan.Error has a line and each line of the message
-// starts with "fuzz.yaml:N:". A plan it accepts survives the wire trip.
+// starts with "fuzz.yaml:N:". A plan it accepts survives the wire trip unchanged.
 func FuzzParse(f *testing.F) {
 	seeds, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
 	if err != nil {
@@ -57,8 +58,13 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a parsed plan does not marshal: %v", err)
 		}
-		if _, err := plan.FromJSON(b); err != nil {
+		back, err := plan.FromJSON(b)
+		if err != nil {
 			t.Fatalf("a parsed plan does not survive the wire: %v\n%s", err, b)
+		}
+		if !reflect.DeepEqual(back, p) {
+			again, _ := plan.MarshalCanonical(back)
+			t.Fatalf("the wire trip changed the plan:\nsent %s\ngot  %s", b, again)
 		}
 	})
 }
