@@ -4,9 +4,13 @@ package e2e
 
 import (
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,6 +42,41 @@ func certs(t *testing.T, dir string, roles map[string]string) {
 			t.Fatalf("certs issue %s: exit %d\n%s", name, code, out)
 		}
 	}
+}
+
+// refusals counts the agent's refused sessions whose error contains why.
+func refusals(out, why string) int {
+	var n int
+	for line := range strings.SplitSeq(out, "\n") {
+		if strings.Contains(line, "controller session ended; reconnecting") && strings.Contains(line, why) {
+			n++
+		}
+	}
+	return n
+}
+
+// dialWithoutCert makes a TLS connection to addr trusting the CA in caFile
+// and presenting no client certificate, and returns the handshake's (or,
+// under TLS 1.3, the first read's) error.
+func dialWithoutCert(caFile, addr string) error {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("no CA in %s", caFile)
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return err
+	}
+	_, err = conn.Read(make([]byte, 1))
+	return err
 }
 
 func tlsArgs(dir, caDir, name string) []string {
@@ -92,6 +131,14 @@ func TestSecurityRejects(t *testing.T) {
 		"rogue":   start(t, "agent rogue", agentArgs("rogue", append(direct, tlsArgs(otherDir, otherDir, "rogue")...)...)...),
 		"clicert": start(t, "agent clicert", agentArgs("clicert", append(direct, tlsArgs(dir, dir, "cli")...)...)...),
 	}
+	// Each is refused for its own reason: plaintext against the TLS port,
+	// a server certificate of a CA it does not know, a certificate of the
+	// wrong role.
+	badWhy := map[string]string{
+		"nocert":  "error reading server preface: EOF",
+		"rogue":   "x509: certificate signed by unknown authority",
+		"clicert": `agent streams need a client certificate with the agent role, got \"cli\"`,
+	}
 	// Bad gossip: a valid agent certificate, but the controller is only
 	// known through gossip, with the wrong key or label.
 	gossipBad := map[string]*proc{
@@ -112,8 +159,8 @@ func TestSecurityRejects(t *testing.T) {
 	// answered.
 	poll.EventuallyErr(t, 30*time.Second, "bad agents refused", func() error {
 		for id, p := range bad {
-			if n := strings.Count(p.output(), "controller session ended; reconnecting"); n < 2 {
-				return fmt.Errorf("%s: %d refused sessions so far", id, n)
+			if n := refusals(p.output(), badWhy[id]); n < 2 {
+				return fmt.Errorf("%s: %d sessions refused with %q so far", id, n, badWhy[id])
 			}
 		}
 		for id, p := range gossipBad {
@@ -148,7 +195,15 @@ func TestSecurityRejects(t *testing.T) {
 		}
 	}
 	for id, p := range bad {
-		t.Logf("measured: agent %s refused %d times", id, strings.Count(p.output(), "controller session ended; reconnecting"))
+		t.Logf("measured: agent %s refused %d times (%d with %q)", id, strings.Count(p.output(), "controller session ended; reconnecting"),
+			refusals(p.output(), badWhy[id]), badWhy[id])
+	}
+	// A TLS client that trusts the controller but has no certificate is
+	// refused by the handshake itself.
+	if err := dialWithoutCert(filepath.Join(dir, "ca.crt"), c.ctrl); err == nil || !strings.Contains(err.Error(), "tls: certificate required") {
+		t.Errorf("TLS without a client certificate: %v, want the controller's \"tls: certificate required\"", err)
+	} else {
+		t.Logf("measured: TLS without a client certificate: %v", err)
 	}
 
 	// The CLI without the token, with a wrong one, or without a certificate.
@@ -170,7 +225,7 @@ scenarios:
 	}{
 		{"no-token", cliOK[:3], "token"},
 		{"wrong-token", append(cliOK[:3:3], "SURGE_TOKEN=guess"), "token"},
-		{"no-cert", []string{"SURGE_TOKEN=" + token}, c.ctrl},
+		{"no-cert", []string{"SURGE_TOKEN=" + token}, "error reading server preface: EOF"},
 	}
 	for _, cc := range cliCases {
 		out, code := surgeEnv(t, cc.env, "run", plan, "--controller", c.ctrl, "--quiet")
