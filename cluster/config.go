@@ -117,58 +117,22 @@ func (cfg *Config) memberlistConfig() (*memberlist.Config, error) {
 		host = "0.0.0.0"
 	}
 
-	profile := cfg.Profile
-	if profile == "" {
-		profile = ProfileLAN
-		if isLoopback(host) {
-			profile = ProfileLocal
-		}
-	}
-	var mc *memberlist.Config
-	switch profile {
-	case ProfileLocal:
-		mc = memberlist.DefaultLocalConfig()
-	case ProfileLAN:
-		mc = memberlist.DefaultLANConfig()
-	case ProfileWAN:
-		mc = memberlist.DefaultWANConfig()
-	default:
-		return nil, fmt.Errorf("cluster: unknown profile %q (want %q, %q or %q)", cfg.Profile, ProfileLocal, ProfileLAN, ProfileWAN)
+	mc, err := cfg.preset(host)
+	if err != nil {
+		return nil, err
 	}
 	mc.BindAddr = host
 	mc.BindPort = port
 	mc.AdvertiseAddr = ""
 	mc.AdvertisePort = port
-
 	if cfg.AdvertiseAddr != "" {
-		ahost, aport := cfg.AdvertiseAddr, port
-		if h, p, err := net.SplitHostPort(cfg.AdvertiseAddr); err == nil {
-			ahost = h
-			if aport, err = parsePort(p); err != nil {
-				return nil, fmt.Errorf("cluster: advertise address %q: %w", cfg.AdvertiseAddr, err)
-			}
-			if aport != 0 && port == 0 {
-				return nil, fmt.Errorf("cluster: advertise address %q: an advertised port needs a fixed bind port", cfg.AdvertiseAddr)
-			}
-			if aport == 0 {
-				aport = port
-			}
-		}
-		if net.ParseIP(ahost) == nil {
-			return nil, fmt.Errorf("cluster: advertise address %q: host must be an IP address", cfg.AdvertiseAddr)
-		}
-		mc.AdvertiseAddr = ahost
-		mc.AdvertisePort = aport
-	}
-
-	for _, seed := range cfg.Join {
-		if _, p, err := net.SplitHostPort(seed); err != nil {
-			return nil, fmt.Errorf("cluster: seed %q: want host:port: %w", seed, err)
-		} else if n, err := parsePort(p); err != nil || n == 0 {
-			return nil, fmt.Errorf("cluster: seed %q: want host:port with a non-zero port", seed)
+		if mc.AdvertiseAddr, mc.AdvertisePort, err = cfg.advertise(port); err != nil {
+			return nil, err
 		}
 	}
-
+	if err := checkSeeds(cfg.Join); err != nil {
+		return nil, err
+	}
 	if len(cfg.SecretKey) > 0 {
 		switch len(cfg.SecretKey) {
 		case 16, 24, 32:
@@ -188,6 +152,61 @@ func (cfg *Config) memberlistConfig() (*memberlist.Config, error) {
 		cfg.tune(mc)
 	}
 	return mc, nil
+}
+
+// preset is the memberlist configuration of cfg's profile; without one,
+// local on a loopback host and lan otherwise.
+func (cfg *Config) preset(host string) (*memberlist.Config, error) {
+	profile := cfg.Profile
+	if profile == "" {
+		profile = ProfileLAN
+		if isLoopback(host) {
+			profile = ProfileLocal
+		}
+	}
+	switch profile {
+	case ProfileLocal:
+		return memberlist.DefaultLocalConfig(), nil
+	case ProfileLAN:
+		return memberlist.DefaultLANConfig(), nil
+	case ProfileWAN:
+		return memberlist.DefaultWANConfig(), nil
+	}
+	return nil, fmt.Errorf("cluster: unknown profile %q (want %q, %q or %q)", cfg.Profile, ProfileLocal, ProfileLAN, ProfileWAN)
+}
+
+// advertise checks AdvertiseAddr (an IP, with or without a port; no port
+// or port 0 advertises the bind port) and returns its host and port.
+func (cfg *Config) advertise(port int) (string, int, error) {
+	ahost, aport := cfg.AdvertiseAddr, port
+	if h, p, err := net.SplitHostPort(cfg.AdvertiseAddr); err == nil {
+		ahost = h
+		if aport, err = parsePort(p); err != nil {
+			return "", 0, fmt.Errorf("cluster: advertise address %q: %w", cfg.AdvertiseAddr, err)
+		}
+		if aport != 0 && port == 0 {
+			return "", 0, fmt.Errorf("cluster: advertise address %q: an advertised port needs a fixed bind port", cfg.AdvertiseAddr)
+		}
+		if aport == 0 {
+			aport = port
+		}
+	}
+	if net.ParseIP(ahost) == nil {
+		return "", 0, fmt.Errorf("cluster: advertise address %q: host must be an IP address", cfg.AdvertiseAddr)
+	}
+	return ahost, aport, nil
+}
+
+// checkSeeds checks that every seed is host:port with a non-zero port.
+func checkSeeds(join []string) error {
+	for _, seed := range join {
+		if _, p, err := net.SplitHostPort(seed); err != nil {
+			return fmt.Errorf("cluster: seed %q: want host:port: %w", seed, err)
+		} else if n, err := parsePort(p); err != nil || n == 0 {
+			return fmt.Errorf("cluster: seed %q: want host:port with a non-zero port", seed)
+		}
+	}
+	return nil
 }
 
 func parsePort(s string) (int, error) {

@@ -68,53 +68,16 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("cluster: join: %w", err)
 	}
-
-	bufSize := cfg.EventBuffer
-	if bufSize <= 0 {
-		bufSize = DefaultEventBuffer
+	n := newNode(cfg, meta, encoded, mc.TCPTimeout)
+	if err := n.create(mc); err != nil {
+		return nil, err
 	}
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	n := &Node{
-		delegate: &metaDelegate{},
-		log:      logger.With(slog.String("component", "cluster"), slog.String("node", meta.Name())),
-		seeds:    slices.Clone(cfg.Join),
-		name:     meta.Name(),
-		meta:     meta,
-		tcpTO:    mc.TCPTimeout,
-	}
-	n.members = newTracker(bufSize)
-	n.delegate.meta.Store(&encoded)
-
-	mc.Name = n.name
-	mc.Delegate = n.delegate
-	mc.Events = n.members
-
-	// memberlist binds port 0 itself (a free TCP port, then UDP on the same
-	// number, with retries when the UDP side is taken).
-	ml, err := memberlist.Create(mc)
-	if err != nil {
-		n.members.close()
-		return nil, fmt.Errorf("cluster: create memberlist: %w", err)
-	}
-	n.ml = ml
-	// Create reported this node's own join, with its final address.
-	self, ok := n.members.get(n.name)
-	if !ok {
-		_ = ml.Shutdown()
-		n.members.close()
-		return nil, errors.New("cluster: create memberlist: local node not reported")
-	}
-	n.addr = self.Addr
-
 	if joined, err := n.joinSeeds(ctx, n.seeds); joined == 0 && len(n.seeds) > 0 {
 		if err == nil {
 			err = errors.New("no seed answered")
 		}
 		if !cfg.JoinBestEffort || ctx.Err() != nil {
-			_ = ml.Shutdown()
+			_ = n.ml.Shutdown()
 			n.members.close()
 			return nil, fmt.Errorf("cluster: join seeds: %w", err)
 		}
@@ -131,6 +94,55 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 		n.wg.Go(func() { n.rejoinLoop(loopCtx, interval) })
 	}
 	return n, nil
+}
+
+// newNode returns the node of meta, not yet a member.
+func newNode(cfg Config, meta Meta, encoded []byte, tcpTO time.Duration) *Node {
+	bufSize := cfg.EventBuffer
+	if bufSize <= 0 {
+		bufSize = DefaultEventBuffer
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{
+		delegate: &metaDelegate{},
+		log:      logger.With(slog.String("component", "cluster"), slog.String("node", meta.Name())),
+		seeds:    slices.Clone(cfg.Join),
+		name:     meta.Name(),
+		meta:     meta,
+		tcpTO:    tcpTO,
+	}
+	n.members = newTracker(bufSize)
+	n.delegate.meta.Store(&encoded)
+	return n
+}
+
+// create starts n's memberlist with mc and learns n's own address; on
+// error nothing is left running.
+func (n *Node) create(mc *memberlist.Config) error {
+	mc.Name = n.name
+	mc.Delegate = n.delegate
+	mc.Events = n.members
+
+	// memberlist binds port 0 itself (a free TCP port, then UDP on the same
+	// number, with retries when the UDP side is taken).
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		n.members.close()
+		return fmt.Errorf("cluster: create memberlist: %w", err)
+	}
+	n.ml = ml
+	// Create reported this node's own join, with its final address.
+	self, ok := n.members.get(n.name)
+	if !ok {
+		_ = ml.Shutdown()
+		n.members.close()
+		return errors.New("cluster: create memberlist: local node not reported")
+	}
+	n.addr = self.Addr
+	return nil
 }
 
 // joinSeeds joins the given seeds one by one (skipping this node's own
