@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -85,38 +86,9 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 		err = errors.Join(err, g.wait())
 	}()
 
-	c, err := controller.New(controller.Config{
-		Listen:  "127.0.0.1:0",
-		Gossip:  cluster.Gossip{Bind: "127.0.0.1:0", Profile: "local"},
-		DataDir: dataDir,
-		Logger:  log,
-		Version: versionString(),
-	})
+	c, agents, err := startDemoNodes(runCtx, g, log, dataDir)
 	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	g.start("controller", c.Run)
-	if !pollUntil(runCtx, demoAgentsTimeout, func() bool { return c.GossipAddr() != "" }) {
-		return fmt.Errorf("demo: controller did not join gossip: %w", causeOrTimeout(runCtx))
-	}
-	demoAgents := []struct{ id, region string }{
-		{"agent-us-east", "us-east"},
-		{"agent-eu-west", "eu-west"},
-		{"agent-ap-south", "ap-south"},
-	}
-	for _, d := range demoAgents {
-		a, err := agent.New(agent.Config{
-			ID:         d.id,
-			Region:     d.region,
-			Controller: c.Addr(),
-			Gossip:     cluster.Gossip{Bind: "127.0.0.1:0", Join: []string{c.GossipAddr()}, Profile: "local"},
-			Logger:     log,
-			Version:    versionString(),
-		})
-		if err != nil {
-			return fmt.Errorf("demo: %w", err)
-		}
-		g.start(d.id, a.Run)
+		return err
 	}
 	tgt, err := target.New(target.Config{Listen: "127.0.0.1:0", Latency: o.latency, ErrorRate: o.errorRate, Logger: log})
 	if err != nil {
@@ -136,7 +108,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 		return err
 	}
 	defer conn.Close()
-	if err := waitForAgents(runCtx, surgev1.NewAgentsClient(conn), len(demoAgents)); err != nil {
+	if err := waitForAgents(runCtx, surgev1.NewAgentsClient(conn), agents); err != nil {
 		return err
 	}
 	runErr := submitAndWatch(runCtx, runsClient{surgev1.NewRunsClient(conn), c.Addr()},
@@ -144,6 +116,46 @@ func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 	fmt.Fprintf(stdout, "\nresults are kept in %s: `surge controller --data-dir %s` serves them to `surge runs` and `surge report`\n",
 		dataDir, dataDir)
 	return runErr
+}
+
+// startDemoNodes starts the controller, then three agents in three regions
+// joined to its gossip, in g; it returns the controller and the number of
+// agents.
+func startDemoNodes(ctx context.Context, g *group, log *slog.Logger, dataDir string) (*controller.Controller, int, error) {
+	c, err := controller.New(controller.Config{
+		Listen:  "127.0.0.1:0",
+		Gossip:  cluster.Gossip{Bind: "127.0.0.1:0", Profile: "local"},
+		DataDir: dataDir,
+		Logger:  log,
+		Version: versionString(),
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("demo: %w", err)
+	}
+	g.start("controller", c.Run)
+	if !pollUntil(ctx, demoAgentsTimeout, func() bool { return c.GossipAddr() != "" }) {
+		return nil, 0, fmt.Errorf("demo: controller did not join gossip: %w", causeOrTimeout(ctx))
+	}
+	demoAgents := []struct{ id, region string }{
+		{"agent-us-east", "us-east"},
+		{"agent-eu-west", "eu-west"},
+		{"agent-ap-south", "ap-south"},
+	}
+	for _, d := range demoAgents {
+		a, err := agent.New(agent.Config{
+			ID:         d.id,
+			Region:     d.region,
+			Controller: c.Addr(),
+			Gossip:     cluster.Gossip{Bind: "127.0.0.1:0", Join: []string{c.GossipAddr()}, Profile: "local"},
+			Logger:     log,
+			Version:    versionString(),
+		})
+		if err != nil {
+			return nil, 0, fmt.Errorf("demo: %w", err)
+		}
+		g.start(d.id, a.Run)
+	}
+	return c, len(demoAgents), nil
 }
 
 // demoPlan is the embedded demo plan aimed at target and, if total > 0,
