@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgeload/surge/controller/report"
 	"github.com/surgeload/surge/internal/ciskip"
 	"github.com/surgeload/surge/internal/poll"
 )
@@ -89,6 +90,41 @@ func (r *regions) targetStats(t *testing.T, addr string) targetStats {
 	return s
 }
 
+// keptRunning asserts that the cut-off agent ran its share through the
+// cut: its run stopped only after the heal, when the controller fenced it
+// (not by its controller-loss grace), and it sent requests during the cut,
+// which failed: the target is unreachable only then, so a run that paused
+// at the cut would have next to no failures (a request lasts 1-3 ms, so
+// at most one is in flight at the cut). One second of its share (perSec)
+// is the floor.
+func keptRunning(t *testing.T, log string, healed time.Time, eu report.Stats, perSec int64) {
+	t.Helper()
+	var stopped time.Time
+	for line := range strings.SplitSeq(log, "\n") {
+		if !strings.Contains(line, `msg="run stopped"`) {
+			continue
+		}
+		f, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "time="), " ")
+		at, err := time.Parse(time.RFC3339Nano, f)
+		if err != nil {
+			t.Fatalf("run stopped line without a time: %q", line)
+		}
+		stopped = at
+		if !strings.Contains(line, "fenced") {
+			t.Errorf("e1's run stopped for another reason than the fence: %s", line)
+		}
+	}
+	t.Logf("measured: e1's run stopped %s after the heal; eu-west %d requests, %d failures, %d dropped",
+		stopped.Sub(healed).Round(time.Millisecond), eu.Requests, eu.Failures, eu.DroppedIterations)
+	if stopped.IsZero() || stopped.Before(healed) {
+		t.Errorf("e1's run stopped at %s, the heal was at %s: it did not keep running through the cut\n%s",
+			stopped.Format(time.RFC3339Nano), healed.Format(time.RFC3339Nano), log)
+	}
+	if eu.Failures < perSec {
+		t.Errorf("eu-west has %d failed requests, want at least %d (one second of its share sent into the cut)", eu.Failures, perSec)
+	}
+}
+
 // TestRegionPartition: a controller, a target and two regions, each in its
 // own network namespace. Mid-run, eu-west is cut off for 20 s and healed:
 // its agent keeps running through the cut (controller-loss grace), the
@@ -103,8 +139,9 @@ func TestRegionPartition(t *testing.T) {
 	// than the cut; gossip (lan profile) confirms the agent gone sooner.
 	ctrl := r.start(t, "ctl", "controller", "controller", "--listen", ctl, "--gossip", gossip, "--data-dir", t.TempDir(),
 		"--agent-keepalive", "1s", "--agent-keepalive-timeout", "2s", "--agent-loss-confirm", "60s")
+	agents := map[string]*proc{}
 	for _, a := range [][3]string{{"u1", "us-east", "10.77.0.11"}, {"e1", "eu-west", "10.77.0.12"}} {
-		r.start(t, a[1], "agent "+a[0], "agent", "--id", a[0], "--region", a[1], "--join", gossip,
+		agents[a[0]] = r.start(t, a[1], "agent "+a[0], "agent", "--id", a[0], "--region", a[1], "--join", gossip,
 			"--gossip", a[2]+":0", "--allow", "10.77.0.2", "--controller-loss-grace", "90s")
 	}
 	agentsState := func() map[string]string {
@@ -180,6 +217,7 @@ scenarios:
 	if !strings.HasPrefix(out, "exit 0") {
 		t.Errorf("surge run: %s", out)
 	}
+	keptRunning(t, agents["e1"].output(), healed, s.Regions["eu-west"].Stats, rate/2)
 	// The cut also cuts eu-west off the target: its requests during the cut
 	// fail (no route) and are counted as failures that the target never saw.
 	// A request in flight at the cut may have reached the target with its
