@@ -270,6 +270,10 @@ thresholds:
 	if s.Requests+s.DroppedIterations != 500 {
 		t.Errorf("summary requests %d + dropped %d, plan says 500", s.Requests, s.DroppedIterations)
 	}
+	// 100/s over three agents, 100 VUs, a target answering within 3 ms.
+	if limit := maxDrops(t, 100, 100, 3, 3*time.Millisecond); s.DroppedIterations > limit {
+		t.Errorf("%d arrivals dropped, the VU budget allows %d", s.DroppedIterations, limit)
+	}
 	if s.Requests != ts.Requests {
 		t.Errorf("summary requests %d, target counted %d", s.Requests, ts.Requests)
 	}

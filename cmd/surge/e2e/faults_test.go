@@ -122,6 +122,11 @@ func TestKillAgentReshares(t *testing.T) {
 	if acc := s.Requests + s.DroppedIterations + lossDeficit; acc != planned {
 		t.Errorf("requests %d + dropped %d + lost part's deficit %d = %d, plan says %d", s.Requests, s.DroppedIterations, lossDeficit, acc, planned)
 	}
+	// openPlan's 60 VUs; the survivors take k2's share: two agents' VUs
+	// for the whole rate is the thinnest the run gets.
+	if limit := maxDrops(t, rate, 60, 2, 3*time.Millisecond); s.DroppedIterations > limit {
+		t.Errorf("%d arrivals dropped, the VU budget allows %d", s.DroppedIterations, limit)
+	}
 	if s.Requests+s.Deficit < planned {
 		t.Errorf("requests %d + deficit %d fall short of the plan's %d", s.Requests, s.Deficit, planned)
 	}
@@ -174,5 +179,8 @@ func TestControllerRestartMidRun(t *testing.T) {
 	}
 	if s.Requests+s.DroppedIterations != rate*secs {
 		t.Errorf("requests %d + dropped %d, plan says %d", s.Requests, s.DroppedIterations, rate*secs)
+	}
+	if limit := maxDrops(t, rate, 60, 2, 3*time.Millisecond); s.DroppedIterations > limit {
+		t.Errorf("%d arrivals dropped, the VU budget allows %d", s.DroppedIterations, limit)
 	}
 }
