@@ -2,12 +2,37 @@ package executor
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/plan"
 )
+
+// iterations runs per-vu-iterations and shared-iterations: a fixed
+// number of iterations on the share's VUs, bounded by max_duration.
+type iterations struct{}
+
+var _ kind = iterations{}
+
+func (iterations) run(ctx context.Context, s *Scenario, start time.Time) error {
+	return s.runIterations(ctx, start)
+}
+
+func (iterations) checkShare(name string, _ *plan.Scenario, ss *surgev1.ScenarioShare) []error {
+	var errs []error
+	if ss.GetVus() < 0 || ss.GetArrivals() < 0 || ss.GetArrivals() > ss.GetTotalArrivals() {
+		errs = append(errs, fmt.Errorf("share: scenario %q: %d VUs, %d iterations of %d", name, ss.GetVus(), ss.GetArrivals(), ss.GetTotalArrivals()))
+	}
+	if ss.GetArrivals() > 0 && ss.GetVus() == 0 {
+		errs = append(errs, fmt.Errorf("share: scenario %q: %d iterations without a VU", name, ss.GetArrivals()))
+	}
+	return errs
+}
+
+func (iterations) peakVUs(_ *plan.Scenario, ss *surgev1.ScenarioShare) int64 { return ss.GetVus() }
 
 // runIterations runs per-vu-iterations and shared-iterations (k6
 // semantics): the share's VUs start together; each runs its own
