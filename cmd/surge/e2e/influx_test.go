@@ -207,6 +207,46 @@ func checkPoints(t *testing.T, pts []httpPoint, want map[string]bool) {
 	}
 }
 
+// checkHelloPoints holds the steady scenario's points to sources other
+// than the controller: ratePlan's arithmetic (100/s for 6s = 600 arrivals,
+// 360 in us-east and 240 in eu-west by weight, each 1s interval with
+// requests) and the target's own count of /hello.
+func checkHelloPoints(t *testing.T, pts []httpPoint, target int64) {
+	t.Helper()
+	byRegion := map[string]int64{}
+	stamps := map[int64]bool{}
+	for _, p := range pts {
+		if p.tags["scenario"] != "steady" || p.tags["request"] != "hello" {
+			continue
+		}
+		byRegion[p.tags["region"]] += p.count
+		if p.tags["region"] == "all" {
+			stamps[p.ts] = true
+		}
+	}
+	t.Logf("measured: /hello points count %v, target %d, %d intervals", byRegion, target, len(stamps))
+	if byRegion["all"] != 600 || target != 600 || byRegion["us-east"] != 360 || byRegion["eu-west"] != 240 {
+		t.Errorf("/hello in InfluxDB: all %d, us-east %d, eu-west %d; target %d; plan 600 = 360 + 240",
+			byRegion["all"], byRegion["us-east"], byRegion["eu-west"], target)
+	}
+	// One point per 1s interval, on the interval grid, none missing.
+	var first, last int64
+	for ts := range stamps {
+		if first == 0 || ts < first {
+			first = ts
+		}
+		last = max(last, ts)
+	}
+	for ts := range stamps {
+		if (ts-first)%int64(time.Second) != 0 {
+			t.Errorf("point at %d off the 1s grid from the first, %d", ts, first)
+		}
+	}
+	if n := (last-first)/int64(time.Second) + 1; len(stamps) < 6 || int64(len(stamps)) != n {
+		t.Errorf("/hello points in %d intervals over %d grid steps; the plan runs 6", len(stamps), n)
+	}
+}
+
 // TestInfluxRunPointsAndDashboards: a 3-agent, 2-region run writes exactly one
 // surge_http point per interval, series and region (+all); the counts add up
 // to the run's requests; merging every hdr field gives the summary's
@@ -237,10 +277,12 @@ func TestInfluxRunPointsAndDashboards(t *testing.T) {
 		t.Fatalf("surge run exited %d:\n%s", code, out)
 	}
 	s := readSummary(t, jsonPath)
+	ts := readTargetStats(t, c.target)
 	recs := storedIntervals(t, c, s.RunID)
 	want := expectedPoints(recs)
 	pts := e.httpPoints(t, s.RunID)
 	checkPoints(t, pts, want)
+	checkHelloPoints(t, pts, ts.ByPath["/hello"])
 
 	var all, regions int64
 	merged := hist.New()
