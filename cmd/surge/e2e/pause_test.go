@@ -178,6 +178,10 @@ scenarios:
 	if acc := s.Requests + s.DroppedIterations + lossDeficit; acc != rate*secs {
 		t.Errorf("requests %d + dropped %d + lost part's deficit %d = %d, plan says %d", s.Requests, s.DroppedIterations, lossDeficit, acc, rate*secs)
 	}
+	// 60 VUs over the two agents, a target answering within 3 ms.
+	if limit := maxDrops(t, rate, 60, 2, 3*time.Millisecond); s.DroppedIterations > limit {
+		t.Errorf("%d arrivals dropped, the VU budget allows %d", s.DroppedIterations, limit)
+	}
 	if s.Requests+s.Deficit < rate*secs {
 		t.Errorf("requests %d + deficit %d fall short of the plan's %d", s.Requests, s.Deficit, rate*secs)
 	}
