@@ -261,6 +261,70 @@ func (a *Agent) runAssigned(ctx context.Context, r *runState, as *surgev1.Assign
 	a.event(as, surgev1.RunEvent_KIND_ACCEPTED, time.Now(), "")
 	log.Info("accepted run", "epoch", as.GetEpoch(), "start_in", time.Until(time.Unix(0, as.GetStartUnixNs())))
 
+	ar := a.newAssignedRun(r, as, p, log)
+	// Stop every part before returning, whatever path returns.
+	partsCtx, cancelParts := context.WithCancel(ctx)
+	ar.partsCtx = partsCtx
+	defer func() {
+		cancelParts()
+		ar.partsWG.Wait()
+	}()
+
+	// Launch the parts now, before the start: each scenario waits for the
+	// start itself, so arrival-rate scenarios create their pre-allocated
+	// VUs and open their connections beforehand instead of in the first
+	// second, where each dial competes with the first arrivals.
+	ar.launch("", as.GetShare().GetScenarios(), false)
+	for id, ss := range a.takeovers(ctx, p, as, ar.running, log) {
+		ar.launch(id, ss, true)
+	}
+
+	// Wait for the start, in this agent's clock.
+	if d := time.Until(ar.start); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			cancelParts()
+			ar.partsWG.Wait()
+			ar.emit(0, true, time.Now())
+			ar.finished(surgev1.RunEvent_KIND_FINISHED, "stopped before the start")
+			return
+		case <-t.C:
+		}
+	}
+	a.event(as, surgev1.RunEvent_KIND_STARTED, time.Now(), "")
+	log.Info("started run")
+	idx, err := ar.collect(ctx)
+	ar.emit(idx, true, time.Now())
+	ar.end(ctx, err)
+}
+
+// assignedRun is a run on this agent from its start to its end: its parts
+// (the assigned share and the takeovers), and the snapshots it sends.
+type assignedRun struct {
+	a        *Agent
+	r        *runState
+	as       *surgev1.Assign
+	p        *plan.Plan
+	log      *slog.Logger
+	interval time.Duration
+	start    time.Time // the run's start in this agent's clock
+	opts     partOptions
+
+	partsCtx context.Context // the parts' context, cancelled before runAssigned returns
+	partsWG  sync.WaitGroup
+	parts    []*part
+	running  map[string][]*surgev1.ScenarioShare // each part's shares by part id
+	pending  int                                 // parts not yet ended
+	results  chan error                          // each part's end
+
+	stats *statsSampler
+	seq   uint64
+	enc   hist.Encoder
+}
+
+func (a *Agent) newAssignedRun(r *runState, as *surgev1.Assign, p *plan.Plan, log *slog.Logger) *assignedRun {
 	interval := time.Duration(as.GetIntervalMs()) * time.Millisecond
 	if interval <= 0 {
 		interval = p.Interval.D()
@@ -268,147 +332,124 @@ func (a *Agent) runAssigned(ctx context.Context, r *runState, as *surgev1.Assign
 	if interval <= 0 {
 		interval = time.Second
 	}
-	epoch := func() uint64 {
-		a.runsMu.Lock()
-		defer a.runsMu.Unlock()
-		return r.epoch
-	}
-	current := func() *surgev1.Assign {
-		a.runsMu.Lock()
-		defer a.runsMu.Unlock()
-		return r.latest
-	}
-	var (
-		parts   []*part
-		running = map[string][]*surgev1.ScenarioShare{}
-		partsWG sync.WaitGroup
-	)
-	// Stop every part before returning, whatever path returns.
-	partsCtx, cancelParts := context.WithCancel(ctx)
-	defer func() {
-		cancelParts()
-		partsWG.Wait()
-	}()
-
-	stats := newStatsSampler(&a.conns)
-	var (
-		seq uint64
-		enc hist.Encoder
-	)
-	emit := func(idx int64, final bool, at time.Time) {
-		series, scen, ws, err := swapParts(parts, at, &enc)
-		if err != nil {
-			// Only histograms surge encoded itself are merged here; a
-			// failure is a bug, and the parts' WebSocket stats it could
-			// not merge are lost for this interval.
-			log.Error("websocket stats of this interval could not be merged", "interval", idx, "err", err)
-		}
-		seq++
-		snap := &surgev1.Snapshot{
-			RunId: as.GetRunId(), AgentId: a.cfg.ID, Seq: seq, Epoch: epoch(), Interval: idx,
-			Series: series, Scenarios: scen, Websockets: ws, Agent: stats.sample(), Final: final,
-		}
-		if final {
-			snap.EndUnixNs = at.UnixNano() // the run's exact end, for its duration
-		}
-		a.out.addSnapshot(snap)
-	}
-	finished := func(kind surgev1.RunEvent_Kind, msg string) {
-		a.event(current(), kind, time.Now(), msg)
-	}
-
-	// The run's start in this agent's clock: takeover parts share it. A
-	// start that passed long ago is a clock problem: start now.
+	// Takeover parts share the start. A start that passed long ago is a
+	// clock problem: start now.
 	start := time.Unix(0, as.GetStartUnixNs())
 	if time.Since(start) > interval {
 		start = time.Now()
 	}
-
-	// Launch the parts now, before the start: each scenario waits for the
-	// start itself, so arrival-rate scenarios create their pre-allocated
-	// VUs and open their connections beforehand instead of in the first
-	// second, where each dial competes with the first arrivals.
 	client := httpclient.Options{Allow: a.allow, Resolver: a.resolver, Conns: &a.conns}
-	opts := partOptions{plan: p, client: client, gate: r.gate, log: log, onSample: a.cfg.OnSample,
-		runID: as.GetRunId(), region: a.cfg.Region, pacingSpin: a.cfg.PacingSpin}
-	pending := 0
-	results := make(chan error, 64)
-	launch := func(id string, shares []*surgev1.ScenarioShare, takeover bool) {
-		o := opts
-		o.shares, o.takeover = shares, takeover
-		pt, err := startPart(partsCtx, &partsWG, id, start, o)
-		if err != nil {
-			log.Warn("could not start a part", "part", id, "err", err)
-			return
-		}
-		parts = append(parts, pt)
-		running[id] = shares
-		pending++
-		partsWG.Go(func() { results <- <-pt.done })
+	return &assignedRun{
+		a: a, r: r, as: as, p: p, log: log, interval: interval, start: start,
+		opts: partOptions{plan: p, client: client, gate: r.gate, log: log, onSample: a.cfg.OnSample,
+			runID: as.GetRunId(), region: a.cfg.Region, pacingSpin: a.cfg.PacingSpin},
+		running: map[string][]*surgev1.ScenarioShare{},
+		results: make(chan error, 64),
+		stats:   newStatsSampler(&a.conns),
 	}
-	launch("", as.GetShare().GetScenarios(), false)
-	for id, ss := range a.takeovers(ctx, p, as, running, log) {
-		launch(id, ss, true)
-	}
+}
 
-	// Wait for the start, in this agent's clock.
-	if d := time.Until(start); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			cancelParts()
-			partsWG.Wait()
-			emit(0, true, time.Now())
-			finished(surgev1.RunEvent_KIND_FINISHED, "stopped before the start")
-			return
-		case <-t.C:
-		}
-	}
-	a.event(as, surgev1.RunEvent_KIND_STARTED, time.Now(), "")
-	log.Info("started run")
+func (ar *assignedRun) epoch() uint64 {
+	ar.a.runsMu.Lock()
+	defer ar.a.runsMu.Unlock()
+	return ar.r.epoch
+}
 
+// current is the run's latest Assign (a reshare replaces it).
+func (ar *assignedRun) current() *surgev1.Assign {
+	ar.a.runsMu.Lock()
+	defer ar.a.runsMu.Unlock()
+	return ar.r.latest
+}
+
+// launch starts a part running shares; a part that cannot start is logged
+// and left out.
+func (ar *assignedRun) launch(id string, shares []*surgev1.ScenarioShare, takeover bool) {
+	o := ar.opts
+	o.shares, o.takeover = shares, takeover
+	pt, err := startPart(ar.partsCtx, &ar.partsWG, id, ar.start, o)
+	if err != nil {
+		ar.log.Warn("could not start a part", "part", id, "err", err)
+		return
+	}
+	ar.parts = append(ar.parts, pt)
+	ar.running[id] = shares
+	ar.pending++
+	ar.partsWG.Go(func() { ar.results <- <-pt.done })
+}
+
+// emit sends the snapshot of interval idx, which ends at at.
+func (ar *assignedRun) emit(idx int64, final bool, at time.Time) {
+	series, scen, ws, err := swapParts(ar.parts, at, &ar.enc)
+	if err != nil {
+		// Only histograms surge encoded itself are merged here; a
+		// failure is a bug, and the parts' WebSocket stats it could
+		// not merge are lost for this interval.
+		ar.log.Error("websocket stats of this interval could not be merged", "interval", idx, "err", err)
+	}
+	ar.seq++
+	snap := &surgev1.Snapshot{
+		RunId: ar.as.GetRunId(), AgentId: ar.a.cfg.ID, Seq: ar.seq, Epoch: ar.epoch(), Interval: idx,
+		Series: series, Scenarios: scen, Websockets: ws, Agent: ar.stats.sample(), Final: final,
+	}
+	if final {
+		snap.EndUnixNs = at.UnixNano() // the run's exact end, for its duration
+	}
+	ar.a.out.addSnapshot(snap)
+}
+
+func (ar *assignedRun) finished(kind surgev1.RunEvent_Kind, msg string) {
+	ar.a.event(ar.current(), kind, time.Now(), msg)
+}
+
+// collect sends a snapshot at each interval boundary and launches the
+// takeovers of each reshare until every part has ended; it returns the
+// interval it was in and the parts' errors joined.
+func (ar *assignedRun) collect(ctx context.Context) (int64, error) {
 	var (
 		idx     int64
 		runErrs []error
 	)
-	boundary := func() time.Time { return start.Add(time.Duration(idx+1) * interval) }
+	boundary := func() time.Time { return ar.start.Add(time.Duration(idx+1) * ar.interval) }
 	t := time.NewTimer(time.Until(boundary()))
 	defer t.Stop()
-	for pending > 0 {
+	for ar.pending > 0 {
 		select {
-		case err := <-results:
-			pending--
+		case err := <-ar.results:
+			ar.pending--
 			if err != nil {
 				runErrs = append(runErrs, err)
 			}
-		case next := <-r.reshare:
-			added := a.takeovers(ctx, p, next, running, log)
+		case next := <-ar.r.reshare:
+			added := ar.a.takeovers(ctx, ar.p, next, ar.running, ar.log)
 			for id, ss := range added {
-				launch(id, ss, true)
+				ar.launch(id, ss, true)
 			}
-			log.Info("reshare", "epoch", next.GetEpoch(), "new_parts", len(added))
+			ar.log.Info("reshare", "epoch", next.GetEpoch(), "new_parts", len(added))
 		case <-t.C:
-			emit(idx, false, boundary())
+			ar.emit(idx, false, boundary())
 			idx++
 			t.Reset(time.Until(boundary()))
 		}
 	}
-	emit(idx, true, time.Now())
-	err = errors.Join(runErrs...)
+	return idx, errors.Join(runErrs...)
+}
+
+// end sends the run's final event: failed with err, stopped, or finished.
+func (ar *assignedRun) end(ctx context.Context, err error) {
 	switch {
 	case err != nil:
-		log.Warn("run failed", "err", err)
-		finished(surgev1.RunEvent_KIND_FAILED, fmt.Sprintf("agent %s: %v", a.cfg.ID, err))
+		ar.log.Warn("run failed", "err", err)
+		ar.finished(surgev1.RunEvent_KIND_FAILED, fmt.Sprintf("agent %s: %v", ar.a.cfg.ID, err))
 	case ctx.Err() != nil:
 		reason := "stopped"
-		if rs := r.stopReason.Load(); rs != nil && *rs != "" {
+		if rs := ar.r.stopReason.Load(); rs != nil && *rs != "" {
 			reason = "stopped: " + *rs
 		}
-		log.Info("run stopped", "reason", reason)
-		finished(surgev1.RunEvent_KIND_FINISHED, reason)
+		ar.log.Info("run stopped", "reason", reason)
+		ar.finished(surgev1.RunEvent_KIND_FINISHED, reason)
 	default:
-		log.Info("run finished")
-		finished(surgev1.RunEvent_KIND_FINISHED, "")
+		ar.log.Info("run finished")
+		ar.finished(surgev1.RunEvent_KIND_FINISHED, "")
 	}
 }
