@@ -67,6 +67,9 @@ func progressLines(p *surgev1.Progress) []string {
 	prefix := fmt.Sprintf("[%s %s]", elapsed(p), p.GetStatus())
 	a := p.GetAll()
 	line := fmt.Sprintf("%s agents=%d rps=%.1f", prefix, a.GetAgents(), a.GetAchievedRps())
+	if a.GetVusMax() > 0 {
+		line += fmt.Sprintf(" vus=%d/%d", a.GetVus(), a.GetVusMax())
+	}
 	if a.GetTargetRps() > 0 {
 		line += fmt.Sprintf(" arrivals=%.1f/%.1f", a.GetArrivalRps(), a.GetTargetRps())
 	}
@@ -108,11 +111,14 @@ func progressBlock(p *surgev1.Progress) []string {
 	fmt.Fprintf(&buf, "%s  %s  %s\n", p.GetRunId(), p.GetStatus(), elapsed(p))
 	tw := tabwriter.NewWriter(&buf, 0, 0, 1, ' ', tabwriter.AlignRight)
 	rows := append([]*surgev1.RegionProgress{p.GetAll()}, p.GetRegions()...)
-	// Arrival, WebSocket and send-lateness columns only when the run has
-	// them.
-	open := p.GetAll().GetTargetRps() > 0
+	// VU, arrival, WebSocket and send-lateness columns only when the run
+	// has them.
+	open, vus := p.GetAll().GetTargetRps() > 0, p.GetAll().GetVusMax() > 0
 	ws, late := p.GetAll().GetWsOpen() > 0, p.GetAll().GetSendLatenessP99Us() > 0
 	fmt.Fprint(tw, "REGION\tAG\tRPS\t")
+	if vus {
+		fmt.Fprint(tw, "VUS/MAX\t")
+	}
 	if open {
 		fmt.Fprint(tw, "ARR/TARGET\t")
 	}
@@ -133,6 +139,9 @@ func progressBlock(p *surgev1.Progress) []string {
 			name = "all"
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t", name, r.GetAgents(), r.GetAchievedRps())
+		if vus {
+			fmt.Fprintf(tw, "%d/%d\t", r.GetVus(), r.GetVusMax())
+		}
 		if open {
 			fmt.Fprintf(tw, "%.0f/%.0f\t", r.GetArrivalRps(), r.GetTargetRps())
 		}

@@ -15,6 +15,7 @@ func closedProgress(elapsedMs int64) *surgev1.Progress {
 	p := progress(elapsedMs)
 	p.All.TargetRps, p.All.ArrivalRps = 0, 0
 	p.All.AchievedRps, p.All.Requests, p.All.ConnsOpen = 123456.7, 98765432, 10000
+	p.All.Vus, p.All.VusMax = 1500, 2000
 	p.Regions = append(p.Regions, &surgev1.RegionProgress{Region: "ap-southeast-2", Agents: 12, AchievedRps: 99999, Requests: 12345678,
 		P50Us: 123_456_000, P95Us: 234_567_000, P99Us: 345_678_000, Failures: 1234567, ConnsOpen: 10000, WsOpen: 100000, SendLatenessP99Us: 1_000_000})
 	for _, r := range p.Regions {
@@ -37,7 +38,7 @@ func TestProgressPlainOneLinePerInterval(t *testing.T) {
 	if len(lines) != 6 {
 		t.Fatalf("%d lines for 3 updates, want 6:\n%s", len(lines), buf.String())
 	}
-	for _, want := range []string{"agents=3 ", "| eu-west rps=4.0", "| us-east rps=5.5", "| ap-southeast-2 rps=99999.0"} {
+	for _, want := range []string{"agents=3 rps=123456.7 vus=1500/2000 p50=", "| eu-west rps=4.0", "| us-east rps=5.5", "| ap-southeast-2 rps=99999.0"} {
 		if !strings.Contains(lines[0], want) {
 			t.Errorf("interval line lacks %q: %s", want, lines[0])
 		}
@@ -63,6 +64,9 @@ func TestProgressTTYFits80Columns(t *testing.T) {
 		}
 	}
 	block := strings.Join(progressBlock(closedProgress(1000)), "\n")
+	if !strings.Contains(block, "VUS/MAX") || !strings.Contains(block, " 1500/2000 ") {
+		t.Errorf("the block of a closed-model run lacks its VUs:\n%s", block)
+	}
 	if !strings.Contains(block, "saturated: agent a2 (eu-west) interval 4: cpu 97% > 90%") {
 		t.Errorf("the block lacks the saturation flag:\n%s", block)
 	}

@@ -120,10 +120,11 @@ type interval struct {
 	scen   map[string]map[string]*scenCounters
 	ws     map[string]map[WSKey]*WSStats
 	gauges map[string]*gauges
-	// connSums and wsSums are the gauges summed over agents, by peak key
-	// (updatePeaks).
+	// connSums, wsSums and vuSums (busy VUs) are the gauges summed over
+	// agents, by peak key (updatePeaks).
 	connSums map[peakKey]int64
 	wsSums   map[wsPeakKey]int64
+	vuSums   map[peakKey]int64
 	emitted  bool
 	// inWhole: sets were folded into the whole run (wholeSets); from then
 	// on its snapshots merge into both.
@@ -170,10 +171,11 @@ type Run struct {
 	whole   map[string]*hist.Set
 	scen    map[scenRegion]*scenTotals
 	wholeWS map[string]map[WSKey]*WSStats // by region
-	// peakConns and peakWS are the highest connections open and sessions
-	// active at an interval's end (summed over agents).
+	// peakConns, peakWS and peakVUs are the most connections open, sessions
+	// active and VUs busy at an interval's end (summed over agents).
 	peakConns map[peakKey]int64
 	peakWS    map[wsPeakKey]int64
+	peakVUs   map[peakKey]int64
 	merger    hist.Merger
 	late      *hdrhistogram.PackedHistogram // saturation's scratch
 	// pool holds the histograms and merge buffers of released intervals
@@ -223,6 +225,7 @@ func New(cfg Config) *Run {
 		wholeWS:   map[string]map[WSKey]*WSStats{},
 		peakConns: map[peakKey]int64{},
 		peakWS:    map[wsPeakKey]int64{},
+		peakVUs:   map[peakKey]int64{},
 		pool:      hist.NewPool(poolHists),
 		maxSeen:   -1,
 
@@ -612,6 +615,7 @@ func (r *Run) Emit(i int64) *surgev1.Progress {
 		}
 		all.ConnsOpen += rp.ConnsOpen
 		all.WsOpen += rp.WsOpen
+		all.Vus, all.VusMax = all.Vus+rp.Vus, r.peakVUs[peakKey{}]
 		all.Agents += rp.Agents
 		all.TargetRps += rp.TargetRps
 		all.AchievedRps += rp.AchievedRps

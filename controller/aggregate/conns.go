@@ -259,20 +259,21 @@ type wsPeakKey struct {
 	region string
 }
 
-// updatePeaks raises the run's peaks of connections open and WebSocket
-// sessions active to interval iv's sums over agents (each agent's latest
+// updatePeaks raises the run's peaks of connections open, VUs busy and
+// WebSocket sessions active to interval iv's sums over agents (each agent's latest
 // report in iv), per scenario and region, per scenario, per region and in
 // all, after one agent's latest gauges in iv went from old (nil: none) to
 // cur. The sums are kept per interval and changed by the difference, so a
 // snapshot costs the same however many agents reported the interval.
 func (r *Run) updatePeaks(iv *interval, region string, old, cur *gauges) {
 	if iv.connSums == nil {
-		iv.connSums, iv.wsSums = map[peakKey]int64{}, map[wsPeakKey]int64{}
+		iv.connSums, iv.wsSums, iv.vuSums = map[peakKey]int64{}, map[wsPeakKey]int64{}, map[peakKey]int64{}
 	}
 	apply := func(g *gauges, sign int64) {
 		for sc, v := range g.scen {
 			for _, k := range [...]peakKey{{sc, region}, {sc, ""}, {"", region}, {"", ""}} {
 				iv.connSums[k] += sign * v.connsOpen
+				iv.vuSums[k] += sign * v.activeVUs
 			}
 		}
 		for k, v := range g.ws {
@@ -288,6 +289,7 @@ func (r *Run) updatePeaks(iv *interval, region string, old, cur *gauges) {
 	for sc := range cur.scen {
 		for _, k := range [...]peakKey{{sc, region}, {sc, ""}, {"", region}, {"", ""}} {
 			r.peakConns[k] = max(r.peakConns[k], iv.connSums[k])
+			r.peakVUs[k] = max(r.peakVUs[k], iv.vuSums[k])
 		}
 	}
 	for k := range cur.ws {
@@ -447,6 +449,12 @@ func (r *Run) Conns(scenario, region string) ConnStats {
 	}
 	c.PeakOpen = r.peakConns[peakKey{scenario, region}]
 	return c
+}
+
+// PeakVUs returns the most VUs of scenario in region busy at an interval's
+// end, summed over agents; an empty scenario or region means all of them.
+func (r *Run) PeakVUs(scenario, region string) int64 {
+	return r.peakVUs[peakKey{scenario, region}]
 }
 
 // WSStep is one WebSocket step's whole-run stats.

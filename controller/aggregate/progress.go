@@ -8,12 +8,14 @@ import (
 
 // setLive fills a region's progress with what is open at interval iv's end
 // (connections and WebSocket sessions, summed over its agents' latest
-// reports) and the send lateness p99 of its open-model arrivals over the
-// run so far. It returns the region's lateness histogram (nil when it has
+// reports), the VUs busy then and the most busy at any interval's end so
+// far, and the send lateness p99 of its open-model arrivals over the run so
+// far. It returns the region's lateness histogram (nil when it has
 // none; Run scratch, valid until the next call) for the run-wide figure.
 func (r *Run) setLive(rp *surgev1.RegionProgress, iv *interval) *hdrhistogram.Histogram {
 	rp.ConnsOpen = iv.connSums[peakKey{region: rp.Region}]
 	rp.WsOpen = iv.wsSums[wsPeakKey{region: rp.Region}]
+	rp.Vus, rp.VusMax = iv.vuSums[peakKey{region: rp.Region}], r.peakVUs[peakKey{region: rp.Region}]
 	var late *hdrhistogram.Histogram
 	for k, t := range r.scen {
 		if k.region != rp.Region || t.lateness == nil {

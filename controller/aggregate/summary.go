@@ -359,12 +359,15 @@ func (r *Run) Summary(duration time.Duration) *surgev1.RunSummary {
 	}
 	sum.All = all.stats(secs)
 	setConns(sum.All, r.Conns("", ""))
+	sum.All.VusMax = r.PeakVUs("", "")
 	for name, sb := range scen {
 		sum.Scenarios[name] = sb.stats(secs)
 		setConns(sum.Scenarios[name], r.Conns(name, ""))
+		sum.Scenarios[name].VusMax = r.PeakVUs(name, "")
 	}
 	for region, st := range sum.Regions {
 		setConns(st, r.Conns("", region))
+		st.VusMax = r.PeakVUs("", region)
 	}
 	r.setLateness(sum)
 	sum.Requests = r.requestStats(secs)

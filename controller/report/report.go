@@ -68,6 +68,9 @@ type Stats struct {
 	// 1xx-3xx), as k6's http_req_duration{expected_response:true}; null
 	// without any.
 	ExpectedLatencyUS *Latency `json:"expected_latency_us"`
+	// VUsMax is the most VUs busy at an interval's end, summed over agents
+	// (k6's vus_max is the allocated count; this is the busy peak).
+	VUsMax int64 `json:"vus_max"`
 }
 
 // RegionStats are one region's Stats and how many agents ran in it.
@@ -172,6 +175,7 @@ func statsFromProto(st *surgev1.Stats) Stats {
 		PhasesUS:          phasesFromProto(st.GetPhasesUs()),
 		Connections: Connections{Opened: st.GetConnsOpened(), Closed: st.GetConnsClosed(),
 			Open: st.GetConnsOpen(), PeakOpen: st.GetConnsPeakOpen()},
+		VUsMax: st.GetVusMax(),
 	}
 	out.ExpectedLatencyUS = latencyPtr(st.GetExpectedLatencyUs())
 	if l := st.GetSendLatenessUs(); l != nil {

@@ -65,11 +65,11 @@ func Text(w io.Writer, s *surgev1.RunSummary) error {
 	if len(sum.Scenarios) > 0 {
 		p.printf("\n")
 		tw = p.table()
-		tw.printf("SCENARIO\tREQUESTS\tFAILURES\tRPS\tP50 ms\tP95 ms\tP99 ms\tMAX ms\tDROPPED\tDEFICIT\tERRORS\n")
+		tw.printf("SCENARIO\tVUS MAX\tREQUESTS\tFAILURES\tRPS\tP50 ms\tP95 ms\tP99 ms\tMAX ms\tDROPPED\tDEFICIT\tERRORS\n")
 		for _, name := range sortedKeys(sum.Scenarios) {
 			st := sum.Scenarios[name]
 			l := st.LatencyUS
-			tw.printf("%s\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", name, st.Requests, st.Failures, st.RPS,
+			tw.printf("%s\t%d\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", name, st.VUsMax, st.Requests, st.Failures, st.RPS,
 				ms(l.P50), ms(l.P95), ms(l.P99), ms(l.Max), st.DroppedIterations, st.Deficit, errorList(st.Errors))
 		}
 		tw.flush()

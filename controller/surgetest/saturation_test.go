@@ -51,14 +51,21 @@ scenarios:
 }
 
 // One VU against a target that waits 5 ms saturates nothing: no interval,
-// first and last included, is flagged.
+// first and last included, is flagged; progress counts its VU.
 func TestLightRunIsNotFlagged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster")
 	}
 	c := Start(t, Options{Agents: []AgentSpec{{ID: "a1", Region: "us-east"}}, Target: target.Config{Latency: "5ms"}})
 	plan := fmt.Sprintf("name: light\nscenarios:\n  s:\n    executor: constant-vus\n    vus: 1\n    duration: 2s\n    requests: [{url: '%s/'}]\n", c.TargetURL())
-	sum, _ := c.Run(t, "light.yaml", []byte(plan))
+	sum, progress := c.Run(t, "light.yaml", []byte(plan))
+	// Progress shows the closed model's VUs: one busy, one at most.
+	if len(progress) == 0 {
+		t.Fatal("no progress")
+	}
+	if p := progress[0].GetAll(); p.GetVus() != 1 || p.GetVusMax() != 1 || p.GetTargetRps() != 0 {
+		t.Errorf("first progress: vus %d, vus_max %d, target rps %g; want 1, 1, 0", p.GetVus(), p.GetVusMax(), p.GetTargetRps())
+	}
 	if len(sum.GetSaturation()) != 0 {
 		t.Errorf("a light run is flagged saturated: %v", sum.GetSaturation())
 	}

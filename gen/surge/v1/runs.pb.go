@@ -462,8 +462,12 @@ type RegionProgress struct {
 	// Send lateness of open-model arrivals (actual send minus intended send)
 	// over the run so far, p99, microseconds; 0 without open-model arrivals.
 	SendLatenessP99Us int64 `protobuf:"varint,13,opt,name=send_lateness_p99_us,json=sendLatenessP99Us,proto3" json:"send_lateness_p99_us,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// VUs busy at the interval's end summed over the agents, and the most
+	// at any interval's end of the run so far.
+	Vus           int64 `protobuf:"varint,14,opt,name=vus,proto3" json:"vus,omitempty"`
+	VusMax        int64 `protobuf:"varint,15,opt,name=vus_max,json=vusMax,proto3" json:"vus_max,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegionProgress) Reset() {
@@ -583,6 +587,20 @@ func (x *RegionProgress) GetWsOpen() int64 {
 func (x *RegionProgress) GetSendLatenessP99Us() int64 {
 	if x != nil {
 		return x.SendLatenessP99Us
+	}
+	return 0
+}
+
+func (x *RegionProgress) GetVus() int64 {
+	if x != nil {
+		return x.Vus
+	}
+	return 0
+}
+
+func (x *RegionProgress) GetVusMax() int64 {
+	if x != nil {
+		return x.VusMax
 	}
 	return 0
 }
@@ -733,8 +751,11 @@ type Stats struct {
 	// Latency of the expected responses only (status 1xx-3xx: not failures),
 	// as k6's http_req_duration{expected_response:true}; absent without any.
 	ExpectedLatencyUs *LatencyStats `protobuf:"bytes,40,opt,name=expected_latency_us,json=expectedLatencyUs,proto3" json:"expected_latency_us,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The most VUs busy at an interval's end (each agent's report for the
+	// interval, summed over agents); 0 for a request's stats.
+	VusMax        int64 `protobuf:"varint,41,opt,name=vus_max,json=vusMax,proto3" json:"vus_max,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Stats) Reset() {
@@ -891,6 +912,13 @@ func (x *Stats) GetExpectedLatencyUs() *LatencyStats {
 		return x.ExpectedLatencyUs
 	}
 	return nil
+}
+
+func (x *Stats) GetVusMax() int64 {
+	if x != nil {
+		return x.VusMax
+	}
+	return 0
 }
 
 // RequestStats are one request's whole-run stats, every region and status
@@ -2158,7 +2186,7 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"thresholds\x128\n" +
 	"\n" +
 	"saturation\x18\x14 \x03(\v2\x18.surge.v1.SaturationFlagR\n" +
-	"saturation\"\x89\x03\n" +
+	"saturation\"\xb4\x03\n" +
 	"\x0eRegionProgress\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x16\n" +
 	"\x06agents\x18\x02 \x01(\x03R\x06agents\x12\x1d\n" +
@@ -2176,7 +2204,9 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\n" +
 	"conns_open\x18\v \x01(\x03R\tconnsOpen\x12\x17\n" +
 	"\aws_open\x18\f \x01(\x03R\x06wsOpen\x12/\n" +
-	"\x14send_lateness_p99_us\x18\r \x01(\x03R\x11sendLatenessP99Us\"\xb8\x01\n" +
+	"\x14send_lateness_p99_us\x18\r \x01(\x03R\x11sendLatenessP99Us\x12\x10\n" +
+	"\x03vus\x18\x0e \x01(\x03R\x03vus\x12\x17\n" +
+	"\avus_max\x18\x0f \x01(\x03R\x06vusMax\"\xb8\x01\n" +
 	"\fLatencyStats\x12\x10\n" +
 	"\x03p50\x18\x01 \x01(\x03R\x03p50\x12\x10\n" +
 	"\x03p90\x18\x02 \x01(\x03R\x03p90\x12\x10\n" +
@@ -2186,7 +2216,7 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\x03max\x18\x06 \x01(\x03R\x03max\x12\x10\n" +
 	"\x03min\x18\a \x01(\x03R\x03min\x12\x12\n" +
 	"\x04mean\x18\b \x01(\x01R\x04mean\x12\x14\n" +
-	"\x05count\x18\t \x01(\x03R\x05count\"\xed\x06\n" +
+	"\x05count\x18\t \x01(\x03R\x05count\"\x86\a\n" +
 	"\x05Stats\x12\x1a\n" +
 	"\brequests\x18\x01 \x01(\x03R\brequests\x12\x1a\n" +
 	"\bfailures\x18\x02 \x01(\x03R\bfailures\x12\x10\n" +
@@ -2209,7 +2239,8 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"conns_open\x18\x1b \x01(\x03R\tconnsOpen\x12&\n" +
 	"\x0fconns_peak_open\x18\x1c \x01(\x03R\rconnsPeakOpen\x12@\n" +
 	"\x10send_lateness_us\x18\x1d \x01(\v2\x16.surge.v1.LatencyStatsR\x0esendLatenessUs\x12F\n" +
-	"\x13expected_latency_us\x18( \x01(\v2\x16.surge.v1.LatencyStatsR\x11expectedLatencyUs\x1a9\n" +
+	"\x13expected_latency_us\x18( \x01(\v2\x16.surge.v1.LatencyStatsR\x11expectedLatencyUs\x12\x17\n" +
+	"\avus_max\x18) \x01(\x03R\x06vusMax\x1a9\n" +
 	"\vErrorsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aS\n" +
