@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -13,8 +12,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 )
@@ -88,13 +85,13 @@ func runAgents(ctx context.Context, o queryOptions, stdout io.Writer) error {
 		if err != nil {
 			return rpcErr("list agents", o.controller, err)
 		}
-		if o.json {
-			return writeProtoJSON(stdout, resp)
-		}
 		agents := slices.Clone(resp.GetAgents())
 		slices.SortFunc(agents, func(a, b *surgev1.AgentInfo) int {
 			return cmp.Or(cmp.Compare(a.GetRegion(), b.GetRegion()), cmp.Compare(a.GetId(), b.GetId()))
 		})
+		if o.json {
+			return writeAgentsJSON(stdout, agents)
+		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprint(tw, "ID\tREGION\tZONE\tSTATE\tOFFSET\tCPU\tRUNS\n")
 		for _, a := range agents {
@@ -157,7 +154,7 @@ type runJSON struct {
 	Verdict         string `json:"verdict"`
 }
 
-// writeRunsJSON writes `{"runs": [...]}`, indented, ending in a newline.
+// writeRunsJSON writes `{"runs": [...]}`.
 func writeRunsJSON(w io.Writer, runs []*surgev1.RunInfo) error {
 	out := struct {
 		Runs []runJSON `json:"runs"`
@@ -166,28 +163,45 @@ func writeRunsJSON(w io.Writer, runs []*surgev1.RunInfo) error {
 		out.Runs = append(out.Runs, runJSON{RunID: r.GetRunId(), PlanName: r.GetPlanName(), Status: r.GetStatus(),
 			StartedAtUnixMs: r.GetStartedAtUnixMs(), Verdict: r.GetVerdict()})
 	}
-	b, err := json.MarshalIndent(out, "", "  ")
+	return writeJSON(w, out)
+}
+
+// agentJSON is one agent of `surge agents --json`: every field of
+// AgentInfo by its proto name, int64 ones as numbers (proto JSON writes
+// them as strings).
+type agentJSON struct {
+	ID                string   `json:"id"`
+	Region            string   `json:"region"`
+	Zone              string   `json:"zone"`
+	Version           string   `json:"version"`
+	Address           string   `json:"address"`
+	State             string   `json:"state"`
+	ClockOffsetUs     int64    `json:"clock_offset_us"`
+	CPUPercent        float64  `json:"cpu_percent"`
+	Runs              []string `json:"runs"`
+	ConnectedAtUnixMs int64    `json:"connected_at_unix_ms"`
+}
+
+// writeAgentsJSON writes `{"agents": [...]}`.
+func writeAgentsJSON(w io.Writer, agents []*surgev1.AgentInfo) error {
+	out := struct {
+		Agents []agentJSON `json:"agents"`
+	}{Agents: make([]agentJSON, 0, len(agents))}
+	for _, a := range agents {
+		out.Agents = append(out.Agents, agentJSON{ID: a.GetId(), Region: a.GetRegion(), Zone: a.GetZone(),
+			Version: a.GetVersion(), Address: a.GetAddress(), State: a.GetState(), ClockOffsetUs: a.GetClockOffsetUs(),
+			CPUPercent: a.GetCpuPercent(), Runs: append([]string{}, a.GetRuns()...), ConnectedAtUnixMs: a.GetConnectedAtUnixMs()})
+	}
+	return writeJSON(w, out)
+}
+
+// writeJSON writes v indented, ending in a newline.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode json: %w", err)
 	}
 	_, err = w.Write(append(b, '\n'))
-	return err
-}
-
-// writeProtoJSON writes m in the proto JSON mapping (proto field names,
-// int64 as strings), indented. protojson varies its whitespace on purpose, so
-// the output is re-indented with encoding/json to be stable.
-func writeProtoJSON(w io.Writer, m proto.Message) error {
-	b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("encode json: %w", err)
-	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, b, "", "  "); err != nil {
-		return fmt.Errorf("encode json: %w", err)
-	}
-	out.WriteByte('\n')
-	_, err = w.Write(out.Bytes())
 	return err
 }
 

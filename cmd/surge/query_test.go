@@ -2,9 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 
-	"strings"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 )
@@ -45,9 +46,45 @@ func TestAgents(t *testing.T) {
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("got\n%s\nwant\n%s", r, want)
 	}
-	r = cli(t, nil, "agents", "--json", "--controller", addr)
-	if r.code != 0 || !strings.Contains(r.stdout, `"clock_offset_us": "1500"`) || !strings.Contains(r.stdout, `"id": "a"`) {
-		t.Errorf("json:\n%s", r)
+}
+
+// `surge agents --json` gives every field of AgentInfo by its proto name,
+// the int64 ones as numbers, sorted as the table is.
+func TestAgentsJSONNumbers(t *testing.T) {
+	f := &fakeController{agents: []*surgev1.AgentInfo{
+		{Id: "b", Region: "us-east", Zone: "us-east-1a", Version: "v1", Address: "127.0.0.1:7001", State: "connected",
+			ClockOffsetUs: -1500, CpuPercent: 12.5, Runs: []string{"r-1"}, ConnectedAtUnixMs: 1767225600000},
+		{Id: "a", Region: "eu-west", State: "gossip-only"},
+	}}
+	r := cli(t, nil, "agents", "--json", "--controller", f.start(t))
+	var got struct {
+		Agents []map[string]any `json:"agents"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || r.code != 0 || len(got.Agents) != 2 {
+		t.Fatalf("exit %d, %v: %s", r.code, err, r)
+	}
+	fields := (&surgev1.AgentInfo{}).ProtoReflect().Descriptor().Fields()
+	for i := range got.Agents {
+		if len(got.Agents[i]) != fields.Len() {
+			t.Errorf("agent %d has %d fields, AgentInfo %d: %v", i, len(got.Agents[i]), fields.Len(), got.Agents[i])
+		}
+		for j := range fields.Len() {
+			fd := fields.Get(j)
+			v, ok := got.Agents[i][string(fd.Name())]
+			if !ok {
+				t.Errorf("agent %d: no %s", i, fd.Name())
+			} else if _, num := v.(float64); fd.Kind() == protoreflect.Int64Kind && !num {
+				t.Errorf("agent %d: %s is %#v, want a number", i, fd.Name(), v)
+			}
+		}
+	}
+	b := got.Agents[1]
+	if got.Agents[0]["id"] != "a" || b["id"] != "b" || b["clock_offset_us"] != -1500.0 || b["connected_at_unix_ms"] != 1767225600000.0 ||
+		b["cpu_percent"] != 12.5 || b["address"] != "127.0.0.1:7001" || b["version"] != "v1" || fmt.Sprint(b["runs"]) != "[r-1]" {
+		t.Errorf("agents %v", got.Agents)
+	}
+	if a := got.Agents[0]; a["clock_offset_us"] != 0.0 || fmt.Sprint(a["runs"]) != "[]" || a["zone"] != "" {
+		t.Errorf("agent a: unset fields %v, want zero values", a)
 	}
 }
 

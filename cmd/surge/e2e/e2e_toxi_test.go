@@ -106,7 +106,7 @@ func (x *toxiproxy) remove(t *testing.T, proxy, name string) {
 type agentInfo struct {
 	ID          string `json:"id"`
 	State       string `json:"state"`
-	ConnectedAt string `json:"connected_at_unix_ms"` // int64 in proto JSON: a string
+	ConnectedAt int64  `json:"connected_at_unix_ms"`
 }
 
 func listAgents(t *testing.T, ctrl string) []agentInfo {
@@ -204,8 +204,7 @@ scenarios:
 				return fmt.Errorf("agents %v", agents)
 			}
 			for _, a := range agents {
-				var ms int64
-				_, _ = fmt.Sscan(a.ConnectedAt, &ms)
+				ms := a.ConnectedAt
 				if a.State != "connected" || ms < removed.Add(-hold).UnixMilli() {
 					return fmt.Errorf("agent %s %s since %d", a.ID, a.State, ms)
 				}
