@@ -19,6 +19,9 @@ type Series struct {
 	// is recorded (most requests reuse a connection and have no dns,
 	// connect or tls phase; attempts exist only when a scenario retries).
 	Phases [NumPhases]*hdrhistogram.Histogram
+	// Checks are the series' checks by name, sorted (see AddCheck); their
+	// passes and fails add up to Counters.ChecksPassed and ChecksFailed.
+	Checks []Check
 
 	// pend holds wire counts a Set merged but has not folded into the
 	// histograms yet; nil when the series never took a wire merge.
@@ -107,6 +110,7 @@ func (s *Series) Merge(o *Series) (dropped int64) {
 // series of a Set (which folds them when it is read).
 func (s *Series) merge(o *Series) (dropped int64) {
 	s.Counters.Add(o.Counters)
+	s.addChecks(o.Checks)
 	for j := range numHists {
 		oh := o.hist(j)
 		if oh == nil {

@@ -7,7 +7,8 @@ import (
 )
 
 // ValidateProto checks wire series without merging them: keys present,
-// counters sane, histograms valid, and no more than maxSeries series.
+// counters and checks sane, histograms valid, and no more than maxSeries
+// series.
 func ValidateProto(ps []*surgev1.Series, maxSeries int) error {
 	if len(ps) > maxSeries {
 		return fmt.Errorf("%w: %d series, at most %d", ErrInvalid, len(ps), maxSeries)
@@ -44,6 +45,7 @@ func (s *Set) MergeProtoWith(m *Merger, ps []*surgev1.Series) (dropped int64, er
 			dropped += d
 		}
 		sr.Counters.Add(countersFromProto(p.GetCounters()))
+		sr.addChecksProto(p.GetChecks())
 	}
 	return dropped, nil
 }
@@ -95,18 +97,23 @@ func (s *Set) ValidateAndMergeProto(ps []*surgev1.Series, maxSeries int) (droppe
 		}
 	}
 	for _, p := range ps {
-		s.m[keyFromProto(p.GetKey())].Counters.Add(countersFromProto(p.GetCounters()))
+		sr := s.m[keyFromProto(p.GetKey())]
+		sr.Counters.Add(countersFromProto(p.GetCounters()))
+		sr.addChecksProto(p.GetChecks())
 	}
 	return dropped, nil
 }
 
-// checkKeyCounters checks series i's key and counters, what needs no
-// decoding.
+// checkKeyCounters checks series i's key, counters and checks, what needs
+// no decoding.
 func checkKeyCounters(i int, p *surgev1.Series) error {
 	if p.GetKey() == nil {
 		return fmt.Errorf("series %d: %w: no key", i, ErrInvalid)
 	}
 	if err := countersFromProto(p.GetCounters()).valid(); err != nil {
+		return fmt.Errorf("series %d: %w", i, err)
+	}
+	if err := validChecks(p); err != nil {
 		return fmt.Errorf("series %d: %w", i, err)
 	}
 	return nil

@@ -93,6 +93,10 @@ func unmarshalSeries(b []byte, p *surgev1.Series) error {
 				p.Counters = new(surgev1.Counters)
 			}
 			return unmarshalCounters(f.b, p.Counters)
+		case 10:
+			c := new(surgev1.CheckStats)
+			p.Checks = append(p.Checks, c)
+			return unmarshalCheck(f.b, c)
 		}
 		j := int(f.num) - 3
 		if j < 0 || j >= numHists {
@@ -129,6 +133,20 @@ func unmarshalCounters(b []byte, c *surgev1.Counters) error {
 			*dst[i] = int64(f.v)
 		}
 		return nil
+	})
+}
+
+func unmarshalCheck(b []byte, c *surgev1.CheckStats) error {
+	return eachField(b, "check", func(f field) (err error) {
+		switch f.num<<3 | protowire.Number(f.typ) {
+		case 1<<3 | protowire.Number(protowire.BytesType):
+			c.Name, err = utf8String(f.b, "name")
+		case 2<<3 | protowire.Number(protowire.VarintType):
+			c.Passes = int64(f.v)
+		case 3<<3 | protowire.Number(protowire.VarintType):
+			c.Fails = int64(f.v)
+		}
+		return err
 	})
 }
 

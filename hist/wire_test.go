@@ -49,6 +49,7 @@ func fullSnapshot(t *testing.T) *surgev1.Snapshot {
 	s.Scenarios = []*surgev1.ScenarioStats{{Scenario: "s", Scheduled: 10, Dropped: 1, TargetRate: 2.5, Lateness: lat}}
 	s.Websockets = []*surgev1.WebSocketStats{{Scenario: "s", Step: "ws", MessagesIn: 4, RoundTrip: lat}}
 	s.Agent = &surgev1.AgentStats{CpuPercent: 12.5, RssBytes: 1 << 20, Goroutines: 9, ConnsOpen: 3}
+	s.Series[0].Checks = []*surgev1.CheckStats{{Name: "json_path.$.ä", Passes: 3, Fails: 1}, {Name: "status", Passes: 4}}
 	return s
 }
 

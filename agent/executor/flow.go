@@ -386,8 +386,8 @@ func (it *iteration) send(ctx context.Context, sess *httpclient.Session, flow st
 	if res.Failed() {
 		cn.Failures = 1
 	}
-	cn.ChecksPassed, cn.ChecksFailed = r.Check(&res, latency)
-	it.o.Rec.Result(flow, r.Name, latency, &res, cn, it.o.Retries)
+	var buf [8]httpclient.CheckResult
+	it.o.Rec.Result(flow, r.Name, latency, &res, cn, it.o.Retries, r.Check(&res, latency, buf[:0]))
 	return true
 }
 

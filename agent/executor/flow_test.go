@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/surgeload/surge/agent/httpclient"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/hist"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -96,11 +98,18 @@ scenarios:
 	set, _ := rec.Swap(time.Now())
 	flows := map[string]int64{}
 	var passed, failed int64
+	checks := map[string]hist.Check{} // by flow and name
 	for _, k := range set.Keys() {
 		sr := set.Lookup(k)
 		flows[k.Flow] += sr.Counters.Requests
 		passed += sr.Counters.ChecksPassed
 		failed += sr.Counters.ChecksFailed
+		for _, c := range sr.Checks {
+			x := checks[k.Flow+" "+c.Name]
+			x.Passes += c.Passes
+			x.Fails += c.Fails
+			checks[k.Flow+" "+c.Name] = x
+		}
 		if strings.Contains(k.Request, "/item/") && k.Request != "GET "+srv.URL+"/item/{{rand_int 1 5}}" {
 			t.Errorf("request name %q is not the URL template", k.Request)
 		}
@@ -115,6 +124,13 @@ scenarios:
 	// browse: 3 checks pass; buy: status fails (200 not in [201, 3xx]), body passes.
 	if passed != 3*browse+buys || failed != buys {
 		t.Errorf("checks passed %d failed %d, want %d and %d", passed, failed, 3*browse+buys, buys)
+	}
+	wantChecks := map[string]hist.Check{
+		"browse status": {Passes: browse}, "browse json_path.$.user.id": {Passes: browse}, "browse json_path.user.tags.1": {Passes: browse},
+		"buy status": {Fails: buys}, "buy body_contains": {Passes: buys},
+	}
+	if !maps.Equal(checks, wantChecks) {
+		t.Errorf("checks by flow and name %v, want %v", checks, wantChecks)
 	}
 	if peak.Load() < 2 {
 		t.Errorf("batch requests never overlapped")

@@ -187,6 +187,7 @@ func (r *Recorder) Recycle(s *hist.Set) {
 	for _, k := range keys {
 		sr := s.Lookup(k)
 		sr.Counters = hist.Counters{}
+		sr.Checks = sr.Checks[:0] // its array is reused for the next checks
 		for _, h := range append([]*hdrhistogram.Histogram{sr.Latency, sr.Service}, sr.Phases[:]...) {
 			if h != nil {
 				h.Reset()
@@ -259,8 +260,8 @@ func (s *ScenarioRecorder) RequestFlow(flow, request, status string, latency, se
 // Result records one HTTP request's result: latency is from the intended
 // send (open model) or the send (closed model). Its phases are recorded
 // when the request went through them, and, when attempts is set (the
-// scenario retries), each attempt's own duration.
-func (s *ScenarioRecorder) Result(flow, request string, latency time.Duration, res *httpclient.Result, c hist.Counters, attempts bool) {
+// scenario retries), each attempt's own duration; its checks by name.
+func (s *ScenarioRecorder) Result(flow, request string, latency time.Duration, res *httpclient.Result, c hist.Counters, attempts bool, checks []httpclient.CheckResult) {
 	k := hist.Key{Scenario: s.name, Flow: flow, Request: request, Status: res.Status}
 	if s.r.observe != nil {
 		s.r.observe(s.name, request, res.Status, latency.Microseconds())
@@ -269,6 +270,13 @@ func (s *ScenarioRecorder) Result(flow, request string, latency time.Duration, r
 	defer s.r.mu.Unlock()
 	sr := s.r.set.Get(k)
 	sr.Counters.Add(c)
+	for _, ch := range checks {
+		if ch.OK {
+			sr.AddCheck(ch.Name, 1, 0)
+		} else {
+			sr.AddCheck(ch.Name, 0, 1)
+		}
+	}
 	service := res.End.Sub(res.Sent)
 	_ = sr.Latency.RecordValue(hist.Clamp(latency.Microseconds()))
 	_ = sr.Service.RecordValue(hist.Clamp(service.Microseconds()))
@@ -353,16 +361,14 @@ func (s *ScenarioRecorder) Completed() {
 	s.r.mu.Unlock()
 }
 
-// ChecksFlow records checks of the named flow's request that are not
-// tied to one response (a WebSocket session's expect.count): counters
+// ChecksFlow records the named check of the named flow's request that is
+// not tied to one response (a WebSocket session's expect.count): counts
 // only, no request and no latency.
-func (s *ScenarioRecorder) ChecksFlow(flow, request, status string, passed, failed int64) {
+func (s *ScenarioRecorder) ChecksFlow(flow, request, status, check string, passed, failed int64) {
 	k := hist.Key{Scenario: s.name, Flow: flow, Request: request, Status: status}
 	s.r.mu.Lock()
 	defer s.r.mu.Unlock()
-	c := &s.r.set.Get(k).Counters
-	c.ChecksPassed += passed
-	c.ChecksFailed += failed
+	s.r.set.Get(k).AddCheck(check, passed, failed)
 }
 
 // WebSocket returns the stats of the named flow's WebSocket step, creating

@@ -73,7 +73,7 @@ func (it *iteration) websocket(ctx context.Context, flow string, ws *wsStep, v *
 		return false
 	}
 	if res.ChecksPassed+res.ChecksFailed > 0 {
-		it.o.Rec.ChecksFlow(flow, name, res.Status, res.ChecksPassed, res.ChecksFailed)
+		it.o.Rec.ChecksFlow(flow, name, res.Status, "expect.count", res.ChecksPassed, res.ChecksFailed)
 	}
 	return true
 }

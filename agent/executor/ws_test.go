@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -115,6 +116,9 @@ scenarios:
 	}
 	if c := hs.Counters; c.Requests != vus || c.Failures != 0 || c.ChecksPassed != vus || c.ChecksFailed != 0 {
 		t.Errorf("handshake series counters %+v, want %d requests and %d checks passed", c, vus, vus)
+	}
+	if want := []hist.Check{{Name: "expect.count", Passes: vus}}; !slices.Equal(hs.Checks, want) {
+		t.Errorf("handshake series checks %v, want %v", hs.Checks, want)
 	}
 	t.Logf("%d VUs: %d sessions, %d messages, round trip p50 %d µs", vus, w.GetSessionsOpened(), out, summarizeP50(t, w.GetRoundTrip()))
 

@@ -29,8 +29,9 @@ type Request struct {
 	headerT     map[string]*Template
 	usesEnv     bool
 	// Checks on the response; needBody when a check reads the body.
-	Checks   *plan.Checks
-	needBody bool
+	Checks    *plan.Checks
+	jsonPaths []jsonPathCheck
+	needBody  bool
 	// The static request, serialized once: where it goes and its bytes
 	// with and without "Connection: close" (nil when templated).
 	rt              route
@@ -82,7 +83,7 @@ const maxCheckedBody = 1 << 20
 // Prepare parses a plan request once, for many sends: its URL, and the
 // templates of its URL, headers and body (expanded per send).
 func Prepare(r plan.Request) (*Request, error) {
-	pr := &Request{Checks: r.Checks}
+	pr := &Request{Checks: r.Checks, jsonPaths: prepareJSONPaths(r.Checks)}
 	if c := r.Checks; c != nil && (c.BodyContains != "" || len(c.JSONPath) > 0) {
 		pr.needBody = true
 	}

@@ -291,7 +291,13 @@ type Series struct {
 	Ttfb *Histogram `protobuf:"bytes,8,opt,name=ttfb,proto3" json:"ttfb,omitempty"`
 	// Each attempt's own duration, retried attempts included; absent when
 	// the scenario does not retry. Its count is requests + retries.
-	Attempt       *Histogram `protobuf:"bytes,9,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Attempt *Histogram `protobuf:"bytes,9,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Each check of the series' responses by name, sorted, at most 256: the
+	// plan's check keys of the request ("status", "max_duration",
+	// "body_contains", "json_path.PATH", "expect.count" for a WebSocket
+	// step). When present, their passes and fails add up to the counters'
+	// checks_passed and checks_failed.
+	Checks        []*CheckStats `protobuf:"bytes,10,rep,name=checks,proto3" json:"checks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -389,6 +395,74 @@ func (x *Series) GetAttempt() *Histogram {
 	return nil
 }
 
+func (x *Series) GetChecks() []*CheckStats {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
+// CheckStats are one check's passes and fails.
+type CheckStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Passes        int64                  `protobuf:"varint,2,opt,name=passes,proto3" json:"passes,omitempty"`
+	Fails         int64                  `protobuf:"varint,3,opt,name=fails,proto3" json:"fails,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckStats) Reset() {
+	*x = CheckStats{}
+	mi := &file_surge_v1_metrics_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckStats) ProtoMessage() {}
+
+func (x *CheckStats) ProtoReflect() protoreflect.Message {
+	mi := &file_surge_v1_metrics_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckStats.ProtoReflect.Descriptor instead.
+func (*CheckStats) Descriptor() ([]byte, []int) {
+	return file_surge_v1_metrics_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CheckStats) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CheckStats) GetPasses() int64 {
+	if x != nil {
+		return x.Passes
+	}
+	return 0
+}
+
+func (x *CheckStats) GetFails() int64 {
+	if x != nil {
+		return x.Fails
+	}
+	return 0
+}
+
 // ScenarioStats is one scenario's execution state over one interval.
 type ScenarioStats struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -422,7 +496,7 @@ type ScenarioStats struct {
 
 func (x *ScenarioStats) Reset() {
 	*x = ScenarioStats{}
-	mi := &file_surge_v1_metrics_proto_msgTypes[4]
+	mi := &file_surge_v1_metrics_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +508,7 @@ func (x *ScenarioStats) String() string {
 func (*ScenarioStats) ProtoMessage() {}
 
 func (x *ScenarioStats) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_metrics_proto_msgTypes[4]
+	mi := &file_surge_v1_metrics_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +521,7 @@ func (x *ScenarioStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScenarioStats.ProtoReflect.Descriptor instead.
 func (*ScenarioStats) Descriptor() ([]byte, []int) {
-	return file_surge_v1_metrics_proto_rawDescGZIP(), []int{4}
+	return file_surge_v1_metrics_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ScenarioStats) GetScenario() string {
@@ -576,7 +650,7 @@ type WebSocketStats struct {
 
 func (x *WebSocketStats) Reset() {
 	*x = WebSocketStats{}
-	mi := &file_surge_v1_metrics_proto_msgTypes[5]
+	mi := &file_surge_v1_metrics_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +662,7 @@ func (x *WebSocketStats) String() string {
 func (*WebSocketStats) ProtoMessage() {}
 
 func (x *WebSocketStats) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_metrics_proto_msgTypes[5]
+	mi := &file_surge_v1_metrics_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +675,7 @@ func (x *WebSocketStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebSocketStats.ProtoReflect.Descriptor instead.
 func (*WebSocketStats) Descriptor() ([]byte, []int) {
-	return file_surge_v1_metrics_proto_rawDescGZIP(), []int{5}
+	return file_surge_v1_metrics_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *WebSocketStats) GetScenario() string {
@@ -736,7 +810,7 @@ type AgentStats struct {
 
 func (x *AgentStats) Reset() {
 	*x = AgentStats{}
-	mi := &file_surge_v1_metrics_proto_msgTypes[6]
+	mi := &file_surge_v1_metrics_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +822,7 @@ func (x *AgentStats) String() string {
 func (*AgentStats) ProtoMessage() {}
 
 func (x *AgentStats) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_metrics_proto_msgTypes[6]
+	mi := &file_surge_v1_metrics_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +835,7 @@ func (x *AgentStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStats.ProtoReflect.Descriptor instead.
 func (*AgentStats) Descriptor() ([]byte, []int) {
-	return file_surge_v1_metrics_proto_rawDescGZIP(), []int{6}
+	return file_surge_v1_metrics_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AgentStats) GetCpuPercent() float64 {
@@ -823,7 +897,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_surge_v1_metrics_proto_msgTypes[7]
+	mi := &file_surge_v1_metrics_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +909,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_metrics_proto_msgTypes[7]
+	mi := &file_surge_v1_metrics_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +922,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_surge_v1_metrics_proto_rawDescGZIP(), []int{7}
+	return file_surge_v1_metrics_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Snapshot) GetRunId() string {
@@ -958,7 +1032,7 @@ const file_surge_v1_metrics_proto_rawDesc = "" +
 	"\bbytes_in\x18\x04 \x01(\x03R\abytesIn\x12\x1b\n" +
 	"\tbytes_out\x18\x05 \x01(\x03R\bbytesOut\x12#\n" +
 	"\rchecks_passed\x18\x06 \x01(\x03R\fchecksPassed\x12#\n" +
-	"\rchecks_failed\x18\a \x01(\x03R\fchecksFailed\"\x92\x03\n" +
+	"\rchecks_failed\x18\a \x01(\x03R\fchecksFailed\"\xc0\x03\n" +
 	"\x06Series\x12%\n" +
 	"\x03key\x18\x01 \x01(\v2\x13.surge.v1.SeriesKeyR\x03key\x12.\n" +
 	"\bcounters\x18\x02 \x01(\v2\x12.surge.v1.CountersR\bcounters\x12-\n" +
@@ -968,7 +1042,14 @@ const file_surge_v1_metrics_proto_rawDesc = "" +
 	"\aconnect\x18\x06 \x01(\v2\x13.surge.v1.HistogramR\aconnect\x12%\n" +
 	"\x03tls\x18\a \x01(\v2\x13.surge.v1.HistogramR\x03tls\x12'\n" +
 	"\x04ttfb\x18\b \x01(\v2\x13.surge.v1.HistogramR\x04ttfb\x12-\n" +
-	"\aattempt\x18\t \x01(\v2\x13.surge.v1.HistogramR\aattempt\"\xb0\x03\n" +
+	"\aattempt\x18\t \x01(\v2\x13.surge.v1.HistogramR\aattempt\x12,\n" +
+	"\x06checks\x18\n" +
+	" \x03(\v2\x14.surge.v1.CheckStatsR\x06checks\"N\n" +
+	"\n" +
+	"CheckStats\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06passes\x18\x02 \x01(\x03R\x06passes\x12\x14\n" +
+	"\x05fails\x18\x03 \x01(\x03R\x05fails\"\xb0\x03\n" +
 	"\rScenarioStats\x12\x1a\n" +
 	"\bscenario\x18\x01 \x01(\tR\bscenario\x12\x1c\n" +
 	"\tscheduled\x18\x02 \x01(\x03R\tscheduled\x12\x18\n" +
@@ -1049,16 +1130,17 @@ func file_surge_v1_metrics_proto_rawDescGZIP() []byte {
 	return file_surge_v1_metrics_proto_rawDescData
 }
 
-var file_surge_v1_metrics_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_surge_v1_metrics_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_surge_v1_metrics_proto_goTypes = []any{
 	(*Histogram)(nil),      // 0: surge.v1.Histogram
 	(*SeriesKey)(nil),      // 1: surge.v1.SeriesKey
 	(*Counters)(nil),       // 2: surge.v1.Counters
 	(*Series)(nil),         // 3: surge.v1.Series
-	(*ScenarioStats)(nil),  // 4: surge.v1.ScenarioStats
-	(*WebSocketStats)(nil), // 5: surge.v1.WebSocketStats
-	(*AgentStats)(nil),     // 6: surge.v1.AgentStats
-	(*Snapshot)(nil),       // 7: surge.v1.Snapshot
+	(*CheckStats)(nil),     // 4: surge.v1.CheckStats
+	(*ScenarioStats)(nil),  // 5: surge.v1.ScenarioStats
+	(*WebSocketStats)(nil), // 6: surge.v1.WebSocketStats
+	(*AgentStats)(nil),     // 7: surge.v1.AgentStats
+	(*Snapshot)(nil),       // 8: surge.v1.Snapshot
 }
 var file_surge_v1_metrics_proto_depIdxs = []int32{
 	1,  // 0: surge.v1.Series.key:type_name -> surge.v1.SeriesKey
@@ -1070,19 +1152,20 @@ var file_surge_v1_metrics_proto_depIdxs = []int32{
 	0,  // 6: surge.v1.Series.tls:type_name -> surge.v1.Histogram
 	0,  // 7: surge.v1.Series.ttfb:type_name -> surge.v1.Histogram
 	0,  // 8: surge.v1.Series.attempt:type_name -> surge.v1.Histogram
-	0,  // 9: surge.v1.ScenarioStats.lateness:type_name -> surge.v1.Histogram
-	0,  // 10: surge.v1.WebSocketStats.connect:type_name -> surge.v1.Histogram
-	0,  // 11: surge.v1.WebSocketStats.session:type_name -> surge.v1.Histogram
-	0,  // 12: surge.v1.WebSocketStats.round_trip:type_name -> surge.v1.Histogram
-	3,  // 13: surge.v1.Snapshot.series:type_name -> surge.v1.Series
-	4,  // 14: surge.v1.Snapshot.scenarios:type_name -> surge.v1.ScenarioStats
-	6,  // 15: surge.v1.Snapshot.agent:type_name -> surge.v1.AgentStats
-	5,  // 16: surge.v1.Snapshot.websockets:type_name -> surge.v1.WebSocketStats
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	4,  // 9: surge.v1.Series.checks:type_name -> surge.v1.CheckStats
+	0,  // 10: surge.v1.ScenarioStats.lateness:type_name -> surge.v1.Histogram
+	0,  // 11: surge.v1.WebSocketStats.connect:type_name -> surge.v1.Histogram
+	0,  // 12: surge.v1.WebSocketStats.session:type_name -> surge.v1.Histogram
+	0,  // 13: surge.v1.WebSocketStats.round_trip:type_name -> surge.v1.Histogram
+	3,  // 14: surge.v1.Snapshot.series:type_name -> surge.v1.Series
+	5,  // 15: surge.v1.Snapshot.scenarios:type_name -> surge.v1.ScenarioStats
+	7,  // 16: surge.v1.Snapshot.agent:type_name -> surge.v1.AgentStats
+	6,  // 17: surge.v1.Snapshot.websockets:type_name -> surge.v1.WebSocketStats
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_surge_v1_metrics_proto_init() }
@@ -1096,7 +1179,7 @@ func file_surge_v1_metrics_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_surge_v1_metrics_proto_rawDesc), len(file_surge_v1_metrics_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -924,11 +924,13 @@ func (x *Stats) GetVusMax() int64 {
 // RequestStats are one request's whole-run stats, every region and status
 // merged.
 type RequestStats struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Scenario      string                 `protobuf:"bytes,1,opt,name=scenario,proto3" json:"scenario,omitempty"`
-	Flow          string                 `protobuf:"bytes,2,opt,name=flow,proto3" json:"flow,omitempty"`
-	Request       string                 `protobuf:"bytes,3,opt,name=request,proto3" json:"request,omitempty"`
-	Stats         *Stats                 `protobuf:"bytes,4,opt,name=stats,proto3" json:"stats,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Scenario string                 `protobuf:"bytes,1,opt,name=scenario,proto3" json:"scenario,omitempty"`
+	Flow     string                 `protobuf:"bytes,2,opt,name=flow,proto3" json:"flow,omitempty"`
+	Request  string                 `protobuf:"bytes,3,opt,name=request,proto3" json:"request,omitempty"`
+	Stats    *Stats                 `protobuf:"bytes,4,opt,name=stats,proto3" json:"stats,omitempty"`
+	// The request's checks by name, sorted, every region and status merged.
+	Checks        []*CheckStats `protobuf:"bytes,5,rep,name=checks,proto3" json:"checks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -987,6 +989,13 @@ func (x *RequestStats) GetRequest() string {
 func (x *RequestStats) GetStats() *Stats {
 	if x != nil {
 		return x.Stats
+	}
+	return nil
+}
+
+func (x *RequestStats) GetChecks() []*CheckStats {
+	if x != nil {
+		return x.Checks
 	}
 	return nil
 }
@@ -2152,7 +2161,7 @@ var File_surge_v1_runs_proto protoreflect.FileDescriptor
 
 const file_surge_v1_runs_proto_rawDesc = "" +
 	"\n" +
-	"\x13surge/v1/runs.proto\x12\bsurge.v1\x1a\x16surge/v1/compare.proto\"I\n" +
+	"\x13surge/v1/runs.proto\x12\bsurge.v1\x1a\x16surge/v1/compare.proto\x1a\x16surge/v1/metrics.proto\"I\n" +
 	"\rSubmitRequest\x12\x1b\n" +
 	"\tplan_yaml\x18\x01 \x01(\fR\bplanYaml\x12\x1b\n" +
 	"\tfile_name\x18\x02 \x01(\tR\bfileName\"\x97\x01\n" +
@@ -2246,12 +2255,13 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aS\n" +
 	"\rPhasesUsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
-	"\x05value\x18\x02 \x01(\v2\x16.surge.v1.LatencyStatsR\x05value:\x028\x01\"\x7f\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.surge.v1.LatencyStatsR\x05value:\x028\x01\"\xad\x01\n" +
 	"\fRequestStats\x12\x1a\n" +
 	"\bscenario\x18\x01 \x01(\tR\bscenario\x12\x12\n" +
 	"\x04flow\x18\x02 \x01(\tR\x04flow\x12\x18\n" +
 	"\arequest\x18\x03 \x01(\tR\arequest\x12%\n" +
-	"\x05stats\x18\x04 \x01(\v2\x0f.surge.v1.StatsR\x05stats\"\xc4\x05\n" +
+	"\x05stats\x18\x04 \x01(\v2\x0f.surge.v1.StatsR\x05stats\x12,\n" +
+	"\x06checks\x18\x05 \x03(\v2\x14.surge.v1.CheckStatsR\x06checks\"\xc4\x05\n" +
 	"\x10WebSocketSummary\x12\x1a\n" +
 	"\bscenario\x18\x01 \x01(\tR\bscenario\x12\x12\n" +
 	"\x04flow\x18\x02 \x01(\tR\x04flow\x12\x12\n" +
@@ -2424,10 +2434,11 @@ var file_surge_v1_runs_proto_goTypes = []any{
 	nil,                        // 27: surge.v1.RunSummary.RegionsEntry
 	nil,                        // 28: surge.v1.RunSummary.RegionAgentsEntry
 	nil,                        // 29: surge.v1.RunSummary.ScenariosEntry
-	(*CompareRequest)(nil),     // 30: surge.v1.CompareRequest
-	(*HistogramsRequest)(nil),  // 31: surge.v1.HistogramsRequest
-	(*CompareResponse)(nil),    // 32: surge.v1.CompareResponse
-	(*HistogramFrame)(nil),     // 33: surge.v1.HistogramFrame
+	(*CheckStats)(nil),         // 30: surge.v1.CheckStats
+	(*CompareRequest)(nil),     // 31: surge.v1.CompareRequest
+	(*HistogramsRequest)(nil),  // 32: surge.v1.HistogramsRequest
+	(*CompareResponse)(nil),    // 33: surge.v1.CompareResponse
+	(*HistogramFrame)(nil),     // 34: surge.v1.HistogramFrame
 }
 var file_surge_v1_runs_proto_depIdxs = []int32{
 	2,  // 0: surge.v1.SubmitResponse.agents:type_name -> surge.v1.AgentShareInfo
@@ -2443,47 +2454,48 @@ var file_surge_v1_runs_proto_depIdxs = []int32{
 	7,  // 10: surge.v1.Stats.send_lateness_us:type_name -> surge.v1.LatencyStats
 	7,  // 11: surge.v1.Stats.expected_latency_us:type_name -> surge.v1.LatencyStats
 	8,  // 12: surge.v1.RequestStats.stats:type_name -> surge.v1.Stats
-	7,  // 13: surge.v1.WebSocketSummary.connect_us:type_name -> surge.v1.LatencyStats
-	7,  // 14: surge.v1.WebSocketSummary.session_us:type_name -> surge.v1.LatencyStats
-	7,  // 15: surge.v1.WebSocketSummary.round_trip_us:type_name -> surge.v1.LatencyStats
-	8,  // 16: surge.v1.RunSummary.all:type_name -> surge.v1.Stats
-	27, // 17: surge.v1.RunSummary.regions:type_name -> surge.v1.RunSummary.RegionsEntry
-	28, // 18: surge.v1.RunSummary.region_agents:type_name -> surge.v1.RunSummary.RegionAgentsEntry
-	29, // 19: surge.v1.RunSummary.scenarios:type_name -> surge.v1.RunSummary.ScenariosEntry
-	12, // 20: surge.v1.RunSummary.agents:type_name -> surge.v1.AgentSummary
-	13, // 21: surge.v1.RunSummary.thresholds:type_name -> surge.v1.ThresholdResult
-	11, // 22: surge.v1.RunSummary.saturation:type_name -> surge.v1.SaturationFlag
-	9,  // 23: surge.v1.RunSummary.requests:type_name -> surge.v1.RequestStats
-	10, // 24: surge.v1.RunSummary.websocket:type_name -> surge.v1.WebSocketSummary
-	10, // 25: surge.v1.RunSummary.websocket_steps:type_name -> surge.v1.WebSocketSummary
-	17, // 26: surge.v1.ListRunsResponse.runs:type_name -> surge.v1.RunInfo
-	23, // 27: surge.v1.ListAgentsResponse.agents:type_name -> surge.v1.AgentInfo
-	7,  // 28: surge.v1.Stats.PhasesUsEntry.value:type_name -> surge.v1.LatencyStats
-	8,  // 29: surge.v1.RunSummary.RegionsEntry.value:type_name -> surge.v1.Stats
-	8,  // 30: surge.v1.RunSummary.ScenariosEntry.value:type_name -> surge.v1.Stats
-	0,  // 31: surge.v1.Runs.Submit:input_type -> surge.v1.SubmitRequest
-	3,  // 32: surge.v1.Runs.Watch:input_type -> surge.v1.WatchRequest
-	15, // 33: surge.v1.Runs.Get:input_type -> surge.v1.GetRunRequest
-	16, // 34: surge.v1.Runs.List:input_type -> surge.v1.ListRunsRequest
-	19, // 35: surge.v1.Runs.Stop:input_type -> surge.v1.StopRunRequest
-	21, // 36: surge.v1.Runs.Report:input_type -> surge.v1.ReportRequest
-	30, // 37: surge.v1.Runs.Compare:input_type -> surge.v1.CompareRequest
-	31, // 38: surge.v1.Runs.Histograms:input_type -> surge.v1.HistogramsRequest
-	22, // 39: surge.v1.Agents.List:input_type -> surge.v1.ListAgentsRequest
-	1,  // 40: surge.v1.Runs.Submit:output_type -> surge.v1.SubmitResponse
-	4,  // 41: surge.v1.Runs.Watch:output_type -> surge.v1.RunUpdate
-	14, // 42: surge.v1.Runs.Get:output_type -> surge.v1.RunSummary
-	18, // 43: surge.v1.Runs.List:output_type -> surge.v1.ListRunsResponse
-	20, // 44: surge.v1.Runs.Stop:output_type -> surge.v1.StopRunResponse
-	14, // 45: surge.v1.Runs.Report:output_type -> surge.v1.RunSummary
-	32, // 46: surge.v1.Runs.Compare:output_type -> surge.v1.CompareResponse
-	33, // 47: surge.v1.Runs.Histograms:output_type -> surge.v1.HistogramFrame
-	24, // 48: surge.v1.Agents.List:output_type -> surge.v1.ListAgentsResponse
-	40, // [40:49] is the sub-list for method output_type
-	31, // [31:40] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	30, // 13: surge.v1.RequestStats.checks:type_name -> surge.v1.CheckStats
+	7,  // 14: surge.v1.WebSocketSummary.connect_us:type_name -> surge.v1.LatencyStats
+	7,  // 15: surge.v1.WebSocketSummary.session_us:type_name -> surge.v1.LatencyStats
+	7,  // 16: surge.v1.WebSocketSummary.round_trip_us:type_name -> surge.v1.LatencyStats
+	8,  // 17: surge.v1.RunSummary.all:type_name -> surge.v1.Stats
+	27, // 18: surge.v1.RunSummary.regions:type_name -> surge.v1.RunSummary.RegionsEntry
+	28, // 19: surge.v1.RunSummary.region_agents:type_name -> surge.v1.RunSummary.RegionAgentsEntry
+	29, // 20: surge.v1.RunSummary.scenarios:type_name -> surge.v1.RunSummary.ScenariosEntry
+	12, // 21: surge.v1.RunSummary.agents:type_name -> surge.v1.AgentSummary
+	13, // 22: surge.v1.RunSummary.thresholds:type_name -> surge.v1.ThresholdResult
+	11, // 23: surge.v1.RunSummary.saturation:type_name -> surge.v1.SaturationFlag
+	9,  // 24: surge.v1.RunSummary.requests:type_name -> surge.v1.RequestStats
+	10, // 25: surge.v1.RunSummary.websocket:type_name -> surge.v1.WebSocketSummary
+	10, // 26: surge.v1.RunSummary.websocket_steps:type_name -> surge.v1.WebSocketSummary
+	17, // 27: surge.v1.ListRunsResponse.runs:type_name -> surge.v1.RunInfo
+	23, // 28: surge.v1.ListAgentsResponse.agents:type_name -> surge.v1.AgentInfo
+	7,  // 29: surge.v1.Stats.PhasesUsEntry.value:type_name -> surge.v1.LatencyStats
+	8,  // 30: surge.v1.RunSummary.RegionsEntry.value:type_name -> surge.v1.Stats
+	8,  // 31: surge.v1.RunSummary.ScenariosEntry.value:type_name -> surge.v1.Stats
+	0,  // 32: surge.v1.Runs.Submit:input_type -> surge.v1.SubmitRequest
+	3,  // 33: surge.v1.Runs.Watch:input_type -> surge.v1.WatchRequest
+	15, // 34: surge.v1.Runs.Get:input_type -> surge.v1.GetRunRequest
+	16, // 35: surge.v1.Runs.List:input_type -> surge.v1.ListRunsRequest
+	19, // 36: surge.v1.Runs.Stop:input_type -> surge.v1.StopRunRequest
+	21, // 37: surge.v1.Runs.Report:input_type -> surge.v1.ReportRequest
+	31, // 38: surge.v1.Runs.Compare:input_type -> surge.v1.CompareRequest
+	32, // 39: surge.v1.Runs.Histograms:input_type -> surge.v1.HistogramsRequest
+	22, // 40: surge.v1.Agents.List:input_type -> surge.v1.ListAgentsRequest
+	1,  // 41: surge.v1.Runs.Submit:output_type -> surge.v1.SubmitResponse
+	4,  // 42: surge.v1.Runs.Watch:output_type -> surge.v1.RunUpdate
+	14, // 43: surge.v1.Runs.Get:output_type -> surge.v1.RunSummary
+	18, // 44: surge.v1.Runs.List:output_type -> surge.v1.ListRunsResponse
+	20, // 45: surge.v1.Runs.Stop:output_type -> surge.v1.StopRunResponse
+	14, // 46: surge.v1.Runs.Report:output_type -> surge.v1.RunSummary
+	33, // 47: surge.v1.Runs.Compare:output_type -> surge.v1.CompareResponse
+	34, // 48: surge.v1.Runs.Histograms:output_type -> surge.v1.HistogramFrame
+	24, // 49: surge.v1.Agents.List:output_type -> surge.v1.ListAgentsResponse
+	41, // [41:50] is the sub-list for method output_type
+	32, // [32:41] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_surge_v1_runs_proto_init() }
@@ -2492,6 +2504,7 @@ func file_surge_v1_runs_proto_init() {
 		return
 	}
 	file_surge_v1_compare_proto_init()
+	file_surge_v1_metrics_proto_init()
 	file_surge_v1_runs_proto_msgTypes[4].OneofWrappers = []any{
 		(*RunUpdate_Progress)(nil),
 		(*RunUpdate_Summary)(nil),
