@@ -30,26 +30,40 @@ func (s *Series) AddCheck(name string, passes, fails int64) {
 
 // check returns the series' check name, adding it in name order if needed.
 func (s *Series) check(name string) *Check {
-	i, ok := slices.BinarySearchFunc(s.Checks, name, func(c Check, n string) int { return strings.Compare(c.Name, n) })
+	var c *Check
+	s.Checks, c = checkIn(s.Checks, name)
+	return c
+}
+
+// checkIn returns cs's check name, adding it in name order if needed.
+func checkIn(cs []Check, name string) ([]Check, *Check) {
+	i, ok := slices.BinarySearchFunc(cs, name, func(c Check, n string) int { return strings.Compare(c.Name, n) })
 	if !ok {
-		s.Checks = slices.Insert(s.Checks, i, Check{Name: name})
+		cs = slices.Insert(cs, i, Check{Name: name})
 	}
-	return &s.Checks[i]
+	return cs, &cs[i]
 }
 
 // addChecks adds checks cs into the series' checks, not into its counters
 // (those add up with the rest of them).
 func (s *Series) addChecks(cs []Check) {
-	for _, o := range cs {
-		c := s.check(o.Name)
+	s.Checks = AddChecks(s.Checks, cs)
+}
+
+// AddChecks adds checks from into into by name, keeping into sorted.
+func AddChecks(into, from []Check) []Check {
+	for _, o := range from {
+		var c *Check
+		into, c = checkIn(into, o.Name)
 		c.Passes += o.Passes
 		c.Fails += o.Fails
 	}
+	return into
 }
 
-// checksProto is cs's wire form, leaving out checks with no counts (a
+// ChecksProto is cs's wire form, leaving out checks with no counts (a
 // recycled series' of a check not made this interval).
-func checksProto(cs []Check) []*surgev1.CheckStats {
+func ChecksProto(cs []Check) []*surgev1.CheckStats {
 	var out []*surgev1.CheckStats
 	for _, c := range cs {
 		if c.Passes != 0 || c.Fails != 0 {

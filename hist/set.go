@@ -106,7 +106,7 @@ func (s *Set) EncodeProto(e *Encoder) []*surgev1.Series {
 			Counters: sr.Counters.proto(),
 			Latency:  sr.encode(e, 0),
 			Service:  sr.encode(e, 1),
-			Checks:   checksProto(sr.Checks),
+			Checks:   ChecksProto(sr.Checks),
 		}
 		for ph := range NumPhases {
 			// encode gives nil for an absent or empty one: absent

@@ -395,6 +395,8 @@ type statsBuilder struct {
 	errors           map[string]int64
 	dropped, deficit int64
 	iterations       int64
+	// checks: by name, for a request's stats.
+	checks []hist.Check
 }
 
 func newStatsBuilder() *statsBuilder {
@@ -404,6 +406,7 @@ func newStatsBuilder() *statsBuilder {
 func (b *statsBuilder) add(k hist.Key, sr *hist.Series) {
 	b.c.Add(sr.Counters)
 	b.h.Merge(sr.Latency)
+	b.checks = hist.AddChecks(b.checks, sr.Checks)
 	if hist.ErrorName(k.Status) == "" {
 		b.expected.Merge(sr.Latency)
 	}

@@ -41,7 +41,9 @@ func (r *Run) requestStats(secs float64) []*surgev1.RequestStats {
 	})
 	out := make([]*surgev1.RequestStats, 0, len(keys))
 	for _, k := range keys {
-		out = append(out, &surgev1.RequestStats{Scenario: k.scenario, Flow: k.flow, Request: k.request, Stats: by[k].stats(secs)})
+		b := by[k]
+		out = append(out, &surgev1.RequestStats{Scenario: k.scenario, Flow: k.flow, Request: k.request, Stats: b.stats(secs),
+			Checks: hist.ChecksProto(b.checks)})
 	}
 	return out
 }

@@ -32,6 +32,15 @@ type RequestStats struct {
 	// PhasesUS are the HTTP phases with values: dns, connect, tls, ttfb,
 	// attempt.
 	PhasesUS map[string]Latency `json:"phases_us"`
+	// Checks are the request's checks by name, sorted; [] without any.
+	Checks []Check `json:"checks"`
+}
+
+// Check is one check's passes and fails on a request's responses.
+type Check struct {
+	Name   string `json:"name"`
+	Passes int64  `json:"passes"`
+	Fails  int64  `json:"fails"`
 }
 
 // WebSockets is the run's WebSocket section: every step merged, and each
@@ -118,7 +127,16 @@ func requestsFromProto(list []*surgev1.RequestStats) []RequestStats {
 			LatencyUS: latencyFromProto(st.GetLatencyUs()), ExpectedLatencyUS: latencyPtr(st.GetExpectedLatencyUs()),
 			Errors:  errorsFromProto(st.GetErrors()),
 			Retries: st.GetRetries(), PhasesUS: phasesFromProto(st.GetPhasesUs()),
+			Checks: checksFromProto(r.GetChecks()),
 		})
+	}
+	return out
+}
+
+func checksFromProto(list []*surgev1.CheckStats) []Check {
+	out := make([]Check, 0, len(list))
+	for _, c := range list {
+		out = append(out, Check{Name: c.GetName(), Passes: c.GetPasses(), Fails: c.GetFails()})
 	}
 	return out
 }

@@ -71,6 +71,9 @@ type Stats struct {
 	// VUsMax is the most VUs busy at an interval's end, summed over agents
 	// (k6's vus_max is the allocated count; this is the busy peak).
 	VUsMax int64 `json:"vus_max"`
+	// ChecksPassed and ChecksFailed count the checks made on responses.
+	ChecksPassed int64 `json:"checks_passed"`
+	ChecksFailed int64 `json:"checks_failed"`
 }
 
 // RegionStats are one region's Stats and how many agents ran in it.
@@ -175,7 +178,8 @@ func statsFromProto(st *surgev1.Stats) Stats {
 		PhasesUS:          phasesFromProto(st.GetPhasesUs()),
 		Connections: Connections{Opened: st.GetConnsOpened(), Closed: st.GetConnsClosed(),
 			Open: st.GetConnsOpen(), PeakOpen: st.GetConnsPeakOpen()},
-		VUsMax: st.GetVusMax(),
+		VUsMax:       st.GetVusMax(),
+		ChecksPassed: st.GetChecksPassed(), ChecksFailed: st.GetChecksFailed(),
 	}
 	out.ExpectedLatencyUS = latencyPtr(st.GetExpectedLatencyUs())
 	if l := st.GetSendLatenessUs(); l != nil {

@@ -57,17 +57,23 @@ func detailed(st *surgev1.Stats, conns int64) *surgev1.Stats {
 	return st
 }
 
+// withChecks sets st's checks passed and failed.
+func withChecks(st *surgev1.Stats, passed, failed int64) *surgev1.Stats {
+	st.ChecksPassed, st.ChecksFailed = passed, failed
+	return st
+}
+
 func summaries() map[string]*surgev1.RunSummary {
 	return map[string]*surgev1.RunSummary{
 		"pass": {
 			RunId:           "r-0001",
+			All:             withChecks(detailed(stats(9000, 6, 295.08, 1234), 120), 9986, 14),
 			PlanName:        "demo",
 			Status:          "finished",
 			Verdict:         "pass",
 			DurationS:       30.5,
 			StartedAtUnixMs: 1767225600123,
 			EndedAtUnixMs:   1767225630623,
-			All:             detailed(stats(9000, 6, 295.08, 1234), 120),
 			Regions: map[string]*surgev1.Stats{
 				"us-east":  detailed(stats(4500, 3, 147.5, 1000), 60),
 				"eu-west":  detailed(stats(2700, 2, 88.5, 1500), 40),
@@ -79,8 +85,10 @@ func summaries() map[string]*surgev1.RunSummary {
 				"burst":  detailed(stats(3000, 2, 98.4, 1600), 20),
 			},
 			Requests: []*surgev1.RequestStats{
-				{Scenario: "browse", Request: "GET /", Stats: detailed(stats(4000, 4, 131.1, 1000), 0)},
-				{Scenario: "browse", Flow: "buy", Request: "POST /cart", Stats: stats(2000, 0, 65.6, 1300)},
+				{Scenario: "browse", Request: "GET /", Stats: detailed(stats(4000, 4, 131.1, 1000), 0),
+					Checks: []*surgev1.CheckStats{{Name: "body_contains", Passes: 3990, Fails: 10}, {Name: "status", Passes: 3996, Fails: 4}}},
+				{Scenario: "browse", Flow: "buy", Request: "POST /cart", Stats: stats(2000, 0, 65.6, 1300),
+					Checks: []*surgev1.CheckStats{{Name: "json_path.$.id", Passes: 2000}}},
 				{Scenario: "burst", Request: "GET /burst", Stats: detailed(stats(3000, 2, 98.4, 1600), 0)},
 			},
 			Websocket: wsSummary("", "", 2000, 1000, 59990),

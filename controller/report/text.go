@@ -76,34 +76,9 @@ func Text(w io.Writer, s *surgev1.RunSummary) error {
 	}
 
 	detailText(p, sum)
-
-	if len(sum.Agents) > 0 {
-		p.printf("\n")
-		tw = p.table()
-		tw.printf("AGENT\tREGION\tREQUESTS\tCLOCK OFFSET\n")
-		for _, a := range sum.Agents {
-			tw.printf("%s\t%s\t%d\t%s\n", a.ID, a.Region, a.Requests, micros(a.ClockOffsetUS))
-		}
-		tw.flush()
-	}
-
-	if len(sum.Thresholds) > 0 {
-		p.printf("\nthresholds\n")
-		tw = p.table()
-		for _, t := range sum.Thresholds {
-			mark := "✓"
-			if !t.OK {
-				mark = "✗"
-			}
-			value := "(no data)"
-			if t.Value != nil {
-				value = fmt.Sprintf("(value %.6g)", *t.Value)
-			}
-			tw.printf("  %s %s\t%s\t%s\n", mark, t.Metric, t.Expr, value)
-		}
-		tw.flush()
-	}
-
+	checksText(p, sum)
+	agentsText(p, sum.Agents)
+	thresholdsText(p, sum.Thresholds)
 	saturationText(p, sum.Saturation)
 
 	if len(sum.Notes) > 0 {
@@ -184,4 +159,39 @@ func (t *table) flush() {
 		return
 	}
 	t.p.err = t.tw.Flush()
+}
+
+// agentsText writes each agent with its requests and clock offset.
+func agentsText(p *printer, list []Agent) {
+	if len(list) == 0 {
+		return
+	}
+	p.printf("\n")
+	tw := p.table()
+	tw.printf("AGENT\tREGION\tREQUESTS\tCLOCK OFFSET\n")
+	for _, a := range list {
+		tw.printf("%s\t%s\t%d\t%s\n", a.ID, a.Region, a.Requests, micros(a.ClockOffsetUS))
+	}
+	tw.flush()
+}
+
+// thresholdsText writes each threshold with its verdict and value.
+func thresholdsText(p *printer, list []Threshold) {
+	if len(list) == 0 {
+		return
+	}
+	p.printf("\nthresholds\n")
+	tw := p.table()
+	for _, t := range list {
+		mark := "✓"
+		if !t.OK {
+			mark = "✗"
+		}
+		value := "(no data)"
+		if t.Value != nil {
+			value = fmt.Sprintf("(value %.6g)", *t.Value)
+		}
+		tw.printf("  %s %s\t%s\t%s\n", mark, t.Metric, t.Expr, value)
+	}
+	tw.flush()
 }
