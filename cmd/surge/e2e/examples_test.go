@@ -1,0 +1,72 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/surgeload/surge/controller/report"
+)
+
+// The README's two ways in, run as a user runs them, are not flagged
+// saturated: `surge demo` (make demo's cluster in one process), and
+// examples/checks.yaml against surge target, a controller and three agents
+// as separate processes, its duration cut from 30s to 4s. Their load is far
+// below an agent's, so a flag here is a false alarm users would learn to
+// ignore.
+func TestExamplesNotSaturated(t *testing.T) {
+	t.Run("demo", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "demo.json")
+		text, code := surge(t, "demo", "--duration", "6s", "--quiet", "--json", out, "--data-dir", t.TempDir())
+		if code != 0 {
+			t.Fatalf("surge demo exited %d:\n%s", code, text)
+		}
+		notSaturated(t, readSummary(t, out))
+	})
+	t.Run("checks.yaml", func(t *testing.T) {
+		c := startCluster(t, [][2]string{{"a1", "us-east"}, {"a2", "eu-west"}, {"a3", "ap-south"}})
+		src, err := os.ReadFile(filepath.Join("..", "..", "..", "examples", "checks.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		short := strings.Replace(string(src), "duration: 30s", "duration: 4s", 1)
+		if short == string(src) {
+			t.Fatal("examples/checks.yaml no longer says duration: 30s; update this test")
+		}
+		plan := writePlan(t, "checks.yaml", short)
+		out := filepath.Join(t.TempDir(), "checks.json")
+		text, code := surge(t, "run", plan, "--controller", c.ctrl, "--base-url", "http://"+c.target, "-q", "--json", out)
+		if code != 0 {
+			t.Fatalf("surge run exited %d:\n%s", code, text)
+		}
+		s := readSummary(t, out)
+		if ts := readTargetStats(t, c.target); s.Requests != 80 || ts.Requests != s.Requests {
+			t.Errorf("summary %d requests, target %d; the plan sends 20/s for 4s", s.Requests, ts.Requests)
+		}
+		notSaturated(t, s)
+	})
+}
+
+// notSaturated fails the test for each saturation flag of summary s.
+func notSaturated(t *testing.T, s *report.Summary) {
+	t.Helper()
+	if s.Requests == 0 || s.Verdict != "pass" {
+		t.Errorf("run %s: %d requests, verdict %s", s.RunID, s.Requests, s.Verdict)
+	}
+	for _, f := range s.Saturation {
+		t.Errorf("run %s: interval %d flagged saturated on agent %s (%s): %v", s.RunID, f.Interval, f.Agent, f.Region, f.Reasons)
+	}
+	t.Logf("measured: run %s: %d requests, send lateness p99 %s, %d saturation flags", s.RunID, s.Requests,
+		lateP99(s), len(s.Saturation))
+}
+
+func lateP99(s *report.Summary) string {
+	if s.SendLatenessUS == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%dµs", s.SendLatenessUS.P99)
+}
