@@ -257,6 +257,11 @@ scenarios:
 	if s.Requests+s.DroppedIterations != rate*secs {
 		t.Errorf("requests %d + dropped %d, plan says %d", s.Requests, s.DroppedIterations, rate*secs)
 	}
+	// 20/s over two agents, 40 VUs, a target path of 30 ms ± 10 ms (+3 ms):
+	// the faults are on the gRPC path only, so the load loses nothing.
+	if limit := maxDrops(t, rate, 40, 2, 43*time.Millisecond); s.DroppedIterations > limit {
+		t.Errorf("%d arrivals dropped, the VU budget allows %d", s.DroppedIterations, limit)
+	}
 	for _, n := range s.Notes {
 		if strings.Contains(n, "was lost") {
 			t.Errorf("an agent was declared lost: %s", n)

@@ -208,10 +208,10 @@ func checkPoints(t *testing.T, pts []httpPoint, want map[string]bool) {
 }
 
 // checkHelloPoints holds the steady scenario's points to sources other
-// than the controller: ratePlan's arithmetic (100/s for 6s = 600 arrivals,
-// 360 in us-east and 240 in eu-west by weight, each 1s interval with
-// requests) and the target's own count of /hello.
-func checkHelloPoints(t *testing.T, pts []httpPoint, target int64) {
+// than the controller: ratePlan's arithmetic (rate/s for secs seconds, 60%
+// in us-east and 40% in eu-west by weight, each 1s interval with requests)
+// and the target's own count of /hello.
+func checkHelloPoints(t *testing.T, pts []httpPoint, target int64, rate, secs int64) {
 	t.Helper()
 	byRegion := map[string]int64{}
 	stamps := map[int64]bool{}
@@ -225,9 +225,10 @@ func checkHelloPoints(t *testing.T, pts []httpPoint, target int64) {
 		}
 	}
 	t.Logf("measured: /hello points count %v, target %d, %d intervals", byRegion, target, len(stamps))
-	if byRegion["all"] != 600 || target != 600 || byRegion["us-east"] != 360 || byRegion["eu-west"] != 240 {
-		t.Errorf("/hello in InfluxDB: all %d, us-east %d, eu-west %d; target %d; plan 600 = 360 + 240",
-			byRegion["all"], byRegion["us-east"], byRegion["eu-west"], target)
+	n, us := rate*secs, rate*secs*6/10
+	if byRegion["all"] != n || target != n || byRegion["us-east"] != us || byRegion["eu-west"] != n-us {
+		t.Errorf("/hello in InfluxDB: all %d, us-east %d, eu-west %d; target %d; plan %d = %d + %d",
+			byRegion["all"], byRegion["us-east"], byRegion["eu-west"], target, n, us, n-us)
 	}
 	// One point per 1s interval, on the interval grid, none missing.
 	var first, last int64
@@ -242,8 +243,8 @@ func checkHelloPoints(t *testing.T, pts []httpPoint, target int64) {
 			t.Errorf("point at %d off the 1s grid from the first, %d", ts, first)
 		}
 	}
-	if n := (last-first)/int64(time.Second) + 1; len(stamps) < 6 || int64(len(stamps)) != n {
-		t.Errorf("/hello points in %d intervals over %d grid steps; the plan runs 6", len(stamps), n)
+	if n := (last-first)/int64(time.Second) + 1; int64(len(stamps)) < secs || int64(len(stamps)) != n {
+		t.Errorf("/hello points in %d intervals over %d grid steps; the plan runs %d", len(stamps), n, secs)
 	}
 }
 
@@ -282,7 +283,7 @@ func TestInfluxRunPointsAndDashboards(t *testing.T) {
 	want := expectedPoints(recs)
 	pts := e.httpPoints(t, s.RunID)
 	checkPoints(t, pts, want)
-	checkHelloPoints(t, pts, ts.ByPath["/hello"])
+	checkHelloPoints(t, pts, ts.ByPath["/hello"], 100, 6)
 
 	var all, regions int64
 	merged := hist.New()
@@ -401,8 +402,9 @@ func dashboardQueries(t *testing.T, path string) []string {
 
 // TestInfluxOutage: InfluxDB is killed for 30 s in the middle of a run and
 // started again; every interval's points arrive in the end (the controller
-// spilled to its store and backfilled), and the controller emitted every
-// interval on time throughout.
+// spilled to its store and backfilled): the plan's 1350 arrivals, split by
+// region weight and as the target counted them, one point per interval;
+// and the controller emitted every interval on time throughout.
 func TestInfluxOutage(t *testing.T) {
 	e := needInflux(t)
 	if e.script == "" {
@@ -462,8 +464,10 @@ func TestInfluxOutage(t *testing.T) {
 		}
 		return nil
 	})
+	pts = e.httpPoints(t, s.RunID)
+	checkHelloPoints(t, pts, readTargetStats(t, c.target).ByPath["/hello"], 30, 45)
 	recs := storedIntervals(t, c, s.RunID)
-	checkPoints(t, e.httpPoints(t, s.RunID), expectedPoints(recs))
+	checkPoints(t, pts, expectedPoints(recs))
 	var worst time.Duration
 	for _, r := range recs {
 		lag := r.EmittedAt.Sub(r.Start.Add(time.Second))
