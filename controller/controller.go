@@ -230,23 +230,11 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	c.sinks = sinks
 
 	var bg sync.WaitGroup
-	if c.cfg.Gossip.Bind != "" {
-		node, err := cluster.Join(ctx, c.cfg.Gossip.Node(cluster.Meta{
-			Role:     cluster.RoleController,
-			ID:       c.cfg.ID,
-			GRPCAddr: c.Addr(),
-			Version:  c.cfg.Version,
-		}, c.cfg.Logger))
-		if err != nil {
-			c.closeSinks()
-			c.started.Store(false)
-			_ = c.Close()
-			return fmt.Errorf("controller: join gossip: %w", err)
-		}
-		c.mu.Lock()
-		c.node = node
-		c.mu.Unlock()
-		bg.Go(func() { c.logMembership(node) })
+	if err := c.joinGossip(ctx, &bg); err != nil {
+		c.closeSinks()
+		c.started.Store(false)
+		_ = c.Close()
+		return err
 	}
 
 	c.startRestored(ctx)
@@ -261,8 +249,35 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 		cancel()
 	}
 
-	// Shutdown, in order: runs (their agents still connected to get Stop),
-	// then agent streams and the gRPC server, then gossip and the store.
+	c.stopServing()
+	return c.leave(err, &bg)
+}
+
+// joinGossip joins gossip when Gossip.Bind is set, logging membership
+// changes in a goroutine bg waits for (it ends when the node closes).
+func (c *Controller) joinGossip(ctx context.Context, bg *sync.WaitGroup) error {
+	if c.cfg.Gossip.Bind == "" {
+		return nil
+	}
+	node, err := cluster.Join(ctx, c.cfg.Gossip.Node(cluster.Meta{
+		Role:     cluster.RoleController,
+		ID:       c.cfg.ID,
+		GRPCAddr: c.Addr(),
+		Version:  c.cfg.Version,
+	}, c.cfg.Logger))
+	if err != nil {
+		return fmt.Errorf("controller: join gossip: %w", err)
+	}
+	c.mu.Lock()
+	c.node = node
+	c.mu.Unlock()
+	bg.Go(func() { c.logMembership(node) })
+	return nil
+}
+
+// stopServing shuts down in order: runs (their agents still connected to
+// get Stop), then the sinks, agent streams and the gRPC server.
+func (c *Controller) stopServing() {
 	c.mu.Lock()
 	c.stopping = true
 	c.mu.Unlock()
@@ -285,11 +300,12 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	}
 	timer.Stop()
 	c.recvWG.Wait()
+}
 
-	var errs []error
-	if err != nil {
-		errs = append(errs, err)
-	}
+// leave leaves gossip, waits for bg and closes the journal and the store,
+// returning serveErr joined with what failed.
+func (c *Controller) leave(serveErr error, bg *sync.WaitGroup) error {
+	errs := []error{serveErr}
 	c.mu.Lock()
 	node := c.node
 	c.mu.Unlock()

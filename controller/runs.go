@@ -96,26 +96,77 @@ func shareProto(s plan.Share) *surgev1.Share {
 // for all of them to accept and returns the run's id.
 func (s *runsService) Submit(ctx context.Context, req *surgev1.SubmitRequest) (*surgev1.SubmitResponse, error) {
 	c := s.c
+	p, specs, planJSON, err := parseSubmission(req)
+	if err != nil {
+		return nil, err
+	}
+	shares, byID, err := c.splitLive(p)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	r := c.newRun(p, now)
+	r.planYAML, r.planJSON, r.specs = req.GetPlanYaml(), planJSON, specs
+	resp := &surgev1.SubmitResponse{PlanName: p.Name, DurationMs: r.total.Milliseconds()}
+	for _, sh := range shares {
+		if len(sh.Scenarios) == 0 {
+			continue // this agent takes part in no scenario
+		}
+		a := byID[sh.AgentID]
+		off := a.offset()
+		r.members[a.id] = &runAgent{id: a.id, region: a.region, conn: a, share: shareProto(sh), offsetNs: off,
+			incarnation: a.incarnation, epoch: 1}
+		r.order = append(r.order, a.id)
+		resp.Agents = append(resp.Agents, &surgev1.AgentShareInfo{AgentId: a.id, Region: a.region, ClockOffsetUs: off / 1000})
+	}
+	if len(r.order) == 0 {
+		return nil, status.Error(codes.FailedPrecondition, "the plan gives no agent any work")
+	}
+	if resp.RunId, err = c.startRun(r, now); err != nil {
+		return nil, err
+	}
+	r.log.Info("run submitted", slog.String("plan", p.Name), slog.Int("agents", len(r.order)), slog.Time("start", r.start))
+
+	select {
+	case err := <-r.accepted:
+		if err != nil {
+			return nil, status.Error(codes.FailedPrecondition, err.Error())
+		}
+		return resp, nil
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// parseSubmission reads a submitted plan: parsed, its thresholds, and its
+// canonical JSON, or an InvalidArgument status naming what is wrong.
+func parseSubmission(req *surgev1.SubmitRequest) (*plan.Plan, []plan.ThresholdSpec, []byte, error) {
 	file := req.GetFileName()
 	if file == "" {
 		file = "plan.yaml"
 	}
 	if n := len(req.GetPlanYaml()); n > maxPlanBytes {
-		return nil, status.Errorf(codes.InvalidArgument, "%s: plan is %d bytes, at most %d", file, n, maxPlanBytes)
+		return nil, nil, nil, status.Errorf(codes.InvalidArgument, "%s: plan is %d bytes, at most %d", file, n, maxPlanBytes)
 	}
 	p, err := plan.Parse(file, req.GetPlanYaml())
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, nil, nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	specs, err := p.ThresholdSpecs()
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, nil, nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	planJSON, err := plan.MarshalCanonical(p)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "submit: %v", err)
+		return nil, nil, nil, status.Errorf(codes.Internal, "submit: %v", err)
 	}
+	return p, specs, planJSON, nil
+}
 
+// splitLive splits p across the live agents, returning the shares and the
+// agents by id; a FailedPrecondition status names the regions that have
+// agents when the split fails.
+func (c *Controller) splitLive(p *plan.Plan) ([]plan.Share, map[string]*agentConn, error) {
 	live := c.liveAgents()
 	infos := make([]plan.AgentInfo, len(live))
 	byID := make(map[string]*agentConn, len(live))
@@ -129,9 +180,14 @@ func (s *runsService) Submit(ctx context.Context, req *surgev1.SubmitRequest) (*
 		if len(live) > 0 {
 			msg += fmt.Sprintf(" (regions with agents: %s)", strings.Join(regionsOf(live), ", "))
 		}
-		return nil, status.Error(codes.FailedPrecondition, msg)
+		return nil, nil, status.Error(codes.FailedPrecondition, msg)
 	}
+	return shares, byID, nil
+}
 
+// newRun is a pending run of p submitted at now, without members: it
+// starts on the first interval boundary after the start lead.
+func (c *Controller) newRun(p *plan.Plan, now time.Time) *run {
 	interval := p.Interval.D()
 	if interval <= 0 {
 		interval = plan.DefaultInterval.D()
@@ -143,21 +199,17 @@ func (s *runsService) Submit(ctx context.Context, req *surgev1.SubmitRequest) (*
 		}
 	}
 	total := p.TotalDuration()
-	now := time.Now()
 	start := alignUp(now.Add(c.cfg.StartLead), interval)
-
-	r := &run{
+	return &run{
 		c:          c,
 		planName:   p.Name,
-		planYAML:   req.GetPlanYaml(),
-		planJSON:   planJSON,
 		start:      start,
 		interval:   interval,
 		total:      total,
 		deadline:   start.Add(total + maxGraceful + deadlineSlack),
+		maxIdx:     int64((total+maxGraceful)/interval) + 1 + int64(deadlineSlack/interval),
 		epoch:      1,
 		members:    map[string]*runAgent{},
-		specs:      specs,
 		plan:       p,
 		onLoss:     p.OnAgentLoss,
 		fencedLate: map[string]int64{},
@@ -167,47 +219,35 @@ func (s *runsService) Submit(ctx context.Context, req *surgev1.SubmitRequest) (*
 		watchers:   map[chan *surgev1.Progress]struct{}{},
 		phase:      phasePending,
 	}
-	resp := &surgev1.SubmitResponse{PlanName: p.Name, DurationMs: total.Milliseconds()}
-	agentRegions := map[string]string{}
-	for _, sh := range shares {
-		if len(sh.Scenarios) == 0 {
-			continue // this agent takes part in no scenario
-		}
-		a := byID[sh.AgentID]
-		off := a.offset()
-		r.members[a.id] = &runAgent{id: a.id, region: a.region, conn: a, share: shareProto(sh), offsetNs: off,
-			incarnation: a.incarnation, epoch: 1}
-		r.order = append(r.order, a.id)
-		agentRegions[a.id] = a.region
-		resp.Agents = append(resp.Agents, &surgev1.AgentShareInfo{AgentId: a.id, Region: a.region, ClockOffsetUs: off / 1000})
-	}
-	if len(r.order) == 0 {
-		return nil, status.Error(codes.FailedPrecondition, "the plan gives no agent any work")
-	}
-	maxIdx := int64((total+maxGraceful)/interval) + 1 + int64(deadlineSlack/interval)
-	r.maxIdx = maxIdx
+}
 
+// startRun gives r its id and aggregation, registers it and starts its
+// goroutine, returning the id.
+func (c *Controller) startRun(r *run, now time.Time) (string, error) {
+	agentRegions := make(map[string]string, len(r.members))
+	for id, m := range r.members {
+		agentRegions[id] = m.region
+	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.stopping || c.runsCtx == nil {
-		c.mu.Unlock()
-		return nil, status.Error(codes.Unavailable, "controller is not running")
+		return "", status.Error(codes.Unavailable, "controller is not running")
 	}
 	id, err := c.newRunID(now)
 	if err != nil {
-		c.mu.Unlock()
-		return nil, status.Errorf(codes.Internal, "submit: %v", err)
+		return "", status.Errorf(codes.Internal, "submit: %v", err)
 	}
 	r.id = id
 	r.log = c.log.With(slog.String("run", id))
 	r.agg = aggregate.New(aggregate.Config{
 		RunID:       id,
-		Start:       start,
-		Interval:    interval,
-		MaxInterval: maxIdx,
+		Start:       r.start,
+		Interval:    r.interval,
+		MaxInterval: r.maxIdx,
 		Epoch:       aggEpoch,
 		Agents:      agentRegions,
-		Thresholds:  specs,
-		Saturation:  p.Saturation,
+		Thresholds:  r.specs,
+		Saturation:  r.plan.Saturation,
 	})
 	c.runs[id] = r
 	runsCtx := c.runsCtx
@@ -215,19 +255,7 @@ func (s *runsService) Submit(ctx context.Context, req *surgev1.SubmitRequest) (*
 		defer c.removeRun(r)
 		r.loop(runsCtx)
 	})
-	c.mu.Unlock()
-	resp.RunId = id
-	r.log.Info("run submitted", slog.String("plan", p.Name), slog.Int("agents", len(r.order)), slog.Time("start", start))
-
-	select {
-	case err := <-r.accepted:
-		if err != nil {
-			return nil, status.Error(codes.FailedPrecondition, err.Error())
-		}
-		return resp, nil
-	case <-ctx.Done():
-		return nil, status.FromContextError(ctx.Err()).Err()
-	}
+	return id, nil
 }
 
 func (c *Controller) removeRun(r *run) {
