@@ -305,96 +305,127 @@ type batch struct {
 // a time in a goroutine it waits for.
 func (s *Influx) loop() {
 	defer close(s.done)
-	var (
-		mem      []item
-		inflight chan error
-		cur      batch
-		retry    <-chan time.Time
-		timer    *time.Timer
-		backoff  = s.cfg.RetryMin
-		draining bool
-		drain    = s.drain
-		wg       sync.WaitGroup
-	)
-	defer wg.Wait()
-	add := func(ev influxEvent) {
-		data, lines, err := s.encode(ev)
-		if err != nil {
-			s.log.Error("influx sink: encode", slog.String("run", ev.run), slog.Any("err", err))
-			s.countDrop(ev.run, 1)
-			return
-		}
-		it := item{data: data, lines: lines}
-		if s.spillPending.Load() == 0 && len(mem) < s.cfg.Queue {
-			mem = append(mem, it)
-			s.queued.Store(int64(len(mem)))
-			return
-		}
-		s.toSpill(ev.run, it)
-	}
+	q := &queue{s: s, backoff: s.cfg.RetryMin}
+	defer q.wg.Wait()
+	draining, drain := false, s.drain
 	for {
-		if inflight == nil && retry == nil && !(draining && s.ctx.Err() != nil) {
-			if b, ok := s.next(mem); ok {
-				cur = b
-				inflight = make(chan error, 1)
-				wg.Go(func() {
-					ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
-					defer cancel()
-					inflight <- s.write.WriteRecord(ctx, string(b.data))
-				})
-			}
+		if q.inflight == nil && q.retry == nil && !(draining && s.ctx.Err() != nil) {
+			q.startWrite()
 		}
-		if draining && inflight == nil && len(mem) == 0 && s.spillPending.Load() == 0 && len(s.in) == 0 {
+		if draining && q.inflight == nil && len(q.mem) == 0 && s.spillPending.Load() == 0 && len(s.in) == 0 {
 			return
 		}
 		select {
 		case ev := <-s.in:
-			add(ev)
-		case err := <-inflight:
-			inflight = nil
-			if err == nil || permanent(err) {
-				if err != nil {
-					s.log.Error("influxdb rejected a batch; dropped", slog.Int("lines", cur.lines), slog.Any("err", err))
-					s.dropped.Add(int64(cur.lines))
-				} else {
-					s.written.Add(int64(cur.lines))
-				}
-				mem = s.commit(mem, cur)
-				backoff = s.cfg.RetryMin
-				continue
-			}
-			s.failures.Add(1)
-			if s.ctx.Err() != nil {
-				continue
-			}
-			s.log.Warn("influxdb write failed; retrying", slog.Duration("in", backoff), slog.Any("err", err),
-				slog.Int("queued", len(mem)), slog.Int64("spilled", s.spillPending.Load()))
-			timer = time.NewTimer(backoff)
-			retry = timer.C
-			backoff = min(backoff*2, s.cfg.RetryMax)
-		case <-retry:
-			retry = nil
+			q.add(ev)
+		case err := <-q.inflight:
+			q.written(err)
+		case <-q.retry:
+			q.retry = nil
 		case <-drain:
 			draining, drain = true, nil
 		case <-s.ctx.Done():
-			if inflight != nil {
-				<-inflight
-				inflight = nil
-			}
-			if timer != nil {
-				timer.Stop()
-			}
-			for len(s.in) > 0 {
-				add(<-s.in)
-			}
-			// Keep what is left for the next controller, in order.
-			for _, it := range mem {
-				s.toSpill("", it)
-			}
-			s.queued.Store(0)
+			q.stop()
 			return
 		}
 	}
+}
+
+// queue is loop's state: the items in memory, the write in flight (one at
+// a time, in a goroutine wg waits for) and the retry after a failed one.
+type queue struct {
+	s        *Influx
+	mem      []item
+	inflight chan error
+	cur      batch
+	retry    <-chan time.Time
+	timer    *time.Timer
+	backoff  time.Duration
+	wg       sync.WaitGroup
+}
+
+// add encodes ev into memory, or into the spill once memory is full or
+// anything is spilled (so that order holds).
+func (q *queue) add(ev influxEvent) {
+	s := q.s
+	data, lines, err := s.encode(ev)
+	if err != nil {
+		s.log.Error("influx sink: encode", slog.String("run", ev.run), slog.Any("err", err))
+		s.countDrop(ev.run, 1)
+		return
+	}
+	it := item{data: data, lines: lines}
+	if s.spillPending.Load() == 0 && len(q.mem) < s.cfg.Queue {
+		q.mem = append(q.mem, it)
+		s.queued.Store(int64(len(q.mem)))
+		return
+	}
+	s.toSpill(ev.run, it)
+}
+
+// startWrite starts writing the next batch, if there is one.
+func (q *queue) startWrite() {
+	s := q.s
+	b, ok := s.next(q.mem)
+	if !ok {
+		return
+	}
+	q.cur = b
+	inflight := make(chan error, 1)
+	q.inflight = inflight
+	q.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
+		defer cancel()
+		inflight <- s.write.WriteRecord(ctx, string(b.data))
+	})
+}
+
+// written takes the end of the write in flight: committed when it
+// succeeded or can never succeed (counted as dropped), else retried after
+// a backoff that doubles up to RetryMax.
+func (q *queue) written(err error) {
+	s := q.s
+	q.inflight = nil
+	if err == nil || permanent(err) {
+		if err != nil {
+			s.log.Error("influxdb rejected a batch; dropped", slog.Int("lines", q.cur.lines), slog.Any("err", err))
+			s.dropped.Add(int64(q.cur.lines))
+		} else {
+			s.written.Add(int64(q.cur.lines))
+		}
+		q.mem = s.commit(q.mem, q.cur)
+		q.backoff = s.cfg.RetryMin
+		return
+	}
+	s.failures.Add(1)
+	if s.ctx.Err() != nil {
+		return
+	}
+	s.log.Warn("influxdb write failed; retrying", slog.Duration("in", q.backoff), slog.Any("err", err),
+		slog.Int("queued", len(q.mem)), slog.Int64("spilled", s.spillPending.Load()))
+	q.timer = time.NewTimer(q.backoff)
+	q.retry = q.timer.C
+	q.backoff = min(q.backoff*2, s.cfg.RetryMax)
+}
+
+// stop ends the queue at shutdown: it waits for the write in flight and
+// spills what is left, in order, for the next controller.
+func (q *queue) stop() {
+	s := q.s
+	if q.inflight != nil {
+		<-q.inflight
+		q.inflight = nil
+	}
+	if q.timer != nil {
+		q.timer.Stop()
+	}
+	for len(s.in) > 0 {
+		q.add(<-s.in)
+	}
+	for _, it := range q.mem {
+		s.toSpill("", it)
+	}
+	s.queued.Store(0)
 }
 
 func (s *Influx) countDrop(run string, n int64) {

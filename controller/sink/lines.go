@@ -192,33 +192,11 @@ func wsSums(into map[wsStepKey]*wsMerged, list []*surgev1.WebSocketStats) error 
 // (conns_opened, conns_closed, conns_open over every scenario) for
 // surge_interval and surge_elapsed.
 func statsLines(w *lineWriter, d IntervalData, regions []string, secs float64) (map[string][3]int64, error) {
-	regions = slices.Clone(regions)
+	regions, allScen, allWS, err := statsRegions(d, regions)
+	if err != nil {
+		return nil, err
+	}
 	conns := map[string][3]int64{}
-	allScen := map[string]*surgev1.ScenarioStats{}
-	allWS := map[wsStepKey]*wsMerged{}
-	for _, region := range regions {
-		if region == RegionAll {
-			continue
-		}
-		scenarioSums(allScen, d.Scenarios[region])
-		if err := wsSums(allWS, d.WebSockets[region]); err != nil {
-			return nil, fmt.Errorf("interval %d region %s: %w", d.Index, region, err)
-		}
-	}
-	for _, region := range slices.Sorted(maps.Keys(d.Scenarios)) { // regions with stats but no series
-		if !slices.Contains(regions, region) {
-			scenarioSums(allScen, d.Scenarios[region])
-			regions = append(regions, region)
-		}
-	}
-	for _, region := range slices.Sorted(maps.Keys(d.WebSockets)) {
-		if !slices.Contains(regions, region) {
-			if err := wsSums(allWS, d.WebSockets[region]); err != nil {
-				return nil, fmt.Errorf("interval %d region %s: %w", d.Index, region, err)
-			}
-			regions = append(regions, region)
-		}
-	}
 	for _, region := range regions {
 		scen := map[string]*surgev1.ScenarioStats{}
 		ws := map[wsStepKey]*wsMerged{}
@@ -230,47 +208,93 @@ func statsLines(w *lineWriter, d IntervalData, regions []string, secs float64) (
 				return nil, fmt.Errorf("interval %d region %s: %w", d.Index, region, err)
 			}
 		}
-		var tot [3]int64
-		for _, name := range slices.Sorted(maps.Keys(scen)) {
-			sc := scen[name]
-			tot[0] += sc.GetConnsOpened()
-			tot[1] += sc.GetConnsClosed()
-			tot[2] += sc.GetConnsOpen()
-			w.point(MeasurementScenario, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "scenario": name, "region": region}, map[string]any{
-				"conns_opened": sc.GetConnsOpened(), "conns_closed": sc.GetConnsClosed(), "conns_open": sc.GetConnsOpen(),
-				"conns_opened_rps": float64(sc.GetConnsOpened()) / secs,
-				"scheduled":        sc.GetScheduled(), "started": sc.GetStarted(), "completed": sc.GetCompleted(),
-				"dropped": sc.GetDropped(), "deficit": sc.GetDeficit(),
-				"active_vus": sc.GetActiveVus(), "allocated_vus": sc.GetAllocatedVus(), "target_rps": sc.GetTargetRate(),
-			}, d.Start)
-		}
-		conns[region] = tot
-		keys := slices.SortedFunc(maps.Keys(ws), func(a, b wsStepKey) int {
-			return cmp.Or(cmp.Compare(a.scenario, b.scenario), cmp.Compare(a.flow, b.flow), cmp.Compare(a.step, b.step))
-		})
-		for _, k := range keys {
-			m := ws[k]
-			c := m.c
-			fields := map[string]any{
-				"sessions_opened": c.GetSessionsOpened(), "sessions_closed": c.GetSessionsClosed(), "sessions_active": c.GetSessionsActive(),
-				"abnormal_closes": c.GetAbnormalCloses(), "connect_failures": c.GetConnectFailures(), "reconnects": c.GetReconnects(),
-				"messages_out": c.GetMessagesOut(), "messages_in": c.GetMessagesIn(),
-				"messages_out_rps": float64(c.GetMessagesOut()) / secs, "messages_in_rps": float64(c.GetMessagesIn()) / secs,
-				"bytes_out": c.GetBytesOut(), "bytes_in": c.GetBytesIn(), "replies_missed": c.GetRepliesMissed(),
-			}
-			for _, h := range []struct {
-				prefix string
-				h      *hdrhistogram.Histogram
-			}{{"connect_", m.connect}, {"session_", m.session}, {"round_trip_", m.roundTrip}} {
-				if err := histFields(fields, h.prefix, h.h); err != nil {
-					return nil, err
-				}
-			}
-			w.point(MeasurementWS, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "scenario": k.scenario,
-				"flow": k.flow, "step": k.step, "region": region}, fields, d.Start)
+		conns[region] = scenarioLines(w, d, region, scen, secs)
+		if err := wsLines(w, d, region, ws, secs); err != nil {
+			return nil, err
 		}
 	}
 	return conns, nil
+}
+
+// statsRegions returns regions plus those with scenario or WebSocket stats
+// but no series, and the stats of every region summed (for region=all).
+func statsRegions(d IntervalData, regions []string) ([]string, map[string]*surgev1.ScenarioStats, map[wsStepKey]*wsMerged, error) {
+	regions = slices.Clone(regions)
+	allScen := map[string]*surgev1.ScenarioStats{}
+	allWS := map[wsStepKey]*wsMerged{}
+	for _, region := range regions {
+		if region == RegionAll {
+			continue
+		}
+		scenarioSums(allScen, d.Scenarios[region])
+		if err := wsSums(allWS, d.WebSockets[region]); err != nil {
+			return nil, nil, nil, fmt.Errorf("interval %d region %s: %w", d.Index, region, err)
+		}
+	}
+	for _, region := range slices.Sorted(maps.Keys(d.Scenarios)) {
+		if !slices.Contains(regions, region) {
+			scenarioSums(allScen, d.Scenarios[region])
+			regions = append(regions, region)
+		}
+	}
+	for _, region := range slices.Sorted(maps.Keys(d.WebSockets)) {
+		if !slices.Contains(regions, region) {
+			if err := wsSums(allWS, d.WebSockets[region]); err != nil {
+				return nil, nil, nil, fmt.Errorf("interval %d region %s: %w", d.Index, region, err)
+			}
+			regions = append(regions, region)
+		}
+	}
+	return regions, allScen, allWS, nil
+}
+
+// scenarioLines writes region's surge_scenario points and returns its
+// connection totals (opened, closed, open).
+func scenarioLines(w *lineWriter, d IntervalData, region string, scen map[string]*surgev1.ScenarioStats, secs float64) [3]int64 {
+	var tot [3]int64
+	for _, name := range slices.Sorted(maps.Keys(scen)) {
+		sc := scen[name]
+		tot[0] += sc.GetConnsOpened()
+		tot[1] += sc.GetConnsClosed()
+		tot[2] += sc.GetConnsOpen()
+		w.point(MeasurementScenario, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "scenario": name, "region": region}, map[string]any{
+			"conns_opened": sc.GetConnsOpened(), "conns_closed": sc.GetConnsClosed(), "conns_open": sc.GetConnsOpen(),
+			"conns_opened_rps": float64(sc.GetConnsOpened()) / secs,
+			"scheduled":        sc.GetScheduled(), "started": sc.GetStarted(), "completed": sc.GetCompleted(),
+			"dropped": sc.GetDropped(), "deficit": sc.GetDeficit(),
+			"active_vus": sc.GetActiveVus(), "allocated_vus": sc.GetAllocatedVus(), "target_rps": sc.GetTargetRate(),
+		}, d.Start)
+	}
+	return tot
+}
+
+// wsLines writes region's surge_ws points, one per WebSocket step.
+func wsLines(w *lineWriter, d IntervalData, region string, ws map[wsStepKey]*wsMerged, secs float64) error {
+	keys := slices.SortedFunc(maps.Keys(ws), func(a, b wsStepKey) int {
+		return cmp.Or(cmp.Compare(a.scenario, b.scenario), cmp.Compare(a.flow, b.flow), cmp.Compare(a.step, b.step))
+	})
+	for _, k := range keys {
+		m := ws[k]
+		c := m.c
+		fields := map[string]any{
+			"sessions_opened": c.GetSessionsOpened(), "sessions_closed": c.GetSessionsClosed(), "sessions_active": c.GetSessionsActive(),
+			"abnormal_closes": c.GetAbnormalCloses(), "connect_failures": c.GetConnectFailures(), "reconnects": c.GetReconnects(),
+			"messages_out": c.GetMessagesOut(), "messages_in": c.GetMessagesIn(),
+			"messages_out_rps": float64(c.GetMessagesOut()) / secs, "messages_in_rps": float64(c.GetMessagesIn()) / secs,
+			"bytes_out": c.GetBytesOut(), "bytes_in": c.GetBytesIn(), "replies_missed": c.GetRepliesMissed(),
+		}
+		for _, h := range []struct {
+			prefix string
+			h      *hdrhistogram.Histogram
+		}{{"connect_", m.connect}, {"session_", m.session}, {"round_trip_", m.roundTrip}} {
+			if err := histFields(fields, h.prefix, h.h); err != nil {
+				return err
+			}
+		}
+		w.point(MeasurementWS, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "scenario": k.scenario,
+			"flow": k.flow, "step": k.step, "region": region}, fields, d.Start)
+	}
+	return nil
 }
 
 // intervalLines encodes an interval: surge_http per series per region and
@@ -283,85 +307,107 @@ func intervalLines(d IntervalData) ([]byte, int, error) {
 	if secs <= 0 {
 		secs = 1
 	}
+	regions, sets, err := regionSets(d)
+	if err != nil {
+		return nil, 0, err
+	}
+	conns, err := statsLines(&w, d, regions, secs)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, region := range regions {
+		if err := regionLines(&w, d, region, sets[region], conns[region], secs); err != nil {
+			return nil, 0, err
+		}
+	}
+	progressLines(&w, d)
+	return w.bytes(), w.n, nil
+}
+
+// regionSets decodes the interval's series by region, sorted, with
+// RegionAll (every region merged) last.
+func regionSets(d IntervalData) ([]string, map[string]*hist.Set, error) {
 	all := hist.NewSet()
 	regions := make([]string, 0, len(d.Regions)+1)
 	sets := map[string]*hist.Set{}
 	for region, list := range d.Regions {
 		set := hist.NewSet()
 		if _, err := set.MergeProto(list); err != nil {
-			return nil, 0, fmt.Errorf("interval %d region %s: %w", d.Index, region, err)
+			return nil, nil, fmt.Errorf("interval %d region %s: %w", d.Index, region, err)
 		}
 		all.Merge(set)
 		sets[region] = set
 		regions = append(regions, region)
 	}
 	slices.Sort(regions)
-	regions = append(regions, RegionAll)
 	sets[RegionAll] = all
-	elapsedAt := elapsedBase.Add(time.Duration(d.Index) * d.Run.Interval)
-	conns, err := statsLines(&w, d, regions, secs)
-	if err != nil {
-		return nil, 0, err
+	return append(regions, RegionAll), sets, nil
+}
+
+// regionLines writes region's surge_http points, one per series, and its
+// surge_interval and surge_elapsed points; c are its connection totals.
+func regionLines(w *lineWriter, d IntervalData, region string, set *hist.Set, c [3]int64, secs float64) error {
+	for _, k := range set.Keys() {
+		fields, err := httpFields(set.Lookup(k), secs)
+		if err != nil {
+			return err
+		}
+		w.point(MeasurementHTTP, map[string]string{
+			"run": d.Run.ID, "plan": d.Run.PlanName, "scenario": k.Scenario, "flow": k.Flow,
+			"request": k.Request, "region": region, "status": k.Status,
+		}, fields, d.Start)
 	}
-	for _, region := range regions {
-		set := sets[region]
-		for _, k := range set.Keys() {
-			sr := set.Lookup(k)
-			fields, err := httpFields(sr, secs)
-			if err != nil {
-				return nil, 0, err
-			}
-			w.point(MeasurementHTTP, map[string]string{
-				"run": d.Run.ID, "plan": d.Run.PlanName, "scenario": k.Scenario, "flow": k.Flow,
-				"request": k.Request, "region": region, "status": k.Status,
-			}, fields, d.Start)
-		}
-		t := set.Total(nil)
-		l := hist.Summarize(t.Latency)
-		// Fields only: a first write adds the progress fields below; a
-		// rewrite replaces these and keeps those (InfluxDB merges the
-		// field sets of points with the same series and timestamp).
-		c := conns[region]
-		fields := map[string]any{
-			"count": t.Counters.Requests, "rps": float64(t.Counters.Requests) / secs, "errors": t.Counters.Failures,
-			"p50": l.GetP50(), "p90": l.GetP90(), "p95": l.GetP95(), "p99": l.GetP99(), "p999": l.GetP999(), "max": l.GetMax(),
-			"retries": t.Counters.Retries, "conns_opened": c[0], "conns_closed": c[1], "conns_open": c[2],
-		}
-		for p, h := range t.Phases {
-			if h == nil || h.TotalCount() == 0 {
-				continue
-			}
-			pl, name := hist.Summarize(h), hist.Phase(p).String()
-			fields[name+"_count"], fields[name+"_p50"], fields[name+"_p95"] = h.TotalCount(), pl.GetP50(), pl.GetP95()
-			fields[name+"_p99"], fields[name+"_max"] = pl.GetP99(), pl.GetMax()
-		}
-		w.point(MeasurementInterval, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "region": region}, fields, d.Start)
-		w.point(MeasurementElapsed, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "region": region}, map[string]any{
-			"count": t.Counters.Requests, "rps": float64(t.Counters.Requests) / secs, "errors": t.Counters.Failures,
-			"p50": l.GetP50(), "p95": l.GetP95(), "p99": l.GetP99(), "interval": d.Index,
-			"retries": t.Counters.Retries, "conns_opened": c[0], "conns_open": c[2],
-		}, elapsedAt)
+	t := set.Total(nil)
+	l := hist.Summarize(t.Latency)
+	// Fields only: a first write adds the progress fields (progressLines);
+	// a rewrite replaces these and keeps those (InfluxDB merges the field
+	// sets of points with the same series and timestamp).
+	fields := map[string]any{
+		"count": t.Counters.Requests, "rps": float64(t.Counters.Requests) / secs, "errors": t.Counters.Failures,
+		"p50": l.GetP50(), "p90": l.GetP90(), "p95": l.GetP95(), "p99": l.GetP99(), "p999": l.GetP999(), "max": l.GetMax(),
+		"retries": t.Counters.Retries, "conns_opened": c[0], "conns_closed": c[1], "conns_open": c[2],
 	}
-	if p := d.Progress; p != nil {
-		for _, rp := range append(slices.Clone(p.GetRegions()), p.GetAll()) {
-			if rp == nil {
-				continue
-			}
-			w.point(MeasurementInterval, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "region": rp.GetRegion()}, map[string]any{
-				"target_rps": rp.GetTargetRps(), "achieved_rps": rp.GetAchievedRps(), "arrival_rps": rp.GetArrivalRps(),
-				"agents": rp.GetAgents(), "requests": rp.GetRequests(), "failures": rp.GetFailures(),
-			}, d.Start)
+	for p, h := range t.Phases {
+		if h == nil || h.TotalCount() == 0 {
+			continue
 		}
-		for _, t := range p.GetThresholds() {
-			ok := int64(0)
-			if t.GetOk() {
-				ok = 1
-			}
-			w.point(MeasurementThreshold, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "metric": t.GetMetric(), "expr": t.GetExpr()},
-				map[string]any{"ok": ok, "value": t.GetValue()}, d.Start)
-		}
+		pl, name := hist.Summarize(h), hist.Phase(p).String()
+		fields[name+"_count"], fields[name+"_p50"], fields[name+"_p95"] = h.TotalCount(), pl.GetP50(), pl.GetP95()
+		fields[name+"_p99"], fields[name+"_max"] = pl.GetP99(), pl.GetMax()
 	}
-	return w.bytes(), w.n, nil
+	w.point(MeasurementInterval, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "region": region}, fields, d.Start)
+	w.point(MeasurementElapsed, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "region": region}, map[string]any{
+		"count": t.Counters.Requests, "rps": float64(t.Counters.Requests) / secs, "errors": t.Counters.Failures,
+		"p50": l.GetP50(), "p95": l.GetP95(), "p99": l.GetP99(), "interval": d.Index,
+		"retries": t.Counters.Retries, "conns_opened": c[0], "conns_open": c[2],
+	}, elapsedBase.Add(time.Duration(d.Index)*d.Run.Interval))
+	return nil
+}
+
+// progressLines writes, on an interval's first emission, the progress
+// fields of surge_interval (rates) per region and all, and surge_threshold.
+func progressLines(w *lineWriter, d IntervalData) {
+	p := d.Progress
+	if p == nil {
+		return
+	}
+	for _, rp := range append(slices.Clone(p.GetRegions()), p.GetAll()) {
+		if rp == nil {
+			continue
+		}
+		w.point(MeasurementInterval, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "region": rp.GetRegion()}, map[string]any{
+			"target_rps": rp.GetTargetRps(), "achieved_rps": rp.GetAchievedRps(), "arrival_rps": rp.GetArrivalRps(),
+			"agents": rp.GetAgents(), "requests": rp.GetRequests(), "failures": rp.GetFailures(),
+		}, d.Start)
+	}
+	for _, t := range p.GetThresholds() {
+		ok := int64(0)
+		if t.GetOk() {
+			ok = 1
+		}
+		w.point(MeasurementThreshold, map[string]string{"run": d.Run.ID, "plan": d.Run.PlanName, "metric": t.GetMetric(), "expr": t.GetExpr()},
+			map[string]any{"ok": ok, "value": t.GetValue()}, d.Start)
+	}
 }
 
 // agentLines encodes one agent's stats for one interval as surge_agent.
