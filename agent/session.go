@@ -22,9 +22,8 @@ import (
 // zstdName is the gRPC encoding name of zstd (controller.ZstdName).
 const zstdName = "zstd"
 
-// streamCompressor is the compression of the agent's stream. Snapshots
-// are compressed: a 10-series snapshot of 34 KB goes out in about 15 KB
-// (docs/benchmarks.md, goal 4). zstd when the process registered it
+// streamCompressor is the compression of the agent's stream: snapshots
+// shrink to less than half (docs/benchmarks.md, goal 4). zstd when the process registered it
 // (cmd/surge registers controller.Zstd), which the controller inflates for
 // a fraction of gzip's CPU; else gzip, gRPC's own compressor, registered
 // by importing its package. Controllers that predate zstd do not read it:

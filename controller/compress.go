@@ -22,12 +22,11 @@ const keepBuf = 1 << 20
 
 // Gzip is gRPC's "gzip" encoding made cheaper for snapshot streams, in the
 // same wire format (either end may use gRPC's own): it compresses at
-// gzip's fastest level, a 10-series snapshot of 34 KB in about 0.3 ms
-// into 15 KB (gRPC's default level 6: about 4 ms, 13 KB), and it reads a
-// message's compressed bytes into memory before inflating them, where
-// gRPC's reader hands the inflater one byte at a time across its buffers
-// (about 1.7× the CPU per message). A main registers it once, before any
-// gRPC use, for every gRPC connection of the process:
+// gzip's fastest level, and it reads a message's compressed bytes into
+// memory before inflating them, where gRPC's reader hands the inflater one
+// byte at a time across its buffers. docs/benchmarks.md (goal 4) measures
+// both against gRPC's gzip. A main registers it once, before any gRPC use,
+// for every gRPC connection of the process:
 //
 //	encoding.RegisterCompressor(controller.NewGzip())
 type Gzip struct {
@@ -133,12 +132,11 @@ func (r *gzipReader) Read(p []byte) (int, error) {
 const ZstdName = "zstd"
 
 // Zstd is a gRPC compressor named "zstd" for snapshot streams, what agents
-// use. At zstd's fastest level a 10-series snapshot of 34 KB compresses to
-// about 13.6 KB in about 0.23 ms of CPU, and inflates in about 50 µs
-// (Gzip: 15.2 KB, 0.43 ms and 0.26 ms; zstd's default level: no smaller,
-// 0.4 ms), measured by `go run ./scripts/fleet -wire` (goal 4). Both ends buffer the whole message:
-// the encoder compresses it with EncodeAll, the decoder reads it with
-// DecodeAll, each reused from a pool, so no goroutine runs behind them.
+// use: at zstd's fastest level, about as small as gzip's default and a
+// fraction of its CPU to inflate (docs/benchmarks.md, goal 4). Both ends
+// buffer the whole message: the encoder compresses it with EncodeAll, the
+// decoder reads it with DecodeAll, each reused from a pool, so no
+// goroutine runs behind them.
 //
 // A message inflates to at most maxDecoded bytes (the controller's
 // MaxRecvMsgSize): a frame that claims or reaches more, or a window

@@ -120,15 +120,7 @@ func (w *timerWaiter) close() {}
 
 // wakeQuantum is the least time between two wake-ups of the precise
 // waiter: arrivals due closer together than that are sent together, up to
-// wakeQuantum late, when the previous wake-up was less than wakeQuantum
-// ago. On the VMs this was measured on, a wake-up from idle costs far
-// more than the request it sends: ~25 µs of the agent's CPU to wake its
-// thread and ~30 µs more in the write that wakes an idle target (an
-// inter-processor interrupt through the hypervisor), against ~20 µs for
-// the request itself. At 10,000/s (arrivals 100 µs apart) a quantum of
-// 200 µs sends them in pairs: 36–40 µs of CPU per arrival instead of
-// 43–47 µs with 100 µs (agent runs of 20 s, same machine, interleaved),
-// for a send lateness p50 of ~130 instead of ~85 µs (p99 well under a
-// millisecond when the machine is quiet). Rates up to 5,000/s are not
-// batched: at 1000/s each arrival is sent on its own wake-up, on time.
+// wakeQuantum late, because a wake-up from idle costs more CPU than the
+// request it sends. Rates up to 5,000/s are never batched. Measured in
+// docs/benchmarks.md ("Agent dispatch").
 const wakeQuantum = 200 * time.Microsecond
