@@ -62,7 +62,7 @@ func reshareParts(p *plan.Plan, parts []*surgev1.ScenarioShare, from string, epo
 	}
 	for n, ss := range parts {
 		sc := p.Scenarios[ss.GetScenario()]
-		if sc == nil {
+		if sc == nil || sc.Kind() == nil {
 			continue
 		}
 		se := elapsed - sc.StartTime.D()
@@ -72,41 +72,54 @@ func reshareParts(p *plan.Plan, parts []*surgev1.ScenarioShare, from string, epo
 		id := fmt.Sprintf("e%d/%s/%d", epoch, from, n)
 		for i := range k {
 			np := &surgev1.ScenarioShare{Scenario: ss.GetScenario(), PartId: id, FromAgent: from}
-			switch {
-			case sc.IsArrivalRate():
-				a, total := ss.GetArrivals(), ss.GetTotalArrivals()
-				first, stride := max(ss.GetArrivalFirst(), 0), max(ss.GetArrivalStride(), 1)
-				if a <= 0 || total <= 0 || first >= a {
-					continue
-				}
-				f := first + (partDueBy(sc, ss, se)+int64(i))*stride
-				if f >= a {
-					continue
-				}
-				np.Arrivals, np.TotalArrivals = a, total
-				np.ArrivalFirst, np.ArrivalStride = f, stride*int64(k)
-				np.PreAllocatedVus = (ss.GetPreAllocatedVus() + int64(k) - 1) / int64(k)
-				np.MaxVus = (ss.GetMaxVus() + int64(k) - 1) / int64(k)
-			case sc.Executor == plan.ConstantVUs:
-				np.Vus = splitCount(ss.GetVus(), k, i)
-				if np.Vus == 0 {
-					continue
-				}
-			case sc.Executor == plan.RampingVUs:
-				var any bool
-				for _, t := range ss.GetStageTargets() {
-					v := splitCount(t, k, i)
-					np.StageTargets = append(np.StageTargets, v)
-					any = any || v > 0
-				}
-				if !any {
-					continue
-				}
-			default:
-				continue
+			var ok bool
+			switch sc.Kind().Family() {
+			case plan.ArrivalRateFamily:
+				ok = reshareArrivals(np, sc, ss, se, k, i)
+			case plan.VUsFamily:
+				ok = reshareVUs(np, ss, k, i)
+			}
+			if !ok {
+				continue // iterations are not reshared, or nothing is left for survivor i
 			}
 			out[i] = append(out[i], np)
 		}
 	}
 	return out
+}
+
+// reshareArrivals makes np survivor i of k's progression of the arrivals
+// of lost part ss not yet due se into the scenario; false when none is left.
+func reshareArrivals(np *surgev1.ScenarioShare, sc *plan.Scenario, ss *surgev1.ScenarioShare, se time.Duration, k, i int) bool {
+	a, total := ss.GetArrivals(), ss.GetTotalArrivals()
+	first, stride := max(ss.GetArrivalFirst(), 0), max(ss.GetArrivalStride(), 1)
+	if a <= 0 || total <= 0 || first >= a {
+		return false
+	}
+	f := first + (partDueBy(sc, ss, se)+int64(i))*stride
+	if f >= a {
+		return false
+	}
+	np.Arrivals, np.TotalArrivals = a, total
+	np.ArrivalFirst, np.ArrivalStride = f, stride*int64(k)
+	np.PreAllocatedVus = (ss.GetPreAllocatedVus() + int64(k) - 1) / int64(k)
+	np.MaxVus = (ss.GetMaxVus() + int64(k) - 1) / int64(k)
+	return true
+}
+
+// reshareVUs gives np survivor i of k's part of lost part ss's VUs (a
+// constant count, or each stage's target) by largest remainder; false when
+// it gets none.
+func reshareVUs(np *surgev1.ScenarioShare, ss *surgev1.ScenarioShare, k, i int) bool {
+	if len(ss.GetStageTargets()) == 0 {
+		np.Vus = splitCount(ss.GetVus(), k, i)
+		return np.Vus > 0
+	}
+	var some bool
+	for _, t := range ss.GetStageTargets() {
+		v := splitCount(t, k, i)
+		np.StageTargets = append(np.StageTargets, v)
+		some = some || v > 0
+	}
+	return some
 }
