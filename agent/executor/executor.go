@@ -99,16 +99,22 @@ func (s *Scenario) sleepUntil(ctx context.Context, t time.Time) bool {
 // finish waits for done until deadline (the end of the graceful stop), then
 // cancels hard and waits for done.
 func (s *Scenario) finish(ctx context.Context, done <-chan struct{}, deadline time.Time, cancelHard context.CancelFunc) {
-	d := deadline.Sub(s.Clock.Now())
-	if d > 0 {
-		tm := s.Clock.NewTimer(d)
-		select {
-		case <-done:
-		case <-ctx.Done():
-		case <-tm.C():
-		}
-		tm.Stop()
-	}
+	s.waitDone(ctx, done, deadline)
 	cancelHard()
 	<-done
+}
+
+// waitDone waits for done, the end of ctx or deadline, whichever is first.
+func (s *Scenario) waitDone(ctx context.Context, done <-chan struct{}, deadline time.Time) {
+	d := deadline.Sub(s.Clock.Now())
+	if d <= 0 {
+		return
+	}
+	tm := s.Clock.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	case <-tm.C():
+	}
 }

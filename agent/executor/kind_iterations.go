@@ -97,15 +97,7 @@ func (s *Scenario) runIterations(ctx context.Context, start time.Time) error {
 	go func() { wg.Wait(); close(done) }()
 	// Wait for every iteration or for max_duration, then graceful stop.
 	end := start.Add(s.Plan.Length())
-	if d := end.Sub(s.Clock.Now()); d > 0 {
-		tm := s.Clock.NewTimer(d)
-		select {
-		case <-done:
-		case <-ctx.Done():
-		case <-tm.C():
-		}
-		tm.Stop()
-	}
+	s.waitDone(ctx, done, end)
 	cancelSoft()
 	s.finish(ctx, done, end.Add(s.Plan.GracefulStop.D()), cancelHard)
 	dropped := notRun.Load()
