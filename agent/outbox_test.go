@@ -121,7 +121,7 @@ func TestProgressionPacerPartitionsExactly(t *testing.T) {
 	seen := map[time.Duration]int{}
 	var n int64
 	for i := range int64(3) {
-		p := newProgressionPacer(sc, &surgev1.ScenarioShare{Arrivals: lost, TotalArrivals: total, ArrivalFirst: first + i, ArrivalStride: 3})
+		p := newProgressionPacer(sc, plan.ScenarioShare{Arrivals: lost, TotalArrivals: total, ArrivalFirst: first + i, ArrivalStride: 3})
 		for k := int64(0); ; k++ {
 			d, stop := p.Next(k)
 			if stop {

@@ -35,14 +35,14 @@ var (
 	_ executor.DueCounter = (*progressionPacer)(nil)
 )
 
-func newProgressionPacer(sc *plan.Scenario, ss *surgev1.ScenarioShare) *progressionPacer {
-	first, stride := ss.GetArrivalFirst(), max(ss.GetArrivalStride(), 1)
+func newProgressionPacer(sc *plan.Scenario, ss plan.ScenarioShare) *progressionPacer {
+	first, stride := ss.ArrivalFirst, max(ss.ArrivalStride, 1)
 	var count int64
-	if a := ss.GetArrivals(); first >= 0 && first < a {
+	if a := ss.Arrivals; first >= 0 && first < a {
 		count = (a - first + stride - 1) / stride
 	}
 	return &progressionPacer{
-		base:  executor.NewSchedulePacer(sc, ss.GetArrivals(), ss.GetTotalArrivals()),
+		base:  executor.NewSchedulePacer(sc, ss.Arrivals, ss.TotalArrivals),
 		first: max(first, 0), stride: stride, count: count,
 	}
 }
@@ -72,12 +72,12 @@ func (p *progressionPacer) DueBy(elapsed time.Duration) int64 {
 }
 
 // partPeakRate is the most arrivals per second one share part plans.
-func partPeakRate(p *plan.Plan, ss *surgev1.ScenarioShare) float64 {
-	sc := p.Scenarios[ss.GetScenario()]
-	if sc == nil || !sc.IsArrivalRate() || ss.GetTotalArrivals() <= 0 {
+func partPeakRate(p *plan.Plan, ss plan.ScenarioShare) float64 {
+	sc := p.Scenarios[ss.Scenario]
+	if sc == nil || !sc.IsArrivalRate() || ss.TotalArrivals <= 0 {
 		return 0
 	}
-	return sc.PeakRate() * float64(ss.GetArrivals()) / float64(ss.GetTotalArrivals()) / float64(max(ss.GetArrivalStride(), 1))
+	return sc.PeakRate() * float64(ss.Arrivals) / float64(ss.TotalArrivals) / float64(max(ss.ArrivalStride, 1))
 }
 
 // part is one piece of work of a run on this agent: its own share, or a part
@@ -92,7 +92,7 @@ type part struct {
 // partOptions are what running a part needs.
 type partOptions struct {
 	plan   *plan.Plan
-	shares []*surgev1.ScenarioShare
+	shares []plan.ScenarioShare
 	// takeover parts pace with a progressionPacer; the own share with the
 	// executor's default pacer.
 	takeover bool
@@ -114,7 +114,7 @@ func startPart(ctx context.Context, wg *sync.WaitGroup, id string, start time.Ti
 	pt.rec.SetObserver(o.onSample)
 	scens, err := executor.BuildScenarios(executor.ShareOptions{
 		Plan:       o.plan,
-		Share:      &surgev1.Share{Scenarios: o.shares},
+		Share:      plan.Share{Scenarios: o.shares},
 		Client:     o.client,
 		Recorder:   pt.rec,
 		Logger:     o.log.With("part", id),

@@ -128,26 +128,30 @@ func (a *Agent) event(as *surgev1.Assign, kind surgev1.RunEvent_Kind, at time.Ti
 
 // check decodes the plan and decides whether this agent takes the share.
 // Its error is the message of the REJECTED event.
-func (a *Agent) check(ctx context.Context, as *surgev1.Assign) (*plan.Plan, error) {
+func (a *Agent) check(ctx context.Context, as *surgev1.Assign) (*plan.Plan, plan.Share, error) {
 	p, err := plan.FromJSON(as.GetPlanJson())
 	if err != nil {
-		return nil, fmt.Errorf("agent %s: invalid plan: %w", a.cfg.ID, err)
+		return nil, plan.Share{}, fmt.Errorf("agent %s: invalid plan: %w", a.cfg.ID, err)
 	}
-	if err := executor.ValidateShare(p, as.GetShare()); err != nil {
-		return nil, fmt.Errorf("agent %s: invalid share: %w", a.cfg.ID, err)
+	share, err := shareFromProto(as.GetShare().GetScenarios())
+	if err == nil {
+		err = executor.ValidateShare(p, share)
 	}
-	if err := a.checkCaps(p, as.GetShare().GetScenarios(), nil); err != nil {
-		return nil, err
+	if err != nil {
+		return nil, plan.Share{}, fmt.Errorf("agent %s: invalid share: %w", a.cfg.ID, err)
 	}
-	if err := a.checkHosts(ctx, p, as.GetShare().GetScenarios()); err != nil {
-		return nil, err
+	if err := a.checkCaps(p, share.Scenarios, nil); err != nil {
+		return nil, plan.Share{}, err
 	}
-	return p, nil
+	if err := a.checkHosts(ctx, p, share.Scenarios); err != nil {
+		return nil, plan.Share{}, err
+	}
+	return p, share, nil
 }
 
 // checkCaps refuses parts that would take the agent over its own rate and
 // VU caps, on top of the parts it already runs.
-func (a *Agent) checkCaps(p *plan.Plan, add, running []*surgev1.ScenarioShare) error {
+func (a *Agent) checkCaps(p *plan.Plan, add, running []plan.ScenarioShare) error {
 	var rate float64
 	for _, ss := range append(slices.Clone(running), add...) {
 		rate += partPeakRate(p, ss)
@@ -155,7 +159,7 @@ func (a *Agent) checkCaps(p *plan.Plan, add, running []*surgev1.ScenarioShare) e
 	if a.cfg.MaxRate > 0 && rate > a.cfg.MaxRate*(1+1e-9) {
 		return fmt.Errorf("agent %s: the share peaks at %.6g arrivals/s, over this agent's max rate of %.6g/s", a.cfg.ID, rate, a.cfg.MaxRate)
 	}
-	n := executor.PeakVUs(p, &surgev1.Share{Scenarios: running}) + executor.PeakVUs(p, &surgev1.Share{Scenarios: add})
+	n := executor.PeakVUs(p, plan.Share{Scenarios: running}) + executor.PeakVUs(p, plan.Share{Scenarios: add})
 	if a.cfg.MaxVUs > 0 && n > a.cfg.MaxVUs {
 		return fmt.Errorf("agent %s: the share needs up to %d VUs, over this agent's max of %d", a.cfg.ID, n, a.cfg.MaxVUs)
 	}
@@ -164,20 +168,20 @@ func (a *Agent) checkCaps(p *plan.Plan, add, running []*surgev1.ScenarioShare) e
 
 // checkHosts resolves the hosts of the parts' requests against the
 // allow-list.
-func (a *Agent) checkHosts(ctx context.Context, p *plan.Plan, parts []*surgev1.ScenarioShare) error {
+func (a *Agent) checkHosts(ctx context.Context, p *plan.Plan, parts []plan.ScenarioShare) error {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	seen := make(map[string]bool)
 	for _, ss := range parts {
-		sc := p.Scenarios[ss.GetScenario()]
+		sc := p.Scenarios[ss.Scenario]
 		if sc == nil {
-			return fmt.Errorf("agent %s: scenario %q is not in the plan", a.cfg.ID, ss.GetScenario())
+			return fmt.Errorf("agent %s: scenario %q is not in the plan", a.cfg.ID, ss.Scenario)
 		}
 		// The scenario's client settings must hold on this agent (TLS
 		// files, hosts, source addresses) before it takes the share.
 		c, err := httpclient.New(httpclient.Options{Allow: a.allow, Resolver: a.resolver, Conn: sc.Connection, Retry: sc.Retry})
 		if err != nil {
-			return fmt.Errorf("agent %s: scenario %s: %w", a.cfg.ID, ss.GetScenario(), err)
+			return fmt.Errorf("agent %s: scenario %s: %w", a.cfg.ID, ss.Scenario, err)
 		}
 		c.Close()
 		for _, t := range sc.Targets() {
@@ -212,12 +216,12 @@ func (a *Agent) checkHosts(ctx context.Context, p *plan.Plan, parts []*surgev1.S
 // takeovers returns the takeover parts of as that are not running yet,
 // grouped by part id, checked against the plan, the caps and the
 // allow-list; refused parts are logged and left out.
-func (a *Agent) takeovers(ctx context.Context, p *plan.Plan, as *surgev1.Assign, have map[string][]*surgev1.ScenarioShare, log *slog.Logger) map[string][]*surgev1.ScenarioShare {
-	var running []*surgev1.ScenarioShare
+func (a *Agent) takeovers(ctx context.Context, p *plan.Plan, as *surgev1.Assign, have map[string][]plan.ScenarioShare, log *slog.Logger) map[string][]plan.ScenarioShare {
+	var running []plan.ScenarioShare
 	for _, ss := range have {
 		running = append(running, ss...)
 	}
-	out := map[string][]*surgev1.ScenarioShare{}
+	out := map[string][]plan.ScenarioShare{}
 	for _, ss := range as.GetShare().GetTakeovers() {
 		id := ss.GetPartId()
 		if id == "" {
@@ -226,16 +230,18 @@ func (a *Agent) takeovers(ctx context.Context, p *plan.Plan, as *surgev1.Assign,
 		if _, ok := have[id]; ok {
 			continue
 		}
-		one := &surgev1.Share{Scenarios: []*surgev1.ScenarioShare{ss}}
-		err := executor.ValidateShare(p, one)
+		one, err := shareFromProto([]*surgev1.ScenarioShare{ss})
+		if err == nil {
+			err = executor.ValidateShare(p, one)
+		}
 		if err == nil && (ss.GetArrivalFirst() < 0 || ss.GetArrivalStride() < 0) {
 			err = errors.New("negative arrival progression")
 		}
 		if err == nil {
-			err = a.checkCaps(p, one.GetScenarios(), running)
+			err = a.checkCaps(p, one.Scenarios, running)
 		}
 		if err == nil {
-			err = a.checkHosts(ctx, p, one.GetScenarios())
+			err = a.checkHosts(ctx, p, one.Scenarios)
 		}
 		if err != nil {
 			log.Warn("refused a takeover part", "part", id, "from", ss.GetFromAgent(), "err", err)
@@ -243,8 +249,8 @@ func (a *Agent) takeovers(ctx context.Context, p *plan.Plan, as *surgev1.Assign,
 				Message: err.Error(), PartId: ss.GetPartId(), AtUnixNs: time.Now().UnixNano()})
 			continue
 		}
-		out[id] = append(out[id], ss)
-		running = append(running, ss)
+		out[id] = append(out[id], one.Scenarios...)
+		running = append(running, one.Scenarios...)
 	}
 	return out
 }
@@ -252,7 +258,7 @@ func (a *Agent) takeovers(ctx context.Context, p *plan.Plan, as *surgev1.Assign,
 // runAssigned takes a run from its Assign to its final snapshot and event.
 func (a *Agent) runAssigned(ctx context.Context, r *runState, as *surgev1.Assign) {
 	log := a.log.With("run", as.GetRunId())
-	p, err := a.check(ctx, as)
+	p, own, err := a.check(ctx, as)
 	if err != nil {
 		log.Warn("rejected run", "err", err)
 		a.event(as, surgev1.RunEvent_KIND_REJECTED, time.Now(), err.Error())
@@ -274,7 +280,7 @@ func (a *Agent) runAssigned(ctx context.Context, r *runState, as *surgev1.Assign
 	// start itself, so arrival-rate scenarios create their pre-allocated
 	// VUs and open their connections beforehand instead of in the first
 	// second, where each dial competes with the first arrivals.
-	ar.launch("", as.GetShare().GetScenarios(), false)
+	ar.launch("", own.Scenarios, false)
 	for id, ss := range a.takeovers(ctx, p, as, ar.running, log) {
 		ar.launch(id, ss, true)
 	}
@@ -315,9 +321,9 @@ type assignedRun struct {
 	partsCtx context.Context // the parts' context, cancelled before runAssigned returns
 	partsWG  sync.WaitGroup
 	parts    []*part
-	running  map[string][]*surgev1.ScenarioShare // each part's shares by part id
-	pending  int                                 // parts not yet ended
-	results  chan error                          // each part's end
+	running  map[string][]plan.ScenarioShare // each part's shares by part id
+	pending  int                             // parts not yet ended
+	results  chan error                      // each part's end
 
 	stats *statsSampler
 	seq   uint64
@@ -343,7 +349,7 @@ func (a *Agent) newAssignedRun(r *runState, as *surgev1.Assign, p *plan.Plan, lo
 		a: a, r: r, as: as, p: p, log: log, interval: interval, start: start,
 		opts: partOptions{plan: p, client: client, gate: r.gate, log: log, onSample: a.cfg.OnSample,
 			runID: as.GetRunId(), region: a.cfg.Region, pacingSpin: a.cfg.PacingSpin},
-		running: map[string][]*surgev1.ScenarioShare{},
+		running: map[string][]plan.ScenarioShare{},
 		results: make(chan error, 64),
 		stats:   newStatsSampler(&a.conns),
 	}
@@ -364,7 +370,7 @@ func (ar *assignedRun) current() *surgev1.Assign {
 
 // launch starts a part running shares; a part that cannot start is logged
 // and left out.
-func (ar *assignedRun) launch(id string, shares []*surgev1.ScenarioShare, takeover bool) {
+func (ar *assignedRun) launch(id string, shares []plan.ScenarioShare, takeover bool) {
 	o := ar.opts
 	o.shares, o.takeover = shares, takeover
 	pt, err := startPart(ar.partsCtx, &ar.partsWG, id, ar.start, o)

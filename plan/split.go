@@ -36,10 +36,21 @@ type ScenarioShare struct {
 	MaxVUs        int64
 	VUs           int64   // constant-vus
 	StageTargets  []int64 // ramping-vus: start_vus then one per stage
+	// ArrivalFirst and ArrivalStride pick a takeover part's arrivals out
+	// of Arrivals: first, first+stride, ... (0 and 0 for a whole share).
+	ArrivalFirst, ArrivalStride int64
 }
 
 // Fraction is the agent's part of the scenario, To - From.
 func (s ScenarioShare) Fraction() *big.Rat { return new(big.Rat).Sub(s.To, s.From) }
+
+// SegmentFrom is From as the wire carries it ("1/3"); "" when unset.
+func (s ScenarioShare) SegmentFrom() string {
+	if s.From == nil {
+		return ""
+	}
+	return s.From.String()
+}
 
 // Split divides a plan among agents: first by region weight (scenario
 // regions override plan regions; none: all agents evenly), then evenly, or by

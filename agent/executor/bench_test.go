@@ -346,8 +346,8 @@ scenarios:
 	}
 	before := memNow(b)
 	rec := NewRecorder()
-	scens, err := BuildScenarios(ShareOptions{Plan: p, Recorder: rec, RunID: "bench", Share: &surgev1.Share{
-		Scenarios: []*surgev1.ScenarioShare{{Scenario: "s", Vus: int64(n)}}}})
+	scens, err := BuildScenarios(ShareOptions{Plan: p, Recorder: rec, RunID: "bench", Share: plan.Share{
+		Scenarios: []plan.ScenarioShare{{Scenario: "s", VUs: int64(n)}}}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -473,9 +473,9 @@ scenarios:
 		b.Fatal(err)
 	}
 	total = p.Scenarios["s"].TotalArrivals()
-	scens, err = BuildScenarios(ShareOptions{Plan: p, Recorder: rec, RunID: "bench", PacingSpin: spin, Share: &surgev1.Share{
-		Scenarios: []*surgev1.ScenarioShare{{Scenario: "s", Arrivals: total, TotalArrivals: total,
-			PreAllocatedVus: int64(min(rate, 256)), MaxVus: int64(min(rate, 2048))}}}})
+	scens, err = BuildScenarios(ShareOptions{Plan: p, Recorder: rec, RunID: "bench", PacingSpin: spin, Share: plan.Share{
+		Scenarios: []plan.ScenarioShare{{Scenario: "s", Arrivals: total, TotalArrivals: total,
+			PreAllocVUs: int64(min(rate, 256)), MaxVUs: int64(min(rate, 2048))}}}})
 	if err != nil {
 		b.Fatal(err)
 	}

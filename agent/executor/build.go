@@ -9,14 +9,13 @@ import (
 	"time"
 
 	"github.com/surgeload/surge/agent/httpclient"
-	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/plan"
 )
 
 // ShareOptions configure RunShare.
 type ShareOptions struct {
 	Plan  *plan.Plan
-	Share *surgev1.Share
+	Share plan.Share
 	// Client is the base of each scenario's HTTP client (allow-list,
 	// resolver, the agent's connection gauge); BuildScenarios adds the
 	// scenario's connection, retry, peak VUs, seed and counters.
@@ -64,34 +63,34 @@ func BuildScenarios(o ShareOptions) ([]*Scenario, error) {
 		}
 		return nil, err
 	}
-	for _, ss := range o.Share.GetScenarios() {
-		sc := o.Plan.Scenarios[ss.GetScenario()]
+	for _, ss := range o.Share.Scenarios {
+		sc := o.Plan.Scenarios[ss.Scenario]
 		if sc == nil {
-			return fail(fmt.Errorf("run share: scenario %q is not in the plan", ss.GetScenario()))
+			return fail(fmt.Errorf("run share: scenario %q is not in the plan", ss.Scenario))
 		}
-		rec := o.Recorder.Scenario(ss.GetScenario())
-		seed := Seed(o.RunID, ss.GetScenario(), ss.GetSegmentFrom())
+		rec := o.Recorder.Scenario(ss.Scenario)
+		seed := Seed(o.RunID, ss.Scenario, ss.SegmentFrom())
 		co := o.Client
 		co.Conn, co.Retry, co.Seed = sc.Connection, sc.Retry, seed
-		co.PeakVUs = int(min(PeakVUs(o.Plan, &surgev1.Share{Scenarios: []*surgev1.ScenarioShare{ss}}), 1<<20))
+		co.PeakVUs = int(min(PeakVUs(o.Plan, plan.Share{Scenarios: []plan.ScenarioShare{ss}}), 1<<20))
 		co.Stats = &httpclient.ConnStats{}
 		client, err := httpclient.New(co)
 		if err != nil {
-			return fail(fmt.Errorf("run share: scenario %s: %w", ss.GetScenario(), err))
+			return fail(fmt.Errorf("run share: scenario %s: %w", ss.Scenario, err))
 		}
 		rec.SetConnStats(co.Stats)
 		iter, warm, err := planIteration(sc, IterationOptions{
 			Client: client, Retries: sc.Retry != nil && sc.Retry.Attempts > 1,
 			Rec: rec, Clock: o.Clock, Region: o.Region, Env: o.Env, Seed: seed,
-			Data: o.Plan.Data, Segment: ss.GetSegmentFrom(),
+			Data: o.Plan.Data, Segment: ss.SegmentFrom(),
 			WSDial: client.DialContext, WSTLS: client.TLSConfig(),
 		})
 		if err != nil {
 			client.Close()
-			return fail(fmt.Errorf("run share: scenario %s: %w", ss.GetScenario(), err))
+			return fail(fmt.Errorf("run share: scenario %s: %w", ss.Scenario, err))
 		}
 		s := &Scenario{
-			Name:       ss.GetScenario(),
+			Name:       ss.Scenario,
 			Plan:       sc,
 			Share:      ss,
 			Seed:       seed,
@@ -100,7 +99,7 @@ func BuildScenarios(o ShareOptions) ([]*Scenario, error) {
 			Rec:        rec,
 			Clock:      o.Clock,
 			PacingSpin: o.PacingSpin,
-			Logger:     o.Logger.With("scenario", ss.GetScenario()),
+			Logger:     o.Logger.With("scenario", ss.Scenario),
 			client:     client,
 		}
 		if o.Adjust != nil {

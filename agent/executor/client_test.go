@@ -13,6 +13,7 @@ import (
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/plan"
 )
 
 // A scenario's connection settings reach its client: per-VU reuse opens one
@@ -52,9 +53,9 @@ scenarios:
     requests: [{name: flaky, url: "`+srv.URL+`/flaky"}]
 `)
 	rec := NewRecorder()
-	share := &surgev1.Share{Scenarios: []*surgev1.ScenarioShare{
-		{Scenario: "s", Vus: 5, Arrivals: 100, TotalArrivals: 100},
-		{Scenario: "r", Vus: 1, Arrivals: 10, TotalArrivals: 10},
+	share := plan.Share{Scenarios: []plan.ScenarioShare{
+		{Scenario: "s", VUs: 5, Arrivals: 100, TotalArrivals: 100},
+		{Scenario: "r", VUs: 1, Arrivals: 10, TotalArrivals: 10},
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/surgeload/surge/agent/httpclient"
-	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -25,7 +24,7 @@ type IterFunc func(ctx context.Context, vu int64, intended time.Time) bool
 type Scenario struct {
 	Name  string
 	Plan  *plan.Scenario
-	Share *surgev1.ScenarioShare
+	Share plan.ScenarioShare
 	// Pacer paces arrival-rate executors; nil uses NewPacer with Seed.
 	Pacer   Pacer
 	Seed    uint64

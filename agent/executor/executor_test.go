@@ -10,7 +10,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
 	"github.com/surgeload/surge/plan"
 )
@@ -157,7 +156,7 @@ func TestArrivalSchedule(t *testing.T) {
 			s := &Scenario{
 				Name:  "s",
 				Plan:  tc.sc,
-				Share: &surgev1.ScenarioShare{Scenario: "s", Arrivals: tc.arrivals, TotalArrivals: total, PreAllocatedVus: 2, MaxVus: 100},
+				Share: plan.ScenarioShare{Scenario: "s", Arrivals: tc.arrivals, TotalArrivals: total, PreAllocVUs: 2, MaxVUs: 100},
 				Iterate: func(_ context.Context, _ int64, at time.Time) bool {
 					mu.Lock()
 					intended = append(intended, at)
@@ -207,7 +206,7 @@ func TestArrivalDropsWithoutFreeVU(t *testing.T) {
 	s := &Scenario{
 		Name:  "s",
 		Plan:  sc,
-		Share: &surgev1.ScenarioShare{Scenario: "s", Arrivals: 10, TotalArrivals: 10, PreAllocatedVus: 1, MaxVus: 2},
+		Share: plan.ScenarioShare{Scenario: "s", Arrivals: 10, TotalArrivals: 10, PreAllocVUs: 1, MaxVUs: 2},
 		Iterate: func(ctx context.Context, _ int64, _ time.Time) bool {
 			select { // every iteration blocks until the hard stop
 			case <-ctx.Done():
@@ -233,7 +232,7 @@ func TestVUsCurve(t *testing.T) {
 		{Duration: plan.Duration(10 * time.Second), Target: 10},
 		{Duration: plan.Duration(10 * time.Second), Target: 0},
 	}}
-	s := &Scenario{Plan: sc, Share: &surgev1.ScenarioShare{StageTargets: []int64{0, 5, 0}}}
+	s := &Scenario{Plan: sc, Share: plan.ScenarioShare{StageTargets: []int64{0, 5, 0}}}
 	for _, c := range []struct {
 		at   time.Duration
 		want int64
@@ -261,7 +260,7 @@ func TestRampingVUs(t *testing.T) {
 	s := &Scenario{
 		Name:  "s",
 		Plan:  sc,
-		Share: &surgev1.ScenarioShare{Scenario: "s", StageTargets: []int64{0, 4, 0}},
+		Share: plan.ScenarioShare{Scenario: "s", StageTargets: []int64{0, 4, 0}},
 		Iterate: func(ctx context.Context, vu int64, _ time.Time) bool {
 			mu.Lock()
 			defer mu.Unlock()

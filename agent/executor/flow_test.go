@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/surgeload/surge/agent/httpclient"
-	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
 	"github.com/surgeload/surge/plan"
 )
@@ -226,7 +225,7 @@ scenarios:
     requests: [{url: "`+srv.URL+`/"}]
 `)
 	rec := NewRecorder()
-	share := &surgev1.Share{Scenarios: []*surgev1.ScenarioShare{{Scenario: "s", Arrivals: 200, TotalArrivals: 200, PreAllocatedVus: 80, MaxVus: 80}}}
+	share := plan.Share{Scenarios: []plan.ScenarioShare{{Scenario: "s", Arrivals: 200, TotalArrivals: 200, PreAllocVUs: 80, MaxVUs: 80}}}
 	if err := RunShare(context.Background(), time.Now(), ShareOptions{Plan: p, Share: share, Recorder: rec}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -19,9 +18,9 @@ type kind interface {
 	run(ctx context.Context, s *Scenario, start time.Time) error
 	// checkShare returns the problems of ss, a share of the scenario sc
 	// named name; it does not block.
-	checkShare(name string, sc *plan.Scenario, ss *surgev1.ScenarioShare) []error
+	checkShare(name string, sc *plan.Scenario, ss plan.ScenarioShare) []error
 	// peakVUs is the most VUs ss, a share of sc, may run; it does not block.
-	peakVUs(sc *plan.Scenario, ss *surgev1.ScenarioShare) int64
+	peakVUs(sc *plan.Scenario, ss plan.ScenarioShare) int64
 }
 
 // kinds is the agent's runtime of each executor family; never mutated.

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -22,19 +21,19 @@ func (arrivalRate) run(ctx context.Context, s *Scenario, start time.Time) error 
 	return s.runArrivals(ctx, start)
 }
 
-func (arrivalRate) checkShare(name string, _ *plan.Scenario, ss *surgev1.ScenarioShare) []error {
+func (arrivalRate) checkShare(name string, _ *plan.Scenario, ss plan.ScenarioShare) []error {
 	var errs []error
-	if ss.GetArrivals() < 0 || ss.GetArrivals() > ss.GetTotalArrivals() {
-		errs = append(errs, fmt.Errorf("share: scenario %q: %d arrivals of %d", name, ss.GetArrivals(), ss.GetTotalArrivals()))
+	if ss.Arrivals < 0 || ss.Arrivals > ss.TotalArrivals {
+		errs = append(errs, fmt.Errorf("share: scenario %q: %d arrivals of %d", name, ss.Arrivals, ss.TotalArrivals))
 	}
-	if ss.GetPreAllocatedVus() < 0 || ss.GetMaxVus() < 0 {
+	if ss.PreAllocVUs < 0 || ss.MaxVUs < 0 {
 		errs = append(errs, fmt.Errorf("share: scenario %q: negative VUs", name))
 	}
 	return errs
 }
 
-func (arrivalRate) peakVUs(_ *plan.Scenario, ss *surgev1.ScenarioShare) int64 {
-	return max(ss.GetMaxVus(), ss.GetPreAllocatedVus())
+func (arrivalRate) peakVUs(_ *plan.Scenario, ss plan.ScenarioShare) int64 {
+	return max(ss.MaxVUs, ss.PreAllocVUs)
 }
 
 // arrivalRun is one run of an arrival-rate share: its pacer, the log of
@@ -84,7 +83,7 @@ func (s *Scenario) runArrivals(ctx context.Context, start time.Time) error {
 func (s *Scenario) newArrivalRun(start time.Time) *arrivalRun {
 	r := &arrivalRun{s: s, start: start, pacer: s.Pacer}
 	if r.pacer == nil {
-		r.pacer = NewPacer(s.Plan, s.Share.GetArrivals(), s.Share.GetTotalArrivals(), s.Seed)
+		r.pacer = NewPacer(s.Plan, s.Share.Arrivals, s.Share.TotalArrivals, s.Seed)
 	}
 	r.counter, _ = r.pacer.(DueCounter)
 	if r.counter != nil {
@@ -98,7 +97,7 @@ func (s *Scenario) newArrivalRun(start time.Time) *arrivalRun {
 	r.starts = &startLog{}
 	r.starts.pending.Store(start.UnixNano())
 	s.Rec.SetStarted(r.starts.startedBy)
-	r.pool = &vuPool{max: max(s.Share.GetMaxVus(), s.Share.GetPreAllocatedVus()), freed: make(chan struct{}, 1)}
+	r.pool = &vuPool{max: max(s.Share.MaxVUs, s.Share.PreAllocVUs), freed: make(chan struct{}, 1)}
 	return r
 }
 
@@ -112,7 +111,7 @@ func (r *arrivalRun) gauges(at time.Time) Gauges {
 func (r *arrivalRun) preAllocate() {
 	r.pool.mu.Lock()
 	warm := r.s.warmCount(r.start)
-	for i := range r.s.Share.GetPreAllocatedVus() {
+	for i := range r.s.Share.PreAllocVUs {
 		r.runVU(r.pool.grow(false, i >= warm), i < warm)
 	}
 	r.pool.mu.Unlock()
@@ -260,14 +259,14 @@ const (
 
 // warmCount is how many pre-allocated VUs the scenario warms.
 func (s *Scenario) warmCount(start time.Time) int64 {
-	pre := s.Share.GetPreAllocatedVus()
+	pre := s.Share.PreAllocVUs
 	switch {
-	case s.Warm == nil || s.Share.GetTotalArrivals() <= 0:
+	case s.Warm == nil || s.Share.TotalArrivals <= 0:
 		return 0
 	case start.Sub(s.Clock.Now()) >= warmAllLead:
 		return pre
 	}
-	rate := s.Plan.PeakRate() * float64(s.Share.GetArrivals()) / float64(s.Share.GetTotalArrivals())
+	rate := s.Plan.PeakRate() * float64(s.Share.Arrivals) / float64(s.Share.TotalArrivals)
 	return min(pre, max(1, int64(math.Ceil(rate*warmAhead.Seconds()))))
 }
 

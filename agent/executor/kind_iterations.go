@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -21,18 +20,18 @@ func (iterations) run(ctx context.Context, s *Scenario, start time.Time) error {
 	return s.runIterations(ctx, start)
 }
 
-func (iterations) checkShare(name string, _ *plan.Scenario, ss *surgev1.ScenarioShare) []error {
+func (iterations) checkShare(name string, _ *plan.Scenario, ss plan.ScenarioShare) []error {
 	var errs []error
-	if ss.GetVus() < 0 || ss.GetArrivals() < 0 || ss.GetArrivals() > ss.GetTotalArrivals() {
-		errs = append(errs, fmt.Errorf("share: scenario %q: %d VUs, %d iterations of %d", name, ss.GetVus(), ss.GetArrivals(), ss.GetTotalArrivals()))
+	if ss.VUs < 0 || ss.Arrivals < 0 || ss.Arrivals > ss.TotalArrivals {
+		errs = append(errs, fmt.Errorf("share: scenario %q: %d VUs, %d iterations of %d", name, ss.VUs, ss.Arrivals, ss.TotalArrivals))
 	}
-	if ss.GetArrivals() > 0 && ss.GetVus() == 0 {
-		errs = append(errs, fmt.Errorf("share: scenario %q: %d iterations without a VU", name, ss.GetArrivals()))
+	if ss.Arrivals > 0 && ss.VUs == 0 {
+		errs = append(errs, fmt.Errorf("share: scenario %q: %d iterations without a VU", name, ss.Arrivals))
 	}
 	return errs
 }
 
-func (iterations) peakVUs(_ *plan.Scenario, ss *surgev1.ScenarioShare) int64 { return ss.GetVus() }
+func (iterations) peakVUs(_ *plan.Scenario, ss plan.ScenarioShare) int64 { return ss.VUs }
 
 // runIterations runs per-vu-iterations and shared-iterations (k6
 // semantics): the share's VUs start together; each runs its own
@@ -45,8 +44,8 @@ func (s *Scenario) runIterations(ctx context.Context, start time.Time) error {
 	defer cancelHard()
 	soft, cancelSoft := context.WithCancel(hard)
 	defer cancelSoft()
-	vus := s.Share.GetVus()
-	total := s.Share.GetArrivals()
+	vus := s.Share.VUs
+	total := s.Share.Arrivals
 	var (
 		wg        sync.WaitGroup
 		remaining atomic.Int64 // shared: iterations not yet taken

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -26,19 +25,19 @@ func (vus) run(ctx context.Context, s *Scenario, start time.Time) error {
 // constant-vus (vus throughout).
 func ramps(sc *plan.Scenario) bool { return sc.Executor == plan.RampingVUs }
 
-func (vus) checkShare(name string, sc *plan.Scenario, ss *surgev1.ScenarioShare) []error {
+func (vus) checkShare(name string, sc *plan.Scenario, ss plan.ScenarioShare) []error {
 	var errs []error
 	if !ramps(sc) {
-		if ss.GetVus() < 0 {
-			errs = append(errs, fmt.Errorf("share: scenario %q: %d VUs", name, ss.GetVus()))
+		if ss.VUs < 0 {
+			errs = append(errs, fmt.Errorf("share: scenario %q: %d VUs", name, ss.VUs))
 		}
 		return errs
 	}
-	if len(ss.GetStageTargets()) != len(sc.Stages)+1 {
+	if len(ss.StageTargets) != len(sc.Stages)+1 {
 		errs = append(errs, fmt.Errorf("share: scenario %q: %d stage targets for %d stages, want start plus one per stage",
-			name, len(ss.GetStageTargets()), len(sc.Stages)))
+			name, len(ss.StageTargets), len(sc.Stages)))
 	}
-	for _, t := range ss.GetStageTargets() {
+	for _, t := range ss.StageTargets {
 		if t < 0 {
 			errs = append(errs, fmt.Errorf("share: scenario %q: negative stage target %d", name, t))
 			break
@@ -47,12 +46,12 @@ func (vus) checkShare(name string, sc *plan.Scenario, ss *surgev1.ScenarioShare)
 	return errs
 }
 
-func (vus) peakVUs(sc *plan.Scenario, ss *surgev1.ScenarioShare) int64 {
+func (vus) peakVUs(sc *plan.Scenario, ss plan.ScenarioShare) int64 {
 	if !ramps(sc) {
-		return ss.GetVus()
+		return ss.VUs
 	}
 	var peak int64
-	for _, t := range ss.GetStageTargets() {
+	for _, t := range ss.StageTargets {
 		peak = max(peak, t)
 	}
 	return peak
@@ -64,9 +63,9 @@ func (s *Scenario) vusCurve(elapsed time.Duration) int64 {
 		return 0
 	}
 	if !ramps(s.Plan) {
-		return s.Share.GetVus()
+		return s.Share.VUs
 	}
-	targets := s.Share.GetStageTargets()
+	targets := s.Share.StageTargets
 	var from time.Duration
 	for i, st := range s.Plan.Stages {
 		d := st.Duration.D()

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
 	"github.com/surgeload/surge/internal/ciskip"
+	"github.com/surgeload/surge/plan"
 )
 
 // Arrivals count in the interval they were due in: the start log answers
@@ -150,7 +150,7 @@ scenarios:
     requests: [{url: "`+srv.URL+`/"}]
 `)
 	rec := NewRecorder()
-	share := &surgev1.Share{Scenarios: []*surgev1.ScenarioShare{{Scenario: "s", Arrivals: 40, TotalArrivals: 40, PreAllocatedVus: 8, MaxVus: 40}}}
+	share := plan.Share{Scenarios: []plan.ScenarioShare{{Scenario: "s", Arrivals: 40, TotalArrivals: 40, PreAllocVUs: 8, MaxVUs: 40}}}
 	scens, err := BuildScenarios(ShareOptions{Plan: p, Recorder: rec, RunID: "t", Share: share})
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +174,7 @@ scenarios:
 	}
 
 	sc := &Scenario{Plan: p.Scenarios["s"], Clock: RealClock{}, Warm: func(context.Context, int64) {},
-		Share: &surgev1.ScenarioShare{Arrivals: 4000, TotalArrivals: 4000, PreAllocatedVus: 8}}
+		Share: plan.ScenarioShare{Arrivals: 4000, TotalArrivals: 4000, PreAllocVUs: 8}}
 	sc.Plan.Rate = 400
 	if n := sc.warmCount(time.Now()); n != 4 {
 		t.Errorf("at its start, a 400/s scenario warms %d VUs, want 4", n)

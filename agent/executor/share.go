@@ -4,18 +4,17 @@ import (
 	"errors"
 	"fmt"
 
-	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/plan"
 )
 
 // ValidateShare checks a share against its plan: every scenario exists,
 // counts are sane, and ramping-vus shares have one target per stage plus
 // the start.
-func ValidateShare(p *plan.Plan, share *surgev1.Share) error {
+func ValidateShare(p *plan.Plan, share plan.Share) error {
 	var errs []error
 	seen := make(map[string]bool)
-	for _, ss := range share.GetScenarios() {
-		name := ss.GetScenario()
+	for _, ss := range share.Scenarios {
+		name := ss.Scenario
 		sc := p.Scenarios[name]
 		switch {
 		case sc == nil:
@@ -33,25 +32,11 @@ func ValidateShare(p *plan.Plan, share *surgev1.Share) error {
 	return errors.Join(errs...)
 }
 
-// PeakRate is the most arrivals per second the share plans (the sum of
-// every scenario's peak: a conservative bound for staggered scenarios).
-func PeakRate(p *plan.Plan, share *surgev1.Share) float64 {
-	var r float64
-	for _, ss := range share.GetScenarios() {
-		sc := p.Scenarios[ss.GetScenario()]
-		if sc == nil || !sc.IsArrivalRate() || ss.GetTotalArrivals() <= 0 {
-			continue
-		}
-		r += sc.PeakRate() * float64(ss.GetArrivals()) / float64(ss.GetTotalArrivals())
-	}
-	return r
-}
-
 // PeakVUs is the most VUs the share may run (sum over scenarios).
-func PeakVUs(p *plan.Plan, share *surgev1.Share) int64 {
+func PeakVUs(p *plan.Plan, share plan.Share) int64 {
 	var n int64
-	for _, ss := range share.GetScenarios() {
-		sc := p.Scenarios[ss.GetScenario()]
+	for _, ss := range share.Scenarios {
+		sc := p.Scenarios[ss.Scenario]
 		if sc == nil {
 			continue
 		}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
 	"github.com/surgeload/surge/internal/cputime"
 	"github.com/surgeload/surge/plan"
@@ -138,7 +137,7 @@ scenarios:
 		t.Fatal(err)
 	}
 	scens, err := BuildScenarios(ShareOptions{Plan: p, Recorder: NewRecorder(), RunID: "spin", PacingSpin: 70 * time.Microsecond,
-		Share: &surgev1.Share{Scenarios: []*surgev1.ScenarioShare{{Scenario: "s", Arrivals: 10, TotalArrivals: 10, PreAllocatedVus: 1, MaxVus: 1}}}})
+		Share: plan.Share{Scenarios: []plan.ScenarioShare{{Scenario: "s", Arrivals: 10, TotalArrivals: 10, PreAllocVUs: 1, MaxVUs: 1}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/plan"
 )
 
@@ -68,7 +67,7 @@ func TestPerVUIterationsSchedule(t *testing.T) {
 		Name: "s",
 		Plan: &plan.Scenario{Executor: plan.PerVUIterations, VUs: 3, Iterations: 4, MaxDuration: sec(60),
 			GracefulStop: sec(1), StartTime: sec(2)},
-		Share: &surgev1.ScenarioShare{Scenario: "s", Vus: 3, Arrivals: 12, TotalArrivals: 12},
+		Share: plan.ScenarioShare{Scenario: "s", VUs: 3, Arrivals: 12, TotalArrivals: 12},
 		Iterate: func(_ context.Context, vu int64, _ time.Time) bool {
 			mu.Lock()
 			perVU[vu]++
@@ -114,7 +113,7 @@ func TestSharedIterationsSchedule(t *testing.T) {
 	s := &Scenario{
 		Name:  "s",
 		Plan:  &plan.Scenario{Executor: plan.SharedIterations, VUs: 4, Iterations: 37, MaxDuration: sec(60), GracefulStop: sec(1)},
-		Share: &surgev1.ScenarioShare{Scenario: "s", Vus: 4, Arrivals: 37, TotalArrivals: 100},
+		Share: plan.ScenarioShare{Scenario: "s", VUs: 4, Arrivals: 37, TotalArrivals: 100},
 		Iterate: func(_ context.Context, vu int64, _ time.Time) bool {
 			mu.Lock()
 			perVU[vu]++
@@ -156,7 +155,7 @@ func TestIterationsMaxDuration(t *testing.T) {
 	s := &Scenario{
 		Name:  "s",
 		Plan:  &plan.Scenario{Executor: plan.SharedIterations, VUs: 2, Iterations: 10, MaxDuration: sec(1), GracefulStop: sec(0.5)},
-		Share: &surgev1.ScenarioShare{Scenario: "s", Vus: 2, Arrivals: 10, TotalArrivals: 10},
+		Share: plan.ScenarioShare{Scenario: "s", VUs: 2, Arrivals: 10, TotalArrivals: 10},
 		Iterate: func(ctx context.Context, _ int64, _ time.Time) bool {
 			<-ctx.Done()
 			mu.Lock()
@@ -190,7 +189,7 @@ func TestGracefulRampDown(t *testing.T) {
 		Plan: &plan.Scenario{Executor: plan.RampingVUs, StartVUs: 2,
 			Stages:       []plan.Stage{{Duration: sec(1), Target: 2}, {Duration: sec(1), Target: 0}},
 			GracefulStop: sec(3), GracefulRampDown: sec(0.5)},
-		Share: &surgev1.ScenarioShare{Scenario: "s", StageTargets: []int64{2, 2, 0}},
+		Share: plan.ScenarioShare{Scenario: "s", StageTargets: []int64{2, 2, 0}},
 		Iterate: func(ctx context.Context, vu int64, _ time.Time) bool {
 			<-ctx.Done()
 			mu.Lock()
@@ -229,7 +228,7 @@ func TestRampingVUCountsOverTime(t *testing.T) {
 	}
 	s := &Scenario{
 		Name: "s", Plan: sc,
-		Share: &surgev1.ScenarioShare{Scenario: "s", StageTargets: []int64{0, 4, 4, 2, 2}},
+		Share: plan.ScenarioShare{Scenario: "s", StageTargets: []int64{0, 4, 4, 2, 2}},
 		Iterate: func(ctx context.Context, vu int64, _ time.Time) bool {
 			mu.Lock()
 			live[vu] = true

@@ -14,6 +14,7 @@ import (
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/plan"
 )
 
 // A constant-vus scenario whose flow holds a WebSocket session: every VU
@@ -75,7 +76,7 @@ scenarios:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Scenario{Name: "ws", Plan: sc, Share: &surgev1.ScenarioShare{Scenario: "ws", Vus: vus}, Iterate: iter, Rec: sr}
+	s := &Scenario{Name: "ws", Plan: sc, Share: plan.ScenarioShare{Scenario: "ws", VUs: vus}, Iterate: iter, Rec: sr}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	if err := s.Run(ctx, time.Now()); err != nil {
