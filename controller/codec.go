@@ -16,10 +16,10 @@ import (
 // agentCodec is gRPC's proto codec with one fast path: an AgentMessage
 // that carries a Snapshot is decoded by hist.UnmarshalSnapshot, whose
 // histograms alias one copy of the message instead of one copy each
-// (protobuf's decoding was over a third of the controller's CPU per
-// snapshot merged, half of it those copies). Every other message, in
-// either direction, is gRPC's. The controller's server forces it (grpc.ForceServerCodecV2), so
-// it serves clients that ask for "proto", the only codec surge speaks.
+// (docs/benchmarks.md, the fifth pass, measures why). Every other message,
+// in either direction, is gRPC's. The controller's server forces it
+// (grpc.ForceServerCodecV2), so it serves clients that ask for "proto",
+// the only codec surge speaks.
 type agentCodec struct {
 	encoding.CodecV2
 	// snapshot is AgentMessage's snapshot field.
