@@ -387,6 +387,7 @@ func (r *run) summary(st string, now time.Time) *surgev1.RunSummary {
 	dur := r.measuredDuration()
 	sum := r.agg.Summary(dur)
 	sum.PlanName = r.planName
+	sum.Tags = r.plan.Tags
 	sum.Status = st
 	if r.phase != phasePending { // a run refused before its start never started
 		sum.StartedAtUnixMs = r.start.UnixMilli()
@@ -480,6 +481,7 @@ func (r *run) storeRecord(st, verdict string, sum *surgev1.RunSummary, series ma
 			Status:    st,
 			Verdict:   verdict,
 			StartedAt: r.start,
+			Tags:      r.plan.Tags,
 		},
 		PlanYAML: r.planYAML,
 		Summary:  sum,

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 
@@ -152,6 +154,14 @@ func parseSubmission(req *surgev1.SubmitRequest) (*plan.Plan, []plan.ThresholdSp
 	if err != nil {
 		return nil, nil, nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	for _, k := range slices.Sorted(maps.Keys(req.GetTags())) {
+		if err := plan.CheckTag(k, req.GetTags()[k]); err != nil {
+			return nil, nil, nil, status.Errorf(codes.InvalidArgument, "--tag %s=%s: %v", k, req.GetTags()[k], err)
+		}
+	}
+	if p.Tags, err = plan.MergeTags(p.Tags, req.GetTags()); err != nil {
+		return nil, nil, nil, status.Errorf(codes.InvalidArgument, "%s: tags with --tag: %v", file, err)
+	}
 	specs, err := p.ThresholdSpecs()
 	if err != nil {
 		return nil, nil, nil, status.Error(codes.InvalidArgument, err.Error())
@@ -277,7 +287,7 @@ func (c *Controller) storedSummary(id string) (*surgev1.RunSummary, error) {
 	}
 	if sr.Summary == nil {
 		return &surgev1.RunSummary{RunId: sr.ID, PlanName: sr.PlanName, Status: sr.Status, Verdict: sr.Verdict,
-			StartedAtUnixMs: sr.StartedAt.UnixMilli()}, nil
+			StartedAtUnixMs: sr.StartedAt.UnixMilli(), Tags: sr.Tags}, nil
 	}
 	return sr.Summary, nil
 }
@@ -338,6 +348,7 @@ func (s *runsService) List(ctx context.Context, _ *surgev1.ListRunsRequest) (*su
 			Status:          in.Status,
 			StartedAtUnixMs: in.StartedAt.UnixMilli(),
 			Verdict:         in.Verdict,
+			Tags:            in.Tags,
 		})
 	}
 	return out, nil

@@ -45,7 +45,7 @@ func (c *Controller) closeSinks() error {
 
 // sinkInfo identifies r to the sinks.
 func (r *run) sinkInfo() sink.RunInfo {
-	return sink.RunInfo{ID: r.id, PlanName: r.planName, Start: r.start, Interval: r.interval}
+	return sink.RunInfo{ID: r.id, PlanName: r.planName, Start: r.start, Interval: r.interval, Tags: r.plan.Tags}
 }
 
 // sinkInterval hands emitted (or, with rewrite, re-merged) interval i to the

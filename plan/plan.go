@@ -53,6 +53,10 @@ type Plan struct {
 	// Saturation bounds the agent figures that flag an interval as
 	// saturated. See saturation.go.
 	Saturation Saturation `yaml:"saturation,omitempty" json:"saturation,omitempty"`
+	// Tags label the run (environment: staging, commit: abc123): stored
+	// with it, in its summary and on every point it writes; `surge run
+	// --tag` adds to them. See tags.go.
+	Tags map[string]string `yaml:"tags,omitempty" json:"tags,omitempty"`
 }
 
 // Region is one region's part of the load.

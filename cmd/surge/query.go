@@ -23,6 +23,7 @@ type queryOptions struct {
 	auth       *clientAuth
 	json       bool
 	runID      string
+	tags       []string // surge runs --tag: only runs with these tags
 }
 
 // withController dials the controller for one command.
@@ -43,8 +44,10 @@ type grpcClients struct {
 	agents surgev1.AgentsClient
 }
 
+// newQueryCmd is a command that queries the controller; flags, if set,
+// adds the command's own flags.
 func newQueryCmd(e env, use, short string, args cobra.PositionalArgs, jsonFlag bool,
-	run func(context.Context, queryOptions, io.Writer) error) *cobra.Command {
+	run func(context.Context, queryOptions, io.Writer) error, flags ...func(*cobra.Command, *queryOptions)) *cobra.Command {
 	var o queryOptions
 	cmd := &cobra.Command{
 		Use:   use,
@@ -61,6 +64,9 @@ func newQueryCmd(e env, use, short string, args cobra.PositionalArgs, jsonFlag b
 	if jsonFlag {
 		cmd.Flags().BoolVar(&o.json, "json", false, "print JSON")
 	}
+	for _, f := range flags {
+		f(cmd, &o)
+	}
 	return cmd
 }
 
@@ -69,7 +75,9 @@ func newAgentsCmd(e env) *cobra.Command {
 }
 
 func newRunsCmd(e env) *cobra.Command {
-	return newQueryCmd(e, "runs", "List runs, newest first", cobra.NoArgs, true, runRuns)
+	return newQueryCmd(e, "runs", "List runs, newest first", cobra.NoArgs, true, runRuns, func(cmd *cobra.Command, o *queryOptions) {
+		tagFlag(cmd, &o.tags, "list only runs tagged `KEY=VALUE` (repeatable: every one must match)")
+	})
 }
 
 func newStopCmd(e env) *cobra.Command {
@@ -104,6 +112,10 @@ func runAgents(ctx context.Context, o queryOptions, stdout io.Writer) error {
 
 // runRuns is `surge runs`.
 func runRuns(ctx context.Context, o queryOptions, stdout io.Writer) error {
+	want, err := parseTags(o.tags)
+	if err != nil {
+		return err
+	}
 	return withController(o.controller, o.auth, func(c *grpcClients) error {
 		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 		defer cancel()
@@ -111,7 +123,7 @@ func runRuns(ctx context.Context, o queryOptions, stdout io.Writer) error {
 		if err != nil {
 			return rpcErr("list runs", o.controller, err)
 		}
-		runs := slices.Clone(resp.GetRuns())
+		runs := slices.DeleteFunc(slices.Clone(resp.GetRuns()), func(r *surgev1.RunInfo) bool { return !hasTags(r.GetTags(), want) })
 		slices.SortStableFunc(runs, func(a, b *surgev1.RunInfo) int {
 			return cmp.Or(cmp.Compare(b.GetStartedAtUnixMs(), a.GetStartedAtUnixMs()), cmp.Compare(b.GetRunId(), a.GetRunId()))
 		})
@@ -119,13 +131,14 @@ func runRuns(ctx context.Context, o queryOptions, stdout io.Writer) error {
 			return writeRunsJSON(stdout, runs)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprint(tw, "RUN_ID\tPLAN\tSTATUS\tVERDICT\tSTARTED\n")
+		fmt.Fprint(tw, "RUN_ID\tPLAN\tSTATUS\tVERDICT\tSTARTED\tTAGS\n")
 		for _, r := range runs {
 			started := "-"
 			if ms := r.GetStartedAtUnixMs(); ms != 0 {
 				started = time.UnixMilli(ms).UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.GetRunId(), r.GetPlanName(), r.GetStatus(), dash(r.GetVerdict()), started)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.GetRunId(), r.GetPlanName(), r.GetStatus(), dash(r.GetVerdict()), started,
+				tagText(r.GetTags()))
 		}
 		return tw.Flush()
 	})
@@ -152,6 +165,8 @@ type runJSON struct {
 	Status          string `json:"status"`
 	StartedAtUnixMs int64  `json:"started_at_unix_ms"`
 	Verdict         string `json:"verdict"`
+	// Tags are {} without any.
+	Tags map[string]string `json:"tags"`
 }
 
 // writeRunsJSON writes `{"runs": [...]}`.
@@ -161,7 +176,7 @@ func writeRunsJSON(w io.Writer, runs []*surgev1.RunInfo) error {
 	}{Runs: make([]runJSON, 0, len(runs))}
 	for _, r := range runs {
 		out.Runs = append(out.Runs, runJSON{RunID: r.GetRunId(), PlanName: r.GetPlanName(), Status: r.GetStatus(),
-			StartedAtUnixMs: r.GetStartedAtUnixMs(), Verdict: r.GetVerdict()})
+			StartedAtUnixMs: r.GetStartedAtUnixMs(), Verdict: r.GetVerdict(), Tags: nonNil(r.GetTags())})
 	}
 	return writeJSON(w, out)
 }

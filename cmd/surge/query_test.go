@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -92,15 +93,24 @@ func TestRuns(t *testing.T) {
 	f := &fakeController{runs: []*surgev1.RunInfo{
 		{RunId: "r-1", PlanName: "smoke", Status: "finished", Verdict: "pass", StartedAtUnixMs: 1767225600000},
 		{RunId: "r-3", PlanName: "soak", Status: "pending"},
-		{RunId: "r-2", PlanName: "spike", Status: "aborted", Verdict: "fail", StartedAtUnixMs: 1767225700000},
+		{RunId: "r-2", PlanName: "spike", Status: "aborted", Verdict: "fail", StartedAtUnixMs: 1767225700000,
+			Tags: map[string]string{"environment": "staging", "commit": "abc"}},
 	}}
-	r := cli(t, nil, "runs", "--controller", f.start(t))
-	want := "RUN_ID  PLAN   STATUS    VERDICT  STARTED\n" +
-		"r-2     spike  aborted   fail     2026-01-01T00:01:40Z\n" +
-		"r-1     smoke  finished  pass     2026-01-01T00:00:00Z\n" +
-		"r-3     soak   pending   -        -\n"
+	addr := f.start(t)
+	r := cli(t, nil, "runs", "--controller", addr)
+	want := "RUN_ID  PLAN   STATUS    VERDICT  STARTED               TAGS\n" +
+		"r-2     spike  aborted   fail     2026-01-01T00:01:40Z  commit=abc,environment=staging\n" +
+		"r-1     smoke  finished  pass     2026-01-01T00:00:00Z  -\n" +
+		"r-3     soak   pending   -        -                     -\n"
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("got\n%s\nwant\n%s", r, want)
+	}
+	r = cli(t, nil, "runs", "--controller", addr, "--tag", "environment=staging")
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 2 || !strings.Contains(r.stdout, "r-2") {
+		t.Errorf("runs --tag environment=staging lists more than r-2:\n%s", r)
+	}
+	if r = cli(t, nil, "runs", "--controller", addr, "--tag", "environment"); r.code != exitUsage {
+		t.Errorf("--tag without a value: %s", r)
 	}
 }
 

@@ -38,7 +38,8 @@ type runOptions struct {
 	controller string
 	auth       *clientAuth // --tls-*, --token
 	jsonFile   string
-	baseURL    string // --base-url
+	baseURL    string   // --base-url
+	tags       []string // --tag KEY=VALUE
 	quiet      bool
 	tty        bool
 }
@@ -61,6 +62,7 @@ thresholds failed, 1 on any other error.`,
 	cmd.Flags().StringVar(&o.jsonFile, "json", "", "also write the JSON summary to `FILE`")
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "no live progress (the summary is still printed)")
 	baseURLFlag(cmd, e, &o.baseURL)
+	tagFlag(cmd, &o.tags, "tag the run `KEY=VALUE` (repeatable; over the plan's tags:), e.g. environment=staging")
 	return cmd
 }
 
@@ -105,8 +107,12 @@ type runsClient struct {
 // summary arrives, prints the summary and maps the verdict to an error with
 // an exit code. `surge run` and `surge demo` share it.
 func submitAndWatch(ctx context.Context, c runsClient, file string, src []byte, o runOptions, stdout, stderr io.Writer) error {
+	tags, err := parseTags(o.tags)
+	if err != nil {
+		return err
+	}
 	sctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	resp, err := c.Submit(sctx, &surgev1.SubmitRequest{PlanYaml: src, FileName: file})
+	resp, err := c.Submit(sctx, &surgev1.SubmitRequest{PlanYaml: src, FileName: file, Tags: tags})
 	cancel()
 	if err != nil {
 		return rpcErr("submit", c.addr, err)

@@ -18,11 +18,13 @@ import (
 // Summary is the stable JSON form of a run summary. Field names and meanings
 // are part of surge's documented interface; add fields, never rename them.
 type Summary struct {
-	RunID     string  `json:"run_id"`
-	Plan      string  `json:"plan"`
-	Status    string  `json:"status"`
-	Verdict   string  `json:"verdict"`
-	DurationS float64 `json:"duration_s"`
+	RunID string `json:"run_id"`
+	Plan  string `json:"plan"`
+	// Tags are the run's tags; {} without any.
+	Tags      map[string]string `json:"tags"`
+	Status    string            `json:"status"`
+	Verdict   string            `json:"verdict"`
+	DurationS float64           `json:"duration_s"`
 	// StartedAt is RFC 3339 (UTC); empty if the run never started.
 	StartedAt string `json:"started_at"`
 	EndedAt   string `json:"ended_at,omitempty"`
@@ -120,6 +122,7 @@ func FromProto(s *surgev1.RunSummary) *Summary {
 	out := &Summary{
 		RunID:         s.GetRunId(),
 		Plan:          s.GetPlanName(),
+		Tags:          make(map[string]string, len(s.GetTags())),
 		Status:        s.GetStatus(),
 		Verdict:       s.GetVerdict(),
 		DurationS:     finite(s.GetDurationS()),
@@ -135,6 +138,7 @@ func FromProto(s *surgev1.RunSummary) *Summary {
 		Error:         s.GetError(),
 		Saturation:    saturationFromProto(s.GetSaturation()),
 	}
+	maps.Copy(out.Tags, s.GetTags())
 	for name, st := range s.GetRegions() {
 		out.Regions[name] = RegionStats{Stats: statsFromProto(st), Agents: s.GetRegionAgents()[name]}
 	}

@@ -67,6 +67,7 @@ func summaries() map[string]*surgev1.RunSummary {
 	return map[string]*surgev1.RunSummary{
 		"pass": {
 			RunId:           "r-0001",
+			Tags:            map[string]string{"environment": "staging", "commit": "abc123"},
 			All:             withChecks(detailed(stats(9000, 6, 295.08, 1234), 120), 9986, 14),
 			PlanName:        "demo",
 			Status:          "finished",

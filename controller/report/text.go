@@ -20,7 +20,11 @@ func Text(w io.Writer, s *surgev1.RunSummary) error {
 	if verdict == "" {
 		verdict = "-"
 	}
-	p.printf("run %s  plan %s\n", orDash(sum.RunID), orDash(sum.Plan))
+	p.printf("run %s  plan %s", orDash(sum.RunID), orDash(sum.Plan))
+	for _, k := range sortedKeys(sum.Tags) {
+		p.printf("  %s=%s", k, sum.Tags[k])
+	}
+	p.printf("\n")
 	p.printf("status %s  verdict %s  duration %s  start spread %s\n",
 		orDash(sum.Status), verdict, seconds(sum.DurationS), micros(sum.StartSpreadUS))
 	switch {

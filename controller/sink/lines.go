@@ -40,13 +40,19 @@ var elapsedBase = time.Unix(0, 0).UTC()
 func ElapsedBase() time.Time { return elapsedBase }
 
 // lineWriter accumulates line protocol.
+// lineWriter encodes points; runTags (the run's tags) go on every point
+// beside the point's own tags.
 type lineWriter struct {
-	sb strings.Builder
-	n  int
+	sb      strings.Builder
+	n       int
+	runTags map[string]string
 }
 
 func (w *lineWriter) point(measurement string, tags map[string]string, fields map[string]any, ts time.Time) {
-	clean := make(map[string]string, len(tags))
+	clean := make(map[string]string, len(tags)+len(w.runTags))
+	for k, v := range w.runTags {
+		clean[k] = v // plan.CheckTag keeps surge's own keys out
+	}
 	for k, v := range tags {
 		if v != "" { // line protocol has no empty tag values
 			clean[k] = v
@@ -302,7 +308,7 @@ func wsLines(w *lineWriter, d IntervalData, region string, ws map[wsStepKey]*wsM
 // region and all, and (first emission only) the progress fields of
 // surge_interval (rates) and surge_threshold.
 func intervalLines(d IntervalData) ([]byte, int, error) {
-	var w lineWriter
+	w := lineWriter{runTags: d.Run.Tags}
 	secs := d.Run.Interval.Seconds()
 	if secs <= 0 {
 		secs = 1
@@ -412,7 +418,7 @@ func progressLines(w *lineWriter, d IntervalData) {
 
 // agentLines encodes one agent's stats for one interval as surge_agent.
 func agentLines(d AgentData) ([]byte, int) {
-	var w lineWriter
+	w := lineWriter{runTags: d.Run.Tags}
 	var dropped, deficit, active, scheduled, started int64
 	var target float64
 	for _, sc := range d.Scenarios {
@@ -434,7 +440,7 @@ func agentLines(d AgentData) ([]byte, int) {
 // runLines encodes a run annotation (surge_run): its start, or its end with
 // the verdict when sum is set.
 func runLines(r RunInfo, sum *surgev1.RunSummary) ([]byte, int) {
-	var w lineWriter
+	w := lineWriter{runTags: r.Tags}
 	tags := map[string]string{"run": r.ID, "plan": r.PlanName}
 	if sum == nil {
 		w.point(MeasurementRun, tags, map[string]any{

@@ -23,6 +23,8 @@ type RunInfo struct {
 	// [Start + i*Interval, Start + (i+1)*Interval).
 	Start    time.Time
 	Interval time.Duration
+	// Tags are the run's tags, put on every point beside run and plan.
+	Tags map[string]string
 }
 
 // IntervalData is one emitted interval: the exact merge of every agent's

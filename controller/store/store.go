@@ -54,6 +54,8 @@ type Info struct {
 	Status    string    `json:"status"`
 	Verdict   string    `json:"verdict,omitempty"`
 	StartedAt time.Time `json:"started_at"`
+	// Tags are the run's tags (the plan's and the submitter's).
+	Tags map[string]string `json:"tags,omitempty"`
 }
 
 // Run is everything stored about one run.

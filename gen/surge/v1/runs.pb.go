@@ -24,8 +24,10 @@ const (
 type SubmitRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The plan's YAML source and the name to cite in errors.
-	PlanYaml      []byte `protobuf:"bytes,1,opt,name=plan_yaml,json=planYaml,proto3" json:"plan_yaml,omitempty"`
-	FileName      string `protobuf:"bytes,2,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	PlanYaml []byte `protobuf:"bytes,1,opt,name=plan_yaml,json=planYaml,proto3" json:"plan_yaml,omitempty"`
+	FileName string `protobuf:"bytes,2,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	// Tags set over the plan's tags (surge run --tag KEY=VALUE).
+	Tags          map[string]string `protobuf:"bytes,3,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -72,6 +74,13 @@ func (x *SubmitRequest) GetFileName() string {
 		return x.FileName
 	}
 	return ""
+}
+
+func (x *SubmitRequest) GetTags() map[string]string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
 }
 
 type SubmitResponse struct {
@@ -1462,8 +1471,10 @@ type RunSummary struct {
 	Websocket *WebSocketSummary `protobuf:"bytes,32,opt,name=websocket,proto3" json:"websocket,omitempty"`
 	// Per WebSocket step, sorted by scenario, flow and step.
 	WebsocketSteps []*WebSocketSummary `protobuf:"bytes,33,rep,name=websocket_steps,json=websocketSteps,proto3" json:"websocket_steps,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The run's tags: the plan's, with the submitter's set over them.
+	Tags          map[string]string `protobuf:"bytes,34,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RunSummary) Reset() {
@@ -1636,6 +1647,13 @@ func (x *RunSummary) GetWebsocketSteps() []*WebSocketSummary {
 	return nil
 }
 
+func (x *RunSummary) GetTags() map[string]string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
 type GetRunRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
@@ -1723,8 +1741,10 @@ type RunInfo struct {
 	Status          string                 `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
 	StartedAtUnixMs int64                  `protobuf:"varint,4,opt,name=started_at_unix_ms,json=startedAtUnixMs,proto3" json:"started_at_unix_ms,omitempty"`
 	Verdict         string                 `protobuf:"bytes,5,opt,name=verdict,proto3" json:"verdict,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The run's tags.
+	Tags          map[string]string `protobuf:"bytes,6,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RunInfo) Reset() {
@@ -1790,6 +1810,13 @@ func (x *RunInfo) GetVerdict() string {
 		return x.Verdict
 	}
 	return ""
+}
+
+func (x *RunInfo) GetTags() map[string]string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
 }
 
 type ListRunsResponse struct {
@@ -2161,10 +2188,14 @@ var File_surge_v1_runs_proto protoreflect.FileDescriptor
 
 const file_surge_v1_runs_proto_rawDesc = "" +
 	"\n" +
-	"\x13surge/v1/runs.proto\x12\bsurge.v1\x1a\x16surge/v1/compare.proto\x1a\x16surge/v1/metrics.proto\"I\n" +
+	"\x13surge/v1/runs.proto\x12\bsurge.v1\x1a\x16surge/v1/compare.proto\x1a\x16surge/v1/metrics.proto\"\xb9\x01\n" +
 	"\rSubmitRequest\x12\x1b\n" +
 	"\tplan_yaml\x18\x01 \x01(\fR\bplanYaml\x12\x1b\n" +
-	"\tfile_name\x18\x02 \x01(\tR\bfileName\"\x97\x01\n" +
+	"\tfile_name\x18\x02 \x01(\tR\bfileName\x125\n" +
+	"\x04tags\x18\x03 \x03(\v2!.surge.v1.SubmitRequest.TagsEntryR\x04tags\x1a7\n" +
+	"\tTagsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x97\x01\n" +
 	"\x0eSubmitResponse\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1b\n" +
 	"\tplan_name\x18\x02 \x01(\tR\bplanName\x12\x1f\n" +
@@ -2307,7 +2338,7 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\x04expr\x18\x02 \x01(\tR\x04expr\x12\x0e\n" +
 	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x14\n" +
 	"\x05value\x18\x04 \x01(\x01R\x05value\x12\"\n" +
-	"\rabort_on_fail\x18\x05 \x01(\bR\vabortOnFail\"\xe0\b\n" +
+	"\rabort_on_fail\x18\x05 \x01(\bR\vabortOnFail\"\xcd\t\n" +
 	"\n" +
 	"RunSummary\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1b\n" +
@@ -2335,7 +2366,8 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"saturation\x122\n" +
 	"\brequests\x18\x1f \x03(\v2\x16.surge.v1.RequestStatsR\brequests\x128\n" +
 	"\twebsocket\x18  \x01(\v2\x1a.surge.v1.WebSocketSummaryR\twebsocket\x12C\n" +
-	"\x0fwebsocket_steps\x18! \x03(\v2\x1a.surge.v1.WebSocketSummaryR\x0ewebsocketSteps\x1aK\n" +
+	"\x0fwebsocket_steps\x18! \x03(\v2\x1a.surge.v1.WebSocketSummaryR\x0ewebsocketSteps\x122\n" +
+	"\x04tags\x18\" \x03(\v2\x1e.surge.v1.RunSummary.TagsEntryR\x04tags\x1aK\n" +
 	"\fRegionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12%\n" +
 	"\x05value\x18\x02 \x01(\v2\x0f.surge.v1.StatsR\x05value:\x028\x01\x1a?\n" +
@@ -2344,16 +2376,23 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aM\n" +
 	"\x0eScenariosEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12%\n" +
-	"\x05value\x18\x02 \x01(\v2\x0f.surge.v1.StatsR\x05value:\x028\x01\"&\n" +
+	"\x05value\x18\x02 \x01(\v2\x0f.surge.v1.StatsR\x05value:\x028\x01\x1a7\n" +
+	"\tTagsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"&\n" +
 	"\rGetRunRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\"\x11\n" +
-	"\x0fListRunsRequest\"\x9c\x01\n" +
+	"\x0fListRunsRequest\"\x86\x02\n" +
 	"\aRunInfo\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1b\n" +
 	"\tplan_name\x18\x02 \x01(\tR\bplanName\x12\x16\n" +
 	"\x06status\x18\x03 \x01(\tR\x06status\x12+\n" +
 	"\x12started_at_unix_ms\x18\x04 \x01(\x03R\x0fstartedAtUnixMs\x12\x18\n" +
-	"\averdict\x18\x05 \x01(\tR\averdict\"9\n" +
+	"\averdict\x18\x05 \x01(\tR\averdict\x12/\n" +
+	"\x04tags\x18\x06 \x03(\v2\x1b.surge.v1.RunInfo.TagsEntryR\x04tags\x1a7\n" +
+	"\tTagsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"9\n" +
 	"\x10ListRunsResponse\x12%\n" +
 	"\x04runs\x18\x01 \x03(\v2\x11.surge.v1.RunInfoR\x04runs\"'\n" +
 	"\x0eStopRunRequest\x12\x15\n" +
@@ -2402,7 +2441,7 @@ func file_surge_v1_runs_proto_rawDescGZIP() []byte {
 	return file_surge_v1_runs_proto_rawDescData
 }
 
-var file_surge_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_surge_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_surge_v1_runs_proto_goTypes = []any{
 	(*SubmitRequest)(nil),      // 0: surge.v1.SubmitRequest
 	(*SubmitResponse)(nil),     // 1: surge.v1.SubmitResponse
@@ -2429,73 +2468,79 @@ var file_surge_v1_runs_proto_goTypes = []any{
 	(*ListAgentsRequest)(nil),  // 22: surge.v1.ListAgentsRequest
 	(*AgentInfo)(nil),          // 23: surge.v1.AgentInfo
 	(*ListAgentsResponse)(nil), // 24: surge.v1.ListAgentsResponse
-	nil,                        // 25: surge.v1.Stats.ErrorsEntry
-	nil,                        // 26: surge.v1.Stats.PhasesUsEntry
-	nil,                        // 27: surge.v1.RunSummary.RegionsEntry
-	nil,                        // 28: surge.v1.RunSummary.RegionAgentsEntry
-	nil,                        // 29: surge.v1.RunSummary.ScenariosEntry
-	(*CheckStats)(nil),         // 30: surge.v1.CheckStats
-	(*CompareRequest)(nil),     // 31: surge.v1.CompareRequest
-	(*HistogramsRequest)(nil),  // 32: surge.v1.HistogramsRequest
-	(*CompareResponse)(nil),    // 33: surge.v1.CompareResponse
-	(*HistogramFrame)(nil),     // 34: surge.v1.HistogramFrame
+	nil,                        // 25: surge.v1.SubmitRequest.TagsEntry
+	nil,                        // 26: surge.v1.Stats.ErrorsEntry
+	nil,                        // 27: surge.v1.Stats.PhasesUsEntry
+	nil,                        // 28: surge.v1.RunSummary.RegionsEntry
+	nil,                        // 29: surge.v1.RunSummary.RegionAgentsEntry
+	nil,                        // 30: surge.v1.RunSummary.ScenariosEntry
+	nil,                        // 31: surge.v1.RunSummary.TagsEntry
+	nil,                        // 32: surge.v1.RunInfo.TagsEntry
+	(*CheckStats)(nil),         // 33: surge.v1.CheckStats
+	(*CompareRequest)(nil),     // 34: surge.v1.CompareRequest
+	(*HistogramsRequest)(nil),  // 35: surge.v1.HistogramsRequest
+	(*CompareResponse)(nil),    // 36: surge.v1.CompareResponse
+	(*HistogramFrame)(nil),     // 37: surge.v1.HistogramFrame
 }
 var file_surge_v1_runs_proto_depIdxs = []int32{
-	2,  // 0: surge.v1.SubmitResponse.agents:type_name -> surge.v1.AgentShareInfo
-	5,  // 1: surge.v1.RunUpdate.progress:type_name -> surge.v1.Progress
-	14, // 2: surge.v1.RunUpdate.summary:type_name -> surge.v1.RunSummary
-	6,  // 3: surge.v1.Progress.all:type_name -> surge.v1.RegionProgress
-	6,  // 4: surge.v1.Progress.regions:type_name -> surge.v1.RegionProgress
-	13, // 5: surge.v1.Progress.thresholds:type_name -> surge.v1.ThresholdResult
-	11, // 6: surge.v1.Progress.saturation:type_name -> surge.v1.SaturationFlag
-	7,  // 7: surge.v1.Stats.latency_us:type_name -> surge.v1.LatencyStats
-	25, // 8: surge.v1.Stats.errors:type_name -> surge.v1.Stats.ErrorsEntry
-	26, // 9: surge.v1.Stats.phases_us:type_name -> surge.v1.Stats.PhasesUsEntry
-	7,  // 10: surge.v1.Stats.send_lateness_us:type_name -> surge.v1.LatencyStats
-	7,  // 11: surge.v1.Stats.expected_latency_us:type_name -> surge.v1.LatencyStats
-	8,  // 12: surge.v1.RequestStats.stats:type_name -> surge.v1.Stats
-	30, // 13: surge.v1.RequestStats.checks:type_name -> surge.v1.CheckStats
-	7,  // 14: surge.v1.WebSocketSummary.connect_us:type_name -> surge.v1.LatencyStats
-	7,  // 15: surge.v1.WebSocketSummary.session_us:type_name -> surge.v1.LatencyStats
-	7,  // 16: surge.v1.WebSocketSummary.round_trip_us:type_name -> surge.v1.LatencyStats
-	8,  // 17: surge.v1.RunSummary.all:type_name -> surge.v1.Stats
-	27, // 18: surge.v1.RunSummary.regions:type_name -> surge.v1.RunSummary.RegionsEntry
-	28, // 19: surge.v1.RunSummary.region_agents:type_name -> surge.v1.RunSummary.RegionAgentsEntry
-	29, // 20: surge.v1.RunSummary.scenarios:type_name -> surge.v1.RunSummary.ScenariosEntry
-	12, // 21: surge.v1.RunSummary.agents:type_name -> surge.v1.AgentSummary
-	13, // 22: surge.v1.RunSummary.thresholds:type_name -> surge.v1.ThresholdResult
-	11, // 23: surge.v1.RunSummary.saturation:type_name -> surge.v1.SaturationFlag
-	9,  // 24: surge.v1.RunSummary.requests:type_name -> surge.v1.RequestStats
-	10, // 25: surge.v1.RunSummary.websocket:type_name -> surge.v1.WebSocketSummary
-	10, // 26: surge.v1.RunSummary.websocket_steps:type_name -> surge.v1.WebSocketSummary
-	17, // 27: surge.v1.ListRunsResponse.runs:type_name -> surge.v1.RunInfo
-	23, // 28: surge.v1.ListAgentsResponse.agents:type_name -> surge.v1.AgentInfo
-	7,  // 29: surge.v1.Stats.PhasesUsEntry.value:type_name -> surge.v1.LatencyStats
-	8,  // 30: surge.v1.RunSummary.RegionsEntry.value:type_name -> surge.v1.Stats
-	8,  // 31: surge.v1.RunSummary.ScenariosEntry.value:type_name -> surge.v1.Stats
-	0,  // 32: surge.v1.Runs.Submit:input_type -> surge.v1.SubmitRequest
-	3,  // 33: surge.v1.Runs.Watch:input_type -> surge.v1.WatchRequest
-	15, // 34: surge.v1.Runs.Get:input_type -> surge.v1.GetRunRequest
-	16, // 35: surge.v1.Runs.List:input_type -> surge.v1.ListRunsRequest
-	19, // 36: surge.v1.Runs.Stop:input_type -> surge.v1.StopRunRequest
-	21, // 37: surge.v1.Runs.Report:input_type -> surge.v1.ReportRequest
-	31, // 38: surge.v1.Runs.Compare:input_type -> surge.v1.CompareRequest
-	32, // 39: surge.v1.Runs.Histograms:input_type -> surge.v1.HistogramsRequest
-	22, // 40: surge.v1.Agents.List:input_type -> surge.v1.ListAgentsRequest
-	1,  // 41: surge.v1.Runs.Submit:output_type -> surge.v1.SubmitResponse
-	4,  // 42: surge.v1.Runs.Watch:output_type -> surge.v1.RunUpdate
-	14, // 43: surge.v1.Runs.Get:output_type -> surge.v1.RunSummary
-	18, // 44: surge.v1.Runs.List:output_type -> surge.v1.ListRunsResponse
-	20, // 45: surge.v1.Runs.Stop:output_type -> surge.v1.StopRunResponse
-	14, // 46: surge.v1.Runs.Report:output_type -> surge.v1.RunSummary
-	33, // 47: surge.v1.Runs.Compare:output_type -> surge.v1.CompareResponse
-	34, // 48: surge.v1.Runs.Histograms:output_type -> surge.v1.HistogramFrame
-	24, // 49: surge.v1.Agents.List:output_type -> surge.v1.ListAgentsResponse
-	41, // [41:50] is the sub-list for method output_type
-	32, // [32:41] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	25, // 0: surge.v1.SubmitRequest.tags:type_name -> surge.v1.SubmitRequest.TagsEntry
+	2,  // 1: surge.v1.SubmitResponse.agents:type_name -> surge.v1.AgentShareInfo
+	5,  // 2: surge.v1.RunUpdate.progress:type_name -> surge.v1.Progress
+	14, // 3: surge.v1.RunUpdate.summary:type_name -> surge.v1.RunSummary
+	6,  // 4: surge.v1.Progress.all:type_name -> surge.v1.RegionProgress
+	6,  // 5: surge.v1.Progress.regions:type_name -> surge.v1.RegionProgress
+	13, // 6: surge.v1.Progress.thresholds:type_name -> surge.v1.ThresholdResult
+	11, // 7: surge.v1.Progress.saturation:type_name -> surge.v1.SaturationFlag
+	7,  // 8: surge.v1.Stats.latency_us:type_name -> surge.v1.LatencyStats
+	26, // 9: surge.v1.Stats.errors:type_name -> surge.v1.Stats.ErrorsEntry
+	27, // 10: surge.v1.Stats.phases_us:type_name -> surge.v1.Stats.PhasesUsEntry
+	7,  // 11: surge.v1.Stats.send_lateness_us:type_name -> surge.v1.LatencyStats
+	7,  // 12: surge.v1.Stats.expected_latency_us:type_name -> surge.v1.LatencyStats
+	8,  // 13: surge.v1.RequestStats.stats:type_name -> surge.v1.Stats
+	33, // 14: surge.v1.RequestStats.checks:type_name -> surge.v1.CheckStats
+	7,  // 15: surge.v1.WebSocketSummary.connect_us:type_name -> surge.v1.LatencyStats
+	7,  // 16: surge.v1.WebSocketSummary.session_us:type_name -> surge.v1.LatencyStats
+	7,  // 17: surge.v1.WebSocketSummary.round_trip_us:type_name -> surge.v1.LatencyStats
+	8,  // 18: surge.v1.RunSummary.all:type_name -> surge.v1.Stats
+	28, // 19: surge.v1.RunSummary.regions:type_name -> surge.v1.RunSummary.RegionsEntry
+	29, // 20: surge.v1.RunSummary.region_agents:type_name -> surge.v1.RunSummary.RegionAgentsEntry
+	30, // 21: surge.v1.RunSummary.scenarios:type_name -> surge.v1.RunSummary.ScenariosEntry
+	12, // 22: surge.v1.RunSummary.agents:type_name -> surge.v1.AgentSummary
+	13, // 23: surge.v1.RunSummary.thresholds:type_name -> surge.v1.ThresholdResult
+	11, // 24: surge.v1.RunSummary.saturation:type_name -> surge.v1.SaturationFlag
+	9,  // 25: surge.v1.RunSummary.requests:type_name -> surge.v1.RequestStats
+	10, // 26: surge.v1.RunSummary.websocket:type_name -> surge.v1.WebSocketSummary
+	10, // 27: surge.v1.RunSummary.websocket_steps:type_name -> surge.v1.WebSocketSummary
+	31, // 28: surge.v1.RunSummary.tags:type_name -> surge.v1.RunSummary.TagsEntry
+	32, // 29: surge.v1.RunInfo.tags:type_name -> surge.v1.RunInfo.TagsEntry
+	17, // 30: surge.v1.ListRunsResponse.runs:type_name -> surge.v1.RunInfo
+	23, // 31: surge.v1.ListAgentsResponse.agents:type_name -> surge.v1.AgentInfo
+	7,  // 32: surge.v1.Stats.PhasesUsEntry.value:type_name -> surge.v1.LatencyStats
+	8,  // 33: surge.v1.RunSummary.RegionsEntry.value:type_name -> surge.v1.Stats
+	8,  // 34: surge.v1.RunSummary.ScenariosEntry.value:type_name -> surge.v1.Stats
+	0,  // 35: surge.v1.Runs.Submit:input_type -> surge.v1.SubmitRequest
+	3,  // 36: surge.v1.Runs.Watch:input_type -> surge.v1.WatchRequest
+	15, // 37: surge.v1.Runs.Get:input_type -> surge.v1.GetRunRequest
+	16, // 38: surge.v1.Runs.List:input_type -> surge.v1.ListRunsRequest
+	19, // 39: surge.v1.Runs.Stop:input_type -> surge.v1.StopRunRequest
+	21, // 40: surge.v1.Runs.Report:input_type -> surge.v1.ReportRequest
+	34, // 41: surge.v1.Runs.Compare:input_type -> surge.v1.CompareRequest
+	35, // 42: surge.v1.Runs.Histograms:input_type -> surge.v1.HistogramsRequest
+	22, // 43: surge.v1.Agents.List:input_type -> surge.v1.ListAgentsRequest
+	1,  // 44: surge.v1.Runs.Submit:output_type -> surge.v1.SubmitResponse
+	4,  // 45: surge.v1.Runs.Watch:output_type -> surge.v1.RunUpdate
+	14, // 46: surge.v1.Runs.Get:output_type -> surge.v1.RunSummary
+	18, // 47: surge.v1.Runs.List:output_type -> surge.v1.ListRunsResponse
+	20, // 48: surge.v1.Runs.Stop:output_type -> surge.v1.StopRunResponse
+	14, // 49: surge.v1.Runs.Report:output_type -> surge.v1.RunSummary
+	36, // 50: surge.v1.Runs.Compare:output_type -> surge.v1.CompareResponse
+	37, // 51: surge.v1.Runs.Histograms:output_type -> surge.v1.HistogramFrame
+	24, // 52: surge.v1.Agents.List:output_type -> surge.v1.ListAgentsResponse
+	44, // [44:53] is the sub-list for method output_type
+	35, // [35:44] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_surge_v1_runs_proto_init() }
@@ -2515,7 +2560,7 @@ func file_surge_v1_runs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_surge_v1_runs_proto_rawDesc), len(file_surge_v1_runs_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

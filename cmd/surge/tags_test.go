@@ -1,0 +1,96 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/surgeload/surge/cmd/surge/target"
+	"github.com/surgeload/surge/controller/report"
+	"github.com/surgeload/surge/controller/surgetest"
+)
+
+// A run's tags are the plan's with --tag set over them: in the summary
+// (JSON and text) and in `surge runs`, which --tag filters; a bad --tag is
+// a usage error before anything is submitted.
+func TestRunTags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	waitGoroutines(t)
+	c := surgetest.Start(t, surgetest.Options{
+		Agents: []surgetest.AgentSpec{{ID: "a1", Region: "us-east"}},
+		Target: target.Config{Latency: "1ms"},
+	})
+	c.WaitAgents(t, 1)
+	addr := c.Controller.Addr()
+	file := writeFile(t, "tags.yaml", fmt.Sprintf(`name: tags
+tags: {team: checkout, environment: prod}
+scenarios:
+  s: {executor: per-vu-iterations, vus: 1, iterations: 3, requests: [{url: '%s/'}]}
+`, c.TargetURL()))
+
+	run := func(tags ...string) *report.Summary {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "summary.json")
+		args := []string{"run", file, "--controller", addr, "-q", "--json", out}
+		for _, tg := range tags {
+			args = append(args, "--tag", tg)
+		}
+		r := cli(t, nil, args...)
+		if r.code != 0 {
+			t.Fatalf("%s", r)
+		}
+		if !strings.Contains(r.stdout, "environment=") {
+			t.Errorf("text summary without its tags:\n%s", r.stdout)
+		}
+		return readSummaryFile(t, out)
+	}
+	staging := run("environment=staging", "commit=abc123")
+	want := map[string]string{"team": "checkout", "environment": "staging", "commit": "abc123"}
+	if !maps.Equal(staging.Tags, want) {
+		t.Errorf("summary tags %v, want %v (the plan's, --tag over them)", staging.Tags, want)
+	}
+	prod := run()
+	if want := map[string]string{"team": "checkout", "environment": "prod"}; !maps.Equal(prod.Tags, want) {
+		t.Errorf("summary tags %v, want the plan's %v", prod.Tags, want)
+	}
+
+	r := cli(t, nil, "runs", "--json", "--controller", addr, "--tag", "environment=staging", "--tag", "team=checkout")
+	var list struct {
+		Runs []runJSON `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || r.code != 0 {
+		t.Fatalf("runs --json: %v: %s", err, r)
+	}
+	if len(list.Runs) != 1 || list.Runs[0].RunID != staging.RunID || !maps.Equal(list.Runs[0].Tags, want) {
+		t.Errorf("runs --tag environment=staging: %+v, want only %s with %v", list.Runs, staging.RunID, want)
+	}
+	r = cli(t, nil, "runs", "--controller", addr)
+	if !strings.Contains(r.stdout, "TAGS") || !strings.Contains(r.stdout, "environment=prod,team=checkout") {
+		t.Errorf("runs table without its tags:\n%s", r)
+	}
+
+	r = cli(t, nil, "run", file, "--controller", addr, "--tag", "run=x")
+	if r.code != exitUsage || !strings.Contains(r.stderr, `--tag run=x: tag key "run" is surge's own`) {
+		t.Errorf("reserved --tag: %s", r)
+	}
+	t.Logf("measured: run %s tags %v; run %s tags %v", staging.RunID, staging.Tags, prod.RunID, prod.Tags)
+}
+
+func readSummaryFile(t *testing.T, path string) *report.Summary {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := report.ParseJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
