@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,7 +8,6 @@ import (
 	"time"
 
 	"github.com/surgeload/surge/cmd/surge/target"
-	"github.com/surgeload/surge/controller/report"
 	"github.com/surgeload/surge/controller/surgetest"
 	"github.com/surgeload/surge/examples/templates"
 	"github.com/surgeload/surge/plan"
@@ -66,14 +64,7 @@ func TestQuickStartAnyTargetPort(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("%s", r)
 			}
-			b, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var s report.Summary
-			if err := json.Unmarshal(b, &s); err != nil {
-				t.Fatal(err)
-			}
+			s := readSummaryFile(t, out)
 			got := c.Target.Stats().Requests - before
 			if s.Requests == 0 || s.Requests != got || s.Failures != 0 {
 				t.Errorf("summary: %d requests, %d failures; the target on %s counted %d", s.Requests, s.Failures, c.TargetURL(), got)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgeload/surge/controller/report"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -186,4 +187,18 @@ func TestVersion(t *testing.T) {
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "surge ") {
 		t.Errorf("version:\n%s", r)
 	}
+}
+
+// readSummaryFile reads the summary JSON that --json wrote to path.
+func readSummaryFile(t *testing.T, path string) *report.Summary {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := report.ParseJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/surgeload/surge/controller/report"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 )
 
@@ -47,14 +45,7 @@ func TestRunPass(t *testing.T) {
 	if strings.Contains(r.stdout, "\x1b[") {
 		t.Error("no terminal escapes when stdout is not a terminal")
 	}
-	b, err := os.ReadFile(jsonFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := report.ParseJSON(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := readSummaryFile(t, jsonFile)
 	if s.RunID != "r-1" || s.Verdict != "pass" || s.Requests != 20 || s.Regions["us-east"].Agents != 2 {
 		t.Errorf("json summary = %+v", s)
 	}

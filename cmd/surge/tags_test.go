@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -80,17 +79,4 @@ scenarios:
 		t.Errorf("reserved --tag: %s", r)
 	}
 	t.Logf("measured: run %s tags %v; run %s tags %v", staging.RunID, staging.Tags, prod.RunID, prod.Tags)
-}
-
-func readSummaryFile(t *testing.T, path string) *report.Summary {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := report.ParseJSON(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }

@@ -16,27 +16,7 @@ func Text(w io.Writer, s *surgev1.RunSummary) error {
 	sum := FromProto(s)
 	p := &printer{w: w}
 
-	verdict := strings.ToUpper(sum.Verdict)
-	if verdict == "" {
-		verdict = "-"
-	}
-	p.printf("run %s  plan %s", orDash(sum.RunID), orDash(sum.Plan))
-	for _, k := range sortedKeys(sum.Tags) {
-		p.printf("  %s=%s", k, sum.Tags[k])
-	}
-	p.printf("\n")
-	p.printf("status %s  verdict %s  duration %s  start spread %s\n",
-		orDash(sum.Status), verdict, seconds(sum.DurationS), micros(sum.StartSpreadUS))
-	switch {
-	case sum.StartedAt != "":
-		p.printf("started %s", sum.StartedAt)
-		if sum.EndedAt != "" {
-			p.printf("  ended %s", sum.EndedAt)
-		}
-		p.printf("\n")
-	case sum.EndedAt != "":
-		p.printf("never started  ended %s\n", sum.EndedAt)
-	}
+	headerText(p, sum)
 	if sum.Error != "" {
 		p.printf("error: %s\n", sum.Error)
 	}
@@ -198,4 +178,29 @@ func thresholdsText(p *printer, list []Threshold) {
 		tw.printf("  %s %s\t%s\t%s\n", mark, t.Metric, t.Expr, value)
 	}
 	tw.flush()
+}
+
+// headerText writes the run's id, plan, tags, status, verdict and times.
+func headerText(p *printer, sum *Summary) {
+	verdict := strings.ToUpper(sum.Verdict)
+	if verdict == "" {
+		verdict = "-"
+	}
+	p.printf("run %s  plan %s", orDash(sum.RunID), orDash(sum.Plan))
+	for _, k := range sortedKeys(sum.Tags) {
+		p.printf("  %s=%s", k, sum.Tags[k])
+	}
+	p.printf("\n")
+	p.printf("status %s  verdict %s  duration %s  start spread %s\n",
+		orDash(sum.Status), verdict, seconds(sum.DurationS), micros(sum.StartSpreadUS))
+	switch {
+	case sum.StartedAt != "":
+		p.printf("started %s", sum.StartedAt)
+		if sum.EndedAt != "" {
+			p.printf("  ended %s", sum.EndedAt)
+		}
+		p.printf("\n")
+	case sum.EndedAt != "":
+		p.printf("never started  ended %s\n", sum.EndedAt)
+	}
 }
