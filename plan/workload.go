@@ -502,7 +502,8 @@ func checkChecks(l *errorList, path string, c *Checks) {
 func checkFlows(l *errorList, path string, s *Scenario) {
 	rp := joinPath(path, "requests")
 	switch {
-	case len(s.Requests) == 0 && len(s.Flows) == 0:
+	case len(s.Requests) == 0 && len(s.Flows) == 0 && !l.skipped(rp) && !l.skipped(joinPath(path, "flows")):
+		// Not when requests or flows was written and already reported.
 		l.add(rp, "at least one request (or flows) is required")
 	case len(s.Requests) > 0 && len(s.Flows) > 0:
 		l.addKey(joinPath(path, "flows"), "give requests or flows, not both")

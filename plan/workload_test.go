@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -73,5 +74,22 @@ func TestStatusListMatch(t *testing.T) {
 		if s.MatchStatus(code) != want {
 			t.Errorf("MatchStatus(%d) = %v", code, !want)
 		}
+	}
+}
+
+// A flows key that fails to decode is one problem, not also "no requests";
+// a scenario that gives neither still says so.
+func TestBadFlowsIsOneError(t *testing.T) {
+	head := "name: x\nscenarios:\n  s:\n    executor: constant-vus\n    vus: 1\n    duration: 1s\n"
+	_, err := Parse("x.yaml", []byte(head+"    flows:\n      - steps: [{url: 'http://127.0.0.1:1/'}]\n"))
+	if err == nil || !strings.Contains(err.Error(), "x.yaml:8:7: scenarios.s.flows: expected a mapping, got a list") {
+		t.Fatalf("bad flows: %v", err)
+	}
+	if strings.Contains(err.Error(), "at least one request") {
+		t.Errorf("bad flows also reported as missing requests:\n%v", err)
+	}
+	_, err = Parse("x.yaml", []byte(head))
+	if err == nil || !strings.Contains(err.Error(), "scenarios.s.requests: at least one request (or flows) is required") {
+		t.Errorf("no requests nor flows: %v", err)
 	}
 }
