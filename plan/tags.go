@@ -56,8 +56,13 @@ func MergeTags(tags, over map[string]string) (map[string]string, error) {
 	return out, nil
 }
 
-// checkTags adds every problem of the plan's tags to l.
-func checkTags(l *errorList, tags map[string]string) {
+// checkTags adds every problem of p's tags to l; no tags are nil, so that
+// `tags: {}` and none are the same plan on the wire.
+func checkTags(l *errorList, p *Plan) {
+	if len(p.Tags) == 0 {
+		p.Tags = nil
+	}
+	tags := p.Tags
 	if len(tags) > MaxTags {
 		l.add("tags", "%d tags, at most %d", len(tags), MaxTags)
 	}

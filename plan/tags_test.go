@@ -2,6 +2,7 @@ package plan
 
 import (
 	"maps"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -18,6 +19,14 @@ func TestTags(t *testing.T) {
 	back, err := FromJSON(mustCanonical(t, p))
 	if err != nil || !maps.Equal(back.Tags, p.Tags) {
 		t.Errorf("tags through canonical JSON: %v, %v", back.Tags, err)
+	}
+
+	empty, err := Parse("t.yaml", []byte("name: t\ntags: {}\n"+scen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := FromJSON(mustCanonical(t, empty)); err != nil || !reflect.DeepEqual(back, empty) {
+		t.Errorf("tags: {} through canonical JSON: %#v, want %#v (%v)", back.Tags, empty.Tags, err)
 	}
 
 	_, err = Parse("t.yaml", []byte("name: t\ntags: {region: eu, 9x: a, __x: b, empty: ''}\n"+scen))

@@ -79,7 +79,7 @@ func checkInto(l *errorList, p *Plan) {
 	resolveURLs(l, p)
 	checkData(l, p)
 	checkThresholds(l, p)
-	checkTags(l, p.Tags)
+	checkTags(l, p)
 }
 
 func checkRegions(l *errorList, path string, regions map[string]Region) {
