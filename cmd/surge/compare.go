@@ -49,7 +49,10 @@ func newReportCmd(e env) *cobra.Command {
 HdrHistogram interval log (values in microseconds), one histogram per stored
 interval with every region merged (--by-region: one per region, tagged), or one
 for the whole run when the store has no intervals. HdrHistogram's own tools read
-it (HistogramLogAnalyzer, HistogramLogProcessor, hdr-histogram-js).`,
+it (HistogramLogAnalyzer, HistogramLogProcessor, hdr-histogram-js).
+
+A run is its id, or latest (the newest run), or latest:KEY=VALUE[,KEY=VALUE]
+(the newest run with those tags, e.g. latest:environment=staging).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.runID = args[0]
@@ -92,6 +95,9 @@ func runReport(ctx context.Context, o reportOptions, stdout io.Writer) (err erro
 		out = f
 	}
 	return withController(o.controller, o.auth, func(c *grpcClients) error {
+		if err := resolveRuns(ctx, c.runs, &o.runID); err != nil {
+			return err
+		}
 		if o.format == formatHDR {
 			return writeHdrReport(ctx, c.runs, o, out)
 		}
@@ -176,7 +182,10 @@ tolerance, 1 when any metric diverged.
 --baseline PROD.csv compares one run with production figures instead: a CSV
 with the header endpoint,p50,p95,p99,error_rate,rpm (latencies in ms,
 error_rate in [0,1], rpm requests per minute); endpoints match request names,
-"all" the whole run.`,
+"all" the whole run.
+
+A run is its id, or latest (the newest run), or latest:KEY=VALUE[,KEY=VALUE]
+(the newest run with those tags, e.g. latest:environment=staging).`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if o.baseline != "" {
 				return cobra.ExactArgs(1)(cmd, args)
@@ -228,6 +237,9 @@ func runCompare(ctx context.Context, o compareOptions, stdout io.Writer) error {
 		req.Baseline = rows
 	}
 	return withController(o.controller, o.auth, func(c *grpcClients) error {
+		if err := resolveRuns(ctx, c.runs, &req.RunA, &req.RunB); err != nil {
+			return err
+		}
 		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 		defer cancel()
 		resp, err := c.runs.Compare(ctx, req)

@@ -147,6 +147,9 @@ func runRuns(ctx context.Context, o queryOptions, stdout io.Writer) error {
 // runStop is `surge stop`.
 func runStop(ctx context.Context, o queryOptions, stdout io.Writer) error {
 	return withController(o.controller, o.auth, func(c *grpcClients) error {
+		if err := resolveRuns(ctx, c.runs, &o.runID); err != nil {
+			return err
+		}
 		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 		defer cancel()
 		if _, err := c.runs.Stop(ctx, &surgev1.StopRunRequest{RunId: o.runID}); err != nil {

@@ -14,8 +14,9 @@ import (
 )
 
 // A run's tags are the plan's with --tag set over them: in the summary
-// (JSON and text) and in `surge runs`, which --tag filters; a bad --tag is
-// a usage error before anything is submitted.
+// (JSON and text) and in `surge runs`, which --tag filters; latest[:TAGS]
+// names a run where an id is expected; a bad --tag is a usage error before
+// anything is submitted.
 func TestRunTags(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster")
@@ -72,6 +73,23 @@ scenarios:
 	r = cli(t, nil, "runs", "--controller", addr)
 	if !strings.Contains(r.stdout, "TAGS") || !strings.Contains(r.stdout, "environment=prod,team=checkout") {
 		t.Errorf("runs table without its tags:\n%s", r)
+	}
+
+	// Runs named by their tags where an id is expected.
+	for ref, want := range map[string]string{"latest": prod.RunID, "latest:environment=staging": staging.RunID,
+		"latest:team=checkout,environment=prod": prod.RunID, staging.RunID: staging.RunID} {
+		r = cli(t, nil, "report", ref, "--json", "--controller", addr)
+		if s, err := report.ParseJSON([]byte(r.stdout)); r.code != 0 || err != nil || s.RunID != want {
+			t.Errorf("report %s: want run %s: %v %s", ref, want, err, r)
+		}
+	}
+	r = cli(t, nil, "compare", "latest:environment=prod", "latest:environment=staging", "--controller", addr)
+	if !strings.Contains(r.stdout, "A "+prod.RunID+"  vs  B "+staging.RunID) {
+		t.Errorf("compare by tags does not compare %s with %s:\n%s", prod.RunID, staging.RunID, r)
+	}
+	r = cli(t, nil, "report", "latest:environment=nowhere", "--controller", addr)
+	if r.code == 0 || !strings.Contains(r.stderr, `no run is tagged environment=nowhere`) {
+		t.Errorf("report of a tag no run has: %s", r)
 	}
 
 	r = cli(t, nil, "run", file, "--controller", addr, "--tag", "run=x")

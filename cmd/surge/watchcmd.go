@@ -17,7 +17,10 @@ func newWatchCmd(e env) *cobra.Command {
 		Long: `Watch re-attaches to a run: its live progress, as surge run shows it, then
 the summary when it ends (at once for a run that has ended). Use it after the
 surge run that started the run was killed, or from another terminal.
-Interrupting watch leaves the run running. Exit status as for surge run.`,
+Interrupting watch leaves the run running. Exit status as for surge run.
+
+A run is its id, or latest (the newest run), or latest:KEY=VALUE[,KEY=VALUE]
+(the newest run with those tags, e.g. latest:environment=staging).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runWatch(cmd.Context(), args[0], o, e.stdout, e.stderr)
@@ -36,5 +39,9 @@ func runWatch(ctx context.Context, runID string, o runOptions, stdout, stderr io
 		return err
 	}
 	defer conn.Close()
-	return follow(ctx, runsClient{surgev1.NewRunsClient(conn), o.controller}, runID, o, false, stdout, stderr)
+	c := runsClient{surgev1.NewRunsClient(conn), o.controller}
+	if err := resolveRuns(ctx, c, &runID); err != nil {
+		return err
+	}
+	return follow(ctx, c, runID, o, false, stdout, stderr)
 }
