@@ -425,6 +425,9 @@ func (r *run) summary(st string, now time.Time) *surgev1.RunSummary {
 	sum.Notes = slices.Clone(r.notes)
 	r.addLossDeficit(sum, now)
 	r.addRefusedDeficit(sum)
+	if note := refusedNote(sum, r.plan); note != "" {
+		sum.Notes = append(sum.Notes, note)
+	}
 	if note := r.agg.SaturationNote(); note != "" {
 		sum.Notes = append(sum.Notes, "verdict "+cmp.Or(sum.Verdict, "pending")+" with caution: "+note)
 	}
