@@ -112,7 +112,7 @@ func runAgents(ctx context.Context, o queryOptions, stdout io.Writer) error {
 
 // runRuns is `surge runs`.
 func runRuns(ctx context.Context, o queryOptions, stdout io.Writer) error {
-	want, err := parseTags(o.tags)
+	want, err := tagFlags(o.tags)
 	if err != nil {
 		return err
 	}

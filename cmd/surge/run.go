@@ -107,7 +107,7 @@ type runsClient struct {
 // summary arrives, prints the summary and maps the verdict to an error with
 // an exit code. `surge run` and `surge demo` share it.
 func submitAndWatch(ctx context.Context, c runsClient, file string, src []byte, o runOptions, stdout, stderr io.Writer) error {
-	tags, err := parseTags(o.tags)
+	tags, err := tagFlags(o.tags)
 	if err != nil {
 		return err
 	}

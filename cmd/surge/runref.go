@@ -27,7 +27,7 @@ func resolveRun(ctx context.Context, c runsClient, ref string) (string, error) {
 	}
 	want, err := parseTags(pairs)
 	if err != nil {
-		return "", usageErrorf("run %q: %v", ref, err)
+		return "", usageErrorf("run %q: tag %v (e.g. latest:environment=staging)", ref, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()

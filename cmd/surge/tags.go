@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -15,8 +16,8 @@ func tagFlag(cmd *cobra.Command, into *[]string, usage string) {
 	cmd.Flags().StringArrayVar(into, "tag", nil, usage)
 }
 
-// parseTags reads --tag flags, each KEY=VALUE and valid as a plan's tag; a
-// key given twice keeps the last value.
+// parseTags reads KEY=VALUE pairs, each valid as a plan's tag; a key
+// given twice keeps the last value. Callers say where the pairs came from.
 func parseTags(list []string) (map[string]string, error) {
 	if len(list) == 0 {
 		return nil, nil
@@ -25,14 +26,23 @@ func parseTags(list []string) (map[string]string, error) {
 	for _, kv := range list {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
-			return nil, usageErrorf("--tag %q: want KEY=VALUE, e.g. --tag environment=staging", kv)
+			return nil, fmt.Errorf("%q: want KEY=VALUE", kv)
 		}
 		if err := plan.CheckTag(k, v); err != nil {
-			return nil, usageErrorf("--tag %s: %v", kv, err)
+			return nil, fmt.Errorf("%s: %w", kv, err)
 		}
 		out[k] = v
 	}
 	return out, nil
+}
+
+// tagFlags reads --tag flags; a bad one is a usage error.
+func tagFlags(list []string) (map[string]string, error) {
+	tags, err := parseTags(list)
+	if err != nil {
+		return nil, usageErrorf("--tag %v (e.g. --tag environment=staging)", err)
+	}
+	return tags, nil
 }
 
 // hasTags reports whether have carries every tag of want.
