@@ -103,7 +103,7 @@ func TestClientCredentialFlags(t *testing.T) {
 		{"report: flag wins over env", with(tlsEnv, "SURGE_TOKEN", "stale"), []string{"report", "r-1", "--token", token}, 0, ""},
 		{"stop: tls flags win over env", with(map[string]string{"SURGE_TLS_CERT": tlsconf.CertFile(dir, "agt"), "SURGE_TLS_KEY": tlsconf.KeyFile(dir, "agt")}, "SURGE_TOKEN", token),
 			append([]string{"stop", "r-1"}, tlsFlags...), 0, ""},
-		{"compare with flags", nil, append([]string{"compare", "r-1", "r-1", "--token", token}, tlsFlags...), -1, ""},
+		{"compare with flags", nil, append([]string{"compare", "r-1", "r-2", "--token", token}, tlsFlags...), -1, ""},
 		{"wrong token from env", with(tlsEnv, "SURGE_TOKEN", "guess"), []string{"runs"}, 1, "bearer token"},
 		{"no token", tlsEnv, []string{"runs"}, 1, "bearer token"},
 		{"agent certificate", nil, []string{"runs", "--token", token, "--tls-ca", ca, "--tls-cert", tlsconf.CertFile(dir, "agt"), "--tls-key", tlsconf.KeyFile(dir, "agt")}, 1, "role \"agent\""},

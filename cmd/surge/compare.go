@@ -240,6 +240,9 @@ func runCompare(ctx context.Context, o compareOptions, stdout io.Writer) error {
 		if err := resolveRuns(ctx, c.runs, &req.RunA, &req.RunB); err != nil {
 			return err
 		}
+		if req.RunA != "" && req.RunA == req.RunB {
+			return usageErrorf("compare: %s and %s are the same run, %s: nothing to compare", o.runA, o.runB, req.RunA)
+		}
 		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 		defer cancel()
 		resp, err := c.runs.Compare(ctx, req)

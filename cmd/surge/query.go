@@ -130,6 +130,10 @@ func runRuns(ctx context.Context, o queryOptions, stdout io.Writer) error {
 		if o.json {
 			return writeRunsJSON(stdout, runs)
 		}
+		if len(runs) == 0 && len(want) > 0 {
+			_, err := fmt.Fprintf(stdout, "no run is tagged %s (surge runs lists every run)\n", tagText(want))
+			return err
+		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprint(tw, "RUN_ID\tPLAN\tSTATUS\tVERDICT\tSTARTED\tTAGS\n")
 		for _, r := range runs {

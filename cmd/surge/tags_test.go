@@ -87,6 +87,14 @@ scenarios:
 	if !strings.Contains(r.stdout, "A "+prod.RunID+"  vs  B "+staging.RunID) {
 		t.Errorf("compare by tags does not compare %s with %s:\n%s", prod.RunID, staging.RunID, r)
 	}
+	r = cli(t, nil, "compare", "latest", "latest:environment=prod", "--controller", addr)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "are the same run, "+prod.RunID) {
+		t.Errorf("compare of a run with itself: %s", r)
+	}
+	r = cli(t, nil, "runs", "--tag", "environment=nowhere", "--controller", addr)
+	if r.code != 0 || r.stdout != "no run is tagged environment=nowhere (surge runs lists every run)\n" {
+		t.Errorf("runs --tag matching nothing: %s", r)
+	}
 	r = cli(t, nil, "report", "latest:environment=nowhere", "--controller", addr)
 	if r.code == 0 || !strings.Contains(r.stderr, `no run is tagged environment=nowhere`) {
 		t.Errorf("report of a tag no run has: %s", r)
