@@ -70,23 +70,12 @@ func resolveURLs(l *errorList, p *Plan) {
 		if s == nil {
 			continue
 		}
-		sp := joinPath("scenarios", name)
-		for i := range s.Requests {
-			resolve(joinPath(indexPath(joinPath(sp, "requests"), i), "url"), &s.Requests[i].URL, base)
-		}
-		for _, fname := range sortedKeys(s.Flows) {
-			f := s.Flows[fname]
-			if f == nil {
-				continue
-			}
-			stp := joinPath(joinPath(joinPath(sp, "flows"), fname), "steps")
-			for i := range f.Steps {
-				st, ip := &f.Steps[i], indexPath(stp, i)
-				if st.Request != nil {
-					resolve(joinPath(ip, "url"), &st.Request.URL, base)
-				}
-				for j := range st.Batch {
-					resolve(joinPath(indexPath(joinPath(ip, "batch"), j), "url"), &st.Batch[j].URL, base)
+		for _, list := range s.stepLists(joinPath("scenarios", name)) {
+			for i := range list.steps {
+				st, ip := &list.steps[i], indexPath(list.path, i)
+				paths, reqs := stepRequests(ip, st)
+				for k, r := range reqs {
+					resolve(joinPath(paths[k], "url"), &r.URL, base)
 				}
 				if st.WebSocket != nil {
 					resolve(joinPath(joinPath(ip, "websocket"), "url"), &st.WebSocket.URL, wsBase)

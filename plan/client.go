@@ -64,7 +64,14 @@ type Connection struct {
 	// SourceAddresses are local IP addresses new connections are spread
 	// over, round robin, to pass the ~28k ephemeral ports per address pair.
 	SourceAddresses []string `yaml:"source_addresses,omitempty" json:"source_addresses,omitempty"`
+	// Cookies gives each VU a cookie jar (default true, as browsers, k6,
+	// Gatling and Locust do): cookies the responses set are sent back by
+	// the VU's later requests, and dropped when the VU ends.
+	Cookies *bool `yaml:"cookies,omitempty" json:"cookies,omitempty"`
 }
+
+// CookiesOn reports whether the scenario's VUs keep cookies.
+func (c *Connection) CookiesOn() bool { return c == nil || c.Cookies == nil || *c.Cookies }
 
 // TLS configures a scenario's TLS connections. File paths are read by each
 // agent, on the agent's machine.

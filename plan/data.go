@@ -96,26 +96,7 @@ func checkData(l *errorList, p *Plan) {
 		if s == nil {
 			continue
 		}
-		sp := joinPath("scenarios", name)
-		for i := range s.Requests {
-			checkDataRefs(l, p, indexPath(joinPath(sp, "requests"), i), &s.Requests[i])
-		}
-		for _, fn := range sortedKeys(s.Flows) {
-			f := s.Flows[fn]
-			if f == nil {
-				continue
-			}
-			stp := joinPath(joinPath(joinPath(sp, "flows"), fn), "steps")
-			for i, st := range f.Steps {
-				ip := indexPath(stp, i)
-				if st.Request != nil {
-					checkDataRefs(l, p, ip, st.Request)
-				}
-				for j := range st.Batch {
-					checkDataRefs(l, p, indexPath(joinPath(ip, "batch"), j), &st.Batch[j])
-				}
-			}
-		}
+		s.eachRequest(joinPath("scenarios", name), func(path string, r *Request) { checkDataRefs(l, p, path, r) })
 	}
 }
 
@@ -164,11 +145,9 @@ func checkDataRefs(l *errorList, p *Plan, path string, r *Request) {
 			}
 		}
 	}
-	check(joinPath(path, "url"), r.URL)
-	for _, k := range sortedKeys(r.Headers) {
-		check(joinPath(joinPath(path, "headers"), k), r.Headers[k])
+	for _, t := range requestTemplates(path, r) {
+		check(t.path, t.text)
 	}
-	check(joinPath(path, "body"), r.Body)
 }
 
 // uninlined reports the feeders whose file was not read into rows.

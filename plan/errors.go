@@ -147,6 +147,17 @@ func (l *errorList) skipped(path string) bool {
 	}
 }
 
+// skippedUnder reports whether a path under path is in l.skip: one of
+// its keys was reported.
+func (l *errorList) skippedUnder(path string) bool {
+	for p := range l.skip {
+		if strings.HasPrefix(p, path+".") {
+			return true
+		}
+	}
+	return false
+}
+
 // flatten lists the errors of an errors.Join tree.
 func flatten(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {

@@ -114,6 +114,11 @@ type Scenario struct {
 	// Flows are named sequences of steps; each iteration runs one, chosen
 	// by weight. Exactly one of Requests and Flows is given.
 	Flows map[string]*Flow `yaml:"flows,omitempty" json:"flows,omitempty"`
+	// OnStart runs once per VU before its first iteration (log in once);
+	// OnStop once when the VU ends. Their values extracted last the VU's
+	// life. See steps.go and vars.go.
+	OnStart *Flow `yaml:"on_start,omitempty" json:"on_start,omitempty"`
+	OnStop  *Flow `yaml:"on_stop,omitempty" json:"on_stop,omitempty"`
 
 	// Connection says how the scenario's clients hold connections: reuse,
 	// pools, lifetimes, HTTP/2, TLS, host overrides and source addresses.
@@ -140,6 +145,9 @@ type Request struct {
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	// Checks assert on the response; each counts as passed or failed.
 	Checks *Checks `yaml:"checks,omitempty" json:"checks,omitempty"`
+	// Extract takes values from the response into the VU, by name, for
+	// later steps' {{var "NAME"}}. See extract.go.
+	Extract map[string]*Extract `yaml:"extract,omitempty" json:"extract,omitempty"`
 }
 
 // Threshold is one condition on a metric, such as "p(95)<500". In YAML it is

@@ -9,7 +9,7 @@ import (
 
 // Template functions and their argument counts.
 var templateFuncs = map[string]int{
-	"now_ms": 0, "uuid": 0, "rand_int": 2, "vu": 0, "iter": 0, "region": 0, "env": 1, "data": 2,
+	"now_ms": 0, "uuid": 0, "rand_int": 2, "vu": 0, "iter": 0, "region": 0, "env": 1, "data": 2, "var": 1,
 	"seq": 0, // WebSocket send.message only: the message's number in its session
 }
 
@@ -23,7 +23,8 @@ type TemplatePart struct {
 
 // ParseTemplate splits s into literal text and {{func args}} calls:
 // {{now_ms}}, {{uuid}}, {{rand_int 1 100}}, {{vu}}, {{iter}}, {{region}},
-// {{env "NAME"}}, {{data "FEEDER" "column"}}, {{seq}}. Parse once and expand many times.
+// {{env "NAME"}}, {{data "FEEDER" "column"}}, {{var "NAME"}} (a value an
+// earlier step extracted), {{seq}}. Parse once and expand many times.
 func ParseTemplate(s string) ([]TemplatePart, error) {
 	var parts []TemplatePart
 	for s != "" {
@@ -59,10 +60,10 @@ func ParseTemplate(s string) ([]TemplatePart, error) {
 			if err1 != nil || err2 != nil || a > b {
 				return nil, fmt.Errorf("template: rand_int wants two integers a <= b, got %q %q", args[0], args[1])
 			}
-		case "env":
+		case "env", "var":
 			name, err := strconv.Unquote(args[0])
 			if err != nil || name == "" {
-				return nil, fmt.Errorf("template: env wants a quoted variable name, got %s", args[0])
+				return nil, fmt.Errorf("template: %s wants a quoted variable name, got %s", call[0], args[0])
 			}
 			args = []string{name}
 		case "data":
@@ -113,19 +114,19 @@ func checkNoSeq(l *errorList, path string, parts []TemplatePart) {
 }
 
 // checkRequestTemplates validates the templates of a request's URL,
-// headers and body; it returns the URL with placeholders for the URL check.
+// headers, body and checks; it returns the URL with placeholders for the
+// URL check.
 func checkRequestTemplates(l *errorList, path string, r *Request) (string, bool) {
+	up := joinPath(path, "url")
 	parts, err := ParseTemplate(r.URL)
 	if err != nil {
-		l.add(joinPath(path, "url"), "%v", err)
+		l.add(up, "%v", err)
 	}
-	checkNoSeq(l, joinPath(path, "url"), parts)
-	u := placeholder(parts)
-	for _, k := range sortedKeys(r.Headers) {
-		checkTemplate(l, joinPath(joinPath(path, "headers"), k), r.Headers[k])
+	checkNoSeq(l, up, parts)
+	for _, t := range requestTemplates(path, r)[1:] { // the URL comes first
+		checkTemplate(l, t.path, t.text)
 	}
-	checkTemplate(l, joinPath(path, "body"), r.Body)
-	return u, err == nil
+	return placeholder(parts), err == nil
 }
 
 // parseURL is url.Parse for validation of templated URLs.

@@ -361,38 +361,20 @@ func (s *Scenario) Targets() []Target {
 	for _, r := range s.allRequests() {
 		out = append(out, Target{Name: r.Name, URL: r.URL})
 	}
-	for _, name := range sortedKeys(s.Flows) {
-		if f := s.Flows[name]; f != nil {
-			for _, st := range f.Steps {
-				if w := st.WebSocket; w != nil {
-					out = append(out, Target{Name: w.Name, URL: w.URL})
-				}
+	for _, list := range s.stepLists("") {
+		for _, st := range list.steps {
+			if w := st.WebSocket; w != nil {
+				out = append(out, Target{Name: w.Name, URL: w.URL})
 			}
 		}
 	}
 	return out
 }
 
+// allRequests returns every request of the scenario in stepLists order.
 func (s *Scenario) allRequests() []*Request {
 	var out []*Request
-	for i := range s.Requests {
-		out = append(out, &s.Requests[i])
-	}
-	for _, name := range sortedKeys(s.Flows) {
-		f := s.Flows[name]
-		if f == nil {
-			continue
-		}
-		for i := range f.Steps {
-			st := &f.Steps[i]
-			if st.Request != nil {
-				out = append(out, st.Request)
-			}
-			for j := range st.Batch {
-				out = append(out, &st.Batch[j])
-			}
-		}
-	}
+	s.eachRequest("", func(_ string, r *Request) { out = append(out, r) })
 	return out
 }
 
@@ -498,7 +480,8 @@ func checkChecks(l *errorList, path string, c *Checks) {
 	}
 }
 
-// checkFlows validates a scenario's flows and requests.
+// checkFlows validates a scenario's flows and requests, on_start and
+// on_stop, and the values their templates read.
 func checkFlows(l *errorList, path string, s *Scenario) {
 	rp := joinPath(path, "requests")
 	switch {
@@ -510,6 +493,7 @@ func checkFlows(l *errorList, path string, s *Scenario) {
 	}
 	for i := range s.Requests {
 		checkRequest(l, indexPath(rp, i), &s.Requests[i])
+		checkExtract(l, joinPath(indexPath(rp, i), "extract"), DefaultFlow, s.Requests[i].Extract)
 	}
 	for _, name := range sortedKeys(s.Flows) {
 		fp := joinPath(joinPath(path, "flows"), name)
@@ -518,48 +502,72 @@ func checkFlows(l *errorList, path string, s *Scenario) {
 			l.add(fp, "must be a mapping with steps")
 			continue
 		}
+		if name == OnStartFlow || name == OnStopFlow {
+			l.addKey(fp, "flow name %q is the VU's lifecycle flow: write it as the scenario's %s key", name, name)
+		}
 		if f.Weight == 0 && !l.pos.has(joinPath(fp, "weight")) {
 			f.Weight = 1
 		}
 		if !(f.Weight > 0) || math.IsInf(f.Weight, 0) {
 			l.add(joinPath(fp, "weight"), "must be a finite number > 0, got %v", f.Weight)
 		}
-		sp := joinPath(fp, "steps")
-		requests := 0
-		for i := range f.Steps {
-			st := &f.Steps[i]
-			ip := indexPath(sp, i)
-			n := 0
-			if st.Request != nil {
-				n++
+		checkSteps(l, joinPath(fp, "steps"), name, f.Steps)
+	}
+	for _, lf := range []struct {
+		name string
+		f    *Flow
+	}{{OnStartFlow, s.OnStart}, {OnStopFlow, s.OnStop}} {
+		if lf.f == nil {
+			continue
+		}
+		fp := joinPath(path, lf.name)
+		if l.pos.has(joinPath(fp, "weight")) {
+			l.addKey(joinPath(fp, "weight"), "%s runs once per VU: it takes no weight", lf.name)
+		}
+		checkSteps(l, joinPath(fp, "steps"), lf.name, lf.f.Steps)
+	}
+	checkVars(l, path, s)
+}
+
+// checkSteps validates the steps at sp of the step sequence flow.
+func checkSteps(l *errorList, sp, flow string, steps []Step) {
+	requests := 0
+	for i := range steps {
+		st := &steps[i]
+		ip := indexPath(sp, i)
+		n := 0
+		if st.Request != nil {
+			n++
+			requests++
+			checkRequest(l, ip, st.Request)
+			checkExtract(l, joinPath(ip, "extract"), flow, st.Request.Extract)
+		}
+		if st.Think != nil {
+			n++
+			checkDist(l, joinPath(ip, "think"), st.Think)
+		}
+		if st.Batch != nil {
+			n++
+			if len(st.Batch) == 0 {
+				l.add(joinPath(ip, "batch"), "at least one request is required")
+			}
+			for j := range st.Batch {
 				requests++
-				checkRequest(l, ip, st.Request)
-			}
-			if st.Think != nil {
-				n++
-				checkDist(l, joinPath(ip, "think"), st.Think)
-			}
-			if st.Batch != nil {
-				n++
-				if len(st.Batch) == 0 {
-					l.add(joinPath(ip, "batch"), "at least one request is required")
-				}
-				for j := range st.Batch {
-					requests++
-					checkRequest(l, indexPath(joinPath(ip, "batch"), j), &st.Batch[j])
-				}
-			}
-			if st.WebSocket != nil {
-				n++
-				requests++
-				checkWebSocket(l, joinPath(ip, "websocket"), st.WebSocket)
-			}
-			if n != 1 {
-				l.add(ip, "a step is a request, {think: ...}, {batch: [...]} or {websocket: {...}}")
+				bp := indexPath(joinPath(ip, "batch"), j)
+				checkRequest(l, bp, &st.Batch[j])
+				checkExtract(l, joinPath(bp, "extract"), flow, st.Batch[j].Extract)
 			}
 		}
-		if requests == 0 {
-			l.add(sp, "at least one request or websocket step is required")
+		if st.WebSocket != nil {
+			n++
+			requests++
+			checkWebSocket(l, joinPath(ip, "websocket"), st.WebSocket)
 		}
+		if n != 1 {
+			l.add(ip, "a step is a request, {think: ...}, {batch: [...]} or {websocket: {...}}")
+		}
+	}
+	if requests == 0 {
+		l.add(sp, "at least one request or websocket step is required")
 	}
 }
