@@ -15,6 +15,8 @@ type Counters struct {
 	BytesOut     int64
 	ChecksPassed int64
 	ChecksFailed int64
+	// ExtractFailed counts responses an extraction found nothing in.
+	ExtractFailed int64
 }
 
 // Add adds o into c.
@@ -26,34 +28,37 @@ func (c *Counters) Add(o Counters) {
 	c.BytesOut += o.BytesOut
 	c.ChecksPassed += o.ChecksPassed
 	c.ChecksFailed += o.ChecksFailed
+	c.ExtractFailed += o.ExtractFailed
 }
 
 func countersFromProto(p *surgev1.Counters) Counters {
 	return Counters{
-		Requests:     p.GetRequests(),
-		Failures:     p.GetFailures(),
-		Retries:      p.GetRetries(),
-		BytesIn:      p.GetBytesIn(),
-		BytesOut:     p.GetBytesOut(),
-		ChecksPassed: p.GetChecksPassed(),
-		ChecksFailed: p.GetChecksFailed(),
+		Requests:      p.GetRequests(),
+		Failures:      p.GetFailures(),
+		Retries:       p.GetRetries(),
+		BytesIn:       p.GetBytesIn(),
+		BytesOut:      p.GetBytesOut(),
+		ChecksPassed:  p.GetChecksPassed(),
+		ChecksFailed:  p.GetChecksFailed(),
+		ExtractFailed: p.GetExtractFailed(),
 	}
 }
 
 func (c Counters) proto() *surgev1.Counters {
 	return &surgev1.Counters{
-		Requests:     c.Requests,
-		Failures:     c.Failures,
-		Retries:      c.Retries,
-		BytesIn:      c.BytesIn,
-		BytesOut:     c.BytesOut,
-		ChecksPassed: c.ChecksPassed,
-		ChecksFailed: c.ChecksFailed,
+		Requests:      c.Requests,
+		Failures:      c.Failures,
+		Retries:       c.Retries,
+		BytesIn:       c.BytesIn,
+		BytesOut:      c.BytesOut,
+		ChecksPassed:  c.ChecksPassed,
+		ChecksFailed:  c.ChecksFailed,
+		ExtractFailed: c.ExtractFailed,
 	}
 }
 
 func (c Counters) valid() error {
-	for _, v := range []int64{c.Requests, c.Failures, c.Retries, c.BytesIn, c.BytesOut, c.ChecksPassed, c.ChecksFailed} {
+	for _, v := range []int64{c.Requests, c.Failures, c.Retries, c.BytesIn, c.BytesOut, c.ChecksPassed, c.ChecksFailed, c.ExtractFailed} {
 		if v < 0 {
 			return fmt.Errorf("%w: negative counter", ErrInvalid)
 		}

@@ -126,8 +126,8 @@ func unmarshalKey(b []byte, k *surgev1.SeriesKey) error {
 }
 
 func unmarshalCounters(b []byte, c *surgev1.Counters) error {
-	// Fields 1 to 7.
-	dst := [...]*int64{&c.Requests, &c.Failures, &c.Retries, &c.BytesIn, &c.BytesOut, &c.ChecksPassed, &c.ChecksFailed}
+	// Fields 1 to 8.
+	dst := [...]*int64{&c.Requests, &c.Failures, &c.Retries, &c.BytesIn, &c.BytesOut, &c.ChecksPassed, &c.ChecksFailed, &c.ExtractFailed}
 	return eachField(b, "counters", func(f field) error {
 		if i := int(f.num) - 1; f.typ == protowire.VarintType && i >= 0 && i < len(dst) {
 			*dst[i] = int64(f.v)

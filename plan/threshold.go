@@ -40,6 +40,7 @@ var thresholdMetrics = map[string][]string{
 	"iterations":         {"count"},
 	"checks":             {"rate", "count"},
 	"checks_failed":      {"count"},
+	"extract_failed":     {"count"},
 	// HTTP phases and attempts (milliseconds), retries.
 	"http_req_dns":             {"p", "avg", "min", "max", "med"},
 	"http_req_connecting":      {"p", "avg", "min", "max", "med"},

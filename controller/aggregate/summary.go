@@ -275,6 +275,8 @@ func (r *Run) Evaluate(elapsed time.Duration) []ThresholdResult {
 			res.Value, res.HasData = countValue(spec, r.wsTotals(spec.Tags).MessagesIn, elapsed)
 		case "ws_replies_missed":
 			res.Value = float64(r.wsTotals(spec.Tags).RepliesMissed)
+		case "extract_failed":
+			res.Value = float64(r.merged(spec.Tags).Counters.ExtractFailed)
 		case "checks", "checks_failed":
 			c := r.merged(spec.Tags).Counters
 			n := c.ChecksPassed + c.ChecksFailed
@@ -434,6 +436,7 @@ func (b *statsBuilder) stats(secs float64) *surgev1.Stats {
 		Deficit:           b.deficit,
 		ChecksPassed:      b.c.ChecksPassed,
 		ChecksFailed:      b.c.ChecksFailed,
+		ExtractFailed:     b.c.ExtractFailed,
 		Iterations:        b.iterations,
 		Retries:           b.c.Retries,
 	}

@@ -25,6 +25,24 @@ func checksText(p *printer, sum *Summary) {
 	tw.flush()
 }
 
+// extractText writes the requests whose extractions failed: each such
+// response ended its iteration, so the steps after it were not sent.
+func extractText(p *printer, sum *Summary) {
+	if sum.ExtractFailed == 0 {
+		return
+	}
+	p.printf("\n")
+	tw := p.table()
+	tw.printf("EXTRACT FAILED\tREQUEST\tSCENARIO\tFLOW\n")
+	for _, r := range sum.ByRequest {
+		if r.ExtractFailed > 0 {
+			tw.printf("  %d\t%s\t%s\t%s\n", r.ExtractFailed, r.Request, r.Scenario, r.Flow)
+		}
+	}
+	tw.flush()
+	p.printf("%d iterations ended at a failed extraction; their later steps were not sent.\n", sum.ExtractFailed)
+}
+
 // passed is the share of passes as a percentage, "-" without any checks.
 func passed(passes, fails int64) string {
 	if passes+fails == 0 {

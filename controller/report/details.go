@@ -34,6 +34,8 @@ type RequestStats struct {
 	PhasesUS map[string]Latency `json:"phases_us"`
 	// Checks are the request's checks by name, sorted; [] without any.
 	Checks []Check `json:"checks"`
+	// ExtractFailed counts its responses an extraction found nothing in.
+	ExtractFailed int64 `json:"extract_failed"`
 }
 
 // Check is one check's passes and fails on a request's responses.
@@ -127,7 +129,7 @@ func requestsFromProto(list []*surgev1.RequestStats) []RequestStats {
 			LatencyUS: latencyFromProto(st.GetLatencyUs()), ExpectedLatencyUS: latencyPtr(st.GetExpectedLatencyUs()),
 			Errors:  errorsFromProto(st.GetErrors()),
 			Retries: st.GetRetries(), PhasesUS: phasesFromProto(st.GetPhasesUs()),
-			Checks: checksFromProto(r.GetChecks()),
+			Checks: checksFromProto(r.GetChecks()), ExtractFailed: st.GetExtractFailed(),
 		})
 	}
 	return out

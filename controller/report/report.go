@@ -77,6 +77,9 @@ type Stats struct {
 	// ChecksPassed and ChecksFailed count the checks made on responses.
 	ChecksPassed int64 `json:"checks_passed"`
 	ChecksFailed int64 `json:"checks_failed"`
+	// ExtractFailed counts responses an extraction found nothing in (no
+	// default): each ended its iteration.
+	ExtractFailed int64 `json:"extract_failed"`
 }
 
 // RegionStats are one region's Stats and how many agents ran in it.
@@ -185,6 +188,7 @@ func statsFromProto(st *surgev1.Stats) Stats {
 			Open: st.GetConnsOpen(), PeakOpen: st.GetConnsPeakOpen()},
 		VUsMax:       st.GetVusMax(),
 		ChecksPassed: st.GetChecksPassed(), ChecksFailed: st.GetChecksFailed(),
+		ExtractFailed: st.GetExtractFailed(),
 	}
 	out.ExpectedLatencyUS = latencyPtr(st.GetExpectedLatencyUs())
 	if l := st.GetSendLatenessUs(); l != nil {

@@ -61,6 +61,7 @@ func Text(w io.Writer, s *surgev1.RunSummary) error {
 
 	detailText(p, sum)
 	checksText(p, sum)
+	extractText(p, sum)
 	agentsText(p, sum.Agents)
 	thresholdsText(p, sum.Thresholds)
 	saturationText(p, sum.Saturation)

@@ -70,7 +70,8 @@ func (w *lineWriter) point(measurement string, tags map[string]string, fields ma
 func (w *lineWriter) bytes() []byte { return []byte(w.sb.String()) }
 
 // httpFields are a series' fields: counts, rates, latency percentiles (µs)
-// and the V2-encoded latency histogram, retries, and for every HTTP phase
+// and the V2-encoded latency histogram, retries, extract_failed when
+// any, and for every HTTP phase
 // with values (dns, connect, tls, ttfb, attempt) its histogram fields
 // prefixed with the phase's name (histFields).
 func httpFields(sr *hist.Series, secs float64) (map[string]any, error) {
@@ -94,6 +95,9 @@ func httpFields(sr *hist.Series, secs float64) (map[string]any, error) {
 		"min":     l.GetMin(),
 		"mean":    l.GetMean(),
 		"hdr":     base64.StdEncoding.EncodeToString(enc),
+	}
+	if c.ExtractFailed > 0 {
+		fields["extract_failed"] = c.ExtractFailed
 	}
 	for p, ph := range sr.Phases {
 		if err := histFields(fields, hist.Phase(p).String()+"_", ph); err != nil {

@@ -179,14 +179,17 @@ func (x *SeriesKey) GetStatus() string {
 
 // Counters are plain sums over one interval.
 type Counters struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Requests      int64                  `protobuf:"varint,1,opt,name=requests,proto3" json:"requests,omitempty"`
-	Failures      int64                  `protobuf:"varint,2,opt,name=failures,proto3" json:"failures,omitempty"`
-	Retries       int64                  `protobuf:"varint,3,opt,name=retries,proto3" json:"retries,omitempty"`
-	BytesIn       int64                  `protobuf:"varint,4,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
-	BytesOut      int64                  `protobuf:"varint,5,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
-	ChecksPassed  int64                  `protobuf:"varint,6,opt,name=checks_passed,json=checksPassed,proto3" json:"checks_passed,omitempty"`
-	ChecksFailed  int64                  `protobuf:"varint,7,opt,name=checks_failed,json=checksFailed,proto3" json:"checks_failed,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Requests     int64                  `protobuf:"varint,1,opt,name=requests,proto3" json:"requests,omitempty"`
+	Failures     int64                  `protobuf:"varint,2,opt,name=failures,proto3" json:"failures,omitempty"`
+	Retries      int64                  `protobuf:"varint,3,opt,name=retries,proto3" json:"retries,omitempty"`
+	BytesIn      int64                  `protobuf:"varint,4,opt,name=bytes_in,json=bytesIn,proto3" json:"bytes_in,omitempty"`
+	BytesOut     int64                  `protobuf:"varint,5,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	ChecksPassed int64                  `protobuf:"varint,6,opt,name=checks_passed,json=checksPassed,proto3" json:"checks_passed,omitempty"`
+	ChecksFailed int64                  `protobuf:"varint,7,opt,name=checks_failed,json=checksFailed,proto3" json:"checks_failed,omitempty"`
+	// Responses an extraction found nothing in (and had no default): each
+	// ended its iteration.
+	ExtractFailed int64 `protobuf:"varint,8,opt,name=extract_failed,json=extractFailed,proto3" json:"extract_failed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -266,6 +269,13 @@ func (x *Counters) GetChecksPassed() int64 {
 func (x *Counters) GetChecksFailed() int64 {
 	if x != nil {
 		return x.ChecksFailed
+	}
+	return 0
+}
+
+func (x *Counters) GetExtractFailed() int64 {
+	if x != nil {
+		return x.ExtractFailed
 	}
 	return 0
 }
@@ -1024,7 +1034,7 @@ const file_surge_v1_metrics_proto_rawDesc = "" +
 	"\bscenario\x18\x01 \x01(\tR\bscenario\x12\x12\n" +
 	"\x04flow\x18\x02 \x01(\tR\x04flow\x12\x18\n" +
 	"\arequest\x18\x03 \x01(\tR\arequest\x12\x16\n" +
-	"\x06status\x18\x04 \x01(\tR\x06status\"\xde\x01\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\"\x85\x02\n" +
 	"\bCounters\x12\x1a\n" +
 	"\brequests\x18\x01 \x01(\x03R\brequests\x12\x1a\n" +
 	"\bfailures\x18\x02 \x01(\x03R\bfailures\x12\x18\n" +
@@ -1032,7 +1042,8 @@ const file_surge_v1_metrics_proto_rawDesc = "" +
 	"\bbytes_in\x18\x04 \x01(\x03R\abytesIn\x12\x1b\n" +
 	"\tbytes_out\x18\x05 \x01(\x03R\bbytesOut\x12#\n" +
 	"\rchecks_passed\x18\x06 \x01(\x03R\fchecksPassed\x12#\n" +
-	"\rchecks_failed\x18\a \x01(\x03R\fchecksFailed\"\xc0\x03\n" +
+	"\rchecks_failed\x18\a \x01(\x03R\fchecksFailed\x12%\n" +
+	"\x0eextract_failed\x18\b \x01(\x03R\rextractFailed\"\xc0\x03\n" +
 	"\x06Series\x12%\n" +
 	"\x03key\x18\x01 \x01(\v2\x13.surge.v1.SeriesKeyR\x03key\x12.\n" +
 	"\bcounters\x18\x02 \x01(\v2\x12.surge.v1.CountersR\bcounters\x12-\n" +

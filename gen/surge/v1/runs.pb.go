@@ -737,6 +737,9 @@ type Stats struct {
 	// concurrent additions).
 	ChecksPassed int64 `protobuf:"varint,20,opt,name=checks_passed,json=checksPassed,proto3" json:"checks_passed,omitempty"`
 	ChecksFailed int64 `protobuf:"varint,21,opt,name=checks_failed,json=checksFailed,proto3" json:"checks_failed,omitempty"`
+	// Responses an extraction found nothing in, without a default: each
+	// ended its iteration before its later steps.
+	ExtractFailed int64 `protobuf:"varint,42,opt,name=extract_failed,json=extractFailed,proto3" json:"extract_failed,omitempty"`
 	// Iterations completed.
 	Iterations int64 `protobuf:"varint,22,opt,name=iterations,proto3" json:"iterations,omitempty"`
 	// Attempts beyond the first (retries).
@@ -856,6 +859,13 @@ func (x *Stats) GetChecksPassed() int64 {
 func (x *Stats) GetChecksFailed() int64 {
 	if x != nil {
 		return x.ChecksFailed
+	}
+	return 0
+}
+
+func (x *Stats) GetExtractFailed() int64 {
+	if x != nil {
+		return x.ExtractFailed
 	}
 	return 0
 }
@@ -2256,7 +2266,7 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\x03max\x18\x06 \x01(\x03R\x03max\x12\x10\n" +
 	"\x03min\x18\a \x01(\x03R\x03min\x12\x12\n" +
 	"\x04mean\x18\b \x01(\x01R\x04mean\x12\x14\n" +
-	"\x05count\x18\t \x01(\x03R\x05count\"\x86\a\n" +
+	"\x05count\x18\t \x01(\x03R\x05count\"\xad\a\n" +
 	"\x05Stats\x12\x1a\n" +
 	"\brequests\x18\x01 \x01(\x03R\brequests\x12\x1a\n" +
 	"\bfailures\x18\x02 \x01(\x03R\bfailures\x12\x10\n" +
@@ -2267,7 +2277,8 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\adeficit\x18\x06 \x01(\x03R\adeficit\x123\n" +
 	"\x06errors\x18\a \x03(\v2\x1b.surge.v1.Stats.ErrorsEntryR\x06errors\x12#\n" +
 	"\rchecks_passed\x18\x14 \x01(\x03R\fchecksPassed\x12#\n" +
-	"\rchecks_failed\x18\x15 \x01(\x03R\fchecksFailed\x12\x1e\n" +
+	"\rchecks_failed\x18\x15 \x01(\x03R\fchecksFailed\x12%\n" +
+	"\x0eextract_failed\x18* \x01(\x03R\rextractFailed\x12\x1e\n" +
 	"\n" +
 	"iterations\x18\x16 \x01(\x03R\n" +
 	"iterations\x12\x18\n" +
