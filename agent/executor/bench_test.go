@@ -58,17 +58,9 @@ scenarios:
 		// mk returns one VU's iteration.
 		mk func(b *testing.B) func(vu int64) func() bool
 	}
-	client := func(b *testing.B) *httpclient.Client {
-		c, err := httpclient.New(httpclient.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(c.Close)
-		return c
-	}
 	impls := []impl{
 		{"client", func(b *testing.B) func(int64) func() bool {
-			c := client(b)
+			c := newBenchClient(b)
 			req, err := httpclient.Prepare(sc.Requests[0])
 			if err != nil {
 				b.Fatal(err)
@@ -81,7 +73,7 @@ scenarios:
 			}
 		}},
 		{"iteration", func(b *testing.B) func(int64) func() bool {
-			c := client(b)
+			c := newBenchClient(b)
 			rec := NewRecorder().Scenario("s")
 			it, err := PlanIteration(sc, IterationOptions{Client: c, Rec: rec})
 			if err != nil {
@@ -264,10 +256,24 @@ func runqWait() int64 {
 	return sum
 }
 
+// newBenchClient is a default client, closed when the benchmark ends.
+func newBenchClient(b *testing.B) *httpclient.Client {
+	c, err := httpclient.New(httpclient.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	return c
+}
+
 // loopbackServer answers every request with a small keep-alive response
 // until the benchmark ends, and returns its URL.
-func loopbackServer(b *testing.B) string {
-	resp := []byte("HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
+func loopbackServer(b *testing.B) string { return loopbackReply(b, "text/plain", "ok") }
+
+// loopbackReply is loopbackServer answering body as ctype.
+func loopbackReply(b *testing.B, ctype, body string) string {
+	resp := fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: keep-alive\r\n\r\n%s",
+		ctype, len(body), body)
 	return "http://" + tcptest.Serve(b, func(c net.Conn) {
 		buf := make([]byte, 16<<10)
 		var out []byte

@@ -79,7 +79,7 @@ func BuildScenarios(o ShareOptions) ([]*Scenario, error) {
 			return fail(fmt.Errorf("run share: scenario %s: %w", ss.Scenario, err))
 		}
 		rec.SetConnStats(co.Stats)
-		iter, warm, err := planIteration(sc, IterationOptions{
+		fns, err := planIteration(sc, IterationOptions{
 			Client: client, Retries: sc.Retry != nil && sc.Retry.Attempts > 1,
 			Rec: rec, Clock: o.Clock, Region: o.Region, Env: o.Env, Seed: seed,
 			Data: o.Plan.Data, Segment: ss.SegmentFrom(),
@@ -94,8 +94,9 @@ func BuildScenarios(o ShareOptions) ([]*Scenario, error) {
 			Plan:       sc,
 			Share:      ss,
 			Seed:       seed,
-			Iterate:    iter,
-			Warm:       warm,
+			Iterate:    fns.iterate,
+			Warm:       fns.warm,
+			Retire:     fns.retire,
 			Rec:        rec,
 			Clock:      o.Clock,
 			PacingSpin: o.PacingSpin,

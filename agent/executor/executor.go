@@ -49,6 +49,11 @@ type Scenario struct {
 	// arrivals once warm; the first arrival waits for the warm-up at most
 	// warmWait.
 	Warm WarmFunc
+	// Retire, if set, ends a VU: the executors call it when a VU leaves
+	// (ramped down, its iterations done, the scenario over), with the
+	// context its iterations ran in, to run its on_stop and drop its
+	// connections and cookies.
+	Retire RetireFunc
 
 	// client is the scenario's HTTP client, closed when Run returns.
 	client *httpclient.Client
@@ -77,6 +82,13 @@ func (s *Scenario) Run(ctx context.Context, runStart time.Time) error {
 		return fmt.Errorf("scenario %s: unknown executor %q", s.Name, s.Plan.Executor)
 	}
 	return k.run(ctx, s, start)
+}
+
+// retire ends the VU (see Retire).
+func (s *Scenario) retire(ctx context.Context, vu int64) {
+	if s.Retire != nil {
+		s.Retire(ctx, vu)
+	}
 }
 
 // sleepUntil waits for t on the scenario's clock; false if ctx ended first.

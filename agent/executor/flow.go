@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -72,18 +73,6 @@ type compiledFlow struct {
 	steps []compiledStep
 }
 
-// vuState is one VU's iteration counter and random stream; a VU runs one
-// iteration at a time, so it needs no lock.
-type vuState struct {
-	iter int64
-	rng  *rand.Rand
-	vars httpclient.Vars
-	rows []int // the iteration's row of each feeder in use
-	// sess holds the VU's connections (reuse: per-vu) or borrows the
-	// scenario's pool.
-	sess *httpclient.Session
-}
-
 // feed is one feeder a scenario reads.
 type feed struct {
 	name   string
@@ -145,83 +134,180 @@ func scenarioFeeds(sc *plan.Scenario, data map[string]*plan.Feeder, segment stri
 // request of an iteration (every request of a leading batch) is measured
 // from the intended time when there is one (open model: no coordinated
 // omission). Series carry the flow's name; requests interrupted by ctx are
-// not recorded.
+// not recorded. A VU runs the scenario's on_start before its first
+// iteration (see vuFuncs).
 func PlanIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, error) {
-	iter, _, err := planIteration(sc, o)
-	return iter, err
+	fns, err := planIteration(sc, o)
+	return fns.iterate, err
 }
 
 // WarmFunc opens a VU's connections ahead of its first iteration (see
 // Scenario.Warm).
 type WarmFunc func(ctx context.Context, vu int64)
 
-// planIteration is PlanIteration, with the scenario's WarmFunc: it opens
-// the VU's connection for the first request of every flow.
-func planIteration(sc *plan.Scenario, o IterationOptions) (IterFunc, WarmFunc, error) {
+// RetireFunc ends a VU (see Scenario.Retire).
+type RetireFunc func(ctx context.Context, vu int64)
+
+// vuFuncs are what a scenario's executor calls for its VUs.
+type vuFuncs struct {
+	iterate IterFunc
+	// warm runs the VU's on_start, or opens its connection for the first
+	// request of every flow.
+	warm WarmFunc
+	// retire runs the VU's on_stop and drops its connections, cookies and
+	// values.
+	retire RetireFunc
+}
+
+// planIteration is PlanIteration, with the scenario's other VU functions.
+func planIteration(sc *plan.Scenario, o IterationOptions) (vuFuncs, error) {
 	if o.Clock == nil {
 		o.Clock = RealClock{}
 	}
-	compiled, total, err := compileFlows(sc, &o)
+	c, err := compileFlows(sc, &o)
 	if err != nil {
-		return nil, nil, err
+		return vuFuncs{}, err
 	}
 	feeds, err := scenarioFeeds(sc, o.Data, o.Segment)
 	if err != nil {
-		return nil, nil, fmt.Errorf("data: %w", err)
+		return vuFuncs{}, fmt.Errorf("data: %w", err)
 	}
-	state := vuStates(o, feeds)
+	vus := &vuTable{o: o, feeds: feeds, extract: c.extract}
 	it := &iteration{o: o, now: o.Clock.Now}
-	firsts := firstRequests(compiled)
-	warm := func(ctx context.Context, vu int64) {
-		st := state(vu)
-		if st.sess == nil {
-			return
-		}
-		for _, r := range firsts {
-			_ = st.sess.Warm(ctx, r) // a failure shows on the first send
+	return vuFuncs{
+		iterate: func(ctx context.Context, vu int64, intended time.Time) bool {
+			st := vus.get(vu)
+			if !st.started {
+				switch it.lifecycle(ctx, st, c.start, intended) {
+				case stepCut:
+					return false
+				case stepStop:
+					return true // the VU tries on_start again at its next iteration
+				}
+				intended = time.Time{} // on_start answered for the arrival's lateness
+			}
+			st.iter++
+			st.vars.Iter = st.iter
+			if st.vals != nil {
+				st.vals.endIteration()
+			}
+			pickRows(st, feeds, vu)
+			return it.flow(ctx, st, c.pick(st.rng), intended) != stepCut
+		},
+		warm: func(ctx context.Context, vu int64) {
+			st := vus.get(vu)
+			if c.start != nil {
+				it.lifecycle(ctx, st, c.start, time.Time{})
+				return
+			}
+			if st.sess == nil {
+				return
+			}
+			for _, r := range c.firsts() {
+				_ = st.sess.Warm(ctx, r) // a failure shows on the first send
+			}
+		},
+		retire: func(ctx context.Context, vu int64) {
+			st := vus.take(vu)
+			if st == nil {
+				return
+			}
+			if c.stop != nil && st.started {
+				it.flow(ctx, st, c.stop, time.Time{})
+			}
+			if st.sess != nil {
+				st.sess.Close()
+			}
+		},
+	}, nil
+}
+
+// lifecycle runs on_start (f, nil when the scenario has none) for the VU
+// and marks it started when it ran to its end.
+func (it *iteration) lifecycle(ctx context.Context, st *vuState, f *compiledFlow, intended time.Time) stepResult {
+	if f == nil {
+		st.started = true
+		return stepDone
+	}
+	r := it.flow(ctx, st, f, intended)
+	st.started = r == stepDone
+	return r
+}
+
+// compiled are a scenario's flows, compiled.
+type compiled struct {
+	flows       []compiledFlow // sorted by name
+	total       float64        // the flows' total weight
+	start, stop *compiledFlow  // on_start and on_stop; nil without
+	extract     bool           // a request extracts values
+}
+
+// pick chooses a flow by weight.
+func (c *compiled) pick(rng *rand.Rand) *compiledFlow {
+	if len(c.flows) == 1 {
+		return &c.flows[0]
+	}
+	x := rng.Float64() * c.total
+	i := sort.Search(len(c.flows), func(i int) bool { return c.flows[i].cum > x })
+	return &c.flows[min(i, len(c.flows)-1)]
+}
+
+// firsts are the first request(s) of each flow.
+func (c *compiled) firsts() []*httpclient.Request {
+	var firsts []*httpclient.Request
+	for _, f := range c.flows {
+		for _, st := range f.steps {
+			if st.kind == stepRequest || st.kind == stepBatch {
+				firsts = append(firsts, st.reqs...)
+				break
+			}
 		}
 	}
-	return func(ctx context.Context, vu int64, intended time.Time) bool {
-		st := state(vu)
-		st.iter++
-		st.vars.Iter = st.iter
-		pickRows(st, feeds, vu)
-		f := &compiled[0]
-		if len(compiled) > 1 {
-			x := st.rng.Float64() * total
-			i := sort.Search(len(compiled), func(i int) bool { return compiled[i].cum > x })
-			f = &compiled[min(i, len(compiled)-1)]
-		}
-		return it.flow(ctx, st, f, intended)
-	}, warm, nil
+	return firsts
 }
 
 // compileFlows prepares the scenario's flows, sorted by name, each with its
-// cumulative weight, and returns them with the total weight.
-func compileFlows(sc *plan.Scenario, o *IterationOptions) ([]compiledFlow, float64, error) {
+// cumulative weight, and its on_start and on_stop.
+func compileFlows(sc *plan.Scenario, o *IterationOptions) (*compiled, error) {
 	flows := sc.FlowList()
 	names := make([]string, 0, len(flows))
 	for n := range flows {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	var compiled []compiledFlow
-	var total float64
+	c := &compiled{}
 	var wsc *wsclient.Client // made by the first websocket step
 	for _, name := range names {
 		f := flows[name]
 		steps, err := compileSteps(o, name, f.Steps, &wsc)
 		if err != nil {
-			return nil, 0, fmt.Errorf("flow %s: %w", name, err)
+			return nil, fmt.Errorf("flow %s: %w", name, err)
 		}
 		w := f.Weight
 		if w <= 0 {
 			w = 1
 		}
-		total += w
-		compiled = append(compiled, compiledFlow{name: name, steps: steps, cum: total})
+		c.total += w
+		c.flows = append(c.flows, compiledFlow{name: name, steps: steps, cum: c.total})
 	}
-	return compiled, total, nil
+	for _, lf := range []struct {
+		name string
+		f    *plan.Flow
+		into **compiledFlow
+	}{{plan.OnStartFlow, sc.OnStart, &c.start}, {plan.OnStopFlow, sc.OnStop, &c.stop}} {
+		if lf.f == nil {
+			continue
+		}
+		steps, err := compileSteps(o, lf.name, lf.f.Steps, &wsc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", lf.name, err)
+		}
+		*lf.into = &compiledFlow{name: lf.name, steps: steps}
+	}
+	for _, r := range sc.AllRequests() {
+		c.extract = c.extract || len(r.Extract) > 0
+	}
+	return c, nil
 }
 
 // compileSteps prepares the steps of the flow name.
@@ -258,31 +344,6 @@ func compileSteps(o *IterationOptions, name string, steps []plan.Step, wsc **wsc
 	return out, nil
 }
 
-// vuStates returns the state of a VU by id, made on its first use.
-func vuStates(o IterationOptions, feeds []*feed) func(vu int64) *vuState {
-	var vus sync.Map // VU id → *vuState
-	return func(vu int64) *vuState {
-		if v, ok := vus.Load(vu); ok {
-			return v.(*vuState)
-		}
-		seed := o.Seed ^ uint64(vu)*0x9e3779b97f4a7c15
-		st := &vuState{rng: rand.New(rand.NewPCG(seed, uint64(vu)))}
-		st.vars = httpclient.Vars{VU: vu, Region: o.Region, Now: o.Clock.Now, Rand: st.rng, Env: o.Env}
-		if o.Client != nil {
-			st.sess = o.Client.Session()
-		}
-		if len(feeds) > 0 {
-			st.rows = make([]int, len(feeds))
-			st.vars.Data = feedLookup(st, feeds)
-		}
-		v, loaded := vus.LoadOrStore(vu, st)
-		if loaded && st.sess != nil {
-			st.sess.Close()
-		}
-		return v.(*vuState)
-	}
-}
-
 // feedLookup reads a column of the VU's current row of a feeder.
 func feedLookup(st *vuState, feeds []*feed) func(name, column string) (string, bool) {
 	return func(name, column string) (string, bool) {
@@ -315,52 +376,49 @@ func pickRows(st *vuState, feeds []*feed, vu int64) {
 	}
 }
 
-// firstRequests are the first request(s) of each flow.
-func firstRequests(compiled []compiledFlow) []*httpclient.Request {
-	var firsts []*httpclient.Request
-	for _, f := range compiled {
-		for _, st := range f.steps {
-			if st.kind == stepRequest || st.kind == stepBatch {
-				firsts = append(firsts, st.reqs...)
-				break
-			}
-		}
-	}
-	return firsts
-}
+// stepResult is how a step ended.
+type stepResult int
+
+const (
+	stepDone stepResult = iota
+	// stepStop: an extraction found nothing; the iteration ends here.
+	stepStop
+	// stepCut: ctx interrupted the step.
+	stepCut
+)
 
 // flow runs the steps of f; the first request's latency counts from
-// intended. It is false when ctx interrupted a step.
-func (it *iteration) flow(ctx context.Context, st *vuState, f *compiledFlow, intended time.Time) bool {
+// intended. It ends early when a step does not end stepDone.
+func (it *iteration) flow(ctx context.Context, st *vuState, f *compiledFlow, intended time.Time) stepResult {
 	first := true
 	for _, step := range f.steps {
 		from := time.Time{}
 		if first {
 			from = intended
 		}
+		r := stepDone
 		switch step.kind {
 		case stepRequest:
 			first = false
-			if !it.send(ctx, st.sess, f.name, step.reqs[0], &st.vars, from) {
-				return false
-			}
+			r = it.send(ctx, st.sess, st.vals, f.name, step.reqs[0], &st.vars, from)
 		case stepBatch:
 			first = false
-			if !it.batch(ctx, st.sess, f.name, step.reqs, &st.vars, from) {
-				return false
-			}
+			r = it.batch(ctx, st, f.name, step.reqs, from)
 		case stepThink:
 			if !it.think(ctx, step.think, st.rng) {
-				return false
+				r = stepCut
 			}
 		case stepWebSocket:
 			first = false
 			if !it.websocket(ctx, f.name, step.ws, &st.vars, from) {
-				return false
+				r = stepCut
 			}
 		}
+		if r != stepDone {
+			return r
+		}
 	}
-	return true
+	return stepDone
 }
 
 type iteration struct {
@@ -370,12 +428,12 @@ type iteration struct {
 	now func() time.Time
 }
 
-// send sends one request on the VU's session and records it; false when
-// ctx interrupted it.
-func (it *iteration) send(ctx context.Context, sess *httpclient.Session, flow string, r *httpclient.Request, v *httpclient.Vars, intended time.Time) bool {
+// send sends one request on the VU's session, records it and stores what
+// it extracted in vals (nil when nothing extracts).
+func (it *iteration) send(ctx context.Context, sess *httpclient.Session, vals *values, flow string, r *httpclient.Request, v *httpclient.Vars, intended time.Time) stepResult {
 	res := sess.Do(ctx, r, v, it.now)
 	if res.Err != nil && ctx.Err() != nil {
-		return false
+		return stepCut
 	}
 	from := res.Sent
 	if !intended.IsZero() {
@@ -386,28 +444,32 @@ func (it *iteration) send(ctx context.Context, sess *httpclient.Session, flow st
 	if res.Failed() {
 		cn.Failures = 1
 	}
+	out := stepDone
+	if r.Extracts() {
+		var xbuf [4]httpclient.Extracted
+		xs, ok := r.Extract(&res, xbuf[:0])
+		vals.set(xs, flow)
+		if !ok {
+			cn.ExtractFailed, out = 1, stepStop
+		}
+	}
 	var buf [8]httpclient.CheckResult
-	it.o.Rec.Result(flow, r.Name, latency, &res, cn, it.o.Retries, r.Check(&res, latency, buf[:0]))
-	return true
+	it.o.Rec.Result(flow, r.Name, latency, &res, cn, it.o.Retries, r.Check(&res, latency, v, buf[:0]))
+	return out
 }
 
 // batch sends reqs in parallel on the VU's session and waits for all of
-// them.
-func (it *iteration) batch(ctx context.Context, sess *httpclient.Session, flow string, reqs []*httpclient.Request, v *httpclient.Vars, intended time.Time) bool {
+// them; it ends as the worst of them did.
+func (it *iteration) batch(ctx context.Context, st *vuState, flow string, reqs []*httpclient.Request, intended time.Time) stepResult {
 	var wg sync.WaitGroup
-	ok := make([]bool, len(reqs))
+	results := make([]stepResult, len(reqs))
 	for i, r := range reqs {
-		vc := *v // each request expands from its own copy; Rand is shared
-		vc.Rand = rand.New(rand.NewPCG(v.Rand.Uint64(), uint64(i)))
-		wg.Go(func() { ok[i] = it.send(ctx, sess, flow, r, &vc, intended) })
+		vc := st.vars // each request expands from its own copy; Rand is shared
+		vc.Rand = rand.New(rand.NewPCG(st.vars.Rand.Uint64(), uint64(i)))
+		wg.Go(func() { results[i] = it.send(ctx, st.sess, st.vals, flow, r, &vc, intended) })
 	}
 	wg.Wait()
-	for _, x := range ok {
-		if !x {
-			return false
-		}
-	}
-	return true
+	return slices.Max(results)
 }
 
 // think waits a duration drawn from d; false when ctx ended first.

@@ -135,6 +135,7 @@ func (r *arrivalRun) runVU(v *vuSlot, warm bool) {
 			}
 			r.pool.put(v)
 		}
+		r.s.retire(r.hard, v.id)
 	})
 }
 

@@ -73,6 +73,7 @@ func (s *Scenario) runIterations(ctx context.Context, start time.Time) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer s.retire(hard, id)
 				var n int64
 				defer func() {
 					if perVU > n {

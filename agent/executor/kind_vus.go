@@ -180,6 +180,7 @@ func (r *vuRun) startVU() {
 	go func() {
 		defer r.wg.Done()
 		defer cancel()
+		defer r.s.retire(vctx, id)
 		for {
 			select {
 			case <-stop:

@@ -2,6 +2,8 @@ package executor
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/surgeload/surge/agent/httpclient"
@@ -36,7 +38,8 @@ func compileWebSocket(o *IterationOptions, flow string, w *plan.WebSocket, clien
 // websocket steps, for finding the feeders they read.
 func webSocketTemplates(sc *plan.Scenario) []string {
 	var out []string
-	for _, f := range sc.FlowList() {
+	flows := slices.Collect(maps.Values(sc.FlowList()))
+	for _, f := range append(flows, sc.OnStart, sc.OnStop) {
 		if f == nil {
 			continue
 		}

@@ -2,11 +2,9 @@ package httpclient
 
 import (
 	"bytes"
-	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/surgeload/surge/plan"
@@ -20,28 +18,39 @@ type CheckResult struct {
 	OK   bool
 }
 
-// jsonPathCheck is one json_path check, prepared: its name made once, not
-// per response.
-type jsonPathCheck struct{ path, want, name string }
+// jsonPathCheck is one json_path check, prepared: its path split and its
+// name made once, not per response; want is templated.
+type jsonPathCheck struct {
+	path []string
+	want *Template
+	name string
+}
 
-// prepareJSONPaths returns c's json_path checks sorted by path, so that
-// they are made in the same order every time.
-func prepareJSONPaths(c *plan.Checks) []jsonPathCheck {
-	if c == nil || len(c.JSONPath) == 0 {
-		return nil
+// prepareChecks compiles c's templated texts: body_contains and the
+// json_path checks, sorted by path so that they are made in the same
+// order every time.
+func prepareChecks(c *plan.Checks) (body *Template, paths []jsonPathCheck, err error) {
+	if c == nil {
+		return nil, nil, nil
 	}
-	out := make([]jsonPathCheck, 0, len(c.JSONPath))
+	if body, err = CompileTemplate(c.BodyContains); err != nil {
+		return nil, nil, fmt.Errorf("checks: body_contains: %w", err)
+	}
 	for _, path := range slices.Sorted(maps.Keys(c.JSONPath)) {
-		out = append(out, jsonPathCheck{path: path, want: c.JSONPath[path], name: "json_path." + path})
+		want, err := CompileTemplate(c.JSONPath[path])
+		if err != nil {
+			return nil, nil, fmt.Errorf("checks: json_path %s: %w", path, err)
+		}
+		paths = append(paths, jsonPathCheck{path: splitJSONPath(path), want: want, name: "json_path." + path})
 	}
-	return out
+	return body, paths, nil
 }
 
 // Check evaluates req's checks on res, with latency the request's recorded
-// latency, and appends each one's result to into, in the order status,
-// max_duration, body_contains, then json_path by path. A failed request
-// (no response) fails every check.
-func (r *Request) Check(res *Result, latency time.Duration, into []CheckResult) []CheckResult {
+// latency and v what their texts expand from, and appends each one's
+// result to into, in the order status, max_duration, body_contains, then
+// json_path by path. A failed request (no response) fails every check.
+func (r *Request) Check(res *Result, latency time.Duration, v *Vars, into []CheckResult) []CheckResult {
 	c := r.Checks
 	if c == nil {
 		return into
@@ -54,58 +63,31 @@ func (r *Request) Check(res *Result, latency time.Duration, into []CheckResult) 
 		into = append(into, CheckResult{"max_duration", got && latency <= c.MaxDuration.D()})
 	}
 	if c.BodyContains != "" {
-		into = append(into, CheckResult{"body_contains", got && bytes.Contains(res.Body, []byte(c.BodyContains))})
+		into = append(into, CheckResult{"body_contains", got && bytes.Contains(res.Body, []byte(expandText(r.checkBody, v)))})
 	}
-	if len(r.jsonPaths) > 0 {
-		var doc any
-		okDoc := got && json.Unmarshal(res.Body, &doc) == nil
-		for _, jc := range r.jsonPaths {
-			v, ok := jsonLookup(doc, jc.path)
-			into = append(into, CheckResult{jc.name, okDoc && ok && jsonText(v) == jc.want})
+	for _, jc := range r.jsonPaths {
+		ok := false
+		if raw, found := jsonFind(res.Body, jc.path); got && found {
+			text, valid := jsonCheckText(raw)
+			ok = valid && text == expandText(jc.want, v)
 		}
+		into = append(into, CheckResult{jc.name, ok})
 	}
 	return into
 }
 
-// jsonLookup follows a dotted path ("$.items.0.id") into a decoded JSON
-// document.
-func jsonLookup(doc any, path string) (any, bool) {
-	path = strings.TrimPrefix(strings.TrimPrefix(path, "$"), ".")
-	cur := doc
-	for _, seg := range strings.Split(path, ".") {
-		switch v := cur.(type) {
-		case map[string]any:
-			x, ok := v[seg]
-			if !ok {
-				return nil, false
-			}
-			cur = x
-		case []any:
-			i, err := strconv.Atoi(seg)
-			if err != nil || i < 0 || i >= len(v) {
-				return nil, false
-			}
-			cur = v[i]
-		default:
-			return nil, false
-		}
+// expandText expands t from v; a template that cannot expand (a value not
+// set) gives text no response holds.
+func expandText(t *Template, v *Vars) string {
+	if t.Static() {
+		return t.Text()
 	}
-	return cur, true
-}
-
-// jsonText renders a JSON value as the plan writes it: strings bare,
-// numbers in shortest form, true/false/null.
-func jsonText(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64)
-	case bool:
-		return strconv.FormatBool(x)
-	case nil:
-		return "null"
+	if v == nil {
+		v = &Vars{}
 	}
-	b, _ := json.Marshal(v)
+	b, err := t.Expand(nil, v)
+	if err != nil {
+		return "\x00unset\x00"
+	}
 	return string(b)
 }

@@ -70,6 +70,7 @@ type Client struct {
 	lifetime    *plan.Dist
 	idle        *plan.Dist // nil: defaultIdleTimeout
 	retry       *retryPolicy
+	cookies     bool      // each Session keeps a cookie jar
 	bufs        sync.Pool // *readBuf
 
 	rngMu sync.Mutex
@@ -102,7 +103,7 @@ func New(opts Options) (*Client, error) {
 		opts.Resolver = &net.Resolver{}
 	}
 	c := &Client{reuse: conn.Reuse, http2: conn.HTTP2, maxReq: conn.MaxRequestsPerConnection,
-		lifetime: conn.MaxLifetime, idle: conn.IdleTimeout,
+		lifetime: conn.MaxLifetime, idle: conn.IdleTimeout, cookies: conn.CookiesOn(),
 		pools: map[pooler]struct{}{}, shared2: map[string]*h2pool{}}
 	c.bufs.New = func() any { return new(readBuf) }
 	errs := c.applyConnection(conn, opts)
@@ -128,7 +129,7 @@ func New(opts Options) (*Client, error) {
 		timeout: c.dialTimeout, gauge: opts.Conns, stats: opts.Stats}
 	c.h2t = c.newH2Transport()
 	c.rng = newRand(opts.Seed)
-	c.def = c.Session()
+	c.def = &Session{c: c} // Client.Do's: no VU, so no cookie jar
 	if c.reuse != plan.ReuseNever {
 		ctx, cancel := context.WithCancel(context.Background())
 		c.stop = cancel

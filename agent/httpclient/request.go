@@ -28,10 +28,17 @@ type Request struct {
 	urlT, bodyT *Template
 	headerT     map[string]*Template
 	usesEnv     bool
-	// Checks on the response; needBody when a check reads the body.
+	// Checks on the response, their texts compiled; needBody when a check
+	// or an extraction reads the body.
 	Checks    *plan.Checks
+	checkBody *Template
 	jsonPaths []jsonPathCheck
 	needBody  bool
+	// extracts take values from the response (see extract.go); keep and
+	// keepJar say which response headers to keep for them, keepJar with
+	// Set-Cookie for the session's cookie jar.
+	extracts      []extractor
+	keep, keepJar *keepSpec
 	// The static request, serialized once: where it goes and its bytes
 	// with and without "Connection: close" (nil when templated).
 	rt              route
@@ -83,9 +90,16 @@ const maxCheckedBody = 1 << 20
 // Prepare parses a plan request once, for many sends: its URL, and the
 // templates of its URL, headers and body (expanded per send).
 func Prepare(r plan.Request) (*Request, error) {
-	pr := &Request{Checks: r.Checks, jsonPaths: prepareJSONPaths(r.Checks)}
+	pr := &Request{Checks: r.Checks}
+	var err error
+	if pr.checkBody, pr.jsonPaths, err = prepareChecks(r.Checks); err != nil {
+		return nil, fmt.Errorf("request %q: %w", r.Name, err)
+	}
 	if c := r.Checks; c != nil && (c.BodyContains != "" || len(c.JSONPath) > 0) {
 		pr.needBody = true
+	}
+	if err := pr.prepareExtracts(r.Extract); err != nil {
+		return nil, fmt.Errorf("request %q: %w", r.Name, err)
 	}
 	ut, err := CompileTemplate(r.URL)
 	if err != nil {

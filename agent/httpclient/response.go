@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 )
 
@@ -27,6 +28,9 @@ type response struct {
 	chunked     bool
 	contentLen  int64
 	headerBytes int
+	// keep names the headers to keep in kept.
+	keep *keepSpec
+	kept []hdr
 }
 
 // readLine returns the next line without its line ending; it is valid
@@ -89,6 +93,9 @@ func (hc *h1conn) readHeader(res *response, wantRA bool) error {
 			return protoErr("malformed header line", line)
 		}
 		name, val := line[:i], trimOWS(line[i+1:])
+		if res.keep != nil && res.keep.wants(name) {
+			res.kept = append(res.kept, hdr{http.CanonicalHeaderKey(string(name)), string(val)})
+		}
 		switch len(name) {
 		case len("content-length"):
 			if !equalFold(name, "content-length") {

@@ -2,6 +2,7 @@ package httpclient
 
 import (
 	"errors"
+	"net/http"
 	"time"
 )
 
@@ -37,8 +38,15 @@ type Result struct {
 	// attempts and redirects.
 	BytesIn  int64
 	BytesOut int64
-	// Body holds up to 1 MiB of the response body when a check needs it.
+	// Body holds up to 1 MiB of the response body when a check or an
+	// extraction needs it.
 	Body []byte
+	// Header holds the final response's headers an extraction reads;
+	// SetCookies the Set-Cookie values of every response of the last
+	// attempt (redirects included) when the session keeps cookies or an
+	// extraction reads one. Both nil otherwise.
+	Header     http.Header
+	SetCookies []string
 	// The last attempt's phases; Phases says which happened.
 	DNS, Connect, TLS, TTFB time.Duration
 	Phases                  Phases
@@ -84,4 +92,19 @@ func redactErr(err error, req *Request, v *Vars) error {
 		return err
 	}
 	return errors.New(redactEnv(err.Error(), req, v))
+}
+
+// keepHeaders files an HTTP/1.1 response's kept headers: Set-Cookie values
+// in SetCookies, the others in Header.
+func (r *Result) keepHeaders(kept []hdr) {
+	for _, h := range kept {
+		if h.k == "Set-Cookie" {
+			r.SetCookies = append(r.SetCookies, h.v)
+			continue
+		}
+		if r.Header == nil {
+			r.Header = http.Header{}
+		}
+		r.Header[h.k] = append(r.Header[h.k], h.v)
+	}
 }

@@ -23,10 +23,19 @@ type Session struct {
 	h2     map[string]*h2pool
 	last   atomic.Pointer[hostPool] // the last HTTP/1.1 pool used
 	closed bool
+	// jar holds the VU's cookies; nil when the scenario keeps none.
+	jar *cookieJar
 }
 
-// Session returns a new session; Close it when its VU ends.
-func (c *Client) Session() *Session { return &Session{c: c} }
+// Session returns a new session, with its own cookie jar unless the
+// scenario turned cookies off; Close it when its VU ends.
+func (c *Client) Session() *Session {
+	s := &Session{c: c}
+	if c.cookies {
+		s.jar = newCookieJar()
+	}
+	return s
+}
 
 // Close closes the session's own connections (reuse: per-vu); those in
 // use close when their request ends.
@@ -128,6 +137,9 @@ func (s *Session) do(ctx context.Context, req *Request, v *Vars, now func() time
 		t := now()
 		return Result{Status: StatusOther, Err: err, Sent: t, End: t}
 	}
+	if s.jar != nil {
+		cl.keep = req.keepJar
+	}
 	p := s.c.retry
 	res.Sent = now()
 	start := res.Sent
@@ -172,7 +184,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // attempt sends one attempt, following redirects, into res.
 func (s *Session) attempt(ctx context.Context, cl *call, timeout time.Duration, start time.Time, now func() time.Time, res *Result, st *attemptState) {
-	res.Code, res.Err, res.Body = 0, nil, nil
+	res.Code, res.Err, res.Body, res.Header, res.SetCookies = 0, nil, nil, nil, nil
 	res.DNS, res.Connect, res.TLS, res.TTFB, res.Phases = 0, 0, 0, 0, 0
 	mono := time.Now()
 	var dl time.Time
@@ -186,9 +198,16 @@ func (s *Session) attempt(ctx context.Context, cl *call, timeout time.Duration, 
 	var next call
 	for hops := 0; ; hops++ {
 		st.location = ""
-		if err := s.send(ctx, hop, dl, mono, start, now, res, st); err != nil {
+		sent, set := hop, len(res.SetCookies)
+		if s.jar != nil { // the redirect is made from hop, without them
+			sent = s.jar.attach(hop)
+		}
+		if err := s.send(ctx, sent, dl, mono, start, now, res, st); err != nil {
 			res.Err = err
 			break
+		}
+		if s.jar != nil {
+			s.jar.add(hop.u, res.SetCookies[set:])
 		}
 		if st.location == "" || !isRedirect(res.Code) {
 			break
@@ -278,7 +297,7 @@ func (s *Session) sendH1(ctx context.Context, cl *call, dl, mono, t0 time.Time, 
 		if t0.IsZero() {
 			t0 = now()
 		}
-		var rsp response
+		rsp := response{keep: cl.keep}
 		err := hc.roundTrip(wire, cl.method == http.MethodHead, cl.needBody, c.retry != nil, &rsp, now)
 		canceled := hc.unwatch(ctx)
 		hc.requests++
@@ -296,6 +315,7 @@ func (s *Session) sendH1(ctx context.Context, cl *call, dl, mono, t0 time.Time, 
 			return err
 		}
 		res.Code, res.Body = rsp.code, rsp.body
+		res.keepHeaders(rsp.kept)
 		res.TTFB, res.Phases = rsp.firstByte.Sub(t0), res.Phases|HasTTFB
 		st.retryAfter, st.hasRA, st.location = rsp.retryAfter, rsp.hasRA, rsp.location
 		s.putH1(p, hc, !never && !closeReq && !rsp.closeAfter)
@@ -362,6 +382,14 @@ func (s *Session) sendH2(ctx context.Context, cl *call, dl time.Time, now func()
 	defer resp.Body.Close()
 	res.TTFB, res.Phases = now().Sub(t0), res.Phases|HasTTFB
 	res.Code = resp.StatusCode
+	if k := cl.keep; k != nil {
+		if len(k.names) > 0 {
+			res.Header = resp.Header
+		}
+		if k.setCookie {
+			res.SetCookies = append(res.SetCookies, resp.Header["Set-Cookie"]...)
+		}
+	}
 	if ra := resp.Header.Get("Retry-After"); ra != "" {
 		st.retryAfter, st.hasRA = parseRetryAfter([]byte(ra))
 	}
@@ -398,12 +426,13 @@ type call struct {
 	body            string
 	wire, wireClose []byte
 	needBody        bool
+	keep            *keepSpec
 }
 
 // newCall prepares req for one send, expanding its templates from v.
 func newCall(req *Request, v *Vars) (call, error) {
 	cl := call{name: req.Name, method: req.Method, u: req.URL, rt: req.rt, hdrs: req.hdrs, body: req.Body,
-		wire: req.wire, wireClose: req.wireClose, needBody: req.needBody}
+		wire: req.wire, wireClose: req.wireClose, needBody: req.needBody, keep: req.keep}
 	if !req.Templated() {
 		if req.rtErr != nil {
 			return cl, fmt.Errorf("request %q: %w", req.Name, req.rtErr)
@@ -515,7 +544,7 @@ func (cl *call) redirect(loc string, code int) (call, error) {
 	if err != nil {
 		return call{}, fmt.Errorf("request %q: redirect: %w", cl.name, err)
 	}
-	n := call{name: cl.name, method: cl.method, u: u, rt: rt, body: cl.body, needBody: cl.needBody}
+	n := call{name: cl.name, method: cl.method, u: u, rt: rt, body: cl.body, needBody: cl.needBody, keep: cl.keep}
 	if code != http.StatusTemporaryRedirect && code != http.StatusPermanentRedirect &&
 		cl.method != http.MethodGet && cl.method != http.MethodHead {
 		n.method, n.body = http.MethodGet, ""

@@ -23,6 +23,9 @@ type Vars struct {
 	// Data looks up {{data "FEEDER" "column"}} in the iteration's row of the
 	// feeder; nil: no feeder has rows.
 	Data func(feeder, column string) (string, bool)
+	// Var looks up {{var "NAME"}}, a value an earlier step extracted; nil:
+	// none is set.
+	Var func(name string) (string, bool)
 }
 
 // Template is a compiled template: expand many times without parsing.
@@ -102,6 +105,16 @@ func (t *Template) Expand(dst []byte, v *Vars) ([]byte, error) {
 			}
 			if !ok {
 				return dst, fmt.Errorf("template: environment variable %s is not set on this agent", p.Args[0])
+			}
+			dst = append(dst, val...)
+		case "var":
+			var val string
+			ok := false
+			if v.Var != nil {
+				val, ok = v.Var(p.Args[0])
+			}
+			if !ok {
+				return dst, fmt.Errorf("template: no value %q was extracted before this request", p.Args[0])
 			}
 			dst = append(dst, val...)
 		case "data":

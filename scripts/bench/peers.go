@@ -232,8 +232,8 @@ func (e *env) measurePeers(ctx context.Context, r *report) error {
 	if e.o.smoke {
 		benchtime = "20x"
 	}
-	fmt.Fprintln(e.stdout, "bench: agent/executor BenchmarkIteration against nginx")
-	m, err := e.executorBench(ctx, "^BenchmarkIteration$", benchtime)
+	fmt.Fprintln(e.stdout, "bench: agent/executor BenchmarkIteration against nginx, BenchmarkExtraction")
+	m, err := e.executorBench(ctx, "^Benchmark(Iteration|Extraction)$", benchtime)
 	if err != nil {
 		return err
 	}

@@ -131,7 +131,7 @@ func (r *report) markdown() string {
 	}
 	if len(r.MicroAgent) > 0 {
 		w("\n## Hot paths: the agent's request path\n\n")
-		w("`go test -bench Do -benchmem ./agent/httpclient/` (own HTTP/1.1 client vs the net/http client it replaced, against a child-process server; seq: one connection, par: 16) and `agent/executor` `BenchmarkIteration` (one whole open-model iteration: VU state, request, checks, recorder; vs the bare `Session.Do`) against the nginx target, pinned to the client core: cpu-ns/op is the client's CPU per request. `BenchmarkWaiter`: how late the arrival loop's waiter (a timerfd in the netpoller) and the runtime's timer wake for waits of 1 ms and 100 µs, with no requests: the floor of send lateness on this machine.\n\n")
+		w("`go test -bench Do -benchmem ./agent/httpclient/` (own HTTP/1.1 client vs the net/http client it replaced, against a child-process server; seq: one connection, par: 16) and `agent/executor` `BenchmarkIteration` (one whole open-model iteration: VU state, request, checks, recorder; vs the bare `Session.Do`) against the nginx target, pinned to the client core: cpu-ns/op is the client's CPU per request. `BenchmarkExtraction`: the same iteration taking nothing, a JSON path or a regex from a 2 KiB JSON reply of an in-process server (none must allocate nothing; the others keep the body and the value). `BenchmarkWaiter`: how late the arrival loop's waiter (a timerfd in the netpoller) and the runtime's timer wake for waits of 1 ms and 100 µs, with no requests: the floor of send lateness on this machine.\n\n")
 		r.microTable(w, r.MicroAgent, nil)
 	}
 	return b.String()
