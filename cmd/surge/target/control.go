@@ -39,7 +39,7 @@ func (s *Server) serveWSDrop(w http.ResponseWriter, r *http.Request) {
 // serveControlOther answers a control path with the wrong method (405) or
 // one that does not exist (404).
 func serveControlOther(w http.ResponseWriter, r *http.Request) {
-	allow := map[string]string{StatsPath: "GET", ResetPath: "POST", WSDropPath: "POST"}[r.URL.Path]
+	allow := map[string]string{StatsPath: "GET", ResetPath: "POST", WSDropPath: "POST", ShopLoginsPath: "POST"}[r.URL.Path]
 	if allow == "" {
 		http.Error(w, "no control endpoint "+r.URL.Path, http.StatusNotFound)
 		return

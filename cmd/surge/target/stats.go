@@ -76,6 +76,8 @@ type Stats struct {
 	// BySecond counts Requests by the Unix second they arrived in (the last
 	// hour's seconds with any arrival).
 	BySecond map[int64]int64 `json:"by_second"`
+	// Shop counts the stateful API's logins and orders.
+	Shop ShopStats `json:"shop"`
 }
 
 // counters are the atomic counters behind Stats (those not guarded by mu).
@@ -122,6 +124,7 @@ func (s *Server) Stats() Stats {
 		WSClosedAbnormal:   c.wsClosedAbnormal.Load(),
 		WSDropped:          c.wsDropped.Load(),
 		ByStatus:           make(map[int]int64),
+		Shop:               s.shop.stats(),
 	}
 	for code := range c.byStatus {
 		if n := c.byStatus[code].Load(); n > 0 {
@@ -167,6 +170,7 @@ func (s *Server) Reset() {
 	c.wsPeak.Store(c.wsActive.Load())
 	clear(s.byPath)
 	s.bySecond = [secondsKept]secondCount{}
+	s.shop.reset()
 }
 
 func (s *Server) countPath(path string) {

@@ -1,6 +1,7 @@
 // Package target is surge's built-in system under test: a small HTTP server
 // (HTTP/1.1 keep-alive, optionally h2c on the same port and HTTP/2 or
-// HTTP/1.1 over TLS on a second port) with a WebSocket echo at /ws. It
+// HTTP/1.1 over TLS on a second port) with a WebSocket echo at /ws and a
+// small stateful API (login, account, orders: shop.go). It
 // delays replies by a configurable latency distribution, fails, resets or
 // slows a configurable share of them, limits connections, and counts what
 // it sees. `surge target` and `surge demo` run it; tests read its counters
@@ -65,7 +66,8 @@ type Server struct {
 	// sessions, resets), which http.Server.Shutdown does not wait for.
 	hijacked sync.WaitGroup
 
-	c counters
+	c    counters
+	shop *shop
 
 	mu     sync.Mutex
 	byPath map[string]*atomic.Int64
@@ -118,6 +120,7 @@ func New(cfg Config) (*Server, error) {
 		caPEM:       caPEM,
 		byPath:      make(map[string]*atomic.Int64),
 		sessions:    make(map[uint64]*wsSession),
+		shop:        newShop(),
 	}
 	s.filler = makeFiller()
 	if s.ln, err = s.listen(cfg.listen()); err != nil {
@@ -139,7 +142,12 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET "+StatsPath, s.serveStats)
 	mux.HandleFunc("POST "+ResetPath, s.serveReset)
 	mux.HandleFunc("POST "+WSDropPath, s.serveWSDrop)
+	mux.HandleFunc("POST "+ShopLoginsPath, s.serveShopLogins)
 	mux.HandleFunc(controlPrefix, serveControlOther)
+	mux.HandleFunc("POST "+LoginPath, s.serveLogin)
+	mux.HandleFunc("GET "+AccountPath, s.serveAccount)
+	mux.HandleFunc("POST "+OrdersPath, s.serveCreateOrder)
+	mux.HandleFunc("GET "+OrdersPath+"/{id}", s.serveOrder)
 	mux.HandleFunc(RedirectPath, s.serveRedirect)
 	mux.HandleFunc(WSPath, s.serveWS)
 	mux.HandleFunc("/", s.serve)
