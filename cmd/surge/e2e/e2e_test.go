@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgeload/surge/cmd/surge/target"
 	"github.com/surgeload/surge/controller/report"
 	"github.com/surgeload/surge/internal/freeport"
 	"github.com/surgeload/surge/internal/poll"
@@ -146,6 +147,7 @@ type targetStats struct {
 	Requests      int64            `json:"requests"`
 	ConnsAccepted int64            `json:"conns_accepted"`
 	ByPath        map[string]int64 `json:"by_path"`
+	Shop          target.ShopStats `json:"shop"`
 }
 
 func readTargetStats(t *testing.T, addr string) targetStats {

@@ -70,3 +70,42 @@ func lateP99(s *report.Summary) string {
 	}
 	return fmt.Sprintf("%dµs", s.SendLatenessUS.P99)
 }
+
+// examples/login.yaml as a user runs it, cut to 4s: `surge run` against a
+// controller, three agents and surge target as processes. Every VU logs in
+// once, no request goes without its session, and the summary shows the
+// on_start series and no failed extraction.
+func TestLoginExample(t *testing.T) {
+	c := startCluster(t, [][2]string{{"a1", "us-east"}, {"a2", "eu-west"}, {"a3", "ap-south"}})
+	src, err := os.ReadFile(filepath.Join("..", "..", "..", "examples", "login.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := strings.Replace(string(src), "duration: 30s", "duration: 4s", 1)
+	if short == string(src) {
+		t.Fatal("examples/login.yaml no longer says duration: 30s; update this test")
+	}
+	out := filepath.Join(t.TempDir(), "login.json")
+	text, code := surge(t, "run", writePlan(t, "login.yaml", short), "--controller", c.ctrl, "--base-url", "http://"+c.target, "--json", out)
+	if code != 0 {
+		t.Fatalf("surge run exited %d:\n%s", code, text)
+	}
+	s, shop := readSummary(t, out), readTargetStats(t, c.target).Shop
+	if shop.Logins != 6 || len(shop.LoginsByUser) != 6 || shop.Unauthorized != 0 || shop.Mismatched != 0 || shop.OrdersForeign != 0 {
+		t.Errorf("target: %d logins by %d users, %d 401s, %d crossed sessions, %d foreign orders; want 6 by 6 and none",
+			shop.Logins, len(shop.LoginsByUser), shop.Unauthorized, shop.Mismatched, shop.OrdersForeign)
+	}
+	logins := int64(0)
+	for _, r := range s.ByRequest {
+		if r.Flow == "on_start" && r.Request == "login" {
+			logins = r.Requests
+		}
+	}
+	if logins != 6 || s.ExtractFailed != 0 || s.Verdict != "pass" || shop.OrdersFetched != shop.OrdersCreated {
+		t.Errorf("summary: %d on_start logins, extract_failed %d, verdict %s; orders %d created, %d fetched",
+			logins, s.ExtractFailed, s.Verdict, shop.OrdersCreated, shop.OrdersFetched)
+	}
+	if !strings.Contains(text, "on_start") {
+		t.Errorf("the text summary does not show the on_start series:\n%s", text)
+	}
+}
