@@ -52,13 +52,17 @@ unit: $(TOOLS)/testsum
 	@set -o pipefail; $(GO) test -json -count=1 -timeout 5m ./agent/httpclient/... | $(TESTSUM)
 
 ## e2e: system tests with the built binary as separate processes.
-# It starts a real InfluxDB 1.8 (scripts/influxdb.sh) and toxiproxy
-# (scripts/toxiproxy.sh) and stops them on exit; a service that does not
-# start fails the target, naming it (its tests would otherwise skip).
+# It starts a real InfluxDB 1.8 (scripts/influxdb.sh), Prometheus
+# (scripts/prometheus.sh) and toxiproxy (scripts/toxiproxy.sh) and stops
+# them on exit; a service that does not start fails the target, naming it
+# (its tests would otherwise skip).
 e2e: build $(TOOLS)/kustomize $(TOOLS)/testsum
-	@set -eo pipefail; trap 'scripts/influxdb.sh stop; scripts/toxiproxy.sh stop; scripts/regions.sh down >/dev/null 2>&1 || true' EXIT; \
+	@set -eo pipefail; trap 'scripts/influxdb.sh stop; scripts/prometheus.sh stop; scripts/toxiproxy.sh stop; scripts/regions.sh down >/dev/null 2>&1 || true' EXIT; \
 	  env=$$(scripts/influxdb.sh start) && [[ $$env == *SURGE_INFLUX_URL=* ]] \
 	    || { echo "e2e: InfluxDB did not start (scripts/influxdb.sh start failed, see above): the InfluxDB system tests cannot run" >&2; exit 1; }; \
+	  eval "$$(sed 's/^/export /' <<<"$$env")"; \
+	  env=$$(scripts/prometheus.sh start) && [[ $$env == *SURGE_PROM_URL=* ]] \
+	    || { echo "e2e: Prometheus did not start (scripts/prometheus.sh start failed, see above): the Prometheus system tests cannot run" >&2; exit 1; }; \
 	  eval "$$(sed 's/^/export /' <<<"$$env")"; \
 	  env=$$(scripts/toxiproxy.sh start) && [[ $$env == *SURGE_TOXIPROXY_URL=* ]] \
 	    || { echo "e2e: toxiproxy did not start (scripts/toxiproxy.sh start failed, see above): the toxiproxy system tests cannot run" >&2; exit 1; }; \

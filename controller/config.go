@@ -60,6 +60,10 @@ type Config struct {
 	// Influx, when set, writes every run's results to InfluxDB (its URL and
 	// Bucket are required; the controller supplies Spill and Logger).
 	Influx *sink.InfluxConfig
+	// PromRW, when set, writes every run's results to a Prometheus
+	// remote-write receiver (URL required; the controller supplies Spill,
+	// Logger and Hold).
+	PromRW *sink.PromConfig
 	// SinkCloseTimeout bounds how long shutdown waits for the sinks to
 	// write what they hold (InfluxDB backlog); what is left stays spilled
 	// in the run store for the next start. Default 10s.

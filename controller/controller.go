@@ -124,6 +124,11 @@ func New(cfg Config) (*Controller, error) {
 			return nil, fmt.Errorf("controller: %w", err)
 		}
 	}
+	if cfg.PromRW != nil {
+		if err := cfg.PromRW.Validate(); err != nil {
+			return nil, fmt.Errorf("controller: %w", err)
+		}
+	}
 	applyFaultDefaults(&cfg)
 	log := cfg.Logger.With(slog.String("component", "controller"), slog.String("id", cfg.ID))
 

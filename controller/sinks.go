@@ -8,12 +8,13 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/surgeload/surge/controller/aggregate"
 	"github.com/surgeload/surge/controller/sink"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 )
 
-// openSinks starts the run store sink (always) and the InfluxDB sink (when
-// configured).
+// openSinks starts the run store sink (always) and the InfluxDB and
+// Prometheus remote-write sinks (when configured).
 func (c *Controller) openSinks() (sink.Fanout, error) {
 	sinks := sink.Fanout{sink.NewRunStore(c.store, 0, c.log)}
 	if c.cfg.Influx != nil {
@@ -27,6 +28,17 @@ func (c *Controller) openSinks() (sink.Fanout, error) {
 		}
 		c.log.Info("writing results to influxdb", slog.Any("influx", icfg))
 		sinks = append(sinks, in)
+	}
+	if c.cfg.PromRW != nil {
+		pcfg := *c.cfg.PromRW
+		pcfg.Spill, pcfg.Logger, pcfg.Hold = c.store, c.log, aggregate.DefaultRetain
+		pr, err := sink.NewPromRW(pcfg)
+		if err != nil {
+			_ = sinks.Close(context.Background())
+			return nil, fmt.Errorf("controller: %w", err)
+		}
+		c.log.Info("writing results to prometheus", slog.Any("prometheus", pcfg))
+		sinks = append(sinks, pr)
 	}
 	return sinks, nil
 }

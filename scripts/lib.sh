@@ -1,5 +1,5 @@
 # lib.sh — shell helpers shared by the scripts that start a service for the
-# tests (influxdb.sh, toxiproxy.sh). Source it after setting NAME (the
+# tests (influxdb.sh, prometheus.sh, toxiproxy.sh). Source it after setting NAME (the
 # script's name, for messages) and STATE (the file holding the running
 # instance's variables).
 

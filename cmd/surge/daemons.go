@@ -58,6 +58,7 @@ type controllerOptions struct {
 	cfg       controller.Config
 	logLevel  string
 	influx    sink.InfluxConfig
+	prom      promOptions
 	tls       tlsconf.Files
 	gossipKey string
 	// pprofAddr, if set, is a loopback address serving /debug/pprof/.
@@ -73,6 +74,9 @@ func newControllerCmd(e env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.influx.Token == "" {
 				o.influx.Token = e.getenv("SURGE_INFLUX_TOKEN")
+			}
+			if o.prom.cfg.Token == "" {
+				o.prom.cfg.Token = e.getenv("SURGE_PROM_TOKEN")
 			}
 			if o.cfg.Token == "" {
 				o.cfg.Token = e.getenv("SURGE_TOKEN")
@@ -93,6 +97,7 @@ func newControllerCmd(e env) *cobra.Command {
 	f.StringVar(&o.influx.Org, "influx-org", "", "InfluxDB 2.x `ORG` (ignored by 1.8)")
 	f.IntVar(&o.influx.Queue, "influx-queue", 0, "write items InfluxDB's queue holds in memory before spilling to the run store (default 1024)")
 	f.StringVar(&o.influx.Token, "influx-token", "", "InfluxDB `TOKEN` (1.8: user:password); default $SURGE_INFLUX_TOKEN")
+	promFlags(cmd, &o.prom)
 	f.DurationVar(&o.cfg.AgentKeepalive, "agent-keepalive", controller.DefaultAgentKeepalive, "ping an agent whose stream was idle this long")
 	f.DurationVar(&o.cfg.AgentKeepaliveTimeout, "agent-keepalive-timeout", controller.DefaultAgentKeepaliveTimeout, "drop an agent that does not answer a ping within this")
 	f.DurationVar(&o.cfg.AgentLossConfirm, "agent-loss-confirm", controller.DefaultAgentLossConfirm, "declare an agent whose stream ended lost after this (gossip may decide sooner) and reshare its load")
@@ -120,6 +125,9 @@ func runController(ctx context.Context, o controllerOptions, stderr io.Writer) e
 		cfg.Influx = &ic
 	case o.influx.Bucket != "" || o.influx.Org != "":
 		return usageErrorf("--influx-bucket and --influx-org need --influx-url")
+	}
+	if cfg.PromRW, err = o.prom.config(); err != nil {
+		return err
 	}
 	if cfg.Gossip.Key, err = parseGossipKey(o.gossipKey); err != nil {
 		return err

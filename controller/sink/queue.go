@@ -55,10 +55,11 @@ type event struct {
 	summary  *surgev1.RunSummary
 }
 
-// item is encoded data and how many points it holds.
+// item is encoded data, how many points it holds and of which run.
 type item struct {
 	data   []byte
 	points int
+	run    string
 }
 
 // QueueStats are a write queue's counters.
@@ -190,6 +191,9 @@ type batch struct {
 	memItems   int    // taken from the head of mem
 	spillItems int    // taken from the spill queue...
 	spillUpTo  uint64 // ...up to this seq
+	// runs counts the points of each run (memory items only: the spill
+	// keeps no run).
+	runs map[string]int
 }
 
 // loop owns the queue: it encodes intake, keeps memory and spill in order
@@ -247,6 +251,7 @@ func (st *loopState) add(ev event) {
 		return
 	}
 	for _, it := range items {
+		it.run = ev.run
 		if q.spillPending.Load() == 0 && len(st.mem) < q.cfg.Queue {
 			st.mem = append(st.mem, it)
 			continue
@@ -282,7 +287,12 @@ func (st *loopState) written(err error) {
 	if err == nil || q.w.permanent(err) {
 		if err != nil {
 			q.log.Error(q.cfg.Server+" rejected a batch; dropped", slog.Int("points", st.cur.points), slog.Any("err", err))
-			q.dropped.Add(int64(st.cur.points))
+			rest := st.cur.points
+			for run, n := range st.cur.runs {
+				q.countDrop(run, int64(n))
+				rest -= n
+			}
+			q.countDrop("", int64(rest))
 		} else {
 			q.written.Add(int64(st.cur.points))
 		}
@@ -356,6 +366,10 @@ func (q *writeQueue) next(mem []item) (batch, bool) {
 			b.data = append(b.data, it.data...)
 			b.points += it.points
 			b.memItems++
+			if b.runs == nil {
+				b.runs = map[string]int{}
+			}
+			b.runs[it.run] += it.points
 		}
 		return b, true
 	}

@@ -175,8 +175,8 @@ func (p *proc) output() string {
 	return p.log.String()
 }
 
-func (c *cluster) startController(t *testing.T) {
-	c.controller = start(t, "controller", "controller", "--listen", c.ctrl, "--gossip", c.gossip, "--data-dir", c.dataDir)
+func (c *cluster) startController(t *testing.T, extra ...string) {
+	c.controller = start(t, "controller", append([]string{"controller", "--listen", c.ctrl, "--gossip", c.gossip, "--data-dir", c.dataDir}, extra...)...)
 	poll.EventuallyErr(t, 30*time.Second, "controller answers", func() error {
 		out, code := surge(t, "runs", "--controller", c.ctrl)
 		if code != 0 {
@@ -186,11 +186,12 @@ func (c *cluster) startController(t *testing.T) {
 	})
 }
 
-// startCluster starts a target, a controller and agents (id → region).
-func startCluster(t *testing.T, agents [][2]string) *cluster {
+// startCluster starts a target, a controller (with the flags ctrlArgs)
+// and agents (id → region).
+func startCluster(t *testing.T, agents [][2]string, ctrlArgs ...string) *cluster {
 	c := &cluster{ctrl: freeport.Addr(t), gossip: freeport.Addr(t), target: freeport.Addr(t), dataDir: t.TempDir()}
 	start(t, "target", "target", "--listen", c.target, "--latency", "uniform(1ms,3ms)")
-	c.startController(t)
+	c.startController(t, ctrlArgs...)
 	for _, a := range agents {
 		start(t, "agent "+a[0], "agent", "--id", a[0], "--region", a[1], "--join", c.gossip,
 			"--gossip", "127.0.0.1:0", "--allow", "127.0.0.1")

@@ -1,0 +1,131 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/surgeload/surge/internal/ciskip"
+	"github.com/surgeload/surge/internal/poll"
+)
+
+// promEnv is the Prometheus that scripts/prometheus.sh started (make e2e).
+type promEnv struct{ url, writeURL string }
+
+func needProm(t *testing.T) promEnv {
+	t.Helper()
+	e := promEnv{url: os.Getenv("SURGE_PROM_URL"), writeURL: os.Getenv("SURGE_PROM_WRITE_URL")}
+	if e.url == "" || e.writeURL == "" {
+		ciskip.Skipf(t, "Prometheus: SURGE_PROM_URL is unset: run with `make e2e`, which starts a real Prometheus with scripts/prometheus.sh")
+	}
+	return e
+}
+
+// query runs an instant PromQL query and returns each result's labels and
+// value.
+func (e promEnv) query(q string) (map[string]float64, error) {
+	resp, err := http.Get(e.url + "/api/v1/query?" + url.Values{"query": {q}, "time": {strconv.FormatInt(time.Now().Unix(), 10)}}.Encode())
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("query %s: %w", q, err)
+	}
+	if out.Status != "success" {
+		return nil, fmt.Errorf("query %s: %s", q, out.Error)
+	}
+	res := map[string]float64{}
+	for _, r := range out.Data.Result {
+		s, _ := r.Value[1].(string)
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("query %s: value %v", q, r.Value)
+		}
+		res[r.Metric["region"]] = v
+	}
+	return res, nil
+}
+
+// A three-region run written by remote write to a real Prometheus: PromQL
+// over it gives exactly the summary's requests and failures, overall and
+// per region, with the run's id and tags as labels, and the native
+// histogram's p99 lies within its bucket error of surge's exact p99.
+func TestPrometheusRemoteWrite(t *testing.T) {
+	e := needProm(t)
+	c := startCluster(t, [][2]string{{"a1", "us-east"}, {"a2", "eu-west"}, {"a3", "ap-south"}},
+		"--prometheus-remote-write", e.writeURL)
+	plan := writePlan(t, "prom.yaml", fmt.Sprintf(`name: prom
+base_url: http://%s
+regions: {us-east: {weight: 2}, eu-west: {weight: 1}, ap-south: {weight: 1}}
+scenarios:
+  api:
+    executor: constant-arrival-rate
+    rate: 100
+    duration: 4s
+    requests:
+      - {name: items, url: "/api/items?fail_rate=0.1&delay=uniform(1ms,20ms)"}
+`, c.target))
+	out := filepath.Join(t.TempDir(), "prom.json")
+	if text, code := surge(t, "run", plan, "--controller", c.ctrl, "-q", "--json", out, "--tag", "environment=staging"); code != 0 {
+		t.Fatalf("surge run exited %d:\n%s", code, text)
+	}
+	s := readSummary(t, out)
+	sel := fmt.Sprintf(`{run_id=%q, environment="staging"}`, s.RunID)
+	var byRegion map[string]float64
+	poll.EventuallyErr(t, 30*time.Second, "Prometheus holds the run's requests", func() error {
+		all, err := e.query(`sum(max_over_time(surge_http_requests_total` + sel + `[1h]))`)
+		if err != nil {
+			return err
+		}
+		if all[""] != float64(s.Requests) {
+			return fmt.Errorf("PromQL says %v requests, the summary %d", all, s.Requests)
+		}
+		byRegion, err = e.query(`sum by (region) (max_over_time(surge_http_requests_total` + sel + `[1h]))`)
+		return err
+	})
+	failures, err := e.query(`sum by (region) (max_over_time(surge_http_request_failures_total` + sel + `[1h]))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for region, st := range s.Regions {
+		if byRegion[region] != float64(st.Requests) || failures[region] != float64(st.Failures) {
+			t.Errorf("region %s: PromQL %v requests, %v failures; summary %d, %d", region, byRegion[region], failures[region], st.Requests, st.Failures)
+		}
+	}
+	if s.Failures == 0 || len(s.Regions) != 3 {
+		t.Fatalf("run %s: %d failures in %d regions; the plan fails 10%% in three", s.RunID, s.Failures, len(s.Regions))
+	}
+	q, err := e.query(`histogram_quantile(0.99, sum(last_over_time(surge_http_request_duration_seconds` + sel + `[1h])))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exact := float64(s.LatencyUS.P99) / 1e6
+	ratio := q[""] / exact
+	// Schema 5: a bucket spans 2^(1/32) (2.2%); a quantile's rank at a
+	// bucket's edge may land in the next one.
+	if bound := math.Exp2(2.0 / 32); !(ratio >= 1/bound && ratio <= bound) {
+		t.Errorf("histogram_quantile(0.99) = %.6fs, surge's p99 %.6fs: ratio %.4f beyond the native buckets' error", q[""], exact, ratio)
+	}
+	t.Logf("measured: run %s: %d requests, %d failures; PromQL p99 %.3f ms vs surge's %.3f ms (ratio %.4f)",
+		s.RunID, s.Requests, s.Failures, q[""]*1e3, exact*1e3, ratio)
+}
