@@ -340,6 +340,7 @@ func TestPromRWRetriesAndDrops(t *testing.T) {
 	f := newFakeRW(t)
 	f.status.Store(http.StatusServiceUnavailable)
 	s := newTestPromRW(t, f, func(c *PromConfig) { c.Hold = -1 })
+	s.RunStarted(testRun)
 	s.Interval(intervalData(0))
 	poll.Eventually(t, 5*time.Second, "failed writes", func() bool { return s.Stats().Failures >= 2 })
 	f.status.Store(0)
@@ -350,7 +351,9 @@ func TestPromRWRetriesAndDrops(t *testing.T) {
 	f.status.Store(http.StatusBadRequest)
 	s.Interval(intervalData(1))
 	poll.Eventually(t, 5*time.Second, "a refused batch dropped", func() bool { return s.Stats().Dropped > 0 })
-	if notes := s.Notes(testRun.ID); len(notes) == 0 || !strings.Contains(notes[0], "prometheus:") {
-		t.Errorf("notes %v", notes)
+	notes := strings.Join(s.Notes(testRun.ID), "\n")
+	if !strings.Contains(notes, "of this run were dropped") ||
+		!strings.Contains(notes, "writes to Prometheus failed during this run") {
+		t.Errorf("notes do not say what was dropped and what was late:\n%s", notes)
 	}
 }

@@ -90,6 +90,10 @@ type writeQueue struct {
 	mu      sync.Mutex
 	closed  bool
 	dropRun map[string]int64
+	// active are the runs started and not ended; failRun counts the
+	// failed writes while each was active, first and last.
+	active  map[string]bool
+	failRun map[string]*failSpan
 
 	written, dropped, spilled, spillPending, queued, failures atomic.Int64
 }
@@ -107,6 +111,7 @@ func newWriteQueue(cfg queueConfig, w batchWriter, encode func(event) ([]item, e
 	q := &writeQueue{
 		cfg: cfg, log: cfg.Logger.With(slog.String("component", cfg.Name+"-sink")), w: w, encode: encode,
 		in: make(chan event, cfg.Intake), drain: make(chan struct{}), done: make(chan struct{}), dropRun: map[string]int64{},
+		active: map[string]bool{}, failRun: map[string]*failSpan{},
 	}
 	q.spillPending.Store(int64(pending))
 	q.ctx, q.cancel = context.WithCancel(context.Background())
@@ -133,6 +138,14 @@ func (q *writeQueue) enqueue(ev event) {
 	if q.closed {
 		return
 	}
+	switch {
+	case ev.summary != nil: // its notes were read: the summary is made first
+		delete(q.active, ev.run)
+		delete(q.failRun, ev.run)
+		delete(q.dropRun, ev.run)
+	case ev.runInfo != nil:
+		q.active[ev.run] = true
+	}
 	select {
 	case q.in <- ev:
 	default:
@@ -152,11 +165,36 @@ func (q *writeQueue) notes(runID string) []string {
 		out = append(out, fmt.Sprintf("%s: %d points or items of this run were dropped (queue and spill full, or rejected by %s); see the controller log",
 			q.cfg.Name, d, q.cfg.Server))
 	}
+	if f := q.failRun[runID]; f != nil {
+		out = append(out, fmt.Sprintf("%s: %d writes to %s failed during this run, from %s to %s; its points waited in the queue (or the run store) and were written late, in order",
+			q.cfg.Name, f.n, q.cfg.Server, f.first.UTC().Format(time.TimeOnly), f.last.UTC().Format(time.TimeOnly)))
+	}
 	if n := q.spillPending.Load(); n > 0 {
 		out = append(out, fmt.Sprintf("%s: %d write batches are spilled to the run store, waiting for %s; they are backfilled in order",
 			q.cfg.Name, n, q.cfg.Server))
 	}
 	return out
+}
+
+// failSpan counts failed writes and when they happened.
+type failSpan struct {
+	n           int64
+	first, last time.Time
+}
+
+// failed records a failed write against every active run.
+func (q *writeQueue) failed(now time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for run := range q.active {
+		f := q.failRun[run]
+		if f == nil {
+			f = &failSpan{first: now}
+			q.failRun[run] = f
+		}
+		f.n++
+		f.last = now
+	}
 }
 
 // close stops intake, writes what is queued until ctx is done, then
@@ -301,6 +339,7 @@ func (st *loopState) written(err error) {
 		return
 	}
 	q.failures.Add(1)
+	q.failed(time.Now())
 	if q.ctx.Err() != nil {
 		return
 	}

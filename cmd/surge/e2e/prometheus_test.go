@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,4 +130,79 @@ scenarios:
 	}
 	t.Logf("measured: run %s: %d requests, %d failures; PromQL p99 %.3f ms vs surge's %.3f ms (ratio %.4f)",
 		s.RunID, s.Requests, s.Failures, q[""]*1e3, exact*1e3, ratio)
+}
+
+// TestPrometheusOutage: Prometheus is killed for 30 s in the middle of a
+// run and started again. The controller queued and spilled what it could
+// not write and backfilled it, in order, into Prometheus's out-of-order
+// window: every interval is there once (each series has one point per
+// stored interval), the counters sum exactly to the summary's requests,
+// and the summary says the writes failed and came late.
+func TestPrometheusOutage(t *testing.T) {
+	e := needProm(t)
+	script := os.Getenv("SURGE_PROM_SCRIPT")
+	if script == "" {
+		ciskip.Skipf(t, "Prometheus: SURGE_PROM_SCRIPT is unset: run with `make e2e`")
+	}
+	c := startCluster(t, [][2]string{{"a1", "us-east"}, {"a2", "eu-west"}}, "--prometheus-remote-write", e.writeURL)
+	plan := writePlan(t, "outage.yaml", ratePlan(c.target, 30, "45s"))
+	jsonPath := filepath.Join(t.TempDir(), "summary.json")
+	done := make(chan struct{})
+	var out string
+	var code int
+	go func() {
+		defer close(done)
+		out, code = surge(t, "run", plan, "--controller", c.ctrl, "--json", jsonPath)
+	}()
+	run := func(arg string) {
+		if b, err := exec.Command(script, arg).CombinedOutput(); err != nil {
+			t.Fatalf("prometheus.sh %s: %v\n%s", arg, err, b)
+		}
+	}
+	poll.EventuallyErr(t, 30*time.Second, "first points", func() error {
+		v, err := e.query(`sum(surge_http_requests_total{plan="e2e-influx"})`)
+		if err != nil || len(v) == 0 {
+			return fmt.Errorf("none yet (%v)", err)
+		}
+		return nil
+	})
+	run("kill")
+	killed := time.Now()
+	t.Cleanup(func() { _ = exec.Command(script, "restart").Run() }) // if the test fails while down
+	outage := time.NewTimer(30 * time.Second)
+	select {
+	case <-outage.C:
+	case <-done:
+		t.Fatalf("run ended during the outage: exit %d\n%s", code, out)
+	}
+	run("restart")
+	t.Logf("measured: Prometheus down for %v", time.Since(killed).Round(time.Millisecond))
+	<-done
+	if code != 0 {
+		t.Fatalf("surge run exited %d:\n%s", code, out)
+	}
+	s := readSummary(t, jsonPath)
+	sel := fmt.Sprintf(`{run_id=%q}`, s.RunID)
+	poll.EventuallyErr(t, 60*time.Second, "backlog written", func() error {
+		v, err := e.query(`sum(max_over_time(surge_http_requests_total` + sel + `[1h]))`)
+		if err != nil {
+			return err
+		}
+		if v[""] != float64(s.Requests) {
+			return fmt.Errorf("PromQL says %v requests, the summary %d", v, s.Requests)
+		}
+		return nil
+	})
+	points, err := e.query(`max(count_over_time(surge_http_requests_total` + sel + `[1h]))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := storedIntervals(t, c, s.RunID)
+	if points[""] != float64(len(recs)) {
+		t.Errorf("a series has %v points, the run %d intervals: want one point per interval", points[""], len(recs))
+	}
+	if notes := strings.Join(s.Notes, "\n"); !strings.Contains(notes, "writes to Prometheus failed during this run") {
+		t.Errorf("the summary does not say the writes failed:\n%s", notes)
+	}
+	t.Logf("measured: %d requests, %d intervals, notes: %q", s.Requests, len(recs), s.Notes)
 }
