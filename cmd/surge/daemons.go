@@ -283,6 +283,7 @@ sessions abruptly. See docs/target.md.`,
 	f.DurationVar(&o.cfg.SlowBody, "slow-body", 0, "stream each reply body over this `DURATION` (headers at once, last byte DURATION later)")
 	f.IntVar(&o.cfg.MaxConns, "max-conns", 0, "most open connections; more are accepted and reset at once (0: no bound)")
 	f.BoolVar(&o.cfg.H2C, "h2c", false, "serve HTTP/2 with prior knowledge (h2c) on --listen alongside HTTP/1.1")
+	f.BoolVar(&o.cfg.Metrics, "metrics", false, "serve /metrics: the request duration histogram by route and status (OpenTelemetry's http_server_request_duration_seconds) and process CPU and memory, for Prometheus to scrape")
 	f.IntVar(&o.cfg.H2MaxStreams, "h2-max-streams", 0, "SETTINGS_MAX_CONCURRENT_STREAMS advertised on HTTP/2 connections (0: Go's default, 250)")
 	f.StringVar(&o.cfg.TLSListen, "tls-listen", "", "also serve HTTP/2 and HTTP/1.1 over TLS on `ADDR`")
 	f.StringVar(&o.cfg.TLSCert, "tls-cert", "", "TLS certificate chain PEM `FILE`")

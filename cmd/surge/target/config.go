@@ -61,6 +61,9 @@ type Config struct {
 	// WSDropAfter, when positive, drops every WebSocket session abruptly
 	// (its TCP connection closed, no close frame) this long after it opened.
 	WSDropAfter time.Duration
+	// Metrics serves MetricsPath: the request-duration histogram by route
+	// and status, and the process's CPU and memory (metrics.go).
+	Metrics bool
 	// Logger; default discards.
 	Logger *slog.Logger
 }

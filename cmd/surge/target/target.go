@@ -68,6 +68,8 @@ type Server struct {
 
 	c    counters
 	shop *shop
+	// durations is the /metrics histogram; nil without Config.Metrics.
+	durations *durations
 
 	mu     sync.Mutex
 	byPath map[string]*atomic.Int64
@@ -123,6 +125,9 @@ func New(cfg Config) (*Server, error) {
 		shop:        newShop(),
 	}
 	s.filler = makeFiller()
+	if cfg.Metrics {
+		s.durations = newDurations()
+	}
 	if s.ln, err = s.listen(cfg.listen()); err != nil {
 		return nil, err
 	}
@@ -144,13 +149,16 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("POST "+WSDropPath, s.serveWSDrop)
 	mux.HandleFunc("POST "+ShopLoginsPath, s.serveShopLogins)
 	mux.HandleFunc(controlPrefix, serveControlOther)
-	mux.HandleFunc("POST "+LoginPath, s.serveLogin)
-	mux.HandleFunc("GET "+AccountPath, s.serveAccount)
-	mux.HandleFunc("POST "+OrdersPath, s.serveCreateOrder)
-	mux.HandleFunc("GET "+OrdersPath+"/{id}", s.serveOrder)
-	mux.HandleFunc(RedirectPath, s.serveRedirect)
+	mux.HandleFunc("POST "+LoginPath, s.measured(LoginPath, s.serveLogin))
+	mux.HandleFunc("GET "+AccountPath, s.measured(AccountPath, s.serveAccount))
+	mux.HandleFunc("POST "+OrdersPath, s.measured(OrdersPath, s.serveCreateOrder))
+	mux.HandleFunc("GET "+OrdersPath+"/{id}", s.measured(OrdersPath+"/{id}", s.serveOrder))
+	mux.HandleFunc(RedirectPath, s.measured(RedirectPath, s.serveRedirect))
 	mux.HandleFunc(WSPath, s.serveWS)
-	mux.HandleFunc("/", s.serve)
+	if s.durations != nil {
+		mux.HandleFunc("GET "+MetricsPath, s.serveMetrics)
+	}
+	mux.HandleFunc("/", s.measured("", s.serve))
 	protos := new(http.Protocols)
 	protos.SetHTTP1(true)
 	protos.SetHTTP2(true) // over TLS only

@@ -314,3 +314,43 @@ func TestServerRedirectAndBySecond(t *testing.T) {
 		t.Errorf("after reset: by_second %v", st.BySecond)
 	}
 }
+
+// --metrics serves the request-duration histogram by route, method and
+// status, uncounted, with the process's CPU and memory; the histogram's
+// count per series is exactly the requests answered.
+func TestMetrics(t *testing.T) {
+	s := start(t, target.Config{Metrics: true})
+	base := "http://" + s.Addr()
+	for i := range 30 {
+		path := "/api/items"
+		if i%3 == 0 {
+			path += "?status=503"
+		}
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	resp, err := http.Get(base + target.MetricsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	for _, want := range []string{
+		`http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/api/items"} 20`,
+		`http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="503",http_route="/api/items"} 10`,
+		`http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/api/items",le="+Inf"} 20`,
+		"# TYPE process_cpu_seconds_total counter", "process_resident_memory_bytes ",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, text)
+		}
+	}
+	if st := s.Stats(); st.Requests != 30 {
+		t.Errorf("target counted %d requests, want 30 (not /metrics)", st.Requests)
+	}
+}
