@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# prometheus.sh start|stop|env|kill|restart — a real Prometheus for tests.
+# prometheus.sh start|stop|env|kill|restart|scrape — a real Prometheus for tests.
 #
 #   start    build prometheus and promtool once (go install ...@v0.316.0, i.e.
 #            Prometheus 3.16, into .cache/prometheus/bin), start prometheus on
@@ -7,6 +7,9 @@
 #            receiver on and an out-of-order window of 1h (for backfill after
 #            an outage), scraping SURGE_PROM_SCRAPE (host:port list) when set;
 #            wait until it is ready; print the env (KEY=value lines)
+#   scrape HOST:PORT[,HOST:PORT]
+#            scrape these targets from now on (the config rewritten and
+#            reloaded), e.g. a `surge target --metrics` playing production
 #   env      print the env of the running instance
 #   kill     SIGKILL prometheus, keep its port and data dir (outage tests)
 #   restart  start it again on the same port and data dir (after kill)
@@ -99,6 +102,13 @@ case "$cmd" in
     load_state
     print_env
     ;;
+  scrape)
+    load_state
+    SCRAPE="${2:?usage: $0 scrape HOST:PORT[,HOST:PORT]}"
+    write_config
+    sed -i "s/^SCRAPE=.*/SCRAPE=$SCRAPE/" "$STATE"
+    curl -fsS -o /dev/null -XPOST "http://127.0.0.1:$PORT/-/reload" || die "reload failed (see $DIR/prometheus.log)"
+    ;;
   kill)
     load_state
     kill -KILL "$PID" 2>/dev/null || true
@@ -118,7 +128,7 @@ case "$cmd" in
     rm -f "$STATE"
     ;;
   *)
-    echo "usage: $0 start|stop|env|kill|restart" >&2
+    echo "usage: $0 start|stop|env|kill|restart|scrape HOST:PORT" >&2
     exit 2
     ;;
 esac

@@ -155,6 +155,7 @@ type compareOptions struct {
 	auth       *clientAuth
 	runA, runB string
 	baseline   string
+	prom       promBaseline
 	tolerance  float64
 	by         string
 	window     time.Duration
@@ -184,16 +185,22 @@ with the header endpoint,p50,p95,p99,error_rate,rpm (latencies in ms,
 error_rate in [0,1], rpm requests per minute); endpoints match request names,
 "all" the whole run.
 
+--baseline-prometheus URL reads the same figures from production's own
+Prometheus over --last 1h (or --from T --to T, RFC 3339) with a query set:
+otel (OpenTelemetry's http_server_request_duration_seconds by http_route,
+the default), classic (http_request_duration_seconds by handler) or a YAML
+file of PromQL templates (--baseline-queries); see docs/prometheus.md.
+
 A run is its id, or latest (the newest run), or latest:KEY=VALUE[,KEY=VALUE]
 (the newest run with those tags, e.g. latest:environment=staging).`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if o.baseline != "" {
+			if o.baseline != "" || o.prom.url != "" {
 				return cobra.ExactArgs(1)(cmd, args)
 			}
 			return cobra.ExactArgs(2)(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.baseline != "" {
+			if o.baseline != "" || o.prom.url != "" {
 				o.runB = args[0]
 			} else {
 				o.runA, o.runB = args[0], args[1]
@@ -206,6 +213,7 @@ A run is its id, or latest (the newest run), or latest:KEY=VALUE[,KEY=VALUE]
 	cmd.Flags().StringVar(&o.by, "by", report.ByRequest, "breakdown: request, region or scenario")
 	cmd.Flags().DurationVar(&o.window, "window", report.DefaultWindow, "width of the aligned elapsed-time windows (0: off)")
 	cmd.Flags().StringVar(&o.baseline, "baseline", "", "production figures `CSV` (endpoint,p50,p95,p99,error_rate,rpm) instead of RUN_A")
+	promBaselineFlags(cmd, &o.prom)
 	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON")
 	return cmd
 }
@@ -233,6 +241,16 @@ func runCompare(ctx context.Context, o compareOptions, stdout io.Writer) error {
 		_ = f.Close()
 		if err != nil {
 			return fmt.Errorf("baseline %s: %w", o.baseline, err)
+		}
+		req.Baseline = rows
+	}
+	if o.prom.url != "" {
+		if o.baseline != "" {
+			return usageErrorf("give --baseline or --baseline-prometheus, not both")
+		}
+		rows, err := o.prom.rows(ctx)
+		if err != nil {
+			return err
 		}
 		req.Baseline = rows
 	}

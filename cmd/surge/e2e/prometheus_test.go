@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surgeload/surge/controller/report"
 	"github.com/surgeload/surge/internal/ciskip"
+	"github.com/surgeload/surge/internal/freeport"
 	"github.com/surgeload/surge/internal/poll"
 )
 
@@ -32,10 +34,13 @@ func needProm(t *testing.T) promEnv {
 	return e
 }
 
-// query runs an instant PromQL query and returns each result's labels and
-// value.
-func (e promEnv) query(q string) (map[string]float64, error) {
-	resp, err := http.Get(e.url + "/api/v1/query?" + url.Values{"query": {q}, "time": {strconv.FormatInt(time.Now().Unix(), 10)}}.Encode())
+// query runs an instant PromQL query now and returns its values by region
+// (or by http_route).
+func (e promEnv) query(q string) (map[string]float64, error) { return e.queryAt(q, time.Now()) }
+
+// queryAt runs an instant PromQL query at at.
+func (e promEnv) queryAt(q string, at time.Time) (map[string]float64, error) {
+	resp, err := http.Get(e.url + "/api/v1/query?" + url.Values{"query": {q}, "time": {strconv.FormatInt(at.Unix(), 10)}}.Encode())
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +68,7 @@ func (e promEnv) query(q string) (map[string]float64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("query %s: value %v", q, r.Value)
 		}
-		res[r.Metric["region"]] = v
+		res[r.Metric["region"]+r.Metric["http_route"]] = v
 	}
 	return res, nil
 }
@@ -205,4 +210,98 @@ func TestPrometheusOutage(t *testing.T) {
 		t.Errorf("the summary does not say the writes failed:\n%s", notes)
 	}
 	t.Logf("measured: %d requests, %d intervals, notes: %q", s.Requests, len(recs), s.Notes)
+}
+
+// Production as the baseline: "production" is `surge target --metrics`
+// under a run's load (a known latency, uniform 21–29 ms), scraped by the
+// real Prometheus. A staging run against an equal target is within
+// tolerance of the figures compare reads from Prometheus over the
+// production run's range; one against a target twice as slow diverges on
+// exactly the latencies; and the baseline's p99 is what PromQL returns for
+// the same range.
+func TestPrometheusBaseline(t *testing.T) {
+	e := needProm(t)
+	script := os.Getenv("SURGE_PROM_SCRIPT")
+	if script == "" {
+		ciskip.Skipf(t, "Prometheus: SURGE_PROM_SCRIPT is unset: run with `make e2e`")
+	}
+	prod, equal, slow := freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
+	start(t, "production", "target", "--listen", prod, "--metrics", "--latency", "uniform(21ms,29ms)")
+	start(t, "equal", "target", "--listen", equal, "--latency", "uniform(21ms,29ms)")
+	start(t, "slow", "target", "--listen", slow, "--latency", "uniform(42ms,58ms)")
+	if b, err := exec.Command(script, "scrape", prod).CombinedOutput(); err != nil {
+		t.Fatalf("prometheus.sh scrape: %v\n%s", err, b)
+	}
+	c := startCluster(t, [][2]string{{"a1", "us-east"}})
+	runOn := func(addr string) *report.Summary {
+		plan := writePlan(t, "api.yaml", `name: api
+scenarios:
+  api:
+    executor: constant-arrival-rate
+    rate: 100
+    duration: 12s
+    requests: [{name: /api/items, url: /api/items}]
+`)
+		out := filepath.Join(t.TempDir(), "s.json")
+		if text, code := surge(t, "run", plan, "--controller", c.ctrl, "--base-url", "http://"+addr, "-q", "--json", out); code != 0 {
+			t.Fatalf("surge run against %s exited %d:\n%s", addr, code, text)
+		}
+		return readSummary(t, out)
+	}
+	p := runOn(prod)
+	from, _ := time.Parse(time.RFC3339Nano, p.StartedAt)
+	to, _ := time.Parse(time.RFC3339Nano, p.EndedAt)
+	from, to = from.Truncate(time.Second), to.Truncate(time.Second).Add(time.Second)
+	poll.EventuallyErr(t, 30*time.Second, "Prometheus scraped past the run", func() error {
+		v, err := e.query(`max(timestamp(http_server_request_duration_seconds_count{http_route="/api/items"}))`)
+		if err != nil || v[""] < float64(to.Unix()+1) {
+			return fmt.Errorf("last scrape %v (%v)", v, err)
+		}
+		return nil
+	})
+	eq, sl := runOn(equal), runOn(slow)
+	compare := func(run string) (map[string]report.MetricJSON, int) {
+		out, code := surge(t, "compare", "--controller", c.ctrl, "--json", "--window", "0", "--baseline-prometheus", e.url,
+			"--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339), run)
+		var cj report.ComparisonJSON
+		if err := json.Unmarshal([]byte(out), &cj); err != nil {
+			t.Fatalf("compare %s (exit %d): %v\n%s", run, code, err, out)
+		}
+		m := map[string]report.MetricJSON{}
+		for _, x := range cj.Metrics {
+			if x.Group == "request=/api/items" {
+				m[x.Metric] = x
+			}
+		}
+		return m, code
+	}
+	got, code := compare(eq.RunID)
+	for name, m := range got {
+		if m.Diverged {
+			t.Errorf("equal target: %s diverged: baseline %v, run %v", name, *m.A, *m.B)
+		}
+	}
+	if code != 0 || len(got) < 5 {
+		t.Errorf("equal target: compare exited %d with %d metrics, want 0 and p50, p95, p99, error rate and rps", code, len(got))
+	}
+	sq := fmt.Sprintf(`histogram_quantile(0.99, sum by (http_route, le) (rate(http_server_request_duration_seconds_bucket[%ds])))`, int(to.Sub(from).Seconds()))
+	direct, err := e.queryAt(sq, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := got["p99_ms"].A; a == nil || math.Abs(*a-direct["/api/items"]*1000) > 1e-9 {
+		t.Errorf("baseline p99 %v ms, PromQL says %v s for the same range", a, direct)
+	}
+	got, code = compare(sl.RunID)
+	for _, name := range []string{"p50_ms", "p95_ms", "p99_ms", "error_rate", "rps"} {
+		want := strings.HasPrefix(name, "p")
+		if m, ok := got[name]; !ok || m.Diverged != want {
+			t.Errorf("slow target: %s diverged %v, want %v (%+v)", name, m.Diverged, want, m)
+		}
+	}
+	if code != 1 {
+		t.Errorf("slow target: compare exited %d, want 1", code)
+	}
+	t.Logf("measured: baseline p50 %.2f p99 %.2f ms over %s–%s; slow run p50 %.2f ms", *got["p50_ms"].A, *got["p99_ms"].A,
+		from.Format(time.TimeOnly), to.Format(time.TimeOnly), *got["p50_ms"].B)
 }
