@@ -305,3 +305,22 @@ scenarios:
 	t.Logf("measured: baseline p50 %.2f p99 %.2f ms over %s–%s; slow run p50 %.2f ms", *got["p50_ms"].A, *got["p99_ms"].A,
 		from.Format(time.TimeOnly), to.Format(time.TimeOnly), *got["p50_ms"].B)
 }
+
+// The shipped recording and alert rules (deploy/prometheus) load, and
+// their unit tests pass in promtool: staging's error rate and p95 against
+// production's.
+func TestPrometheusRules(t *testing.T) {
+	promtool := os.Getenv("SURGE_PROMTOOL")
+	if promtool == "" {
+		ciskip.Skipf(t, "promtool: SURGE_PROMTOOL is unset: run with `make e2e`, which builds it with scripts/prometheus.sh")
+	}
+	dir := filepath.Join("..", "..", "..", "deploy", "prometheus")
+	for _, args := range [][]string{{"check", "rules", "rules.yml"}, {"test", "rules", "rules_test.yml"}} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "SUCCESS") {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
