@@ -206,35 +206,40 @@ func TestComposeParses(t *testing.T) {
 }
 
 func TestGrafanaProvisioning(t *testing.T) {
-	b, err := os.ReadFile("grafana/provisioning/datasources/influxdb.yaml")
-	if err != nil {
-		t.Fatal(err)
+	uids := map[string]string{} // uid → type
+	for _, f := range []string{"influxdb.yaml", "prometheus.yaml"} {
+		b, err := os.ReadFile("grafana/provisioning/datasources/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ds struct {
+			Datasources []struct {
+				UID  string `yaml:"uid"`
+				Type string `yaml:"type"`
+			} `yaml:"datasources"`
+		}
+		if err := yaml.Unmarshal(b, &ds); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, d := range ds.Datasources {
+			uids[d.UID] = d.Type
+		}
 	}
-	var ds struct {
-		Datasources []struct {
-			UID      string         `yaml:"uid"`
-			Type     string         `yaml:"type"`
-			JSONData map[string]any `yaml:"jsonData"`
-		} `yaml:"datasources"`
-	}
-	if err := yaml.Unmarshal(b, &ds); err != nil {
-		t.Fatal(err)
-	}
-	uids := map[string]bool{}
-	for _, d := range ds.Datasources {
-		uids[d.UID] = d.Type == "influxdb"
-	}
-	if !uids["surge-influxdb"] || !uids["surge-influxdb-flux"] {
-		t.Errorf("datasources %v: want surge-influxdb (InfluxQL) and surge-influxdb-flux", uids)
+	if uids["surge-influxdb"] != "influxdb" || uids["surge-influxdb-flux"] != "influxdb" || uids["surge-prometheus"] != "prometheus" {
+		t.Errorf("datasources %v: want surge-influxdb (InfluxQL), surge-influxdb-flux and surge-prometheus", uids)
 	}
 	boards, _ := filepath.Glob("grafana/dashboards/*.json")
-	if len(boards) != 3 {
+	if len(boards) != 4 {
 		t.Errorf("dashboards %v", boards)
 	}
 	for _, f := range boards {
 		b, _ := os.ReadFile(f)
-		if !bytes.Contains(b, []byte(`"uid": "surge-influxdb"`)) {
-			t.Errorf("%s does not use the provisioned datasource", f)
+		want := `"uid": "surge-influxdb"`
+		if strings.HasPrefix(filepath.Base(f), "prometheus-") {
+			want = `"uid": "surge-prometheus"`
+		}
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("%s does not use the provisioned datasource (%s)", f, want)
 		}
 	}
 }

@@ -135,6 +135,61 @@ scenarios:
 	}
 	t.Logf("measured: run %s: %d requests, %d failures; PromQL p99 %.3f ms vs surge's %.3f ms (ratio %.4f)",
 		s.RunID, s.Requests, s.Failures, q[""]*1e3, exact*1e3, ratio)
+	ended, _ := time.Parse(time.RFC3339Nano, s.EndedAt)
+	checkPromDashboard(t, e, s.RunID, ended)
+}
+
+// checkPromDashboard runs every query of the Prometheus dashboard
+// (deploy/grafana/dashboards/prometheus-overview.json) for run at its end,
+// the dashboard's variables set to the run and all regions: each returns
+// data.
+func checkPromDashboard(t *testing.T, e promEnv, run string, end time.Time) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "deploy", "grafana", "dashboards", "prometheus-overview.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+		Templating struct {
+			List []struct {
+				Name  string `json:"name"`
+				Query string `json:"query"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.NewReplacer("$run_id", run, "$region", ".*", "$__rate_interval", "15s")
+	var queries []string
+	for _, v := range d.Templating.List { // label_values(SELECTOR, LABEL)
+		sel, label, ok := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(v.Query, "label_values("), ")"), ", ")
+		if !ok {
+			t.Errorf("variable %s: query %q is not label_values(SELECTOR, LABEL)", v.Name, v.Query)
+			continue
+		}
+		queries = append(queries, "count by ("+label+") (last_over_time("+vars.Replace(sel)+"[1h]))")
+	}
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			queries = append(queries, vars.Replace(tg.Expr))
+		}
+	}
+	if len(queries) < 8 {
+		t.Fatalf("the dashboard has %d queries", len(queries))
+	}
+	for _, q := range queries {
+		res, err := e.queryAt(q, end)
+		if err != nil || len(res) == 0 {
+			t.Errorf("dashboard query returns no data (%v): %s", err, q)
+		}
+	}
 }
 
 // TestPrometheusOutage: Prometheus is killed for 30 s in the middle of a

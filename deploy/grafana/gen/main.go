@@ -2,8 +2,10 @@
 // from Go with the Grafana Foundation SDK: `make dashboards` runs it and
 // `make check-dashboards` proves the committed JSON matches it.
 //
-// Every panel query is InfluxQL against the schema in docs/influxdb.md, on
-// the datasource provisioned with uid "surge-influxdb".
+// Panel queries are InfluxQL against the schema in docs/influxdb.md, on the
+// datasource provisioned with uid "surge-influxdb", except the Prometheus
+// overview's: PromQL over the remote-written series (docs/prometheus.md),
+// on uid "surge-prometheus".
 package main
 
 //lint:file-ignore SA1019 the v1 dashboard model is what Grafana's file provisioning imports on every supported Grafana (v2 needs Grafana 12 with the v2 API enabled)
@@ -40,6 +42,8 @@ func run(out string) error {
 		"overview": overview(),
 		"request":  request(),
 		"compare":  compare(),
+		// On the Prometheus remote-write receiver (prometheus.go).
+		"prometheus-overview": promOverview(),
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("output dir: %w", err)
