@@ -95,7 +95,12 @@ func q(ref, alias, query string) cog.Builder[variants.Dataquery] {
 }
 
 func panel(title, unit string, w, h uint32, targets ...cog.Builder[variants.Dataquery]) *timeseries.PanelBuilder {
-	p := timeseries.NewPanelBuilder().Title(title).Datasource(ds()).Unit(unit).Span(w).Height(h)
+	return panelOn(ds(), title, unit, w, h, targets...)
+}
+
+// panelOn is a time series panel on datasource d.
+func panelOn(d common.DataSourceRef, title, unit string, w, h uint32, targets ...cog.Builder[variants.Dataquery]) *timeseries.PanelBuilder {
+	p := timeseries.NewPanelBuilder().Title(title).Datasource(d).Unit(unit).Span(w).Height(h)
 	for _, t := range targets {
 		p.WithTarget(t)
 	}
@@ -103,7 +108,12 @@ func panel(title, unit string, w, h uint32, targets ...cog.Builder[variants.Data
 }
 
 func tagVar(name, label, query string, includeAll bool) *dashboard.QueryVariableBuilder {
-	v := dashboard.NewQueryVariableBuilder(name).Label(label).Datasource(ds()).
+	return varOn(ds(), name, label, query, includeAll)
+}
+
+// varOn is a query variable on datasource d, with "All" when includeAll.
+func varOn(d common.DataSourceRef, name, label, query string, includeAll bool) *dashboard.QueryVariableBuilder {
+	v := dashboard.NewQueryVariableBuilder(name).Label(label).Datasource(d).
 		Query(dashboard.StringOrMap{String: cog.ToPtr(query)}).Definition(query).
 		Refresh(dashboard.VariableRefreshOnTimeRangeChanged).Sort(dashboard.VariableSortAlphabeticalAsc)
 	if includeAll {

@@ -25,21 +25,11 @@ func pq(ref, legend, expr string) cog.Builder[variants.Dataquery] {
 }
 
 func promPanel(title, unit string, w, h uint32, targets ...cog.Builder[variants.Dataquery]) *timeseries.PanelBuilder {
-	p := timeseries.NewPanelBuilder().Title(title).Datasource(promDS()).Unit(unit).Span(w).Height(h)
-	for _, t := range targets {
-		p.WithTarget(t)
-	}
-	return p
+	return panelOn(promDS(), title, unit, w, h, targets...)
 }
 
 func promVar(name, label, query string, includeAll bool) *dashboard.QueryVariableBuilder {
-	v := dashboard.NewQueryVariableBuilder(name).Label(label).Datasource(promDS()).
-		Query(dashboard.StringOrMap{String: cog.ToPtr(query)}).Definition(query).
-		Refresh(dashboard.VariableRefreshOnTimeRangeChanged).Sort(dashboard.VariableSortAlphabeticalAsc)
-	if includeAll {
-		v.IncludeAll(true).AllValue(".*").Current(dashboard.VariableOption{Text: dashboard.StringOrArrayOfString{String: cog.ToPtr("All")}, Value: dashboard.StringOrArrayOfString{String: cog.ToPtr("$__all")}})
-	}
-	return v
+	return varOn(promDS(), name, label, query, includeAll)
 }
 
 // PromSelector selects the dashboard's run and regions in every query.
