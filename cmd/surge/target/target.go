@@ -143,22 +143,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+StatsPath, s.serveStats)
-	mux.HandleFunc("POST "+ResetPath, s.serveReset)
-	mux.HandleFunc("POST "+WSDropPath, s.serveWSDrop)
-	mux.HandleFunc("POST "+ShopLoginsPath, s.serveShopLogins)
-	mux.HandleFunc(controlPrefix, serveControlOther)
-	mux.HandleFunc("POST "+LoginPath, s.measured(LoginPath, s.serveLogin))
-	mux.HandleFunc("GET "+AccountPath, s.measured(AccountPath, s.serveAccount))
-	mux.HandleFunc("POST "+OrdersPath, s.measured(OrdersPath, s.serveCreateOrder))
-	mux.HandleFunc("GET "+OrdersPath+"/{id}", s.measured(OrdersPath+"/{id}", s.serveOrder))
-	mux.HandleFunc(RedirectPath, s.measured(RedirectPath, s.serveRedirect))
-	mux.HandleFunc(WSPath, s.serveWS)
-	if s.durations != nil {
-		mux.HandleFunc("GET "+MetricsPath, s.serveMetrics)
-	}
-	mux.HandleFunc("/", s.measured("", s.serve))
+	mux := s.routes()
 	protos := new(http.Protocols)
 	protos.SetHTTP1(true)
 	protos.SetHTTP2(true) // over TLS only
@@ -176,6 +161,28 @@ func New(cfg Config) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	return s, nil
+}
+
+// routes are the target's handlers: control endpoints, the shop, the
+// WebSocket echo, /metrics when on, and the load handler for the rest.
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+StatsPath, s.serveStats)
+	mux.HandleFunc("POST "+ResetPath, s.serveReset)
+	mux.HandleFunc("POST "+WSDropPath, s.serveWSDrop)
+	mux.HandleFunc("POST "+ShopLoginsPath, s.serveShopLogins)
+	mux.HandleFunc(controlPrefix, serveControlOther)
+	mux.HandleFunc("POST "+LoginPath, s.measured(LoginPath, s.serveLogin))
+	mux.HandleFunc("GET "+AccountPath, s.measured(AccountPath, s.serveAccount))
+	mux.HandleFunc("POST "+OrdersPath, s.measured(OrdersPath, s.serveCreateOrder))
+	mux.HandleFunc("GET "+OrdersPath+"/{id}", s.measured(OrdersPath+"/{id}", s.serveOrder))
+	mux.HandleFunc(RedirectPath, s.measured(RedirectPath, s.serveRedirect))
+	mux.HandleFunc(WSPath, s.serveWS)
+	if s.durations != nil {
+		mux.HandleFunc("GET "+MetricsPath, s.serveMetrics)
+	}
+	mux.HandleFunc("/", s.measured("", s.serve))
+	return mux
 }
 
 func (s *Server) listen(addr string) (net.Listener, error) {
