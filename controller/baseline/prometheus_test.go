@@ -77,10 +77,14 @@ func TestPrometheusRowsErrors(t *testing.T) {
 		return `{"status":"error","errorType":"bad_data","error":"parse error at char 5"}`
 	})
 	noQuantile, _ := fakeProm(t, func(q string) string {
-		if strings.HasPrefix(q, "histogram_quantile") {
-			return strings.Replace(vector, "%s", sample("/a", "NaN"), 1)
+		route := ""
+		if strings.Contains(q, "by (http_route") {
+			route = "/a"
 		}
-		return strings.Replace(vector, "%s", sample("/a", "1")+","+sample("", "1"), 1)
+		if strings.HasPrefix(q, "histogram_quantile") {
+			return strings.Replace(vector, "%s", sample(route, "NaN"), 1)
+		}
+		return strings.Replace(vector, "%s", sample(route, "1"), 1)
 	})
 	for _, tc := range []struct{ url, want string }{
 		{empty, "the rate query returned no series"},
