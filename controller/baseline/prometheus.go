@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -135,7 +136,7 @@ func (p *Prometheus) Rows(ctx context.Context) ([]*surgev1.BaselineRow, error) {
 			if err != nil {
 				return nil, err
 			}
-			for ep := range rates {
+			for _, ep := range slices.Sorted(maps.Keys(rates)) { // the first missing one, always the same
 				v, ok := vals[ep]
 				if !ok {
 					return nil, fmt.Errorf("prometheus baseline: endpoint %q has a rate but no %s quantile: %s", ep, q.q, p.render(p.Queries.Quantile, by, q.q))
