@@ -15,6 +15,7 @@ import (
 	"math"
 
 	"github.com/surgeload/surge/cmd/surge/target"
+	"github.com/surgeload/surge/controller/baseline"
 	"github.com/surgeload/surge/controller/surgetest"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/plan"
@@ -46,7 +47,7 @@ func TestFromLogBaseline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	rows, err := parseBaseline(f)
+	rows, err := baseline.ReadCSV(f)
 	if err != nil {
 		t.Fatalf("compare's reader refuses the baseline: %v", err)
 	}

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/surgeload/surge/controller/baseline"
-	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 )
 
 // promBaseline are compare's --baseline-prometheus flags.
@@ -27,8 +24,8 @@ func promBaselineFlags(cmd *cobra.Command, o *promBaseline) {
 	f.StringVar(&o.to, "to", "", "the baseline range's end, RFC 3339 (with --from)")
 }
 
-// rows reads the baseline.
-func (o promBaseline) rows(ctx context.Context) ([]*surgev1.BaselineRow, error) {
+// reader is the Prometheus baseline the flags describe.
+func (o promBaseline) reader() (*baseline.Prometheus, error) {
 	var from, to time.Time
 	switch {
 	case o.last > 0 && (o.from != "" || o.to != ""):
@@ -51,12 +48,5 @@ func (o promBaseline) rows(ctx context.Context) ([]*surgev1.BaselineRow, error) 
 	if err != nil {
 		return nil, withExitCode(exitUsage, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	p := &baseline.Prometheus{URL: o.url, From: from, To: to, Queries: q, Match: o.match}
-	rows, err := p.Rows(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("compare: %w", err)
-	}
-	return rows, nil
+	return &baseline.Prometheus{URL: o.url, From: from, To: to, Queries: q, Match: o.match}, nil
 }
