@@ -60,10 +60,10 @@ func checkExtract(l *errorList, path, flow string, ex map[string]*Extract) {
 	for _, name := range sortedKeys(ex) {
 		ep := joinPath(path, name)
 		e := ex[name]
-		switch {
-		case !varName.MatchString(name):
+		if !varName.MatchString(name) {
 			l.addKey(ep, "extraction name %q: want letters, digits and _, not starting with a digit", name)
-		case e == nil:
+		}
+		if e == nil {
 			l.add(ep, "want one of {json: PATH}, {regex: RE}, {header: NAME}, {cookie: NAME}")
 			continue
 		}
