@@ -5,13 +5,10 @@ package baseline
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"math"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -22,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
+	"github.com/surgeload/surge/internal/promapi"
 )
 
 // Queries say how to read a service's figures from Prometheus: PromQL
@@ -183,54 +181,21 @@ func (p *Prometheus) query(ctx context.Context, what, tmpl, by, q string) (map[s
 		return nil, fmt.Errorf("prometheus baseline: %s query template: %w", what, err)
 	}
 	expr := p.render(tmpl, by, q)
-	u := strings.TrimRight(p.URL, "/") + "/api/v1/query?" + url.Values{"query": {expr}, "time": {strconv.FormatInt(p.To.Unix(), 10)}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	api := promapi.Client{URL: p.URL, HTTP: p.Client}
+	samples, err := api.Query(ctx, expr, p.To)
 	if err != nil {
-		return nil, fmt.Errorf("prometheus baseline: %w", err)
-	}
-	client := p.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("prometheus baseline: %s query: %w", what, err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Status, Error, ErrorType string
-		Data                     struct {
-			ResultType string `json:"resultType"`
-			Result     []struct {
-				Metric map[string]string `json:"metric"`
-				Value  [2]any            `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("prometheus baseline: %s query: %s answered %s, not the query API's JSON", what, p.URL, resp.Status)
-	}
-	if out.Status != "success" {
-		return nil, fmt.Errorf("prometheus baseline: %s query %s: %s: %s", what, expr, out.ErrorType, out.Error)
-	}
-	if out.Data.ResultType != "vector" {
-		return nil, fmt.Errorf("prometheus baseline: %s query %s: a %s, want an instant vector", what, expr, out.Data.ResultType)
+		return nil, fmt.Errorf("prometheus baseline: %s query %s: %w", what, expr, err)
 	}
 	vals := map[string]float64{}
-	for _, r := range out.Data.Result {
-		s, _ := r.Value[1].(string)
-		v, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return nil, errors.New("prometheus baseline: a value that is not a number: " + s)
-		}
-		if math.IsNaN(v) || math.IsInf(v, 0) {
+	for _, s := range samples {
+		if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
 			continue
 		}
-		ep := r.Metric[p.Queries.Label]
+		ep := s.Metric[p.Queries.Label]
 		if by == "" {
 			ep = "all"
 		}
-		vals[ep] = v
+		vals[ep] = s.Value
 	}
 	return vals, nil
 }

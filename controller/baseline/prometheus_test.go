@@ -15,7 +15,7 @@ import (
 func fakeProm(t *testing.T, answer func(q string) string) (string, *[]string) {
 	var qs []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query().Get("query")
+		q := r.FormValue("query")
 		qs = append(qs, q)
 		_, _ = w.Write([]byte(answer(q)))
 	}))
