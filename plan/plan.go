@@ -57,6 +57,9 @@ type Plan struct {
 	// with it, in its summary and on every point it writes; `surge run
 	// --tag` adds to them. See tags.go.
 	Tags map[string]string `yaml:"tags,omitempty" json:"tags,omitempty"`
+	// Monitors are PromQL queries the controller evaluates against the
+	// system under test's Prometheus at every interval. See monitors.go.
+	Monitors *Monitors `yaml:"monitors,omitempty" json:"monitors,omitempty"`
 }
 
 // Region is one region's part of the load.

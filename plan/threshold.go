@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"regexp"
@@ -58,7 +59,13 @@ var thresholdMetrics = map[string][]string{
 	"ws_msgs_sent":        {"count", "rate"},
 	"ws_msgs_received":    {"count", "rate"},
 	"ws_replies_missed":   {"count"},
+	// monitor:NAME: the plan's monitor NAME over its interval values.
+	MonitorMetric: {"p", "avg", "min", "max", "med", "last"},
 }
+
+// MonitorMetric is the metric of a `monitor:NAME` threshold; its Tags hold
+// the monitor's name under "monitor".
+const MonitorMetric = "monitor"
 
 // thresholdTags are the tag keys a threshold may filter on.
 // expected_response (k6's tag) is true for responses that are not failures
@@ -70,7 +77,7 @@ var thresholdOps = []string{"<=", ">=", "==", "!=", "<", ">"}
 
 var (
 	metricKeyRE = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\{(.*)\})?\s*$`)
-	aggRE       = regexp.MustCompile(`^\s*(?:(p)\(\s*([0-9.eE+-]+)\s*\)|(avg|min|max|med|rate|count))\s*$`)
+	aggRE       = regexp.MustCompile(`^\s*(?:(p)\(\s*([0-9.eE+-]+)\s*\)|(avg|min|max|med|rate|count|last))\s*$`)
 )
 
 // ThresholdSpecs parses every threshold of the plan, sorted by key and then
@@ -122,6 +129,13 @@ func checkThresholds(l *errorList, p *Plan) {
 	names := thresholdTagNames(p)
 	reported := map[string]bool{}
 	for _, spec := range p.thresholdSpecs(l) {
+		if name, ok := spec.Tags[MonitorMetric]; ok && spec.Metric == MonitorMetric {
+			if _, known := p.MonitorQuery(name); !known && !reported[spec.Key] {
+				reported[spec.Key] = true
+				l.addKey(joinPath("thresholds", spec.Key), "unknown monitor %q (monitors: %s)", name, cmp.Or(strings.Join(p.MonitorNames(), ", "), "none: declare it under monitors.queries"))
+			}
+			continue
+		}
 		for _, tag := range [...]string{"scenario", "flow", "request", "region"} {
 			v, ok := spec.Tags[tag]
 			known, check := names[tag]
@@ -173,8 +187,14 @@ func thresholdTagNames(p *Plan) map[string][]string {
 	return out
 }
 
-// parseMetricKey parses `metric{tag:value,...}`.
+// parseMetricKey parses `metric{tag:value,...}` and `monitor:NAME`.
 func parseMetricKey(key string) (string, map[string]string, error) {
+	if name, ok := strings.CutPrefix(strings.TrimSpace(key), MonitorMetric+":"); ok {
+		if !varName.MatchString(name) {
+			return "", nil, fmt.Errorf("invalid monitor threshold %q: want monitor:NAME, NAME a monitor of the plan", key)
+		}
+		return MonitorMetric, map[string]string{MonitorMetric: name}, nil
+	}
 	m := metricKeyRE.FindStringSubmatch(key)
 	if m == nil {
 		return "", nil, fmt.Errorf("invalid metric %q: want metric or metric{tag:value,...}", key)

@@ -80,6 +80,7 @@ func checkInto(l *errorList, p *Plan) {
 	checkData(l, p)
 	checkThresholds(l, p)
 	checkTags(l, p)
+	checkMonitors(l, p)
 }
 
 func checkRegions(l *errorList, path string, regions map[string]Region) {
