@@ -40,6 +40,7 @@ func (c *Controller) runData(id string) (*report.RunData, error) {
 		Interval:  plan.DefaultInterval.D(),
 		Whole:     sr.Series,
 		Scenarios: sr.Scenarios,
+		Monitors:  sr.Summary.GetMonitors(),
 	}
 	if p, err := plan.Parse("plan.yaml", sr.PlanYAML); err == nil && p.Interval > 0 {
 		d.Interval = p.Interval.D()

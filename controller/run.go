@@ -117,6 +117,9 @@ type run struct {
 	// into since their sinks last had them (flushLate).
 	lateDirty   map[int64]struct{}
 	lateFlushed time.Time // when flushLate last sent every dirty interval
+	// monitored: the monitors' samples have arrived for the intervals
+	// below it (monitors.go).
+	monitored int64
 }
 
 // deliver hands in to the run goroutine, giving up when the run ended or
@@ -191,6 +194,13 @@ func (r *run) loop(ctx context.Context) {
 	defer acceptTimer.Stop()
 	tick := time.NewTicker(min(max(r.interval/5, 20*time.Millisecond), 250*time.Millisecond))
 	defer tick.Stop()
+	if r.plan.Monitors != nil {
+		mctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { r.sampleMonitors(mctx) })
+		defer wg.Wait()
+		defer cancel()
+	}
 
 	for {
 		select {
@@ -297,7 +307,7 @@ func (r *run) tick(now time.Time) bool {
 
 // checkEnd finalizes the run once every agent is done.
 func (r *run) checkEnd(now time.Time) bool {
-	if r.phase == phasePending || !r.agg.AllDone() {
+	if r.phase == phasePending || !r.agg.AllDone() || r.monitorsPending(now) {
 		return false
 	}
 	st := StatusFinished
@@ -342,6 +352,7 @@ func (r *run) emit(i int64, now time.Time) {
 	p.Status = r.liveStatus()
 	p.ElapsedMs = elapsed.Milliseconds()
 	p.TotalMs = r.total.Milliseconds()
+	p.Monitors = r.agg.MonitorLatest()
 	results := r.agg.Evaluate(elapsed)
 	for _, t := range results {
 		p.Thresholds = append(p.Thresholds, t.Proto())
@@ -433,6 +444,11 @@ func (r *run) summary(st string, now time.Time) *surgev1.RunSummary {
 	}
 	for _, id := range slices.Sorted(maps.Keys(r.fencedLate)) {
 		sum.Notes = append(sum.Notes, fmt.Sprintf("%d snapshots from fenced agent %s arrived after it was fenced (merged: measured before the fence)", r.fencedLate[id], id))
+	}
+	for _, m := range sum.GetMonitors() {
+		if m.GetMissing() > 0 {
+			sum.Notes = append(sum.Notes, fmt.Sprintf("monitor %s: no value for %d of %d intervals (last: %s)", m.GetName(), m.GetMissing(), m.GetMissing()+m.GetSamples(), m.GetLastError()))
+		}
 	}
 	late, rejected, dropped := r.agg.Counters()
 	if late > 0 {

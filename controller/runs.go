@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -104,6 +105,9 @@ func (s *runsService) Submit(ctx context.Context, req *surgev1.SubmitRequest) (*
 	}
 	shares, byID, err := c.splitLive(p)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkMonitors(ctx, cmp.Or(req.GetFileName(), "plan.yaml"), p); err != nil {
 		return nil, err
 	}
 	now := time.Now()

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -87,6 +89,9 @@ func progressLines(p *surgev1.Progress) []string {
 		}
 	}
 	out := []string{line}
+	if m := monitorStates(p.GetMonitors()); m != "" {
+		out = append(out, prefix+" monitors "+m)
+	}
 	if th := thresholdStates(p.GetThresholds()); th != "" {
 		out = append(out, prefix+" thresholds "+th)
 	}
@@ -156,6 +161,9 @@ func progressBlock(p *surgev1.Progress) []string {
 		fmt.Fprint(tw, "\n")
 	}
 	_ = tw.Flush()
+	if m := monitorStates(p.GetMonitors()); m != "" {
+		fmt.Fprintf(&buf, "monitors %s\n", m)
+	}
 	if th := thresholdStates(p.GetThresholds()); th != "" {
 		fmt.Fprintf(&buf, "thresholds %s\n", th)
 	}
@@ -179,6 +187,15 @@ func cut(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// monitorStates is the monitors' latest values, by name.
+func monitorStates(m map[string]float64) string {
+	parts := make([]string, 0, len(m))
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%.4g", name, m[name]))
+	}
+	return strings.Join(parts, " ")
 }
 
 func thresholdStates(ts []*surgev1.ThresholdResult) string {

@@ -72,3 +72,19 @@ func TestProgressTTYFits80Columns(t *testing.T) {
 	}
 	t.Logf("measured: widest block\n%s", block)
 }
+
+// TestProgressShowsMonitors: the monitors' latest values, sorted by name,
+// in both forms.
+func TestProgressShowsMonitors(t *testing.T) {
+	p := progress(2000)
+	p.Thresholds = nil
+	p.Monitors = map[string]float64{"mem_bytes": 123456789, "cpu": 0.4132}
+	want := "monitors cpu=0.4132 mem_bytes=1.235e+08"
+	lines := progressLines(p)
+	if len(lines) != 2 || !strings.HasSuffix(lines[1], "] "+want) {
+		t.Errorf("plain lines %q, want a second line ending %q", lines, want)
+	}
+	if block := strings.Join(progressBlock(p), "\n"); !strings.Contains(block, "\n"+want) {
+		t.Errorf("block lacks %q:\n%s", want, block)
+	}
+}

@@ -197,6 +197,8 @@ type Run struct {
 
 	saturationFlags    []*surgev1.SaturationFlag
 	saturatedIntervals map[int64]bool
+	// monitors are the plan's monitors' values by name (monitors.go).
+	monitors map[string]*monitor
 }
 
 // New returns an empty aggregation for cfg.

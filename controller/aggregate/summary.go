@@ -294,6 +294,8 @@ func (r *Run) Evaluate(elapsed time.Duration) []ThresholdResult {
 			res.Value = float64(r.scenarioTotals(spec.Tags).dropped)
 		case "iterations":
 			res.Value = float64(r.scenarioTotals(spec.Tags).completed)
+		case plan.MonitorMetric:
+			res.Value, res.HasData = r.monitorValue(spec, elapsed)
 		default:
 			res.HasData = false
 		}
@@ -375,6 +377,7 @@ func (r *Run) Summary(duration time.Duration) *surgev1.RunSummary {
 	sum.Requests = r.requestStats(secs)
 	sum.Websocket, sum.WebsocketSteps = r.websocketSummaries()
 	sum.Saturation = r.saturationFlags
+	sum.Monitors = r.monitorSummaries(duration)
 	for _, id := range slices.Sorted(maps.Keys(r.agents)) {
 		a := r.agents[id]
 		sum.RegionAgents[a.region]++

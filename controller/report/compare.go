@@ -68,6 +68,8 @@ type RunData struct {
 	// Intervals are the per-interval merged series per region, by index;
 	// nil when the store has none for the run.
 	Intervals []Interval
+	// Monitors are the run's monitors (its summary's).
+	Monitors []*surgev1.MonitorSummary
 }
 
 // Interval is one emitted interval's merged series per region.
@@ -470,6 +472,7 @@ func Compare(a, b *RunData, opts CompareOptions) (*surgev1.CompareResponse, erro
 		resp.Metrics = diffGroup(resp.Metrics, &surgev1.MetricDiff{Group: name},
 			valuesOf(ga[name], a.Duration.Seconds()), valuesOf(gb[name], b.Duration.Seconds()), opts.Tolerance, true)
 	}
+	resp.Metrics = append(resp.Metrics, monitorDiffs(a.Monitors, b.Monitors)...)
 
 	switch {
 	case opts.Window < 0:

@@ -153,6 +153,8 @@ func metricValue(metric string, v float64, present bool) string {
 		return fmt.Sprintf("%.3f%%", v*100)
 	case strings.HasSuffix(metric, "_ms"):
 		return fmt.Sprintf("%.2fms", v)
+	case strings.HasPrefix(metric, "monitor_"):
+		return fmt.Sprintf("%.4g", v)
 	}
 	return fmt.Sprintf("%.2f", v)
 }

@@ -43,7 +43,9 @@ type Summary struct {
 	// Saturation lists each (interval, agent) whose generation was
 	// saturated; empty when none was.
 	Saturation []Saturation `json:"saturation"`
-	Error      string       `json:"error,omitempty"`
+	// Monitors are the plan's monitors, sorted by name; empty without.
+	Monitors []Monitor `json:"monitors"`
+	Error    string    `json:"error,omitempty"`
 }
 
 // Stats are the counters and latency of a run, a region or a scenario.
@@ -140,6 +142,7 @@ func FromProto(s *surgev1.RunSummary) *Summary {
 		Notes:         append([]string{}, s.GetNotes()...),
 		Error:         s.GetError(),
 		Saturation:    saturationFromProto(s.GetSaturation()),
+		Monitors:      monitorsFromProto(s.GetMonitors()),
 	}
 	maps.Copy(out.Tags, s.GetTags())
 	for name, st := range s.GetRegions() {

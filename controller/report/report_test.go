@@ -105,6 +105,13 @@ func summaries() map[string]*surgev1.RunSummary {
 			Thresholds: []*surgev1.ThresholdResult{
 				{Metric: "http_req_duration", Expr: "p(95)<500", Ok: true, Value: 3.702},
 				{Metric: "http_req_failed", Expr: "rate<0.01", Ok: true, Value: 0.000666},
+				{Metric: "monitor:cpu", Expr: "max<0.8", Ok: true, Value: 0.62},
+			},
+			Monitors: []*surgev1.MonitorSummary{
+				{Name: "cpu", Query: `sum(rate(process_cpu_seconds_total{job="shop"}[1m]))`, Samples: 3, Missing: 1,
+					Min: 0.41, Mean: 0.51, Max: 0.62, Last: 0.5, LastError: "no series (if absence means zero, add `or vector(0)`)",
+					Values: []*surgev1.MonitorSample{{Interval: 0, Value: 0.41}, {Interval: 2, Value: 0.62}, {Interval: 3, Value: 0.5}}},
+				{Name: "db_conns", Query: "max(pg_stat_activity_count)", Missing: 4, LastError: "timeout"},
 			},
 			StartSpreadUs: 1830,
 			Notes:         []string{"agent-ap-south: CPU above 90% in 2 intervals"},
@@ -188,8 +195,12 @@ func TestJSONFields(t *testing.T) {
 	if len(s.Agents) != 3 || s.Agents[0].ClockOffsetUS != -120 {
 		t.Errorf("agents = %+v", s.Agents)
 	}
-	if len(s.Thresholds) != 2 || s.Thresholds[0].Value == nil || *s.Thresholds[0].Value != 3.702 {
+	if len(s.Thresholds) != 3 || s.Thresholds[0].Value == nil || *s.Thresholds[0].Value != 3.702 {
 		t.Errorf("thresholds = %+v", s.Thresholds)
+	}
+	if len(s.Monitors) != 2 || s.Monitors[0].Max != 0.62 || len(s.Monitors[0].Values) != 3 || s.Monitors[0].Values[1].Interval != 2 ||
+		s.Monitors[1].Samples != 0 || s.Monitors[1].Values == nil {
+		t.Errorf("monitors = %+v", s.Monitors)
 	}
 
 	// A threshold without data encodes as null, not as an encoding error.

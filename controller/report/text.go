@@ -63,6 +63,7 @@ func Text(w io.Writer, s *surgev1.RunSummary) error {
 	checksText(p, sum)
 	extractText(p, sum)
 	agentsText(p, sum.Agents)
+	monitorsText(p, sum.Monitors)
 	thresholdsText(p, sum.Thresholds)
 	saturationText(p, sum.Saturation)
 

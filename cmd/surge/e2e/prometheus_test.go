@@ -379,3 +379,122 @@ func TestPrometheusRules(t *testing.T) {
 		}
 	}
 }
+
+// Monitors: the test Prometheus scrapes `surge target --metrics`, and a
+// plan watches the target's CPU. The run stores one value per interval,
+// each what PromQL gives for the query at that interval's end; a threshold
+// below the measured CPU fails the run (exit 99); compare shows both runs'
+// CPU side by side; and a monitor that cannot work (Prometheus
+// unreachable, a syntax error, no series) is refused before the run
+// starts, naming its key.
+func TestPrometheusMonitors(t *testing.T) {
+	e := needProm(t)
+	script := os.Getenv("SURGE_PROM_SCRIPT")
+	if script == "" {
+		ciskip.Skipf(t, "Prometheus: SURGE_PROM_SCRIPT is unset: run with `make e2e`")
+	}
+	target := freeport.Addr(t)
+	start(t, "watched target", "target", "--listen", target, "--metrics", "--latency", "uniform(1ms,2ms)")
+	if b, err := exec.Command(script, "scrape", target).CombinedOutput(); err != nil {
+		t.Fatalf("prometheus.sh scrape: %v\n%s", err, b)
+	}
+	cpu := fmt.Sprintf(`sum(rate(process_cpu_seconds_total{instance=%q}[5s]))`, target)
+	poll.EventuallyErr(t, 30*time.Second, "Prometheus has the target's CPU rate", func() error {
+		if v, err := e.query(cpu); err != nil || len(v) != 1 {
+			return fmt.Errorf("%v (%v)", v, err)
+		}
+		return nil
+	})
+	c := startCluster(t, [][2]string{{"m1", "us-east"}})
+	planWith := func(prom, query, bound string) string {
+		return writePlan(t, "watched.yaml", fmt.Sprintf(`name: watched
+scenarios:
+  api:
+    executor: constant-arrival-rate
+    rate: 150
+    duration: 6s
+    requests: [{url: http://%s/api/items}]
+monitors:
+  prometheus: %s
+  queries:
+    cpu: '%s'
+thresholds:
+  monitor:cpu: ["%s"]
+`, target, prom, query, bound))
+	}
+	run := func(plan string) (*report.Summary, int) {
+		out := filepath.Join(t.TempDir(), "s.json")
+		text, code := surge(t, "run", plan, "--controller", c.ctrl, "-q", "--json", out)
+		if code != 0 && code != 99 {
+			t.Fatalf("surge run exited %d:\n%s", code, text)
+		}
+		return readSummary(t, out), code
+	}
+	low, code := run(planWith(e.url, cpu, "max<0.000001"))
+	if code != 99 || low.Verdict != "fail" {
+		t.Errorf("threshold below the CPU: exit %d verdict %s, want 99 fail", code, low.Verdict)
+	}
+	if len(low.Monitors) != 1 {
+		t.Fatalf("monitors %+v, want cpu", low.Monitors)
+	}
+	m := low.Monitors[0]
+	started, _ := time.Parse(time.RFC3339Nano, low.StartedAt)
+	intervals := int64(math.Ceil(low.DurationS)) // 1s intervals
+	if m.Samples != intervals || m.Missing != 0 || int64(len(m.Values)) != intervals {
+		t.Errorf("cpu: %d samples, %d missing, %d values; want one per interval of %d", m.Samples, m.Missing, len(m.Values), intervals)
+	}
+	for i, v := range m.Values {
+		at := started.Add(time.Duration(v.Interval+1) * time.Second)
+		direct, err := e.queryAt(cpu, at)
+		if v.Interval != int64(i) || err != nil || direct[""] != v.Value {
+			t.Errorf("interval %d (#%d): stored %v, PromQL at its end %v (%v)", v.Interval, i, v.Value, direct, err)
+		}
+	}
+	if th := low.Thresholds; len(th) != 1 || th[0].OK || th[0].Value == nil || *th[0].Value != m.Max || m.Max <= 0 {
+		t.Errorf("threshold %+v, want failed at the max %v > 0", th, m.Max)
+	}
+	high, code := run(planWith(e.url, cpu, "max<1000"))
+	if code != 0 || len(high.Monitors) != 1 || high.Monitors[0].Samples == 0 {
+		t.Errorf("threshold above the CPU: exit %d, monitors %+v", code, high.Monitors)
+	}
+
+	out, code := surge(t, "compare", "--controller", c.ctrl, "--json", "--window", "0", low.RunID, high.RunID)
+	var cj report.ComparisonJSON
+	if err := json.Unmarshal([]byte(out), &cj); err != nil {
+		t.Fatalf("compare (exit %d): %v\n%s", code, err, out)
+	}
+	sides := map[string][2]float64{}
+	for _, x := range cj.Metrics {
+		if x.Group == report.MonitorGroup+"cpu" {
+			if x.A == nil || x.B == nil || x.Diverged {
+				t.Errorf("compare %s: a %v b %v diverged %v", x.Metric, x.A, x.B, x.Diverged)
+				continue
+			}
+			sides[x.Metric] = [2]float64{*x.A, *x.B}
+		}
+	}
+	if sides["monitor_mean"] != [2]float64{m.Mean, high.Monitors[0].Mean} || sides["monitor_max"] != [2]float64{m.Max, high.Monitors[0].Max} {
+		t.Errorf("compare monitor rows %v, want the summaries' mean %v/%v and max %v/%v", sides, m.Mean, high.Monitors[0].Mean, m.Max, high.Monitors[0].Max)
+	}
+	text, _ := surge(t, "compare", "--controller", c.ctrl, "--window", "0", low.RunID, high.RunID)
+	if !strings.Contains(text, "monitor=cpu") {
+		t.Errorf("compare text lacks the monitor rows:\n%s", text)
+	}
+
+	before := readTargetStats(t, target).Requests
+	for _, bad := range []struct{ name, prom, query, want string }{
+		{"unreachable", "http://" + freeport.Addr(t), cpu, "monitors.prometheus"},
+		{"syntax", e.url, "sum(rate(process_cpu_seconds_total[5s]", "monitors.queries.cpu"},
+		{"no series", e.url, `process_cpu_seconds_total{job="nope"}`, "no series"},
+	} {
+		out, code := surge(t, "run", planWith(bad.prom, bad.query, "max<1"), "--controller", c.ctrl, "-q")
+		t.Logf("measured: %s monitor: exit %d: %s", bad.name, code, strings.TrimSpace(out))
+		if code == 0 || code == 99 || !strings.Contains(out, bad.want) {
+			t.Errorf("%s monitor: exit %d, want an error naming %q:\n%s", bad.name, code, bad.want, out)
+		}
+	}
+	if after := readTargetStats(t, target).Requests; after != before {
+		t.Errorf("refused runs sent %d requests", after-before)
+	}
+	t.Logf("measured: cpu per interval %v (min %.4f mean %.4f max %.4f); second run mean %.4f", m.Values, m.Min, m.Mean, m.Max, high.Monitors[0].Mean)
+}

@@ -349,7 +349,9 @@ type Progress struct {
 	Regions    []*RegionProgress  `protobuf:"bytes,7,rep,name=regions,proto3" json:"regions,omitempty"`
 	Thresholds []*ThresholdResult `protobuf:"bytes,8,rep,name=thresholds,proto3" json:"thresholds,omitempty"`
 	// Agents whose generation was saturated in this interval.
-	Saturation    []*SaturationFlag `protobuf:"bytes,20,rep,name=saturation,proto3" json:"saturation,omitempty"`
+	Saturation []*SaturationFlag `protobuf:"bytes,20,rep,name=saturation,proto3" json:"saturation,omitempty"`
+	// The plan's monitors: each one's latest value sampled so far.
+	Monitors      map[string]float64 `protobuf:"bytes,21,rep,name=monitors,proto3" json:"monitors,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -443,6 +445,13 @@ func (x *Progress) GetThresholds() []*ThresholdResult {
 func (x *Progress) GetSaturation() []*SaturationFlag {
 	if x != nil {
 		return x.Saturation
+	}
+	return nil
+}
+
+func (x *Progress) GetMonitors() map[string]float64 {
+	if x != nil {
+		return x.Monitors
 	}
 	return nil
 }
@@ -1482,7 +1491,9 @@ type RunSummary struct {
 	// Per WebSocket step, sorted by scenario, flow and step.
 	WebsocketSteps []*WebSocketSummary `protobuf:"bytes,33,rep,name=websocket_steps,json=websocketSteps,proto3" json:"websocket_steps,omitempty"`
 	// The run's tags: the plan's, with the submitter's set over them.
-	Tags          map[string]string `protobuf:"bytes,34,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Tags map[string]string `protobuf:"bytes,34,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The plan's monitors, sorted by name; absent without monitors.
+	Monitors      []*MonitorSummary `protobuf:"bytes,35,rep,name=monitors,proto3" json:"monitors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1664,6 +1675,188 @@ func (x *RunSummary) GetTags() map[string]string {
 	return nil
 }
 
+func (x *RunSummary) GetMonitors() []*MonitorSummary {
+	if x != nil {
+		return x.Monitors
+	}
+	return nil
+}
+
+// MonitorSummary is one of the plan's monitors (a PromQL query against the
+// system under test's Prometheus) over the run's intervals.
+type MonitorSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Query string                 `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
+	// Intervals with a value, and intervals whose evaluation failed or gave
+	// no value.
+	Samples int64   `protobuf:"varint,3,opt,name=samples,proto3" json:"samples,omitempty"`
+	Missing int64   `protobuf:"varint,4,opt,name=missing,proto3" json:"missing,omitempty"`
+	Min     float64 `protobuf:"fixed64,5,opt,name=min,proto3" json:"min,omitempty"`
+	Mean    float64 `protobuf:"fixed64,6,opt,name=mean,proto3" json:"mean,omitempty"`
+	Max     float64 `protobuf:"fixed64,7,opt,name=max,proto3" json:"max,omitempty"`
+	// The value of the latest interval with one.
+	Last float64 `protobuf:"fixed64,8,opt,name=last,proto3" json:"last,omitempty"`
+	// Per interval with a value, in order.
+	Values []*MonitorSample `protobuf:"bytes,9,rep,name=values,proto3" json:"values,omitempty"`
+	// Why the latest missing interval had no value.
+	LastError     string `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MonitorSummary) Reset() {
+	*x = MonitorSummary{}
+	mi := &file_surge_v1_runs_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MonitorSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MonitorSummary) ProtoMessage() {}
+
+func (x *MonitorSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_surge_v1_runs_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MonitorSummary.ProtoReflect.Descriptor instead.
+func (*MonitorSummary) Descriptor() ([]byte, []int) {
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *MonitorSummary) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MonitorSummary) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *MonitorSummary) GetSamples() int64 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
+}
+
+func (x *MonitorSummary) GetMissing() int64 {
+	if x != nil {
+		return x.Missing
+	}
+	return 0
+}
+
+func (x *MonitorSummary) GetMin() float64 {
+	if x != nil {
+		return x.Min
+	}
+	return 0
+}
+
+func (x *MonitorSummary) GetMean() float64 {
+	if x != nil {
+		return x.Mean
+	}
+	return 0
+}
+
+func (x *MonitorSummary) GetMax() float64 {
+	if x != nil {
+		return x.Max
+	}
+	return 0
+}
+
+func (x *MonitorSummary) GetLast() float64 {
+	if x != nil {
+		return x.Last
+	}
+	return 0
+}
+
+func (x *MonitorSummary) GetValues() []*MonitorSample {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+func (x *MonitorSummary) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+type MonitorSample struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Interval      int64                  `protobuf:"varint,1,opt,name=interval,proto3" json:"interval,omitempty"`
+	Value         float64                `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MonitorSample) Reset() {
+	*x = MonitorSample{}
+	mi := &file_surge_v1_runs_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MonitorSample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MonitorSample) ProtoMessage() {}
+
+func (x *MonitorSample) ProtoReflect() protoreflect.Message {
+	mi := &file_surge_v1_runs_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MonitorSample.ProtoReflect.Descriptor instead.
+func (*MonitorSample) Descriptor() ([]byte, []int) {
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MonitorSample) GetInterval() int64 {
+	if x != nil {
+		return x.Interval
+	}
+	return 0
+}
+
+func (x *MonitorSample) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
 type GetRunRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
@@ -1673,7 +1866,7 @@ type GetRunRequest struct {
 
 func (x *GetRunRequest) Reset() {
 	*x = GetRunRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[15]
+	mi := &file_surge_v1_runs_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1685,7 +1878,7 @@ func (x *GetRunRequest) String() string {
 func (*GetRunRequest) ProtoMessage() {}
 
 func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[15]
+	mi := &file_surge_v1_runs_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1698,7 +1891,7 @@ func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunRequest.ProtoReflect.Descriptor instead.
 func (*GetRunRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{15}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetRunRequest) GetRunId() string {
@@ -1716,7 +1909,7 @@ type ListRunsRequest struct {
 
 func (x *ListRunsRequest) Reset() {
 	*x = ListRunsRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[16]
+	mi := &file_surge_v1_runs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +1921,7 @@ func (x *ListRunsRequest) String() string {
 func (*ListRunsRequest) ProtoMessage() {}
 
 func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[16]
+	mi := &file_surge_v1_runs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +1934,7 @@ func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListRunsRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{16}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{18}
 }
 
 type RunInfo struct {
@@ -1759,7 +1952,7 @@ type RunInfo struct {
 
 func (x *RunInfo) Reset() {
 	*x = RunInfo{}
-	mi := &file_surge_v1_runs_proto_msgTypes[17]
+	mi := &file_surge_v1_runs_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +1964,7 @@ func (x *RunInfo) String() string {
 func (*RunInfo) ProtoMessage() {}
 
 func (x *RunInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[17]
+	mi := &file_surge_v1_runs_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +1977,7 @@ func (x *RunInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunInfo.ProtoReflect.Descriptor instead.
 func (*RunInfo) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{17}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RunInfo) GetRunId() string {
@@ -1838,7 +2031,7 @@ type ListRunsResponse struct {
 
 func (x *ListRunsResponse) Reset() {
 	*x = ListRunsResponse{}
-	mi := &file_surge_v1_runs_proto_msgTypes[18]
+	mi := &file_surge_v1_runs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1850,7 +2043,7 @@ func (x *ListRunsResponse) String() string {
 func (*ListRunsResponse) ProtoMessage() {}
 
 func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[18]
+	mi := &file_surge_v1_runs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1863,7 +2056,7 @@ func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunsResponse) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{18}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListRunsResponse) GetRuns() []*RunInfo {
@@ -1882,7 +2075,7 @@ type StopRunRequest struct {
 
 func (x *StopRunRequest) Reset() {
 	*x = StopRunRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[19]
+	mi := &file_surge_v1_runs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1894,7 +2087,7 @@ func (x *StopRunRequest) String() string {
 func (*StopRunRequest) ProtoMessage() {}
 
 func (x *StopRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[19]
+	mi := &file_surge_v1_runs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1907,7 +2100,7 @@ func (x *StopRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRunRequest.ProtoReflect.Descriptor instead.
 func (*StopRunRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{19}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StopRunRequest) GetRunId() string {
@@ -1925,7 +2118,7 @@ type StopRunResponse struct {
 
 func (x *StopRunResponse) Reset() {
 	*x = StopRunResponse{}
-	mi := &file_surge_v1_runs_proto_msgTypes[20]
+	mi := &file_surge_v1_runs_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2130,7 @@ func (x *StopRunResponse) String() string {
 func (*StopRunResponse) ProtoMessage() {}
 
 func (x *StopRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[20]
+	mi := &file_surge_v1_runs_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2143,7 @@ func (x *StopRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRunResponse.ProtoReflect.Descriptor instead.
 func (*StopRunResponse) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{20}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{22}
 }
 
 type ReportRequest struct {
@@ -1962,7 +2155,7 @@ type ReportRequest struct {
 
 func (x *ReportRequest) Reset() {
 	*x = ReportRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[21]
+	mi := &file_surge_v1_runs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2167,7 @@ func (x *ReportRequest) String() string {
 func (*ReportRequest) ProtoMessage() {}
 
 func (x *ReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[21]
+	mi := &file_surge_v1_runs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2180,7 @@ func (x *ReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
 func (*ReportRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{21}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReportRequest) GetRunId() string {
@@ -2005,7 +2198,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[22]
+	mi := &file_surge_v1_runs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2210,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[22]
+	mi := &file_surge_v1_runs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2223,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{22}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{24}
 }
 
 type AgentInfo struct {
@@ -2052,7 +2245,7 @@ type AgentInfo struct {
 
 func (x *AgentInfo) Reset() {
 	*x = AgentInfo{}
-	mi := &file_surge_v1_runs_proto_msgTypes[23]
+	mi := &file_surge_v1_runs_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2257,7 @@ func (x *AgentInfo) String() string {
 func (*AgentInfo) ProtoMessage() {}
 
 func (x *AgentInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[23]
+	mi := &file_surge_v1_runs_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2270,7 @@ func (x *AgentInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentInfo.ProtoReflect.Descriptor instead.
 func (*AgentInfo) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{23}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AgentInfo) GetId() string {
@@ -2159,7 +2352,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_surge_v1_runs_proto_msgTypes[24]
+	mi := &file_surge_v1_runs_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2171,7 +2364,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[24]
+	mi := &file_surge_v1_runs_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2184,7 +2377,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{24}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*AgentInfo {
@@ -2221,7 +2414,7 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\tRunUpdate\x120\n" +
 	"\bprogress\x18\x01 \x01(\v2\x12.surge.v1.ProgressH\x00R\bprogress\x120\n" +
 	"\asummary\x18\x02 \x01(\v2\x14.surge.v1.RunSummaryH\x00R\asummaryB\b\n" +
-	"\x06update\"\xe4\x02\n" +
+	"\x06update\"\xdf\x03\n" +
 	"\bProgress\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1d\n" +
@@ -2236,7 +2429,11 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"thresholds\x128\n" +
 	"\n" +
 	"saturation\x18\x14 \x03(\v2\x18.surge.v1.SaturationFlagR\n" +
-	"saturation\"\xb4\x03\n" +
+	"saturation\x12<\n" +
+	"\bmonitors\x18\x15 \x03(\v2 .surge.v1.Progress.MonitorsEntryR\bmonitors\x1a;\n" +
+	"\rMonitorsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xb4\x03\n" +
 	"\x0eRegionProgress\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x16\n" +
 	"\x06agents\x18\x02 \x01(\x03R\x06agents\x12\x1d\n" +
@@ -2349,7 +2546,8 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\x04expr\x18\x02 \x01(\tR\x04expr\x12\x0e\n" +
 	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x14\n" +
 	"\x05value\x18\x04 \x01(\x01R\x05value\x12\"\n" +
-	"\rabort_on_fail\x18\x05 \x01(\bR\vabortOnFail\"\xcd\t\n" +
+	"\rabort_on_fail\x18\x05 \x01(\bR\vabortOnFail\"\x83\n" +
+	"\n" +
 	"\n" +
 	"RunSummary\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1b\n" +
@@ -2378,7 +2576,8 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\brequests\x18\x1f \x03(\v2\x16.surge.v1.RequestStatsR\brequests\x128\n" +
 	"\twebsocket\x18  \x01(\v2\x1a.surge.v1.WebSocketSummaryR\twebsocket\x12C\n" +
 	"\x0fwebsocket_steps\x18! \x03(\v2\x1a.surge.v1.WebSocketSummaryR\x0ewebsocketSteps\x122\n" +
-	"\x04tags\x18\" \x03(\v2\x1e.surge.v1.RunSummary.TagsEntryR\x04tags\x1aK\n" +
+	"\x04tags\x18\" \x03(\v2\x1e.surge.v1.RunSummary.TagsEntryR\x04tags\x124\n" +
+	"\bmonitors\x18# \x03(\v2\x18.surge.v1.MonitorSummaryR\bmonitors\x1aK\n" +
 	"\fRegionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12%\n" +
 	"\x05value\x18\x02 \x01(\v2\x0f.surge.v1.StatsR\x05value:\x028\x01\x1a?\n" +
@@ -2390,7 +2589,23 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2\x0f.surge.v1.StatsR\x05value:\x028\x01\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"&\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x02\n" +
+	"\x0eMonitorSummary\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05query\x18\x02 \x01(\tR\x05query\x12\x18\n" +
+	"\asamples\x18\x03 \x01(\x03R\asamples\x12\x18\n" +
+	"\amissing\x18\x04 \x01(\x03R\amissing\x12\x10\n" +
+	"\x03min\x18\x05 \x01(\x01R\x03min\x12\x12\n" +
+	"\x04mean\x18\x06 \x01(\x01R\x04mean\x12\x10\n" +
+	"\x03max\x18\a \x01(\x01R\x03max\x12\x12\n" +
+	"\x04last\x18\b \x01(\x01R\x04last\x12/\n" +
+	"\x06values\x18\t \x03(\v2\x17.surge.v1.MonitorSampleR\x06values\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\n" +
+	" \x01(\tR\tlastError\"A\n" +
+	"\rMonitorSample\x12\x1a\n" +
+	"\binterval\x18\x01 \x01(\x03R\binterval\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value\"&\n" +
 	"\rGetRunRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\"\x11\n" +
 	"\x0fListRunsRequest\"\x86\x02\n" +
@@ -2452,7 +2667,7 @@ func file_surge_v1_runs_proto_rawDescGZIP() []byte {
 	return file_surge_v1_runs_proto_rawDescData
 }
 
-var file_surge_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_surge_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_surge_v1_runs_proto_goTypes = []any{
 	(*SubmitRequest)(nil),      // 0: surge.v1.SubmitRequest
 	(*SubmitResponse)(nil),     // 1: surge.v1.SubmitResponse
@@ -2469,32 +2684,35 @@ var file_surge_v1_runs_proto_goTypes = []any{
 	(*AgentSummary)(nil),       // 12: surge.v1.AgentSummary
 	(*ThresholdResult)(nil),    // 13: surge.v1.ThresholdResult
 	(*RunSummary)(nil),         // 14: surge.v1.RunSummary
-	(*GetRunRequest)(nil),      // 15: surge.v1.GetRunRequest
-	(*ListRunsRequest)(nil),    // 16: surge.v1.ListRunsRequest
-	(*RunInfo)(nil),            // 17: surge.v1.RunInfo
-	(*ListRunsResponse)(nil),   // 18: surge.v1.ListRunsResponse
-	(*StopRunRequest)(nil),     // 19: surge.v1.StopRunRequest
-	(*StopRunResponse)(nil),    // 20: surge.v1.StopRunResponse
-	(*ReportRequest)(nil),      // 21: surge.v1.ReportRequest
-	(*ListAgentsRequest)(nil),  // 22: surge.v1.ListAgentsRequest
-	(*AgentInfo)(nil),          // 23: surge.v1.AgentInfo
-	(*ListAgentsResponse)(nil), // 24: surge.v1.ListAgentsResponse
-	nil,                        // 25: surge.v1.SubmitRequest.TagsEntry
-	nil,                        // 26: surge.v1.Stats.ErrorsEntry
-	nil,                        // 27: surge.v1.Stats.PhasesUsEntry
-	nil,                        // 28: surge.v1.RunSummary.RegionsEntry
-	nil,                        // 29: surge.v1.RunSummary.RegionAgentsEntry
-	nil,                        // 30: surge.v1.RunSummary.ScenariosEntry
-	nil,                        // 31: surge.v1.RunSummary.TagsEntry
-	nil,                        // 32: surge.v1.RunInfo.TagsEntry
-	(*CheckStats)(nil),         // 33: surge.v1.CheckStats
-	(*CompareRequest)(nil),     // 34: surge.v1.CompareRequest
-	(*HistogramsRequest)(nil),  // 35: surge.v1.HistogramsRequest
-	(*CompareResponse)(nil),    // 36: surge.v1.CompareResponse
-	(*HistogramFrame)(nil),     // 37: surge.v1.HistogramFrame
+	(*MonitorSummary)(nil),     // 15: surge.v1.MonitorSummary
+	(*MonitorSample)(nil),      // 16: surge.v1.MonitorSample
+	(*GetRunRequest)(nil),      // 17: surge.v1.GetRunRequest
+	(*ListRunsRequest)(nil),    // 18: surge.v1.ListRunsRequest
+	(*RunInfo)(nil),            // 19: surge.v1.RunInfo
+	(*ListRunsResponse)(nil),   // 20: surge.v1.ListRunsResponse
+	(*StopRunRequest)(nil),     // 21: surge.v1.StopRunRequest
+	(*StopRunResponse)(nil),    // 22: surge.v1.StopRunResponse
+	(*ReportRequest)(nil),      // 23: surge.v1.ReportRequest
+	(*ListAgentsRequest)(nil),  // 24: surge.v1.ListAgentsRequest
+	(*AgentInfo)(nil),          // 25: surge.v1.AgentInfo
+	(*ListAgentsResponse)(nil), // 26: surge.v1.ListAgentsResponse
+	nil,                        // 27: surge.v1.SubmitRequest.TagsEntry
+	nil,                        // 28: surge.v1.Progress.MonitorsEntry
+	nil,                        // 29: surge.v1.Stats.ErrorsEntry
+	nil,                        // 30: surge.v1.Stats.PhasesUsEntry
+	nil,                        // 31: surge.v1.RunSummary.RegionsEntry
+	nil,                        // 32: surge.v1.RunSummary.RegionAgentsEntry
+	nil,                        // 33: surge.v1.RunSummary.ScenariosEntry
+	nil,                        // 34: surge.v1.RunSummary.TagsEntry
+	nil,                        // 35: surge.v1.RunInfo.TagsEntry
+	(*CheckStats)(nil),         // 36: surge.v1.CheckStats
+	(*CompareRequest)(nil),     // 37: surge.v1.CompareRequest
+	(*HistogramsRequest)(nil),  // 38: surge.v1.HistogramsRequest
+	(*CompareResponse)(nil),    // 39: surge.v1.CompareResponse
+	(*HistogramFrame)(nil),     // 40: surge.v1.HistogramFrame
 }
 var file_surge_v1_runs_proto_depIdxs = []int32{
-	25, // 0: surge.v1.SubmitRequest.tags:type_name -> surge.v1.SubmitRequest.TagsEntry
+	27, // 0: surge.v1.SubmitRequest.tags:type_name -> surge.v1.SubmitRequest.TagsEntry
 	2,  // 1: surge.v1.SubmitResponse.agents:type_name -> surge.v1.AgentShareInfo
 	5,  // 2: surge.v1.RunUpdate.progress:type_name -> surge.v1.Progress
 	14, // 3: surge.v1.RunUpdate.summary:type_name -> surge.v1.RunSummary
@@ -2502,56 +2720,59 @@ var file_surge_v1_runs_proto_depIdxs = []int32{
 	6,  // 5: surge.v1.Progress.regions:type_name -> surge.v1.RegionProgress
 	13, // 6: surge.v1.Progress.thresholds:type_name -> surge.v1.ThresholdResult
 	11, // 7: surge.v1.Progress.saturation:type_name -> surge.v1.SaturationFlag
-	7,  // 8: surge.v1.Stats.latency_us:type_name -> surge.v1.LatencyStats
-	26, // 9: surge.v1.Stats.errors:type_name -> surge.v1.Stats.ErrorsEntry
-	27, // 10: surge.v1.Stats.phases_us:type_name -> surge.v1.Stats.PhasesUsEntry
-	7,  // 11: surge.v1.Stats.send_lateness_us:type_name -> surge.v1.LatencyStats
-	7,  // 12: surge.v1.Stats.expected_latency_us:type_name -> surge.v1.LatencyStats
-	8,  // 13: surge.v1.RequestStats.stats:type_name -> surge.v1.Stats
-	33, // 14: surge.v1.RequestStats.checks:type_name -> surge.v1.CheckStats
-	7,  // 15: surge.v1.WebSocketSummary.connect_us:type_name -> surge.v1.LatencyStats
-	7,  // 16: surge.v1.WebSocketSummary.session_us:type_name -> surge.v1.LatencyStats
-	7,  // 17: surge.v1.WebSocketSummary.round_trip_us:type_name -> surge.v1.LatencyStats
-	8,  // 18: surge.v1.RunSummary.all:type_name -> surge.v1.Stats
-	28, // 19: surge.v1.RunSummary.regions:type_name -> surge.v1.RunSummary.RegionsEntry
-	29, // 20: surge.v1.RunSummary.region_agents:type_name -> surge.v1.RunSummary.RegionAgentsEntry
-	30, // 21: surge.v1.RunSummary.scenarios:type_name -> surge.v1.RunSummary.ScenariosEntry
-	12, // 22: surge.v1.RunSummary.agents:type_name -> surge.v1.AgentSummary
-	13, // 23: surge.v1.RunSummary.thresholds:type_name -> surge.v1.ThresholdResult
-	11, // 24: surge.v1.RunSummary.saturation:type_name -> surge.v1.SaturationFlag
-	9,  // 25: surge.v1.RunSummary.requests:type_name -> surge.v1.RequestStats
-	10, // 26: surge.v1.RunSummary.websocket:type_name -> surge.v1.WebSocketSummary
-	10, // 27: surge.v1.RunSummary.websocket_steps:type_name -> surge.v1.WebSocketSummary
-	31, // 28: surge.v1.RunSummary.tags:type_name -> surge.v1.RunSummary.TagsEntry
-	32, // 29: surge.v1.RunInfo.tags:type_name -> surge.v1.RunInfo.TagsEntry
-	17, // 30: surge.v1.ListRunsResponse.runs:type_name -> surge.v1.RunInfo
-	23, // 31: surge.v1.ListAgentsResponse.agents:type_name -> surge.v1.AgentInfo
-	7,  // 32: surge.v1.Stats.PhasesUsEntry.value:type_name -> surge.v1.LatencyStats
-	8,  // 33: surge.v1.RunSummary.RegionsEntry.value:type_name -> surge.v1.Stats
-	8,  // 34: surge.v1.RunSummary.ScenariosEntry.value:type_name -> surge.v1.Stats
-	0,  // 35: surge.v1.Runs.Submit:input_type -> surge.v1.SubmitRequest
-	3,  // 36: surge.v1.Runs.Watch:input_type -> surge.v1.WatchRequest
-	15, // 37: surge.v1.Runs.Get:input_type -> surge.v1.GetRunRequest
-	16, // 38: surge.v1.Runs.List:input_type -> surge.v1.ListRunsRequest
-	19, // 39: surge.v1.Runs.Stop:input_type -> surge.v1.StopRunRequest
-	21, // 40: surge.v1.Runs.Report:input_type -> surge.v1.ReportRequest
-	34, // 41: surge.v1.Runs.Compare:input_type -> surge.v1.CompareRequest
-	35, // 42: surge.v1.Runs.Histograms:input_type -> surge.v1.HistogramsRequest
-	22, // 43: surge.v1.Agents.List:input_type -> surge.v1.ListAgentsRequest
-	1,  // 44: surge.v1.Runs.Submit:output_type -> surge.v1.SubmitResponse
-	4,  // 45: surge.v1.Runs.Watch:output_type -> surge.v1.RunUpdate
-	14, // 46: surge.v1.Runs.Get:output_type -> surge.v1.RunSummary
-	18, // 47: surge.v1.Runs.List:output_type -> surge.v1.ListRunsResponse
-	20, // 48: surge.v1.Runs.Stop:output_type -> surge.v1.StopRunResponse
-	14, // 49: surge.v1.Runs.Report:output_type -> surge.v1.RunSummary
-	36, // 50: surge.v1.Runs.Compare:output_type -> surge.v1.CompareResponse
-	37, // 51: surge.v1.Runs.Histograms:output_type -> surge.v1.HistogramFrame
-	24, // 52: surge.v1.Agents.List:output_type -> surge.v1.ListAgentsResponse
-	44, // [44:53] is the sub-list for method output_type
-	35, // [35:44] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	28, // 8: surge.v1.Progress.monitors:type_name -> surge.v1.Progress.MonitorsEntry
+	7,  // 9: surge.v1.Stats.latency_us:type_name -> surge.v1.LatencyStats
+	29, // 10: surge.v1.Stats.errors:type_name -> surge.v1.Stats.ErrorsEntry
+	30, // 11: surge.v1.Stats.phases_us:type_name -> surge.v1.Stats.PhasesUsEntry
+	7,  // 12: surge.v1.Stats.send_lateness_us:type_name -> surge.v1.LatencyStats
+	7,  // 13: surge.v1.Stats.expected_latency_us:type_name -> surge.v1.LatencyStats
+	8,  // 14: surge.v1.RequestStats.stats:type_name -> surge.v1.Stats
+	36, // 15: surge.v1.RequestStats.checks:type_name -> surge.v1.CheckStats
+	7,  // 16: surge.v1.WebSocketSummary.connect_us:type_name -> surge.v1.LatencyStats
+	7,  // 17: surge.v1.WebSocketSummary.session_us:type_name -> surge.v1.LatencyStats
+	7,  // 18: surge.v1.WebSocketSummary.round_trip_us:type_name -> surge.v1.LatencyStats
+	8,  // 19: surge.v1.RunSummary.all:type_name -> surge.v1.Stats
+	31, // 20: surge.v1.RunSummary.regions:type_name -> surge.v1.RunSummary.RegionsEntry
+	32, // 21: surge.v1.RunSummary.region_agents:type_name -> surge.v1.RunSummary.RegionAgentsEntry
+	33, // 22: surge.v1.RunSummary.scenarios:type_name -> surge.v1.RunSummary.ScenariosEntry
+	12, // 23: surge.v1.RunSummary.agents:type_name -> surge.v1.AgentSummary
+	13, // 24: surge.v1.RunSummary.thresholds:type_name -> surge.v1.ThresholdResult
+	11, // 25: surge.v1.RunSummary.saturation:type_name -> surge.v1.SaturationFlag
+	9,  // 26: surge.v1.RunSummary.requests:type_name -> surge.v1.RequestStats
+	10, // 27: surge.v1.RunSummary.websocket:type_name -> surge.v1.WebSocketSummary
+	10, // 28: surge.v1.RunSummary.websocket_steps:type_name -> surge.v1.WebSocketSummary
+	34, // 29: surge.v1.RunSummary.tags:type_name -> surge.v1.RunSummary.TagsEntry
+	15, // 30: surge.v1.RunSummary.monitors:type_name -> surge.v1.MonitorSummary
+	16, // 31: surge.v1.MonitorSummary.values:type_name -> surge.v1.MonitorSample
+	35, // 32: surge.v1.RunInfo.tags:type_name -> surge.v1.RunInfo.TagsEntry
+	19, // 33: surge.v1.ListRunsResponse.runs:type_name -> surge.v1.RunInfo
+	25, // 34: surge.v1.ListAgentsResponse.agents:type_name -> surge.v1.AgentInfo
+	7,  // 35: surge.v1.Stats.PhasesUsEntry.value:type_name -> surge.v1.LatencyStats
+	8,  // 36: surge.v1.RunSummary.RegionsEntry.value:type_name -> surge.v1.Stats
+	8,  // 37: surge.v1.RunSummary.ScenariosEntry.value:type_name -> surge.v1.Stats
+	0,  // 38: surge.v1.Runs.Submit:input_type -> surge.v1.SubmitRequest
+	3,  // 39: surge.v1.Runs.Watch:input_type -> surge.v1.WatchRequest
+	17, // 40: surge.v1.Runs.Get:input_type -> surge.v1.GetRunRequest
+	18, // 41: surge.v1.Runs.List:input_type -> surge.v1.ListRunsRequest
+	21, // 42: surge.v1.Runs.Stop:input_type -> surge.v1.StopRunRequest
+	23, // 43: surge.v1.Runs.Report:input_type -> surge.v1.ReportRequest
+	37, // 44: surge.v1.Runs.Compare:input_type -> surge.v1.CompareRequest
+	38, // 45: surge.v1.Runs.Histograms:input_type -> surge.v1.HistogramsRequest
+	24, // 46: surge.v1.Agents.List:input_type -> surge.v1.ListAgentsRequest
+	1,  // 47: surge.v1.Runs.Submit:output_type -> surge.v1.SubmitResponse
+	4,  // 48: surge.v1.Runs.Watch:output_type -> surge.v1.RunUpdate
+	14, // 49: surge.v1.Runs.Get:output_type -> surge.v1.RunSummary
+	20, // 50: surge.v1.Runs.List:output_type -> surge.v1.ListRunsResponse
+	22, // 51: surge.v1.Runs.Stop:output_type -> surge.v1.StopRunResponse
+	14, // 52: surge.v1.Runs.Report:output_type -> surge.v1.RunSummary
+	39, // 53: surge.v1.Runs.Compare:output_type -> surge.v1.CompareResponse
+	40, // 54: surge.v1.Runs.Histograms:output_type -> surge.v1.HistogramFrame
+	26, // 55: surge.v1.Agents.List:output_type -> surge.v1.ListAgentsResponse
+	47, // [47:56] is the sub-list for method output_type
+	38, // [38:47] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_surge_v1_runs_proto_init() }
@@ -2571,7 +2792,7 @@ func file_surge_v1_runs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_surge_v1_runs_proto_rawDesc), len(file_surge_v1_runs_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
