@@ -81,6 +81,7 @@ func (s *runsService) Compare(ctx context.Context, req *surgev1.CompareRequest) 
 		return nil, err
 	}
 	var resp *surgev1.CompareResponse
+	monitorsA := req.GetBaselineMonitors()
 	if req.GetRunA() == "" && len(req.GetBaseline()) > 0 {
 		resp, err = report.CompareBaseline(req.GetBaseline(), b, opts)
 	} else {
@@ -88,11 +89,13 @@ func (s *runsService) Compare(ctx context.Context, req *surgev1.CompareRequest) 
 		if a, err = s.c.runData(req.GetRunA()); err != nil {
 			return nil, err
 		}
+		monitorsA = a.Monitors
 		resp, err = report.Compare(a, b, opts)
 	}
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "compare: %v", err)
 	}
+	resp.Metrics = append(resp.Metrics, report.MonitorDiffs(monitorsA, b.Monitors)...)
 	return resp, nil
 }
 

@@ -230,6 +230,7 @@ func runCompare(ctx context.Context, o compareOptions, stdout io.Writer) error {
 		req.WindowMs = -1
 	}
 	var src baseline.Reader
+	var prom *baseline.Prometheus
 	switch {
 	case o.baseline != "" && o.prom.url != "":
 		return usageErrorf("give --baseline or --baseline-prometheus, not both")
@@ -240,7 +241,7 @@ func runCompare(ctx context.Context, o compareOptions, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		src = p
+		src, prom = p, p
 	}
 	if src != nil {
 		rctx, cancel := context.WithTimeout(ctx, rpcTimeout)
@@ -260,10 +261,18 @@ func runCompare(ctx context.Context, o compareOptions, stdout io.Writer) error {
 		}
 		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 		defer cancel()
+		var notes []string
+		if prom != nil {
+			var err error
+			if req.BaselineMonitors, notes, err = baselineMonitors(ctx, c, o.controller, prom, req.RunB); err != nil {
+				return err
+			}
+		}
 		resp, err := c.runs.Compare(ctx, req)
 		if err != nil {
 			return rpcErr("compare", o.controller, err)
 		}
+		resp.Notes = append(resp.Notes, notes...)
 		if o.json {
 			b, err := report.CompareJSON(resp)
 			if err != nil {
@@ -281,4 +290,25 @@ func runCompare(ctx context.Context, o compareOptions, stdout io.Writer) error {
 		}
 		return nil
 	})
+}
+
+// baselineMonitors evaluates run's monitor queries over production's range
+// in its Prometheus, for compare to put beside the run's own values.
+func baselineMonitors(ctx context.Context, c *grpcClients, controller string, p *baseline.Prometheus, run string) ([]*surgev1.MonitorSummary, []string, error) {
+	sum, err := c.runs.Get(ctx, &surgev1.GetRunRequest{RunId: run})
+	if err != nil {
+		return nil, nil, rpcErr("compare", controller, err)
+	}
+	queries := map[string]string{}
+	for _, m := range sum.GetMonitors() {
+		queries[m.GetName()] = m.GetQuery()
+	}
+	if len(queries) == 0 {
+		return nil, nil, nil
+	}
+	ms, notes, err := p.Monitors(ctx, queries)
+	if err != nil {
+		return nil, nil, fmt.Errorf("compare: %w", err)
+	}
+	return ms, notes, nil
 }

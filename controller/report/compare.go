@@ -472,7 +472,6 @@ func Compare(a, b *RunData, opts CompareOptions) (*surgev1.CompareResponse, erro
 		resp.Metrics = diffGroup(resp.Metrics, &surgev1.MetricDiff{Group: name},
 			valuesOf(ga[name], a.Duration.Seconds()), valuesOf(gb[name], b.Duration.Seconds()), opts.Tolerance, true)
 	}
-	resp.Metrics = append(resp.Metrics, monitorDiffs(a.Monitors, b.Monitors)...)
 
 	switch {
 	case opts.Window < 0:

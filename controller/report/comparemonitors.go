@@ -11,11 +11,12 @@ import (
 // MonitorGroup prefixes a monitor's group in a comparison: monitor=NAME.
 const MonitorGroup = "monitor="
 
-// monitorDiffs puts the two runs' monitors side by side, by name: min,
+// MonitorDiffs puts two sides' monitors (two runs', or production's and a
+// run's) side by side, by name: min,
 // mean, max and last over their intervals. They never diverge: a
 // resource's level is context for the comparison (staging's CPU against
 // production's), not a result within a tolerance.
-func monitorDiffs(a, b []*surgev1.MonitorSummary) []*surgev1.MetricDiff {
+func MonitorDiffs(a, b []*surgev1.MonitorSummary) []*surgev1.MetricDiff {
 	byName := func(ms []*surgev1.MonitorSummary) map[string]*surgev1.MonitorSummary {
 		out := make(map[string]*surgev1.MonitorSummary, len(ms))
 		for _, m := range ms {

@@ -481,6 +481,35 @@ thresholds:
 		t.Errorf("compare text lacks the monitor rows:\n%s", text)
 	}
 
+	// Against production's range: the same query over the first run's
+	// range in Prometheus, beside the second run's values.
+	ended, _ := time.Parse(time.RFC3339Nano, low.EndedAt)
+	from, to := started.Truncate(time.Second), ended.Truncate(time.Second).Add(time.Second)
+	out, code = surge(t, "compare", "--controller", c.ctrl, "--json", "--window", "0", "--baseline-prometheus", e.url,
+		"--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339), high.RunID)
+	cj = report.ComparisonJSON{}
+	if err := json.Unmarshal([]byte(out), &cj); err != nil || (code != 0 && code != 1) {
+		t.Fatalf("compare with the baseline (exit %d): %v\n%s", code, err, out)
+	}
+	rng := int(to.Sub(from).Seconds())
+	direct, err := e.queryAt(fmt.Sprintf("avg_over_time((%s)[%ds:1s])", cpu, rng), to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prodMean := new(float64)
+	*prodMean = math.NaN()
+	for _, x := range cj.Metrics {
+		if x.Group == report.MonitorGroup+"cpu" && x.Metric == "monitor_mean" && x.A != nil {
+			prodMean = x.A
+			if x.B == nil || *x.B != high.Monitors[0].Mean {
+				t.Errorf("baseline compare: the run's mean %v, want %v", x.B, high.Monitors[0].Mean)
+			}
+		}
+	}
+	if *prodMean != direct[""] {
+		t.Errorf("baseline compare: production's cpu mean %v, PromQL over %s–%s says %v", prodMean, from, to, direct)
+	}
+
 	before := readTargetStats(t, target).Requests
 	for _, bad := range []struct{ name, prom, query, want string }{
 		{"unreachable", "http://" + freeport.Addr(t), cpu, "monitors.prometheus"},
@@ -496,5 +525,6 @@ thresholds:
 	if after := readTargetStats(t, target).Requests; after != before {
 		t.Errorf("refused runs sent %d requests", after-before)
 	}
-	t.Logf("measured: cpu per interval %v (min %.4f mean %.4f max %.4f); second run mean %.4f", m.Values, m.Min, m.Mean, m.Max, high.Monitors[0].Mean)
+	t.Logf("measured: cpu per interval %v (min %.4f mean %.4f max %.4f); second run mean %.4f; the first run's range in Prometheus: mean %.4f",
+		m.Values, m.Min, m.Mean, m.Max, high.Monitors[0].Mean, *prodMean)
 }

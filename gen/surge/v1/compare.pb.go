@@ -37,9 +37,12 @@ type CompareRequest struct {
 	// Width of the elapsed-time windows compared between the runs (window i
 	// of A against window i of B), milliseconds; 0 means 10 s, negative turns
 	// the aligned comparison off.
-	WindowMs      int64 `protobuf:"varint,6,opt,name=window_ms,json=windowMs,proto3" json:"window_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	WindowMs int64 `protobuf:"varint,6,opt,name=window_ms,json=windowMs,proto3" json:"window_ms,omitempty"`
+	// With a baseline: production's figures for run B's monitors (the same
+	// queries over production's range), compared side by side with B's.
+	BaselineMonitors []*MonitorSummary `protobuf:"bytes,7,rep,name=baseline_monitors,json=baselineMonitors,proto3" json:"baseline_monitors,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CompareRequest) Reset() {
@@ -112,6 +115,13 @@ func (x *CompareRequest) GetWindowMs() int64 {
 		return x.WindowMs
 	}
 	return 0
+}
+
+func (x *CompareRequest) GetBaselineMonitors() []*MonitorSummary {
+	if x != nil {
+		return x.BaselineMonitors
+	}
+	return nil
 }
 
 // BaselineRow is one endpoint's production figures, as monitoring shows
@@ -683,14 +693,15 @@ var File_surge_v1_compare_proto protoreflect.FileDescriptor
 
 const file_surge_v1_compare_proto_rawDesc = "" +
 	"\n" +
-	"\x16surge/v1/compare.proto\x12\bsurge.v1\"\xb8\x01\n" +
+	"\x16surge/v1/compare.proto\x12\bsurge.v1\x1a\x16surge/v1/metrics.proto\"\xff\x01\n" +
 	"\x0eCompareRequest\x12\x13\n" +
 	"\x05run_a\x18\x01 \x01(\tR\x04runA\x12\x13\n" +
 	"\x05run_b\x18\x02 \x01(\tR\x04runB\x12\x1c\n" +
 	"\ttolerance\x18\x03 \x01(\x01R\ttolerance\x12\x0e\n" +
 	"\x02by\x18\x04 \x01(\tR\x02by\x121\n" +
 	"\bbaseline\x18\x05 \x03(\v2\x15.surge.v1.BaselineRowR\bbaseline\x12\x1b\n" +
-	"\twindow_ms\x18\x06 \x01(\x03R\bwindowMs\"\x9f\x01\n" +
+	"\twindow_ms\x18\x06 \x01(\x03R\bwindowMs\x12E\n" +
+	"\x11baseline_monitors\x18\a \x03(\v2\x18.surge.v1.MonitorSummaryR\x10baselineMonitors\"\x9f\x01\n" +
 	"\vBaselineRow\x12\x1a\n" +
 	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x12\x15\n" +
 	"\x06p50_ms\x18\x02 \x01(\x01R\x05p50Ms\x12\x15\n" +
@@ -766,15 +777,17 @@ var file_surge_v1_compare_proto_goTypes = []any{
 	(*MetricDiff)(nil),        // 3: surge.v1.MetricDiff
 	(*HistogramsRequest)(nil), // 4: surge.v1.HistogramsRequest
 	(*HistogramFrame)(nil),    // 5: surge.v1.HistogramFrame
+	(*MonitorSummary)(nil),    // 6: surge.v1.MonitorSummary
 }
 var file_surge_v1_compare_proto_depIdxs = []int32{
 	1, // 0: surge.v1.CompareRequest.baseline:type_name -> surge.v1.BaselineRow
-	3, // 1: surge.v1.CompareResponse.metrics:type_name -> surge.v1.MetricDiff
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	6, // 1: surge.v1.CompareRequest.baseline_monitors:type_name -> surge.v1.MonitorSummary
+	3, // 2: surge.v1.CompareResponse.metrics:type_name -> surge.v1.MetricDiff
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_surge_v1_compare_proto_init() }
@@ -782,6 +795,7 @@ func file_surge_v1_compare_proto_init() {
 	if File_surge_v1_compare_proto != nil {
 		return
 	}
+	file_surge_v1_metrics_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

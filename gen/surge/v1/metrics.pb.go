@@ -1019,6 +1019,181 @@ func (x *Snapshot) GetEndUnixNs() int64 {
 	return 0
 }
 
+// MonitorSummary is one of the plan's monitors (a PromQL query against the
+// system under test's Prometheus) over the run's intervals.
+type MonitorSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Query string                 `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
+	// Intervals with a value, and intervals whose evaluation failed or gave
+	// no value.
+	Samples int64   `protobuf:"varint,3,opt,name=samples,proto3" json:"samples,omitempty"`
+	Missing int64   `protobuf:"varint,4,opt,name=missing,proto3" json:"missing,omitempty"`
+	Min     float64 `protobuf:"fixed64,5,opt,name=min,proto3" json:"min,omitempty"`
+	Mean    float64 `protobuf:"fixed64,6,opt,name=mean,proto3" json:"mean,omitempty"`
+	Max     float64 `protobuf:"fixed64,7,opt,name=max,proto3" json:"max,omitempty"`
+	// The value of the latest interval with one.
+	Last float64 `protobuf:"fixed64,8,opt,name=last,proto3" json:"last,omitempty"`
+	// Per interval with a value, in order.
+	Values []*MonitorSample `protobuf:"bytes,9,rep,name=values,proto3" json:"values,omitempty"`
+	// Why the latest missing interval had no value.
+	LastError     string `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MonitorSummary) Reset() {
+	*x = MonitorSummary{}
+	mi := &file_surge_v1_metrics_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MonitorSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MonitorSummary) ProtoMessage() {}
+
+func (x *MonitorSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_surge_v1_metrics_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MonitorSummary.ProtoReflect.Descriptor instead.
+func (*MonitorSummary) Descriptor() ([]byte, []int) {
+	return file_surge_v1_metrics_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *MonitorSummary) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MonitorSummary) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *MonitorSummary) GetSamples() int64 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
+}
+
+func (x *MonitorSummary) GetMissing() int64 {
+	if x != nil {
+		return x.Missing
+	}
+	return 0
+}
+
+func (x *MonitorSummary) GetMin() float64 {
+	if x != nil {
+		return x.Min
+	}
+	return 0
+}
+
+func (x *MonitorSummary) GetMean() float64 {
+	if x != nil {
+		return x.Mean
+	}
+	return 0
+}
+
+func (x *MonitorSummary) GetMax() float64 {
+	if x != nil {
+		return x.Max
+	}
+	return 0
+}
+
+func (x *MonitorSummary) GetLast() float64 {
+	if x != nil {
+		return x.Last
+	}
+	return 0
+}
+
+func (x *MonitorSummary) GetValues() []*MonitorSample {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+func (x *MonitorSummary) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+type MonitorSample struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Interval      int64                  `protobuf:"varint,1,opt,name=interval,proto3" json:"interval,omitempty"`
+	Value         float64                `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MonitorSample) Reset() {
+	*x = MonitorSample{}
+	mi := &file_surge_v1_metrics_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MonitorSample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MonitorSample) ProtoMessage() {}
+
+func (x *MonitorSample) ProtoReflect() protoreflect.Message {
+	mi := &file_surge_v1_metrics_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MonitorSample.ProtoReflect.Descriptor instead.
+func (*MonitorSample) Descriptor() ([]byte, []int) {
+	return file_surge_v1_metrics_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *MonitorSample) GetInterval() int64 {
+	if x != nil {
+		return x.Interval
+	}
+	return 0
+}
+
+func (x *MonitorSample) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
 var File_surge_v1_metrics_proto protoreflect.FileDescriptor
 
 const file_surge_v1_metrics_proto_rawDesc = "" +
@@ -1127,7 +1302,23 @@ const file_surge_v1_metrics_proto_rawDesc = "" +
 	"\n" +
 	"websockets\x18\v \x03(\v2\x18.surge.v1.WebSocketStatsR\n" +
 	"websockets\x12\x1e\n" +
-	"\vend_unix_ns\x18\f \x01(\x03R\tendUnixNsB1Z/github.com/surgeload/surge/gen/surge/v1;surgev1b\x06proto3"
+	"\vend_unix_ns\x18\f \x01(\x03R\tendUnixNs\"\x8a\x02\n" +
+	"\x0eMonitorSummary\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05query\x18\x02 \x01(\tR\x05query\x12\x18\n" +
+	"\asamples\x18\x03 \x01(\x03R\asamples\x12\x18\n" +
+	"\amissing\x18\x04 \x01(\x03R\amissing\x12\x10\n" +
+	"\x03min\x18\x05 \x01(\x01R\x03min\x12\x12\n" +
+	"\x04mean\x18\x06 \x01(\x01R\x04mean\x12\x10\n" +
+	"\x03max\x18\a \x01(\x01R\x03max\x12\x12\n" +
+	"\x04last\x18\b \x01(\x01R\x04last\x12/\n" +
+	"\x06values\x18\t \x03(\v2\x17.surge.v1.MonitorSampleR\x06values\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\n" +
+	" \x01(\tR\tlastError\"A\n" +
+	"\rMonitorSample\x12\x1a\n" +
+	"\binterval\x18\x01 \x01(\x03R\binterval\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05valueB1Z/github.com/surgeload/surge/gen/surge/v1;surgev1b\x06proto3"
 
 var (
 	file_surge_v1_metrics_proto_rawDescOnce sync.Once
@@ -1141,7 +1332,7 @@ func file_surge_v1_metrics_proto_rawDescGZIP() []byte {
 	return file_surge_v1_metrics_proto_rawDescData
 }
 
-var file_surge_v1_metrics_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_surge_v1_metrics_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_surge_v1_metrics_proto_goTypes = []any{
 	(*Histogram)(nil),      // 0: surge.v1.Histogram
 	(*SeriesKey)(nil),      // 1: surge.v1.SeriesKey
@@ -1152,6 +1343,8 @@ var file_surge_v1_metrics_proto_goTypes = []any{
 	(*WebSocketStats)(nil), // 6: surge.v1.WebSocketStats
 	(*AgentStats)(nil),     // 7: surge.v1.AgentStats
 	(*Snapshot)(nil),       // 8: surge.v1.Snapshot
+	(*MonitorSummary)(nil), // 9: surge.v1.MonitorSummary
+	(*MonitorSample)(nil),  // 10: surge.v1.MonitorSample
 }
 var file_surge_v1_metrics_proto_depIdxs = []int32{
 	1,  // 0: surge.v1.Series.key:type_name -> surge.v1.SeriesKey
@@ -1172,11 +1365,12 @@ var file_surge_v1_metrics_proto_depIdxs = []int32{
 	5,  // 15: surge.v1.Snapshot.scenarios:type_name -> surge.v1.ScenarioStats
 	7,  // 16: surge.v1.Snapshot.agent:type_name -> surge.v1.AgentStats
 	6,  // 17: surge.v1.Snapshot.websockets:type_name -> surge.v1.WebSocketStats
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	10, // 18: surge.v1.MonitorSummary.values:type_name -> surge.v1.MonitorSample
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_surge_v1_metrics_proto_init() }
@@ -1190,7 +1384,7 @@ func file_surge_v1_metrics_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_surge_v1_metrics_proto_rawDesc), len(file_surge_v1_metrics_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

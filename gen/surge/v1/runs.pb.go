@@ -1682,181 +1682,6 @@ func (x *RunSummary) GetMonitors() []*MonitorSummary {
 	return nil
 }
 
-// MonitorSummary is one of the plan's monitors (a PromQL query against the
-// system under test's Prometheus) over the run's intervals.
-type MonitorSummary struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Query string                 `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
-	// Intervals with a value, and intervals whose evaluation failed or gave
-	// no value.
-	Samples int64   `protobuf:"varint,3,opt,name=samples,proto3" json:"samples,omitempty"`
-	Missing int64   `protobuf:"varint,4,opt,name=missing,proto3" json:"missing,omitempty"`
-	Min     float64 `protobuf:"fixed64,5,opt,name=min,proto3" json:"min,omitempty"`
-	Mean    float64 `protobuf:"fixed64,6,opt,name=mean,proto3" json:"mean,omitempty"`
-	Max     float64 `protobuf:"fixed64,7,opt,name=max,proto3" json:"max,omitempty"`
-	// The value of the latest interval with one.
-	Last float64 `protobuf:"fixed64,8,opt,name=last,proto3" json:"last,omitempty"`
-	// Per interval with a value, in order.
-	Values []*MonitorSample `protobuf:"bytes,9,rep,name=values,proto3" json:"values,omitempty"`
-	// Why the latest missing interval had no value.
-	LastError     string `protobuf:"bytes,10,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *MonitorSummary) Reset() {
-	*x = MonitorSummary{}
-	mi := &file_surge_v1_runs_proto_msgTypes[15]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *MonitorSummary) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*MonitorSummary) ProtoMessage() {}
-
-func (x *MonitorSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[15]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use MonitorSummary.ProtoReflect.Descriptor instead.
-func (*MonitorSummary) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{15}
-}
-
-func (x *MonitorSummary) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *MonitorSummary) GetQuery() string {
-	if x != nil {
-		return x.Query
-	}
-	return ""
-}
-
-func (x *MonitorSummary) GetSamples() int64 {
-	if x != nil {
-		return x.Samples
-	}
-	return 0
-}
-
-func (x *MonitorSummary) GetMissing() int64 {
-	if x != nil {
-		return x.Missing
-	}
-	return 0
-}
-
-func (x *MonitorSummary) GetMin() float64 {
-	if x != nil {
-		return x.Min
-	}
-	return 0
-}
-
-func (x *MonitorSummary) GetMean() float64 {
-	if x != nil {
-		return x.Mean
-	}
-	return 0
-}
-
-func (x *MonitorSummary) GetMax() float64 {
-	if x != nil {
-		return x.Max
-	}
-	return 0
-}
-
-func (x *MonitorSummary) GetLast() float64 {
-	if x != nil {
-		return x.Last
-	}
-	return 0
-}
-
-func (x *MonitorSummary) GetValues() []*MonitorSample {
-	if x != nil {
-		return x.Values
-	}
-	return nil
-}
-
-func (x *MonitorSummary) GetLastError() string {
-	if x != nil {
-		return x.LastError
-	}
-	return ""
-}
-
-type MonitorSample struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Interval      int64                  `protobuf:"varint,1,opt,name=interval,proto3" json:"interval,omitempty"`
-	Value         float64                `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *MonitorSample) Reset() {
-	*x = MonitorSample{}
-	mi := &file_surge_v1_runs_proto_msgTypes[16]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *MonitorSample) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*MonitorSample) ProtoMessage() {}
-
-func (x *MonitorSample) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[16]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use MonitorSample.ProtoReflect.Descriptor instead.
-func (*MonitorSample) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{16}
-}
-
-func (x *MonitorSample) GetInterval() int64 {
-	if x != nil {
-		return x.Interval
-	}
-	return 0
-}
-
-func (x *MonitorSample) GetValue() float64 {
-	if x != nil {
-		return x.Value
-	}
-	return 0
-}
-
 type GetRunRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
@@ -1866,7 +1691,7 @@ type GetRunRequest struct {
 
 func (x *GetRunRequest) Reset() {
 	*x = GetRunRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[17]
+	mi := &file_surge_v1_runs_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1878,7 +1703,7 @@ func (x *GetRunRequest) String() string {
 func (*GetRunRequest) ProtoMessage() {}
 
 func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[17]
+	mi := &file_surge_v1_runs_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1891,7 +1716,7 @@ func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunRequest.ProtoReflect.Descriptor instead.
 func (*GetRunRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{17}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetRunRequest) GetRunId() string {
@@ -1909,7 +1734,7 @@ type ListRunsRequest struct {
 
 func (x *ListRunsRequest) Reset() {
 	*x = ListRunsRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[18]
+	mi := &file_surge_v1_runs_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +1746,7 @@ func (x *ListRunsRequest) String() string {
 func (*ListRunsRequest) ProtoMessage() {}
 
 func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[18]
+	mi := &file_surge_v1_runs_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +1759,7 @@ func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListRunsRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{18}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{16}
 }
 
 type RunInfo struct {
@@ -1952,7 +1777,7 @@ type RunInfo struct {
 
 func (x *RunInfo) Reset() {
 	*x = RunInfo{}
-	mi := &file_surge_v1_runs_proto_msgTypes[19]
+	mi := &file_surge_v1_runs_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +1789,7 @@ func (x *RunInfo) String() string {
 func (*RunInfo) ProtoMessage() {}
 
 func (x *RunInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[19]
+	mi := &file_surge_v1_runs_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +1802,7 @@ func (x *RunInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunInfo.ProtoReflect.Descriptor instead.
 func (*RunInfo) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{19}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RunInfo) GetRunId() string {
@@ -2031,7 +1856,7 @@ type ListRunsResponse struct {
 
 func (x *ListRunsResponse) Reset() {
 	*x = ListRunsResponse{}
-	mi := &file_surge_v1_runs_proto_msgTypes[20]
+	mi := &file_surge_v1_runs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2043,7 +1868,7 @@ func (x *ListRunsResponse) String() string {
 func (*ListRunsResponse) ProtoMessage() {}
 
 func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[20]
+	mi := &file_surge_v1_runs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2056,7 +1881,7 @@ func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunsResponse) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{20}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListRunsResponse) GetRuns() []*RunInfo {
@@ -2075,7 +1900,7 @@ type StopRunRequest struct {
 
 func (x *StopRunRequest) Reset() {
 	*x = StopRunRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[21]
+	mi := &file_surge_v1_runs_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2087,7 +1912,7 @@ func (x *StopRunRequest) String() string {
 func (*StopRunRequest) ProtoMessage() {}
 
 func (x *StopRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[21]
+	mi := &file_surge_v1_runs_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2100,7 +1925,7 @@ func (x *StopRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRunRequest.ProtoReflect.Descriptor instead.
 func (*StopRunRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{21}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StopRunRequest) GetRunId() string {
@@ -2118,7 +1943,7 @@ type StopRunResponse struct {
 
 func (x *StopRunResponse) Reset() {
 	*x = StopRunResponse{}
-	mi := &file_surge_v1_runs_proto_msgTypes[22]
+	mi := &file_surge_v1_runs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2130,7 +1955,7 @@ func (x *StopRunResponse) String() string {
 func (*StopRunResponse) ProtoMessage() {}
 
 func (x *StopRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[22]
+	mi := &file_surge_v1_runs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2143,7 +1968,7 @@ func (x *StopRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRunResponse.ProtoReflect.Descriptor instead.
 func (*StopRunResponse) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{22}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{20}
 }
 
 type ReportRequest struct {
@@ -2155,7 +1980,7 @@ type ReportRequest struct {
 
 func (x *ReportRequest) Reset() {
 	*x = ReportRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[23]
+	mi := &file_surge_v1_runs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2167,7 +1992,7 @@ func (x *ReportRequest) String() string {
 func (*ReportRequest) ProtoMessage() {}
 
 func (x *ReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[23]
+	mi := &file_surge_v1_runs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2180,7 +2005,7 @@ func (x *ReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
 func (*ReportRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{23}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReportRequest) GetRunId() string {
@@ -2198,7 +2023,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_surge_v1_runs_proto_msgTypes[24]
+	mi := &file_surge_v1_runs_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2210,7 +2035,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[24]
+	mi := &file_surge_v1_runs_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2223,7 +2048,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{24}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{22}
 }
 
 type AgentInfo struct {
@@ -2245,7 +2070,7 @@ type AgentInfo struct {
 
 func (x *AgentInfo) Reset() {
 	*x = AgentInfo{}
-	mi := &file_surge_v1_runs_proto_msgTypes[25]
+	mi := &file_surge_v1_runs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2257,7 +2082,7 @@ func (x *AgentInfo) String() string {
 func (*AgentInfo) ProtoMessage() {}
 
 func (x *AgentInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[25]
+	mi := &file_surge_v1_runs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2270,7 +2095,7 @@ func (x *AgentInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentInfo.ProtoReflect.Descriptor instead.
 func (*AgentInfo) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{25}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AgentInfo) GetId() string {
@@ -2352,7 +2177,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_surge_v1_runs_proto_msgTypes[26]
+	mi := &file_surge_v1_runs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2364,7 +2189,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_runs_proto_msgTypes[26]
+	mi := &file_surge_v1_runs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2377,7 +2202,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_surge_v1_runs_proto_rawDescGZIP(), []int{26}
+	return file_surge_v1_runs_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*AgentInfo {
@@ -2589,23 +2414,7 @@ const file_surge_v1_runs_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2\x0f.surge.v1.StatsR\x05value:\x028\x01\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x02\n" +
-	"\x0eMonitorSummary\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05query\x18\x02 \x01(\tR\x05query\x12\x18\n" +
-	"\asamples\x18\x03 \x01(\x03R\asamples\x12\x18\n" +
-	"\amissing\x18\x04 \x01(\x03R\amissing\x12\x10\n" +
-	"\x03min\x18\x05 \x01(\x01R\x03min\x12\x12\n" +
-	"\x04mean\x18\x06 \x01(\x01R\x04mean\x12\x10\n" +
-	"\x03max\x18\a \x01(\x01R\x03max\x12\x12\n" +
-	"\x04last\x18\b \x01(\x01R\x04last\x12/\n" +
-	"\x06values\x18\t \x03(\v2\x17.surge.v1.MonitorSampleR\x06values\x12\x1d\n" +
-	"\n" +
-	"last_error\x18\n" +
-	" \x01(\tR\tlastError\"A\n" +
-	"\rMonitorSample\x12\x1a\n" +
-	"\binterval\x18\x01 \x01(\x03R\binterval\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value\"&\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"&\n" +
 	"\rGetRunRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\"\x11\n" +
 	"\x0fListRunsRequest\"\x86\x02\n" +
@@ -2667,7 +2476,7 @@ func file_surge_v1_runs_proto_rawDescGZIP() []byte {
 	return file_surge_v1_runs_proto_rawDescData
 }
 
-var file_surge_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_surge_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_surge_v1_runs_proto_goTypes = []any{
 	(*SubmitRequest)(nil),      // 0: surge.v1.SubmitRequest
 	(*SubmitResponse)(nil),     // 1: surge.v1.SubmitResponse
@@ -2684,35 +2493,34 @@ var file_surge_v1_runs_proto_goTypes = []any{
 	(*AgentSummary)(nil),       // 12: surge.v1.AgentSummary
 	(*ThresholdResult)(nil),    // 13: surge.v1.ThresholdResult
 	(*RunSummary)(nil),         // 14: surge.v1.RunSummary
-	(*MonitorSummary)(nil),     // 15: surge.v1.MonitorSummary
-	(*MonitorSample)(nil),      // 16: surge.v1.MonitorSample
-	(*GetRunRequest)(nil),      // 17: surge.v1.GetRunRequest
-	(*ListRunsRequest)(nil),    // 18: surge.v1.ListRunsRequest
-	(*RunInfo)(nil),            // 19: surge.v1.RunInfo
-	(*ListRunsResponse)(nil),   // 20: surge.v1.ListRunsResponse
-	(*StopRunRequest)(nil),     // 21: surge.v1.StopRunRequest
-	(*StopRunResponse)(nil),    // 22: surge.v1.StopRunResponse
-	(*ReportRequest)(nil),      // 23: surge.v1.ReportRequest
-	(*ListAgentsRequest)(nil),  // 24: surge.v1.ListAgentsRequest
-	(*AgentInfo)(nil),          // 25: surge.v1.AgentInfo
-	(*ListAgentsResponse)(nil), // 26: surge.v1.ListAgentsResponse
-	nil,                        // 27: surge.v1.SubmitRequest.TagsEntry
-	nil,                        // 28: surge.v1.Progress.MonitorsEntry
-	nil,                        // 29: surge.v1.Stats.ErrorsEntry
-	nil,                        // 30: surge.v1.Stats.PhasesUsEntry
-	nil,                        // 31: surge.v1.RunSummary.RegionsEntry
-	nil,                        // 32: surge.v1.RunSummary.RegionAgentsEntry
-	nil,                        // 33: surge.v1.RunSummary.ScenariosEntry
-	nil,                        // 34: surge.v1.RunSummary.TagsEntry
-	nil,                        // 35: surge.v1.RunInfo.TagsEntry
-	(*CheckStats)(nil),         // 36: surge.v1.CheckStats
-	(*CompareRequest)(nil),     // 37: surge.v1.CompareRequest
-	(*HistogramsRequest)(nil),  // 38: surge.v1.HistogramsRequest
-	(*CompareResponse)(nil),    // 39: surge.v1.CompareResponse
-	(*HistogramFrame)(nil),     // 40: surge.v1.HistogramFrame
+	(*GetRunRequest)(nil),      // 15: surge.v1.GetRunRequest
+	(*ListRunsRequest)(nil),    // 16: surge.v1.ListRunsRequest
+	(*RunInfo)(nil),            // 17: surge.v1.RunInfo
+	(*ListRunsResponse)(nil),   // 18: surge.v1.ListRunsResponse
+	(*StopRunRequest)(nil),     // 19: surge.v1.StopRunRequest
+	(*StopRunResponse)(nil),    // 20: surge.v1.StopRunResponse
+	(*ReportRequest)(nil),      // 21: surge.v1.ReportRequest
+	(*ListAgentsRequest)(nil),  // 22: surge.v1.ListAgentsRequest
+	(*AgentInfo)(nil),          // 23: surge.v1.AgentInfo
+	(*ListAgentsResponse)(nil), // 24: surge.v1.ListAgentsResponse
+	nil,                        // 25: surge.v1.SubmitRequest.TagsEntry
+	nil,                        // 26: surge.v1.Progress.MonitorsEntry
+	nil,                        // 27: surge.v1.Stats.ErrorsEntry
+	nil,                        // 28: surge.v1.Stats.PhasesUsEntry
+	nil,                        // 29: surge.v1.RunSummary.RegionsEntry
+	nil,                        // 30: surge.v1.RunSummary.RegionAgentsEntry
+	nil,                        // 31: surge.v1.RunSummary.ScenariosEntry
+	nil,                        // 32: surge.v1.RunSummary.TagsEntry
+	nil,                        // 33: surge.v1.RunInfo.TagsEntry
+	(*CheckStats)(nil),         // 34: surge.v1.CheckStats
+	(*MonitorSummary)(nil),     // 35: surge.v1.MonitorSummary
+	(*CompareRequest)(nil),     // 36: surge.v1.CompareRequest
+	(*HistogramsRequest)(nil),  // 37: surge.v1.HistogramsRequest
+	(*CompareResponse)(nil),    // 38: surge.v1.CompareResponse
+	(*HistogramFrame)(nil),     // 39: surge.v1.HistogramFrame
 }
 var file_surge_v1_runs_proto_depIdxs = []int32{
-	27, // 0: surge.v1.SubmitRequest.tags:type_name -> surge.v1.SubmitRequest.TagsEntry
+	25, // 0: surge.v1.SubmitRequest.tags:type_name -> surge.v1.SubmitRequest.TagsEntry
 	2,  // 1: surge.v1.SubmitResponse.agents:type_name -> surge.v1.AgentShareInfo
 	5,  // 2: surge.v1.RunUpdate.progress:type_name -> surge.v1.Progress
 	14, // 3: surge.v1.RunUpdate.summary:type_name -> surge.v1.RunSummary
@@ -2720,59 +2528,58 @@ var file_surge_v1_runs_proto_depIdxs = []int32{
 	6,  // 5: surge.v1.Progress.regions:type_name -> surge.v1.RegionProgress
 	13, // 6: surge.v1.Progress.thresholds:type_name -> surge.v1.ThresholdResult
 	11, // 7: surge.v1.Progress.saturation:type_name -> surge.v1.SaturationFlag
-	28, // 8: surge.v1.Progress.monitors:type_name -> surge.v1.Progress.MonitorsEntry
+	26, // 8: surge.v1.Progress.monitors:type_name -> surge.v1.Progress.MonitorsEntry
 	7,  // 9: surge.v1.Stats.latency_us:type_name -> surge.v1.LatencyStats
-	29, // 10: surge.v1.Stats.errors:type_name -> surge.v1.Stats.ErrorsEntry
-	30, // 11: surge.v1.Stats.phases_us:type_name -> surge.v1.Stats.PhasesUsEntry
+	27, // 10: surge.v1.Stats.errors:type_name -> surge.v1.Stats.ErrorsEntry
+	28, // 11: surge.v1.Stats.phases_us:type_name -> surge.v1.Stats.PhasesUsEntry
 	7,  // 12: surge.v1.Stats.send_lateness_us:type_name -> surge.v1.LatencyStats
 	7,  // 13: surge.v1.Stats.expected_latency_us:type_name -> surge.v1.LatencyStats
 	8,  // 14: surge.v1.RequestStats.stats:type_name -> surge.v1.Stats
-	36, // 15: surge.v1.RequestStats.checks:type_name -> surge.v1.CheckStats
+	34, // 15: surge.v1.RequestStats.checks:type_name -> surge.v1.CheckStats
 	7,  // 16: surge.v1.WebSocketSummary.connect_us:type_name -> surge.v1.LatencyStats
 	7,  // 17: surge.v1.WebSocketSummary.session_us:type_name -> surge.v1.LatencyStats
 	7,  // 18: surge.v1.WebSocketSummary.round_trip_us:type_name -> surge.v1.LatencyStats
 	8,  // 19: surge.v1.RunSummary.all:type_name -> surge.v1.Stats
-	31, // 20: surge.v1.RunSummary.regions:type_name -> surge.v1.RunSummary.RegionsEntry
-	32, // 21: surge.v1.RunSummary.region_agents:type_name -> surge.v1.RunSummary.RegionAgentsEntry
-	33, // 22: surge.v1.RunSummary.scenarios:type_name -> surge.v1.RunSummary.ScenariosEntry
+	29, // 20: surge.v1.RunSummary.regions:type_name -> surge.v1.RunSummary.RegionsEntry
+	30, // 21: surge.v1.RunSummary.region_agents:type_name -> surge.v1.RunSummary.RegionAgentsEntry
+	31, // 22: surge.v1.RunSummary.scenarios:type_name -> surge.v1.RunSummary.ScenariosEntry
 	12, // 23: surge.v1.RunSummary.agents:type_name -> surge.v1.AgentSummary
 	13, // 24: surge.v1.RunSummary.thresholds:type_name -> surge.v1.ThresholdResult
 	11, // 25: surge.v1.RunSummary.saturation:type_name -> surge.v1.SaturationFlag
 	9,  // 26: surge.v1.RunSummary.requests:type_name -> surge.v1.RequestStats
 	10, // 27: surge.v1.RunSummary.websocket:type_name -> surge.v1.WebSocketSummary
 	10, // 28: surge.v1.RunSummary.websocket_steps:type_name -> surge.v1.WebSocketSummary
-	34, // 29: surge.v1.RunSummary.tags:type_name -> surge.v1.RunSummary.TagsEntry
-	15, // 30: surge.v1.RunSummary.monitors:type_name -> surge.v1.MonitorSummary
-	16, // 31: surge.v1.MonitorSummary.values:type_name -> surge.v1.MonitorSample
-	35, // 32: surge.v1.RunInfo.tags:type_name -> surge.v1.RunInfo.TagsEntry
-	19, // 33: surge.v1.ListRunsResponse.runs:type_name -> surge.v1.RunInfo
-	25, // 34: surge.v1.ListAgentsResponse.agents:type_name -> surge.v1.AgentInfo
-	7,  // 35: surge.v1.Stats.PhasesUsEntry.value:type_name -> surge.v1.LatencyStats
-	8,  // 36: surge.v1.RunSummary.RegionsEntry.value:type_name -> surge.v1.Stats
-	8,  // 37: surge.v1.RunSummary.ScenariosEntry.value:type_name -> surge.v1.Stats
-	0,  // 38: surge.v1.Runs.Submit:input_type -> surge.v1.SubmitRequest
-	3,  // 39: surge.v1.Runs.Watch:input_type -> surge.v1.WatchRequest
-	17, // 40: surge.v1.Runs.Get:input_type -> surge.v1.GetRunRequest
-	18, // 41: surge.v1.Runs.List:input_type -> surge.v1.ListRunsRequest
-	21, // 42: surge.v1.Runs.Stop:input_type -> surge.v1.StopRunRequest
-	23, // 43: surge.v1.Runs.Report:input_type -> surge.v1.ReportRequest
-	37, // 44: surge.v1.Runs.Compare:input_type -> surge.v1.CompareRequest
-	38, // 45: surge.v1.Runs.Histograms:input_type -> surge.v1.HistogramsRequest
-	24, // 46: surge.v1.Agents.List:input_type -> surge.v1.ListAgentsRequest
-	1,  // 47: surge.v1.Runs.Submit:output_type -> surge.v1.SubmitResponse
-	4,  // 48: surge.v1.Runs.Watch:output_type -> surge.v1.RunUpdate
-	14, // 49: surge.v1.Runs.Get:output_type -> surge.v1.RunSummary
-	20, // 50: surge.v1.Runs.List:output_type -> surge.v1.ListRunsResponse
-	22, // 51: surge.v1.Runs.Stop:output_type -> surge.v1.StopRunResponse
-	14, // 52: surge.v1.Runs.Report:output_type -> surge.v1.RunSummary
-	39, // 53: surge.v1.Runs.Compare:output_type -> surge.v1.CompareResponse
-	40, // 54: surge.v1.Runs.Histograms:output_type -> surge.v1.HistogramFrame
-	26, // 55: surge.v1.Agents.List:output_type -> surge.v1.ListAgentsResponse
-	47, // [47:56] is the sub-list for method output_type
-	38, // [38:47] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	32, // 29: surge.v1.RunSummary.tags:type_name -> surge.v1.RunSummary.TagsEntry
+	35, // 30: surge.v1.RunSummary.monitors:type_name -> surge.v1.MonitorSummary
+	33, // 31: surge.v1.RunInfo.tags:type_name -> surge.v1.RunInfo.TagsEntry
+	17, // 32: surge.v1.ListRunsResponse.runs:type_name -> surge.v1.RunInfo
+	23, // 33: surge.v1.ListAgentsResponse.agents:type_name -> surge.v1.AgentInfo
+	7,  // 34: surge.v1.Stats.PhasesUsEntry.value:type_name -> surge.v1.LatencyStats
+	8,  // 35: surge.v1.RunSummary.RegionsEntry.value:type_name -> surge.v1.Stats
+	8,  // 36: surge.v1.RunSummary.ScenariosEntry.value:type_name -> surge.v1.Stats
+	0,  // 37: surge.v1.Runs.Submit:input_type -> surge.v1.SubmitRequest
+	3,  // 38: surge.v1.Runs.Watch:input_type -> surge.v1.WatchRequest
+	15, // 39: surge.v1.Runs.Get:input_type -> surge.v1.GetRunRequest
+	16, // 40: surge.v1.Runs.List:input_type -> surge.v1.ListRunsRequest
+	19, // 41: surge.v1.Runs.Stop:input_type -> surge.v1.StopRunRequest
+	21, // 42: surge.v1.Runs.Report:input_type -> surge.v1.ReportRequest
+	36, // 43: surge.v1.Runs.Compare:input_type -> surge.v1.CompareRequest
+	37, // 44: surge.v1.Runs.Histograms:input_type -> surge.v1.HistogramsRequest
+	22, // 45: surge.v1.Agents.List:input_type -> surge.v1.ListAgentsRequest
+	1,  // 46: surge.v1.Runs.Submit:output_type -> surge.v1.SubmitResponse
+	4,  // 47: surge.v1.Runs.Watch:output_type -> surge.v1.RunUpdate
+	14, // 48: surge.v1.Runs.Get:output_type -> surge.v1.RunSummary
+	18, // 49: surge.v1.Runs.List:output_type -> surge.v1.ListRunsResponse
+	20, // 50: surge.v1.Runs.Stop:output_type -> surge.v1.StopRunResponse
+	14, // 51: surge.v1.Runs.Report:output_type -> surge.v1.RunSummary
+	38, // 52: surge.v1.Runs.Compare:output_type -> surge.v1.CompareResponse
+	39, // 53: surge.v1.Runs.Histograms:output_type -> surge.v1.HistogramFrame
+	24, // 54: surge.v1.Agents.List:output_type -> surge.v1.ListAgentsResponse
+	46, // [46:55] is the sub-list for method output_type
+	37, // [37:46] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_surge_v1_runs_proto_init() }
@@ -2792,7 +2599,7 @@ func file_surge_v1_runs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_surge_v1_runs_proto_rawDesc), len(file_surge_v1_runs_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
