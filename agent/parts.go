@@ -121,7 +121,7 @@ func startPart(ctx context.Context, wg *sync.WaitGroup, id string, start time.Ti
 		PacingSpin: o.pacingSpin,
 		RunID:      o.runID + "/" + id,
 		Region:     o.region,
-		Env:        os.LookupEnv,
+		Env:        o.plan.LookupEnv(os.LookupEnv),
 		Adjust: func(s *executor.Scenario) {
 			s.Iterate = o.gate.wrap(s.Iterate, s.Rec)
 			s.Hold = o.gate.holder(s.Rec)

@@ -93,6 +93,8 @@ type Options struct {
 	// BaseURL, if set, replaces the plan's base_url (--base-url); check it
 	// with CheckBaseURL first.
 	BaseURL string
+	// Overrides set plan keys (--set, -e, --vus, --duration), in order.
+	Overrides []Override
 }
 
 // ParseFile is Parse for a plan file with the command line's options: data
@@ -100,7 +102,7 @@ type Options struct {
 // plan and the YAML to submit to a controller, which has the data inline
 // and the overriding base_url. Errors name positions in src as written.
 func ParseFile(file string, src []byte, o Options) (*Plan, []byte, error) {
-	p, err := parse(file, src, func(p *Plan, ps *positions) error {
+	p, err := parse(file, src, o.Overrides, func(p *Plan, ps *positions) error {
 		if o.BaseURL != "" {
 			p.BaseURL = o.BaseURL
 		}
@@ -112,7 +114,7 @@ func ParseFile(file string, src []byte, o Options) (*Plan, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	out, err := submittedYAML(src, p, o.BaseURL)
+	out, err := submittedYAML(src, p, o.BaseURL, o.Overrides)
 	if err != nil {
 		return nil, nil, &Error{File: file, Msg: err.Error()}
 	}
@@ -123,13 +125,14 @@ func ParseFile(file string, src []byte, o Options) (*Plan, []byte, error) {
 // the plan's own or adding one. The rest of the plan (comments included)
 // stays as written, though YAML is re-encoded.
 func SetBaseURL(src []byte, base string) ([]byte, error) {
-	return submittedYAML(src, &Plan{}, base)
+	return submittedYAML(src, &Plan{}, base, nil)
 }
 
-// submittedYAML is src with p's feeder rows inline (inlineYAML) and, if
-// base is set, base_url set to it; src itself when neither applies.
-func submittedYAML(src []byte, p *Plan, base string) ([]byte, error) {
-	if base == "" && !hasInline(p) {
+// submittedYAML is src with the overrides applied, p's feeder rows inline
+// (inlineYAML) and, if base is set, base_url set to it; src itself when
+// none applies.
+func submittedYAML(src []byte, p *Plan, base string, overrides []Override) ([]byte, error) {
+	if base == "" && !hasInline(p) && len(overrides) == 0 {
 		return src, nil
 	}
 	var root yaml.Node
@@ -142,6 +145,9 @@ func submittedYAML(src []byte, p *Plan, base string) ([]byte, error) {
 	}
 	if doc.Kind != yaml.MappingNode {
 		return nil, errors.New("the plan is not a mapping")
+	}
+	if err := applyOverrides(&root, overrides); err != nil {
+		return nil, err
 	}
 	if err := inlineYAML(doc, p); err != nil {
 		return nil, fmt.Errorf("inline data: %w", err)

@@ -23,10 +23,10 @@ import (
 // Every problem is reported (errors.Join of *Error), not only the first.
 //
 // A plan without a name is named after file's base name without extension.
-func Parse(file string, src []byte) (*Plan, error) { return parse(file, src, nil) }
+func Parse(file string, src []byte) (*Plan, error) { return parse(file, src, nil, nil) }
 
 // parse is Parse; load, if set, runs after decoding and before validation.
-func parse(file string, src []byte, load func(*Plan, *positions) error) (*Plan, error) {
+func parse(file string, src []byte, overrides []Override, load func(*Plan, *positions) error) (*Plan, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(src, &root); err != nil {
 		return nil, syntaxError(file, src, err)
@@ -37,7 +37,14 @@ func parse(file string, src []byte, load func(*Plan, *positions) error) (*Plan, 
 	if err := singleDocument(file, src); err != nil {
 		return nil, err
 	}
-	w := &walker{errs: errorList{file: file, pos: newPositions()}, bad: map[string]bool{}, dropped: map[*yaml.Node]bool{}}
+	if err := applyOverrides(&root, overrides); err != nil {
+		return nil, &Error{File: file, Msg: err.Error()}
+	}
+	pos := newPositions()
+	for _, o := range overrides {
+		pos.overrides = append(pos.overrides, o.Flag)
+	}
+	w := &walker{errs: errorList{file: file, pos: pos}, bad: map[string]bool{}, dropped: map[*yaml.Node]bool{}}
 	w.walk(&root, reflect.TypeFor[Plan](), "", 0)
 	w.prune(&root, map[*yaml.Node]bool{})
 

@@ -15,6 +15,9 @@ type Error struct {
 	Col  int    // 1-based; 0 when unknown (YAML syntax errors carry only a line)
 	Path string // e.g. scenarios.burst.rate
 	Msg  string
+	// Override is the command-line override the problem is in (--set
+	// PATH=VALUE), in place of a line.
+	Override string
 }
 
 // Error renders "file:line:col: path: message", leaving out the parts that
@@ -31,6 +34,10 @@ func (e *Error) Error() string {
 		}
 	}
 	b.WriteString(": ")
+	if e.Override != "" {
+		b.WriteString(e.Override)
+		b.WriteString(": ")
+	}
 	if e.Path != "" {
 		b.WriteString(e.Path)
 		b.WriteString(": ")
@@ -47,6 +54,9 @@ type pos struct{ line, col int }
 type positions struct {
 	val map[string]pos
 	key map[string]pos
+	// overrides name the command-line overrides: a position on line -i
+	// is in override i-1 (override.go).
+	overrides []string
 }
 
 func newPositions() *positions {
@@ -187,7 +197,11 @@ func (l *errorList) addAt(p pos, path, msg string) {
 	if l.skipped(path) {
 		return
 	}
-	l.errs = append(l.errs, &Error{File: l.file, Line: p.line, Col: p.col, Path: path, Msg: msg})
+	e := &Error{File: l.file, Line: p.line, Col: p.col, Path: path, Msg: msg}
+	if i := -p.line - 1; i >= 0 && l.pos != nil && i < len(l.pos.overrides) {
+		e.Line, e.Col, e.Override = 0, 0, l.pos.overrides[i]
+	}
+	l.errs = append(l.errs, e)
 }
 
 // err returns nil, the single *Error, or an errors.Join of them all.

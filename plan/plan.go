@@ -57,6 +57,9 @@ type Plan struct {
 	// with it, in its summary and on every point it writes; `surge run
 	// --tag` adds to them. See tags.go.
 	Tags map[string]string `yaml:"tags,omitempty" json:"tags,omitempty"`
+	// Env are values {{env "NAME"}} reads before the agent's own
+	// environment; `surge run -e NAME=VALUE` sets them. See override.go.
+	Env map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
 	// Monitors are PromQL queries the controller evaluates against the
 	// system under test's Prometheus at every interval. See monitors.go.
 	Monitors *Monitors `yaml:"monitors,omitempty" json:"monitors,omitempty"`

@@ -81,6 +81,7 @@ func checkInto(l *errorList, p *Plan) {
 	checkThresholds(l, p)
 	checkTags(l, p)
 	checkMonitors(l, p)
+	checkEnv(l, p)
 }
 
 func checkRegions(l *errorList, path string, regions map[string]Region) {

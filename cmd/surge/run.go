@@ -40,6 +40,7 @@ type runOptions struct {
 	jsonFile   string
 	baseURL    string   // --base-url
 	tags       []string // --tag KEY=VALUE
+	over       overrideFlags
 	quiet      bool
 	tty        bool
 }
@@ -63,6 +64,7 @@ thresholds failed, 1 on any other error.`,
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "no live progress (the summary is still printed)")
 	baseURLFlag(cmd, e, &o.baseURL)
 	tagFlag(cmd, &o.tags, "tag the run `KEY=VALUE` (repeatable; over the plan's tags:), e.g. environment=staging")
+	addOverrideFlags(cmd, &o.over)
 	return cmd
 }
 
@@ -75,9 +77,14 @@ func runRun(ctx context.Context, o runOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("read plan: %w", err)
 	}
+	overrides, err := o.over.overrides(src)
+	if err != nil {
+		return err
+	}
 	// Data files are read here, relative to the plan file, and shipped
-	// inline: the controller cannot read them. So is --base-url.
-	_, src, err = plan.ParseFile(o.file, src, plan.Options{BaseDir: filepath.Dir(o.file), BaseURL: o.baseURL})
+	// inline: the controller cannot read them. So are --base-url and the
+	// overrides.
+	_, src, err = plan.ParseFile(o.file, src, plan.Options{BaseDir: filepath.Dir(o.file), BaseURL: o.baseURL, Overrides: overrides})
 	if err != nil {
 		return reportPlanErrors(stderr, err)
 	}
