@@ -344,7 +344,8 @@ func (a *Agent) newAssignedRun(r *runState, as *surgev1.Assign, p *plan.Plan, lo
 	if time.Since(start) > interval {
 		start = time.Now()
 	}
-	client := httpclient.Options{Allow: a.allow, Resolver: a.resolver, Conns: &a.conns}
+	client := httpclient.Options{Allow: a.allow, Resolver: a.resolver, Conns: &a.conns,
+		Limit: httpclient.NewRateLimit(float64(as.GetShare().GetRps()))}
 	return &assignedRun{
 		a: a, r: r, as: as, p: p, log: log, interval: interval, start: start,
 		opts: partOptions{plan: p, client: client, gate: r.gate, log: log, onSample: a.cfg.OnSample,

@@ -18,7 +18,7 @@ const aggEpoch = 1
 // assignMsg is a's current Assign: its own share, the parts it took over,
 // at its epoch, with the start in its own clock.
 func (r *run) assignMsg(a *runAgent) *surgev1.ControllerMessage {
-	share := &surgev1.Share{Scenarios: a.share.GetScenarios(), Takeovers: a.takeovers}
+	share := &surgev1.Share{Scenarios: a.share.GetScenarios(), Takeovers: a.takeovers, Rps: a.share.GetRps()}
 	return &surgev1.ControllerMessage{Msg: &surgev1.ControllerMessage_Assign{Assign: &surgev1.Assign{
 		RunId:                 r.id,
 		Epoch:                 a.epoch,

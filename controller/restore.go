@@ -27,7 +27,7 @@ func (r *run) persist() {
 	}
 	for _, id := range r.order {
 		a := r.members[id]
-		b, err := proto.Marshal(&surgev1.Share{Scenarios: a.share.GetScenarios(), Takeovers: a.takeovers})
+		b, err := proto.Marshal(&surgev1.Share{Scenarios: a.share.GetScenarios(), Takeovers: a.takeovers, Rps: a.share.GetRps()})
 		if err != nil {
 			r.log.Error("journal run", slog.Any("err", err))
 			return
@@ -71,7 +71,7 @@ func (c *Controller) restoreRun(rr journal.Restored, now time.Time) (*run, error
 			return nil, fmt.Errorf("restore run %s: member %s: %w", jr.ID, m.ID, err)
 		}
 		a := &runAgent{id: m.ID, region: m.Region, incarnation: m.Incarnation, epoch: m.Epoch,
-			share: &surgev1.Share{Scenarios: sh.GetScenarios()}, takeovers: sh.GetTakeovers(),
+			share: &surgev1.Share{Scenarios: sh.GetScenarios(), Rps: sh.GetRps()}, takeovers: sh.GetTakeovers(),
 			offsetNs: m.OffsetNs, startedNs: m.StartedNs, lost: m.Lost, failed: m.Failed, accepted: true,
 			lostAt: m.LostAt, loss: lossAccount{left: m.LossLeft,
 				until: m.LossUntil, open: m.LossOpen, window: m.LossWindow}}

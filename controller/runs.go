@@ -92,6 +92,7 @@ func shareProto(s plan.Share) *surgev1.Share {
 			StageTargets:    sc.StageTargets,
 		})
 	}
+	out.Rps = s.RPS
 	return out
 }
 

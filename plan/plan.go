@@ -57,6 +57,9 @@ type Plan struct {
 	// with it, in its summary and on every point it writes; `surge run
 	// --tag` adds to them. See tags.go.
 	Tags map[string]string `yaml:"tags,omitempty" json:"tags,omitempty"`
+	// RPS caps the requests per second of the whole run, split exactly
+	// across its agents (k6's rps; `surge run --rps`); 0: no cap.
+	RPS int64 `yaml:"rps,omitempty" json:"rps,omitempty"`
 	// Env are values {{env "NAME"}} reads before the agent's own
 	// environment; `surge run -e NAME=VALUE` sets them. See override.go.
 	Env map[string]string `yaml:"env,omitempty" json:"env,omitempty"`

@@ -24,6 +24,8 @@ type Share struct {
 	AgentID   string
 	Region    string
 	Scenarios []ScenarioShare // one per scenario the agent takes part in, sorted by name
+	// RPS is the agent's part of the plan's rps; 0: no cap.
+	RPS int64
 }
 
 // ScenarioShare is one agent's part of one scenario; see proto ScenarioShare.
@@ -112,7 +114,28 @@ func Split(p *Plan, agents []AgentInfo) ([]Share, error) {
 	if err := checkCapacity(p, sorted, shares); err != nil {
 		return nil, fmt.Errorf("split plan: %w", err)
 	}
+	splitRPS(p.RPS, len(p.Scenarios), shares)
 	return shares, nil
+}
+
+// splitRPS gives each share its part of the plan's rps, by its mean
+// fraction of the scenarios (an agent in none gets none), summing to rps
+// exactly.
+func splitRPS(rps int64, scenarios int, shares []Share) {
+	if rps <= 0 || scenarios == 0 {
+		return
+	}
+	fracs := make([]*big.Rat, len(shares))
+	for i, sh := range shares {
+		fracs[i] = new(big.Rat)
+		for _, sc := range sh.Scenarios {
+			fracs[i].Add(fracs[i], sc.Fraction())
+		}
+		fracs[i].Quo(fracs[i], big.NewRat(int64(scenarios), 1))
+	}
+	for i, n := range apportion(rps, fracs, nil) {
+		shares[i].RPS = n
+	}
 }
 
 // agentFractions gives each agent (sorted by region then ID) its exact part

@@ -409,3 +409,42 @@ func TestSplitErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitRPS: the plan's rps is split exactly, by each agent's part of
+// the load; an agent in no scenario gets none.
+func TestSplitRPS(t *testing.T) {
+	p, err := Parse("rps.yaml", []byte(`rps: 1000
+regions:
+  us-east: {weight: 2}
+  eu-west: {weight: 1}
+scenarios:
+  a:
+    executor: constant-vus
+    vus: 6
+    duration: 1s
+    requests: [{url: http://127.0.0.1/}]
+  b:
+    executor: constant-vus
+    vus: 3
+    duration: 1s
+    regions: {us-east: {weight: 1}}
+    requests: [{url: http://127.0.0.1/}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shares, err := Split(p, []AgentInfo{{ID: "u1", Region: "us-east"}, {ID: "u2", Region: "us-east"}, {ID: "e1", Region: "eu-west"}, {ID: "x", Region: "ap-south"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	var sum int64
+	for _, sh := range shares {
+		got[sh.AgentID] = sh.RPS
+		sum += sh.RPS
+	}
+	// a: u1 1/3, u2 1/3, e1 1/3; b: u1 1/2, u2 1/2. Means: 5/12, 5/12, 1/6.
+	if got["u1"]+got["u2"] != 833 || got["u1"] < 416 || got["u2"] < 416 || got["e1"] != 167 || got["x"] != 0 || sum != 1000 {
+		t.Errorf("rps by agent %v (sum %d), want 417/416, 167, 0 summing to 1000", got, sum)
+	}
+}

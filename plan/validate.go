@@ -82,6 +82,9 @@ func checkInto(l *errorList, p *Plan) {
 	checkTags(l, p)
 	checkMonitors(l, p)
 	checkEnv(l, p)
+	if p.RPS < 0 {
+		l.add("rps", "must be >= 0 (0: no cap), got %d", p.RPS)
+	}
 }
 
 func checkRegions(l *errorList, path string, regions map[string]Region) {

@@ -45,6 +45,9 @@ type Options struct {
 	// Seed seeds the draws of max_lifetime and idle_timeout and the
 	// backoff jitter; 0 picks one at random.
 	Seed uint64
+	// Limit, if set, spaces every attempt (the plan's rps; shared by the
+	// run's scenarios on this agent).
+	Limit *RateLimit
 }
 
 const (
@@ -70,8 +73,9 @@ type Client struct {
 	lifetime    *plan.Dist
 	idle        *plan.Dist // nil: defaultIdleTimeout
 	retry       *retryPolicy
-	cookies     bool      // each Session keeps a cookie jar
-	bufs        sync.Pool // *readBuf
+	limit       *RateLimit // nil: none
+	cookies     bool       // each Session keeps a cookie jar
+	bufs        sync.Pool  // *readBuf
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -104,7 +108,7 @@ func New(opts Options) (*Client, error) {
 	}
 	c := &Client{reuse: conn.Reuse, http2: conn.HTTP2, maxReq: conn.MaxRequestsPerConnection,
 		lifetime: conn.MaxLifetime, idle: conn.IdleTimeout, cookies: conn.CookiesOn(),
-		pools: map[pooler]struct{}{}, shared2: map[string]*h2pool{}}
+		pools: map[pooler]struct{}{}, shared2: map[string]*h2pool{}, limit: opts.Limit}
 	c.bufs.New = func() any { return new(readBuf) }
 	errs := c.applyConnection(conn, opts)
 	var err error

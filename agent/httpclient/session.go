@@ -141,6 +141,10 @@ func (s *Session) do(ctx context.Context, req *Request, v *Vars, now func() time
 		cl.keep = req.keepJar
 	}
 	p := s.c.retry
+	if !s.c.limit.wait(ctx) {
+		t := now()
+		return Result{Status: Classify(ctx.Err()), Err: ctx.Err(), Sent: t, End: t}
+	}
 	res.Sent = now()
 	start := res.Sent
 	for n := 1; ; n++ {
@@ -153,7 +157,7 @@ func (s *Session) do(ctx context.Context, req *Request, v *Vars, now func() time
 			}
 			res.Attempts = append(res.Attempts, res.End.Sub(start))
 		}
-		if !retry || !sleep(ctx, p.wait(n, res.Code, st.retryAfter, st.hasRA, s.c.uniform())) {
+		if !retry || !sleep(ctx, p.wait(n, res.Code, st.retryAfter, st.hasRA, s.c.uniform())) || !s.c.limit.wait(ctx) {
 			break
 		}
 		res.Retries++

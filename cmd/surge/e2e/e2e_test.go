@@ -147,6 +147,7 @@ type targetStats struct {
 	Requests      int64            `json:"requests"`
 	ConnsAccepted int64            `json:"conns_accepted"`
 	ByPath        map[string]int64 `json:"by_path"`
+	BySecond      map[int64]int64  `json:"by_second"`
 	Shop          target.ShopStats `json:"shop"`
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Run overrides, as k6 takes them: -e fills {{env}}, --set and --duration
@@ -56,5 +57,47 @@ scenarios:
 	}
 	if len(s.Agents) != 2 || s.Agents[0].Requests+s.Agents[1].Requests != 90 || s.Agents[0].Requests == 0 || s.Agents[1].Requests == 0 {
 		t.Errorf("agents %+v, want both sharing the 90", s.Agents)
+	}
+}
+
+// --rps 300 over three agents on a plan that would send 1,000/s: the
+// target sees 300 requests in every full second of the run, within 1%,
+// and what the cap held back is counted, not lost.
+func TestRunRPSCap(t *testing.T) {
+	c := startCluster(t, [][2]string{{"r1", "us-east"}, {"r2", "eu-west"}, {"r3", "ap-south"}})
+	plan := writePlan(t, "rps.yaml", fmt.Sprintf(`name: rps
+scenarios:
+  api:
+    executor: constant-arrival-rate
+    rate: 1000
+    duration: 4s
+    pre_allocated_vus: 30
+    max_vus: 60
+    graceful_stop: 2s
+    requests: [{url: 'http://%s/capped'}]
+`, c.target))
+	out := filepath.Join(t.TempDir(), "s.json")
+	text, code := surge(t, "run", plan, "--controller", c.ctrl, "-q", "--json", out, "--rps", "300")
+	if code != 0 {
+		t.Fatalf("run --rps 300: exit %d\n%s", code, text)
+	}
+	s, ts := readSummary(t, out), readTargetStats(t, c.target)
+	started, err := time.Parse(time.RFC3339Nano, s.StartedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seconds []int64
+	for i := range int64(4) {
+		sec := started.Unix() + i
+		n := ts.BySecond[sec]
+		seconds = append(seconds, n)
+		if n < 297 || n > 303 {
+			t.Errorf("second %d of the run: the target saw %d requests, want 300 within 1%%", i, n)
+		}
+	}
+	held := s.DroppedIterations
+	t.Logf("measured: per second %v; summary %d requests, %d arrivals dropped, target %d", seconds, s.Requests, held, ts.Requests)
+	if s.Requests != ts.Requests || s.Requests+held != 4000 {
+		t.Errorf("summary %d requests + %d dropped, target %d; want the 4000 arrivals accounted for", s.Requests, held, ts.Requests)
 	}
 }

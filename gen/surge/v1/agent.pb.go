@@ -952,7 +952,10 @@ type Share struct {
 	// Parts of lost agents' shares this agent took over (reshare), each run
 	// beside the agent's own share from the run's start time, so the
 	// schedule continues where it stands instead of restarting.
-	Takeovers     []*ScenarioShare `protobuf:"bytes,2,rep,name=takeovers,proto3" json:"takeovers,omitempty"`
+	Takeovers []*ScenarioShare `protobuf:"bytes,2,rep,name=takeovers,proto3" json:"takeovers,omitempty"`
+	// This agent's cap on requests per second, its exact part of the plan's
+	// rps (shared by all its scenarios, takeovers included); 0: none.
+	Rps           int64 `protobuf:"varint,3,opt,name=rps,proto3" json:"rps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -999,6 +1002,13 @@ func (x *Share) GetTakeovers() []*ScenarioShare {
 		return x.Takeovers
 	}
 	return nil
+}
+
+func (x *Share) GetRps() int64 {
+	if x != nil {
+		return x.Rps
+	}
+	return 0
 }
 
 // Assign gives an agent its share of a run.
@@ -1293,10 +1303,11 @@ const file_surge_v1_agent_proto_rawDesc = "" +
 	"\x0earrival_stride\x18\v \x01(\x03R\rarrivalStride\x12\x17\n" +
 	"\apart_id\x18\f \x01(\tR\x06partId\x12\x1d\n" +
 	"\n" +
-	"from_agent\x18\r \x01(\tR\tfromAgent\"u\n" +
+	"from_agent\x18\r \x01(\tR\tfromAgent\"\x87\x01\n" +
 	"\x05Share\x125\n" +
 	"\tscenarios\x18\x01 \x03(\v2\x17.surge.v1.ScenarioShareR\tscenarios\x125\n" +
-	"\ttakeovers\x18\x02 \x03(\v2\x17.surge.v1.ScenarioShareR\ttakeovers\"\xf7\x01\n" +
+	"\ttakeovers\x18\x02 \x03(\v2\x17.surge.v1.ScenarioShareR\ttakeovers\x12\x10\n" +
+	"\x03rps\x18\x03 \x01(\x03R\x03rps\"\xf7\x01\n" +
 	"\x06Assign\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1b\n" +
