@@ -38,6 +38,7 @@ type runOptions struct {
 	controller string
 	auth       *clientAuth // --tls-*, --token
 	jsonFile   string
+	junitFile  string   // --junit
 	baseURL    string   // --base-url
 	tags       []string // --tag KEY=VALUE
 	over       overrideFlags
@@ -61,11 +62,17 @@ thresholds failed, 1 on any other error.`,
 	}
 	o.auth = controllerFlag(cmd, e, &o.controller)
 	cmd.Flags().StringVar(&o.jsonFile, "json", "", "also write the JSON summary to `FILE`")
+	junitFlag(cmd, &o.junitFile)
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "no live progress (the summary is still printed)")
 	baseURLFlag(cmd, e, &o.baseURL)
 	tagFlag(cmd, &o.tags, "tag the run `KEY=VALUE` (repeatable; over the plan's tags:), e.g. environment=staging")
 	addOverrideFlags(cmd, &o.over)
 	return cmd
+}
+
+// junitFlag adds --junit FILE: the verdict as a JUnit XML report for CI.
+func junitFlag(cmd *cobra.Command, into *string) {
+	cmd.Flags().StringVar(into, "junit", "", "also write the verdict as a JUnit XML report to `FILE` (the run's status and each threshold a test case)")
 }
 
 // runRun is `surge run`.
@@ -164,6 +171,15 @@ func follow(ctx context.Context, c runsClient, runID string, o runOptions, stopR
 		}
 		if err := os.WriteFile(o.jsonFile, b, 0o644); err != nil {
 			return fmt.Errorf("write json summary: %w", err)
+		}
+	}
+	if o.junitFile != "" {
+		b, err := report.JUnit(sum)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.junitFile, b, 0o644); err != nil {
+			return fmt.Errorf("write junit report: %w", err)
 		}
 	}
 	if ctx.Err() != nil {

@@ -28,6 +28,7 @@ A run is its id, or latest (the newest run), or latest:KEY=VALUE[,KEY=VALUE]
 	}
 	o.auth = controllerFlag(cmd, e, &o.controller)
 	cmd.Flags().StringVar(&o.jsonFile, "json", "", "also write the JSON summary to `FILE`")
+	junitFlag(cmd, &o.junitFile)
 	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "no live progress (the summary is still printed)")
 	return cmd
 }

@@ -3,7 +3,9 @@
 package e2e
 
 import (
+	"encoding/xml"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,8 +14,9 @@ import (
 
 // Run overrides, as k6 takes them: -e fills {{env}}, --set and --duration
 // change the plan's rate and length, and the target sees exactly what the
-// overridden plan asks for, split across two agents. A bad override is
-// refused, named, before any request.
+// overridden plan asks for, split across two agents; thresholds set by
+// --set are judged, and --junit reports each. A bad override is refused,
+// named, before any request.
 func TestRunOverrides(t *testing.T) {
 	c := startCluster(t, [][2]string{{"o1", "us-east"}, {"o2", "us-east"}})
 	plan := writePlan(t, "ov.yaml", fmt.Sprintf(`name: ov
@@ -44,12 +47,15 @@ scenarios:
 	if n := readTargetStats(t, c.target).Requests; n != 0 {
 		t.Fatalf("refused overrides sent %d requests", n)
 	}
-	out := filepath.Join(t.TempDir(), "s.json")
-	text, code := surge(t, "run", plan, "--controller", c.ctrl, "-q", "--json", out,
-		"-e", "ITEM=widgets", "--set", "scenarios.api.rate=30", "--duration", "3s")
-	if code != 0 {
-		t.Fatalf("run with overrides: exit %d\n%s", code, text)
+	out, junit := filepath.Join(t.TempDir(), "s.json"), filepath.Join(t.TempDir(), "junit.xml")
+	text, code := surge(t, "run", plan, "--controller", c.ctrl, "-q", "--json", out, "--junit", junit,
+		"-e", "ITEM=widgets", "--set", "scenarios.api.rate=30", "--duration", "3s",
+		"--set", `thresholds={http_reqs: ["count==90"], http_req_failed: ["rate<0.01"], "http_reqs{status:200}": ["count>100"]}`)
+	if code != 99 {
+		t.Fatalf("run with overrides and a failing threshold: exit %d, want 99\n%s", code, text)
 	}
+	checkJUnit(t, junit, map[string]bool{"run finished": true, "http_reqs: count==90": true,
+		"http_req_failed: rate<0.01": true, "http_reqs{status:200}: count>100": false})
 	s, ts := readSummary(t, out), readTargetStats(t, c.target)
 	t.Logf("measured: summary %d requests, target by path %v, agents %v", s.Requests, ts.ByPath, s.Agents)
 	if ts.ByPath["/widgets"] != 90 || ts.Requests != 90 || s.Requests != 90 || s.Failures != 0 {
@@ -99,5 +105,37 @@ scenarios:
 	t.Logf("measured: per second %v; summary %d requests, %d arrivals dropped, target %d", seconds, s.Requests, held, ts.Requests)
 	if s.Requests != ts.Requests || s.Requests+held != 4000 {
 		t.Errorf("summary %d requests + %d dropped, target %d; want the 4000 arrivals accounted for", s.Requests, held, ts.Requests)
+	}
+}
+
+// checkJUnit reads a --junit report: its test cases by name, passed or not.
+func checkJUnit(t *testing.T, path string, want map[string]bool) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Tests, Failures int `xml:",attr"`
+		Cases           []struct {
+			Name    string    `xml:"name,attr"`
+			Failure *struct{} `xml:"failure"`
+		} `xml:"testsuite>testcase"`
+	}
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("junit report: %v\n%s", err, b)
+	}
+	got := map[string]bool{}
+	for _, c := range doc.Cases {
+		got[c.Name] = c.Failure == nil
+	}
+	t.Logf("measured: junit cases (name → passed) %v", got)
+	if len(got) != len(want) {
+		t.Errorf("junit cases %v, want %v", got, want)
+	}
+	for name, ok := range want {
+		if pass, present := got[name]; !present || pass != ok {
+			t.Errorf("junit case %q: present %v passed %v, want passed %v", name, present, pass, ok)
+		}
 	}
 }
