@@ -14,6 +14,7 @@ import (
 
 	"github.com/surgeload/surge/agent/executor"
 	"github.com/surgeload/surge/hist"
+	"github.com/surgeload/surge/internal/cputime"
 )
 
 // spin does n rounds of xorshift: CPU work proportional to n.
@@ -38,11 +39,17 @@ func profiledOnce(n int) uint64 { return spin(n) }
 // samples in the first, a third in the second, and names the prefix no
 // frame has.
 func TestParseCPUProfile(t *testing.T) {
-	// n: about 100 ms of spinning on this machine now.
+	// n: about 100 ms of spinning on this machine, in CPU time (the
+	// profiler samples CPU time; on a loaded machine wall time runs ahead
+	// of it and gave too few samples).
 	const probe = 1 << 24
-	t0 := time.Now()
+	t0, c0 := time.Now(), cputime.Process()
 	warm := spin(probe)
-	n := int(float64(probe) * float64(100*time.Millisecond) / float64(max(time.Since(t0), time.Microsecond)))
+	took := cputime.Process() - c0
+	if took <= 0 {
+		took = time.Since(t0) // no CPU clock here
+	}
+	n := int(float64(probe) * float64(100*time.Millisecond) / float64(max(took, time.Microsecond)))
 	var buf bytes.Buffer
 	if err := pprof.StartCPUProfile(&buf); err != nil {
 		t.Skipf("cpu profiler busy: %v", err) // only when another profile runs in this test binary
