@@ -20,7 +20,7 @@ const (
 var tagKeyRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]{0,63}$`)
 
 // reservedTags are the tag keys surge's own series carry.
-var reservedTags = []string{"agent", "event", "expr", "flow", "le", "metric", "phase", "plan", "region", "request", "run", "run_id", "scenario", "status", "step"}
+var reservedTags = []string{"agent", "event", "expr", "flow", "le", "metric", "monitor", "phase", "plan", "region", "request", "run", "run_id", "scenario", "status", "step"}
 
 // CheckTag returns what is wrong with one tag, or nil.
 func CheckTag(key, value string) error {

@@ -27,6 +27,7 @@ const (
 	MeasurementAgent     = "surge_agent"
 	MeasurementThreshold = "surge_threshold"
 	MeasurementRun       = "surge_run"
+	MeasurementMonitor   = "surge_monitor"
 
 	// RegionAll is the region tag of the all-regions merge.
 	RegionAll = "all"
@@ -466,7 +467,22 @@ func runLines(r RunInfo, sum *surgev1.RunSummary) ([]byte, int) {
 		"failures": sum.GetAll().GetFailures(),
 		"pass":     boolInt(sum.GetVerdict() == "pass"),
 	}, end)
+	monitorLines(&w, r, sum)
 	return w.bytes(), w.n
+}
+
+// monitorLines writes each monitor's value per interval as surge_monitor,
+// stamped at the interval's start as surge_interval is. They are written
+// once, with the final summary: a sample arrives after its interval was
+// emitted.
+func monitorLines(w *lineWriter, r RunInfo, sum *surgev1.RunSummary) {
+	for _, m := range sum.GetMonitors() {
+		tags := map[string]string{"run": r.ID, "plan": r.PlanName, "monitor": m.GetName()}
+		for _, v := range m.GetValues() {
+			w.point(MeasurementMonitor, tags, map[string]any{"value": v.GetValue(), "interval": v.GetInterval()},
+				r.Start.Add(time.Duration(v.GetInterval())*r.Interval))
+		}
+	}
 }
 
 func boolInt(b bool) int64 {

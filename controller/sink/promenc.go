@@ -6,7 +6,9 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
+	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 	"github.com/surgeload/surge/hist"
 )
 
@@ -24,6 +26,9 @@ const (
 	// PromPhase is a native histogram per HTTP phase (label phase: dns,
 	// connect, tls, ttfb, attempt), in seconds.
 	PromPhase = "surge_http_request_phase_seconds"
+	// PromMonitor is a gauge per plan monitor (label monitor): its value at
+	// each interval's end.
+	PromMonitor = "surge_monitor"
 )
 
 // promEncoder turns a run's intervals into cumulative series. It holds the
@@ -69,7 +74,11 @@ func (e *promEncoder) encode(ev event) ([]item, error) {
 			return nil, nil
 		}
 		delete(e.runs, ev.run)
-		return r.flush(e, math.MaxInt64)
+		out, err := r.flush(e, math.MaxInt64)
+		if it := monitorSeries(*ev.runInfo, ev.summary); it.points > 0 {
+			out = append(out, it)
+		}
+		return out, err
 	case ev.runInfo != nil:
 		e.run(ev.run)
 		return nil, nil
@@ -157,6 +166,24 @@ func (r *promRun) write(e *promEncoder, d IntervalData) (item, error) {
 		n += k
 	}
 	return item{data: b, points: n}, nil
+}
+
+// monitorSeries is each of the run's monitors as the gauge surge_monitor
+// (label monitor), one sample per interval at its end, when the sample was
+// taken. They go with the final summary: a sample arrives after its
+// interval was emitted.
+func monitorSeries(info RunInfo, sum *surgev1.RunSummary) item {
+	var b []byte
+	n := 0
+	for _, m := range sum.GetMonitors() {
+		ls := append(promRunLabels(info), label{"__name__", PromMonitor}, label{"monitor", m.GetName()})
+		slices.SortFunc(ls, func(a, b label) int { return strings.Compare(a.name, b.name) })
+		for _, v := range m.GetValues() {
+			b = appendSeries(b, ls, v.GetValue(), nil, info.Start.Add(time.Duration(v.GetInterval()+1)*info.Interval).UnixMilli())
+			n++
+		}
+	}
+	return item{data: b, points: n}
 }
 
 // cum returns the cumulative state of a series, made on first sight.

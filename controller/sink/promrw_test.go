@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -355,5 +356,38 @@ func TestPromRWRetriesAndDrops(t *testing.T) {
 	if !strings.Contains(notes, "of this run were dropped") ||
 		!strings.Contains(notes, "writes to Prometheus failed during this run") {
 		t.Errorf("notes do not say what was dropped and what was late:\n%s", notes)
+	}
+}
+
+// The run's monitors go with its end: surge_monitor{monitor} one sample
+// per interval, at the interval's end, with the run's labels.
+func TestPromRWMonitors(t *testing.T) {
+	f := newFakeRW(t)
+	s := newTestPromRW(t, f, nil)
+	s.RunStarted(testRun)
+	s.Interval(intervalData(0))
+	s.RunEnded(testRun, &surgev1.RunSummary{Monitors: []*surgev1.MonitorSummary{{Name: "cpu",
+		Values: []*surgev1.MonitorSample{{Interval: 0, Value: 0.25}, {Interval: 2, Value: 0.5}}}}})
+	poll.Eventually(t, 5*time.Second, "the monitor written", func() bool {
+		for _, p := range f.all() {
+			if p.labels["__name__"] == PromMonitor && p.value == 0.5 {
+				return true
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range f.all() {
+		if p.labels["__name__"] == PromMonitor {
+			got = append(got, fmt.Sprintf("%s %s %g %d", p.labels["monitor"], p.labels["run_id"], p.value, p.ts-testRun.Start.UnixMilli()))
+		}
+	}
+	if want := "cpu r1 0.25 1000\ncpu r1 0.5 3000"; strings.Join(got, "\n") != want {
+		t.Errorf("monitor samples\n%s\nwant\n%s", strings.Join(got, "\n"), want)
 	}
 }

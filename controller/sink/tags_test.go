@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -21,7 +22,8 @@ func TestRunTagsOnEveryPoint(t *testing.T) {
 	}
 	ag, _ := agentLines(AgentData{Run: run, Agent: "a1", Region: "eu", Start: d.Start, Stats: &surgev1.AgentStats{}})
 	start, _ := runLines(run, nil)
-	end, _ := runLines(run, &surgev1.RunSummary{Verdict: "pass"})
+	end, _ := runLines(run, &surgev1.RunSummary{Verdict: "pass", Monitors: []*surgev1.MonitorSummary{{Name: "cpu",
+		Values: []*surgev1.MonitorSample{{Interval: 0, Value: 0.25}, {Interval: 2, Value: 0.5}}}}})
 	lines := strings.Split(strings.TrimSpace(string(iv)+string(ag)+string(start)+string(end)), "\n")
 	if len(lines) < n+3 {
 		t.Fatalf("%d lines, want at least %d", len(lines), n+3)
@@ -34,9 +36,26 @@ func TestRunTagsOnEveryPoint(t *testing.T) {
 			t.Errorf("%s: tags %v, want the run's environment and commit beside run and plan", l.measurement, l.tags)
 		}
 	}
-	for _, m := range []string{MeasurementHTTP, MeasurementInterval, MeasurementElapsed, MeasurementAgent} {
+	for _, m := range []string{MeasurementHTTP, MeasurementInterval, MeasurementElapsed, MeasurementAgent, MeasurementMonitor} {
 		if !measurements[m] {
 			t.Errorf("no %s point among %v", m, measurements)
 		}
+	}
+}
+
+// The run's end writes each monitor's value per interval, stamped at the
+// interval's start.
+func TestMonitorLines(t *testing.T) {
+	b, _ := runLines(testRun, &surgev1.RunSummary{Monitors: []*surgev1.MonitorSummary{{Name: "cpu",
+		Values: []*surgev1.MonitorSample{{Interval: 0, Value: 0.25}, {Interval: 2, Value: 0.5}}}}})
+	var got []string
+	for _, s := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l := parseLine(t, s); l.measurement == MeasurementMonitor {
+			got = append(got, fmt.Sprintf("%s %s %s %d", l.tags["monitor"], l.fields["value"], l.fields["interval"], l.ts))
+		}
+	}
+	want := []string{"cpu 0.25 0i 1700000000000000000", "cpu 0.5 2i 1700000002000000000"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("monitor points\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

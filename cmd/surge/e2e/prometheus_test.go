@@ -386,7 +386,8 @@ func TestPrometheusRules(t *testing.T) {
 // below the measured CPU fails the run (exit 99); compare shows both runs'
 // CPU side by side; and a monitor that cannot work (Prometheus
 // unreachable, a syntax error, no series) is refused before the run
-// starts, naming its key.
+// starts, naming its key. The remote write carries the values as
+// surge_monitor.
 func TestPrometheusMonitors(t *testing.T) {
 	e := needProm(t)
 	script := os.Getenv("SURGE_PROM_SCRIPT")
@@ -405,7 +406,7 @@ func TestPrometheusMonitors(t *testing.T) {
 		}
 		return nil
 	})
-	c := startCluster(t, [][2]string{{"m1", "us-east"}})
+	c := startCluster(t, [][2]string{{"m1", "us-east"}}, "--prometheus-remote-write", e.writeURL)
 	planWith := func(prom, query, bound string) string {
 		return writePlan(t, "watched.yaml", fmt.Sprintf(`name: watched
 scenarios:
@@ -448,6 +449,21 @@ thresholds:
 		direct, err := e.queryAt(cpu, at)
 		if v.Interval != int64(i) || err != nil || direct[""] != v.Value {
 			t.Errorf("interval %d (#%d): stored %v, PromQL at its end %v (%v)", v.Interval, i, v.Value, direct, err)
+		}
+	}
+	// The remote write carries them too: surge_monitor at each interval's end.
+	series := fmt.Sprintf(`surge_monitor{run_id=%q,monitor="cpu"}`, low.RunID)
+	lastAt := started.Add(time.Duration(intervals) * time.Second)
+	poll.EventuallyErr(t, 30*time.Second, "surge_monitor written", func() error {
+		if v, err := e.queryAt(series, lastAt); err != nil || len(v) != 1 {
+			return fmt.Errorf("%v (%v)", v, err)
+		}
+		return nil
+	})
+	for _, v := range m.Values {
+		got, err := e.queryAt(series, started.Add(time.Duration(v.Interval+1)*time.Second))
+		if err != nil || got[""] != v.Value {
+			t.Errorf("remote write: interval %d %v (%v), summary %v", v.Interval, got, err, v.Value)
 		}
 	}
 	if th := low.Thresholds; len(th) != 1 || th[0].OK || th[0].Value == nil || *th[0].Value != m.Max || m.Max <= 0 {
@@ -525,6 +541,6 @@ thresholds:
 	if after := readTargetStats(t, target).Requests; after != before {
 		t.Errorf("refused runs sent %d requests", after-before)
 	}
-	t.Logf("measured: cpu per interval %v (min %.4f mean %.4f max %.4f); second run mean %.4f; the first run's range in Prometheus: mean %.4f",
+	t.Logf("measured: cpu per interval %v (min %.4f mean %.4f max %.4f); second run mean %.4f; the first run's range in Prometheus: mean %v",
 		m.Values, m.Min, m.Mean, m.Max, high.Monitors[0].Mean, *prodMean)
 }
