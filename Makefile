@@ -15,7 +15,7 @@ BIN   := bin/surge
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build demo test test-start unit e2e generate check-generate lint bench bench-smoke bench-soak tools clean
+.PHONY: all build demo test test-start unit r-base e2e generate check-generate lint bench bench-smoke bench-soak tools clean
 
 all: build
 
@@ -47,9 +47,15 @@ test-start:
 
 # The client's raw-syscall writer (agent/httpclient/rawsys_linux.go) is
 # built only without -race, so its package runs once more without it.
-unit: $(TOOLS)/testsum
+unit: $(TOOLS)/testsum r-base
 	@set -o pipefail; $(GO) test -json -race -count=1 -timeout 20m ./... | $(TESTSUM)
 	@set -o pipefail; $(GO) test -json -count=1 -timeout 5m ./agent/httpclient/... | $(TESTSUM)
+
+## r-base: R (Debian's r-base-core), the judge's reference (controller/judge
+# TestAgreesWithR compares with R's wilcox.test).
+r-base:
+	@command -v Rscript >/dev/null || { echo "installing r-base-core (the judge's reference)"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends r-base-core >/dev/null; }
 
 ## e2e: system tests with the built binary as separate processes.
 # It starts a real InfluxDB 1.8 (scripts/influxdb.sh), Prometheus

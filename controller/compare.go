@@ -80,6 +80,9 @@ func (s *runsService) Compare(ctx context.Context, req *surgev1.CompareRequest) 
 	if err != nil {
 		return nil, err
 	}
+	if req.GetJudge() != nil && req.GetRunA() == "" {
+		return nil, status.Error(codes.InvalidArgument, "compare: the judge needs two runs' distributions; a baseline has only figures")
+	}
 	var resp *surgev1.CompareResponse
 	monitorsA := req.GetBaselineMonitors()
 	if req.GetRunA() == "" && len(req.GetBaseline()) > 0 {
@@ -90,7 +93,9 @@ func (s *runsService) Compare(ctx context.Context, req *surgev1.CompareRequest) 
 			return nil, err
 		}
 		monitorsA = a.Monitors
-		resp, err = report.Compare(a, b, opts)
+		if resp, err = report.Compare(a, b, opts); err == nil && req.GetJudge() != nil {
+			resp.Judgement, err = report.Judge(a, b, opts.By, req.GetJudge())
+		}
 	}
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "compare: %v", err)

@@ -157,6 +157,7 @@ type compareOptions struct {
 	by         string
 	window     time.Duration
 	json       bool
+	judge      judgeFlags
 }
 
 func newCompareCmd(e env) *cobra.Command {
@@ -188,6 +189,11 @@ otel (OpenTelemetry's http_server_request_duration_seconds by http_route,
 the default), classic (http_request_duration_seconds by handler) or a YAML
 file of PromQL templates (--baseline-queries); see docs/prometheus.md.
 
+--judge judges B against A as canary analysis does: a Mann–Whitney U test
+of each group's exact latency distribution, the Hodges–Lehmann shift with
+its interval, a 0-100 score; exit 0 pass, 1 fail, 3 marginal (see
+docs/compare.md).
+
 A run is its id, or latest (the newest run), or latest:KEY=VALUE[,KEY=VALUE]
 (the newest run with those tags, e.g. latest:environment=staging).`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -211,6 +217,7 @@ A run is its id, or latest (the newest run), or latest:KEY=VALUE[,KEY=VALUE]
 	cmd.Flags().DurationVar(&o.window, "window", report.DefaultWindow, "width of the aligned elapsed-time windows (0: off)")
 	cmd.Flags().StringVar(&o.baseline, "baseline", "", "production figures `CSV` (endpoint,p50,p95,p99,error_rate,rpm) instead of RUN_A")
 	promBaselineFlags(cmd, &o.prom)
+	addJudgeFlags(cmd, &o.judge)
 	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON")
 	return cmd
 }
@@ -225,7 +232,14 @@ func runCompare(ctx context.Context, o compareOptions, stdout io.Writer) error {
 	default:
 		return usageErrorf("--by %q: want request, region or scenario", o.by)
 	}
-	req := &surgev1.CompareRequest{RunA: o.runA, RunB: o.runB, Tolerance: o.tolerance, By: o.by, WindowMs: o.window.Milliseconds()}
+	jo, err := o.judge.options()
+	if err != nil {
+		return err
+	}
+	if jo != nil && o.runA == "" {
+		return usageErrorf("--judge needs two runs: a baseline has figures, not distributions")
+	}
+	req := &surgev1.CompareRequest{RunA: o.runA, RunB: o.runB, Tolerance: o.tolerance, By: o.by, WindowMs: o.window.Milliseconds(), Judge: jo}
 	if o.window <= 0 {
 		req.WindowMs = -1
 	}
@@ -283,6 +297,9 @@ func runCompare(ctx context.Context, o compareOptions, stdout io.Writer) error {
 			}
 		} else if err := report.CompareText(stdout, resp); err != nil {
 			return fmt.Errorf("print comparison: %w", err)
+		}
+		if j := resp.GetJudgement(); j != nil {
+			return judgeExit(j)
 		}
 		if resp.GetDiverged() > 0 {
 			return &exitError{code: exitFailure, reported: true,

@@ -23,6 +23,8 @@ type ComparisonJSON struct {
 	Within    bool         `json:"within_tolerance"`
 	Metrics   []MetricJSON `json:"metrics"`
 	Notes     []string     `json:"notes"`
+	// Judgement is the judge's verdict (compare --judge); absent without.
+	Judgement *JudgementJSON `json:"judgement,omitempty"`
 }
 
 // MetricJSON is one compared metric. RelDiff is null when it has no finite
@@ -60,7 +62,7 @@ func CompareJSON(c *surgev1.CompareResponse) ([]byte, error) {
 	out := ComparisonJSON{
 		RunA: c.GetRunA(), RunB: c.GetRunB(), Tolerance: c.GetTolerance(), By: c.GetBy(),
 		Aligned: c.GetAligned(), WindowMs: c.GetWindowMs(), Diverged: c.GetDiverged(), Within: c.GetDiverged() == 0,
-		Metrics: []MetricJSON{}, Notes: append([]string{}, c.GetNotes()...),
+		Metrics: []MetricJSON{}, Notes: append([]string{}, c.GetNotes()...), Judgement: judgementJSON(c.GetJudgement()),
 	}
 	for _, m := range c.GetMetrics() {
 		mj := MetricJSON{
@@ -118,6 +120,7 @@ func CompareText(w io.Writer, c *surgev1.CompareResponse) error {
 	for _, n := range c.GetNotes() {
 		p.printf("note: %s\n", n)
 	}
+	judgementText(p, c.GetJudgement())
 	if c.GetDiverged() == 0 {
 		p.printf("\nwithin tolerance: no metric differs by more than %.0f%%\n", c.GetTolerance()*100)
 	} else {

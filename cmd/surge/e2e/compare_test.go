@@ -109,3 +109,60 @@ func unequal(m report.MetricJSON, tol float64) string {
 	return fmt.Sprintf("%v [%v, %v] vs %v [%v, %v]: past %.0f%% and outside each other's confidence intervals",
 		a, *m.ARange[0], aHigh, b, *m.BRange[0], bHigh, tol*100)
 }
+
+// The judge on real runs: against targets at 10 ms and 11 ms it fails the
+// slower run's latency as high (exit 1); two runs against the same target
+// pass (exit 0); a judge asked of a baseline is a usage error (exit 2).
+func TestCompareJudge(t *testing.T) {
+	ten, eleven := freeport.Addr(t), freeport.Addr(t)
+	start(t, "10ms target", "target", "--listen", ten, "--latency", "uniform(9.5ms,10.5ms)")
+	start(t, "11ms target", "target", "--listen", eleven, "--latency", "uniform(10.5ms,11.5ms)")
+	c := startCluster(t, [][2]string{{"j1", "us-east"}})
+	runOn := func(addr string) string {
+		plan := writePlan(t, "judge.yaml", fmt.Sprintf(`name: judge
+scenarios:
+  api:
+    executor: constant-arrival-rate
+    rate: 100
+    duration: 3s
+    requests: [{name: item, url: 'http://%s/item'}]
+`, addr))
+		out := filepath.Join(t.TempDir(), "s.json")
+		if text, code := surge(t, "run", plan, "--controller", c.ctrl, "-q", "--json", out); code != 0 {
+			t.Fatalf("run against %s: exit %d\n%s", addr, code, text)
+		}
+		return readSummary(t, out).RunID
+	}
+	a, same, slow := runOn(ten), runOn(ten), runOn(eleven)
+	judged := func(b string) (map[string]report.JudgedMetricJSON, *report.JudgementJSON, int) {
+		out, code := surge(t, "compare", "--controller", c.ctrl, "--json", "--judge", "--allowed-increase", "0.05", a, b)
+		var cj report.ComparisonJSON
+		if err := json.Unmarshal([]byte(out), &cj); err != nil || cj.Judgement == nil {
+			t.Fatalf("compare --judge %s (exit %d): %v\n%s", b, code, err, out)
+		}
+		m := map[string]report.JudgedMetricJSON{}
+		for _, x := range cj.Judgement.Metrics {
+			m[x.Group] = x
+		}
+		return m, cj.Judgement, code
+	}
+	m, j, code := judged(slow)
+	t.Logf("measured: 10 ms vs 11 ms: score %v %s, all %s shift %+.3f ms [%+.3f, %+.3f] p %.3g, exit %d",
+		j.Score, j.Outcome, m["all"].Class, m["all"].Shift, m["all"].Low, m["all"].High, m["all"].P, code)
+	if code != 1 || j.Outcome != "fail" || m["all"].Class != "high" || m["request=item"].Class != "high" || !(m["all"].Shift > 0.5) {
+		t.Errorf("10 ms vs 11 ms: exit %d, outcome %s, classes %v, want 1, fail, high", code, j.Outcome, m)
+	}
+	m, j, code = judged(same)
+	t.Logf("measured: same target: score %v %s, all %s shift %+.3f ms [%+.3f, %+.3f] p %.3g, exit %d",
+		j.Score, j.Outcome, m["all"].Class, m["all"].Shift, m["all"].Low, m["all"].High, m["all"].P, code)
+	if code != 0 || j.Outcome != "pass" || m["all"].Class != "pass" || len(m) != 2 {
+		t.Errorf("same target: exit %d, outcome %s, metrics %v, want 0, pass, two passing", code, j.Outcome, m)
+	}
+	text, code := surge(t, "compare", "--controller", c.ctrl, "--judge", a, slow)
+	if code != 1 || !strings.Contains(text, "judge score 0: FAIL") {
+		t.Errorf("compare --judge text: exit %d\n%s", code, text)
+	}
+	if out, code := surge(t, "compare", "--controller", c.ctrl, "--judge", "--judge-direction", "up", a, slow); code != 2 || !strings.Contains(out, `--judge-direction "up"`) {
+		t.Errorf("bad direction: exit %d\n%s", code, out)
+	}
+}

@@ -41,8 +41,10 @@ type CompareRequest struct {
 	// With a baseline: production's figures for run B's monitors (the same
 	// queries over production's range), compared side by side with B's.
 	BaselineMonitors []*MonitorSummary `protobuf:"bytes,7,rep,name=baseline_monitors,json=baselineMonitors,proto3" json:"baseline_monitors,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The statistical judge (two runs only); off when absent.
+	Judge         *JudgeOptions `protobuf:"bytes,8,opt,name=judge,proto3" json:"judge,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CompareRequest) Reset() {
@@ -124,6 +126,335 @@ func (x *CompareRequest) GetBaselineMonitors() []*MonitorSummary {
 	return nil
 }
 
+func (x *CompareRequest) GetJudge() *JudgeOptions {
+	if x != nil {
+		return x.Judge
+	}
+	return nil
+}
+
+// JudgeOptions set the judge: a Mann–Whitney U test per group's latency
+// distribution, as Kayenta's NetflixACAJudge.
+type JudgeOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Confidence level of the test and the shift's interval; 0: 0.98.
+	Confidence float64 `protobuf:"fixed64,1,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	// Relative shifts of A's median allowed up and down (0.05: 5%).
+	AllowedIncrease float64 `protobuf:"fixed64,2,opt,name=allowed_increase,json=allowedIncrease,proto3" json:"allowed_increase,omitempty"`
+	AllowedDecrease float64 `protobuf:"fixed64,3,opt,name=allowed_decrease,json=allowedDecrease,proto3" json:"allowed_decrease,omitempty"`
+	// Which change fails: "increase" (default), "decrease" or "either".
+	Direction string `protobuf:"bytes,4,opt,name=direction,proto3" json:"direction,omitempty"`
+	// Score bounds (0-100) for pass and marginal; 0: 95 and 75.
+	PassScore     float64 `protobuf:"fixed64,5,opt,name=pass_score,json=passScore,proto3" json:"pass_score,omitempty"`
+	MarginalScore float64 `protobuf:"fixed64,6,opt,name=marginal_score,json=marginalScore,proto3" json:"marginal_score,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JudgeOptions) Reset() {
+	*x = JudgeOptions{}
+	mi := &file_surge_v1_compare_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JudgeOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JudgeOptions) ProtoMessage() {}
+
+func (x *JudgeOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_surge_v1_compare_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JudgeOptions.ProtoReflect.Descriptor instead.
+func (*JudgeOptions) Descriptor() ([]byte, []int) {
+	return file_surge_v1_compare_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *JudgeOptions) GetConfidence() float64 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
+}
+
+func (x *JudgeOptions) GetAllowedIncrease() float64 {
+	if x != nil {
+		return x.AllowedIncrease
+	}
+	return 0
+}
+
+func (x *JudgeOptions) GetAllowedDecrease() float64 {
+	if x != nil {
+		return x.AllowedDecrease
+	}
+	return 0
+}
+
+func (x *JudgeOptions) GetDirection() string {
+	if x != nil {
+		return x.Direction
+	}
+	return ""
+}
+
+func (x *JudgeOptions) GetPassScore() float64 {
+	if x != nil {
+		return x.PassScore
+	}
+	return 0
+}
+
+func (x *JudgeOptions) GetMarginalScore() float64 {
+	if x != nil {
+		return x.MarginalScore
+	}
+	return 0
+}
+
+// Judgement is the judge's verdict over the judged metrics.
+type Judgement struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Metrics []*JudgedMetric        `protobuf:"bytes,1,rep,name=metrics,proto3" json:"metrics,omitempty"`
+	// Share of judged metrics that pass, 0-100, and its outcome: "pass",
+	// "marginal" or "fail".
+	Score         float64 `protobuf:"fixed64,2,opt,name=score,proto3" json:"score,omitempty"`
+	Outcome       string  `protobuf:"bytes,3,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Confidence    float64 `protobuf:"fixed64,4,opt,name=confidence,proto3" json:"confidence,omitempty"`
+	PassScore     float64 `protobuf:"fixed64,5,opt,name=pass_score,json=passScore,proto3" json:"pass_score,omitempty"`
+	MarginalScore float64 `protobuf:"fixed64,6,opt,name=marginal_score,json=marginalScore,proto3" json:"marginal_score,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Judgement) Reset() {
+	*x = Judgement{}
+	mi := &file_surge_v1_compare_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Judgement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Judgement) ProtoMessage() {}
+
+func (x *Judgement) ProtoReflect() protoreflect.Message {
+	mi := &file_surge_v1_compare_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Judgement.ProtoReflect.Descriptor instead.
+func (*Judgement) Descriptor() ([]byte, []int) {
+	return file_surge_v1_compare_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Judgement) GetMetrics() []*JudgedMetric {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+func (x *Judgement) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *Judgement) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *Judgement) GetConfidence() float64 {
+	if x != nil {
+		return x.Confidence
+	}
+	return 0
+}
+
+func (x *Judgement) GetPassScore() float64 {
+	if x != nil {
+		return x.PassScore
+	}
+	return 0
+}
+
+func (x *Judgement) GetMarginalScore() float64 {
+	if x != nil {
+		return x.MarginalScore
+	}
+	return 0
+}
+
+// JudgedMetric is one group's metric judged: B against A.
+type JudgedMetric struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// "latency_ms": the latency distribution from the intended send time.
+	Metric string `protobuf:"bytes,2,opt,name=metric,proto3" json:"metric,omitempty"`
+	// "pass", "high" or "low".
+	Class string  `protobuf:"bytes,3,opt,name=class,proto3" json:"class,omitempty"`
+	U     float64 `protobuf:"fixed64,4,opt,name=u,proto3" json:"u,omitempty"`
+	P     float64 `protobuf:"fixed64,5,opt,name=p,proto3" json:"p,omitempty"`
+	// Hodges–Lehmann shift of B from A and its interval, in the metric's
+	// unit; relative: the shift over A's median.
+	Shift         float64 `protobuf:"fixed64,6,opt,name=shift,proto3" json:"shift,omitempty"`
+	Lo            float64 `protobuf:"fixed64,7,opt,name=lo,proto3" json:"lo,omitempty"`
+	Hi            float64 `protobuf:"fixed64,8,opt,name=hi,proto3" json:"hi,omitempty"`
+	AMedian       float64 `protobuf:"fixed64,9,opt,name=a_median,json=aMedian,proto3" json:"a_median,omitempty"`
+	Relative      float64 `protobuf:"fixed64,10,opt,name=relative,proto3" json:"relative,omitempty"`
+	Reason        string  `protobuf:"bytes,11,opt,name=reason,proto3" json:"reason,omitempty"`
+	ACount        int64   `protobuf:"varint,12,opt,name=a_count,json=aCount,proto3" json:"a_count,omitempty"`
+	BCount        int64   `protobuf:"varint,13,opt,name=b_count,json=bCount,proto3" json:"b_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JudgedMetric) Reset() {
+	*x = JudgedMetric{}
+	mi := &file_surge_v1_compare_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JudgedMetric) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JudgedMetric) ProtoMessage() {}
+
+func (x *JudgedMetric) ProtoReflect() protoreflect.Message {
+	mi := &file_surge_v1_compare_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JudgedMetric.ProtoReflect.Descriptor instead.
+func (*JudgedMetric) Descriptor() ([]byte, []int) {
+	return file_surge_v1_compare_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *JudgedMetric) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *JudgedMetric) GetMetric() string {
+	if x != nil {
+		return x.Metric
+	}
+	return ""
+}
+
+func (x *JudgedMetric) GetClass() string {
+	if x != nil {
+		return x.Class
+	}
+	return ""
+}
+
+func (x *JudgedMetric) GetU() float64 {
+	if x != nil {
+		return x.U
+	}
+	return 0
+}
+
+func (x *JudgedMetric) GetP() float64 {
+	if x != nil {
+		return x.P
+	}
+	return 0
+}
+
+func (x *JudgedMetric) GetShift() float64 {
+	if x != nil {
+		return x.Shift
+	}
+	return 0
+}
+
+func (x *JudgedMetric) GetLo() float64 {
+	if x != nil {
+		return x.Lo
+	}
+	return 0
+}
+
+func (x *JudgedMetric) GetHi() float64 {
+	if x != nil {
+		return x.Hi
+	}
+	return 0
+}
+
+func (x *JudgedMetric) GetAMedian() float64 {
+	if x != nil {
+		return x.AMedian
+	}
+	return 0
+}
+
+func (x *JudgedMetric) GetRelative() float64 {
+	if x != nil {
+		return x.Relative
+	}
+	return 0
+}
+
+func (x *JudgedMetric) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *JudgedMetric) GetACount() int64 {
+	if x != nil {
+		return x.ACount
+	}
+	return 0
+}
+
+func (x *JudgedMetric) GetBCount() int64 {
+	if x != nil {
+		return x.BCount
+	}
+	return 0
+}
+
 // BaselineRow is one endpoint's production figures, as monitoring shows
 // them.
 type BaselineRow struct {
@@ -143,7 +474,7 @@ type BaselineRow struct {
 
 func (x *BaselineRow) Reset() {
 	*x = BaselineRow{}
-	mi := &file_surge_v1_compare_proto_msgTypes[1]
+	mi := &file_surge_v1_compare_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -155,7 +486,7 @@ func (x *BaselineRow) String() string {
 func (*BaselineRow) ProtoMessage() {}
 
 func (x *BaselineRow) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_compare_proto_msgTypes[1]
+	mi := &file_surge_v1_compare_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -168,7 +499,7 @@ func (x *BaselineRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaselineRow.ProtoReflect.Descriptor instead.
 func (*BaselineRow) Descriptor() ([]byte, []int) {
-	return file_surge_v1_compare_proto_rawDescGZIP(), []int{1}
+	return file_surge_v1_compare_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *BaselineRow) GetEndpoint() string {
@@ -225,15 +556,17 @@ type CompareResponse struct {
 	Aligned bool          `protobuf:"varint,6,opt,name=aligned,proto3" json:"aligned,omitempty"`
 	Metrics []*MetricDiff `protobuf:"bytes,7,rep,name=metrics,proto3" json:"metrics,omitempty"`
 	// How many metrics diverged.
-	Diverged      int64    `protobuf:"varint,8,opt,name=diverged,proto3" json:"diverged,omitempty"`
-	Notes         []string `protobuf:"bytes,9,rep,name=notes,proto3" json:"notes,omitempty"`
+	Diverged int64    `protobuf:"varint,8,opt,name=diverged,proto3" json:"diverged,omitempty"`
+	Notes    []string `protobuf:"bytes,9,rep,name=notes,proto3" json:"notes,omitempty"`
+	// The judge's verdict, when asked for.
+	Judgement     *Judgement `protobuf:"bytes,10,opt,name=judgement,proto3" json:"judgement,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CompareResponse) Reset() {
 	*x = CompareResponse{}
-	mi := &file_surge_v1_compare_proto_msgTypes[2]
+	mi := &file_surge_v1_compare_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -245,7 +578,7 @@ func (x *CompareResponse) String() string {
 func (*CompareResponse) ProtoMessage() {}
 
 func (x *CompareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_compare_proto_msgTypes[2]
+	mi := &file_surge_v1_compare_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -258,7 +591,7 @@ func (x *CompareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompareResponse.ProtoReflect.Descriptor instead.
 func (*CompareResponse) Descriptor() ([]byte, []int) {
-	return file_surge_v1_compare_proto_rawDescGZIP(), []int{2}
+	return file_surge_v1_compare_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CompareResponse) GetRunA() string {
@@ -324,6 +657,13 @@ func (x *CompareResponse) GetNotes() []string {
 	return nil
 }
 
+func (x *CompareResponse) GetJudgement() *Judgement {
+	if x != nil {
+		return x.Judgement
+	}
+	return nil
+}
+
 // MetricDiff is one metric of one group, on both sides.
 type MetricDiff struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -373,7 +713,7 @@ type MetricDiff struct {
 
 func (x *MetricDiff) Reset() {
 	*x = MetricDiff{}
-	mi := &file_surge_v1_compare_proto_msgTypes[3]
+	mi := &file_surge_v1_compare_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -385,7 +725,7 @@ func (x *MetricDiff) String() string {
 func (*MetricDiff) ProtoMessage() {}
 
 func (x *MetricDiff) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_compare_proto_msgTypes[3]
+	mi := &file_surge_v1_compare_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -398,7 +738,7 @@ func (x *MetricDiff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricDiff.ProtoReflect.Descriptor instead.
 func (*MetricDiff) Descriptor() ([]byte, []int) {
-	return file_surge_v1_compare_proto_rawDescGZIP(), []int{3}
+	return file_surge_v1_compare_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MetricDiff) GetWindow() bool {
@@ -550,7 +890,7 @@ type HistogramsRequest struct {
 
 func (x *HistogramsRequest) Reset() {
 	*x = HistogramsRequest{}
-	mi := &file_surge_v1_compare_proto_msgTypes[4]
+	mi := &file_surge_v1_compare_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +902,7 @@ func (x *HistogramsRequest) String() string {
 func (*HistogramsRequest) ProtoMessage() {}
 
 func (x *HistogramsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_compare_proto_msgTypes[4]
+	mi := &file_surge_v1_compare_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +915,7 @@ func (x *HistogramsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistogramsRequest.ProtoReflect.Descriptor instead.
 func (*HistogramsRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_compare_proto_rawDescGZIP(), []int{4}
+	return file_surge_v1_compare_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HistogramsRequest) GetRunId() string {
@@ -619,7 +959,7 @@ type HistogramFrame struct {
 
 func (x *HistogramFrame) Reset() {
 	*x = HistogramFrame{}
-	mi := &file_surge_v1_compare_proto_msgTypes[5]
+	mi := &file_surge_v1_compare_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +971,7 @@ func (x *HistogramFrame) String() string {
 func (*HistogramFrame) ProtoMessage() {}
 
 func (x *HistogramFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_compare_proto_msgTypes[5]
+	mi := &file_surge_v1_compare_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +984,7 @@ func (x *HistogramFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistogramFrame.ProtoReflect.Descriptor instead.
 func (*HistogramFrame) Descriptor() ([]byte, []int) {
-	return file_surge_v1_compare_proto_rawDescGZIP(), []int{5}
+	return file_surge_v1_compare_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HistogramFrame) GetInterval() int64 {
@@ -693,7 +1033,7 @@ var File_surge_v1_compare_proto protoreflect.FileDescriptor
 
 const file_surge_v1_compare_proto_rawDesc = "" +
 	"\n" +
-	"\x16surge/v1/compare.proto\x12\bsurge.v1\x1a\x16surge/v1/metrics.proto\"\xff\x01\n" +
+	"\x16surge/v1/compare.proto\x12\bsurge.v1\x1a\x16surge/v1/metrics.proto\"\xad\x02\n" +
 	"\x0eCompareRequest\x12\x13\n" +
 	"\x05run_a\x18\x01 \x01(\tR\x04runA\x12\x13\n" +
 	"\x05run_b\x18\x02 \x01(\tR\x04runB\x12\x1c\n" +
@@ -701,7 +1041,43 @@ const file_surge_v1_compare_proto_rawDesc = "" +
 	"\x02by\x18\x04 \x01(\tR\x02by\x121\n" +
 	"\bbaseline\x18\x05 \x03(\v2\x15.surge.v1.BaselineRowR\bbaseline\x12\x1b\n" +
 	"\twindow_ms\x18\x06 \x01(\x03R\bwindowMs\x12E\n" +
-	"\x11baseline_monitors\x18\a \x03(\v2\x18.surge.v1.MonitorSummaryR\x10baselineMonitors\"\x9f\x01\n" +
+	"\x11baseline_monitors\x18\a \x03(\v2\x18.surge.v1.MonitorSummaryR\x10baselineMonitors\x12,\n" +
+	"\x05judge\x18\b \x01(\v2\x16.surge.v1.JudgeOptionsR\x05judge\"\xe8\x01\n" +
+	"\fJudgeOptions\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\x01 \x01(\x01R\n" +
+	"confidence\x12)\n" +
+	"\x10allowed_increase\x18\x02 \x01(\x01R\x0fallowedIncrease\x12)\n" +
+	"\x10allowed_decrease\x18\x03 \x01(\x01R\x0fallowedDecrease\x12\x1c\n" +
+	"\tdirection\x18\x04 \x01(\tR\tdirection\x12\x1d\n" +
+	"\n" +
+	"pass_score\x18\x05 \x01(\x01R\tpassScore\x12%\n" +
+	"\x0emarginal_score\x18\x06 \x01(\x01R\rmarginalScore\"\xd3\x01\n" +
+	"\tJudgement\x120\n" +
+	"\ametrics\x18\x01 \x03(\v2\x16.surge.v1.JudgedMetricR\ametrics\x12\x14\n" +
+	"\x05score\x18\x02 \x01(\x01R\x05score\x12\x18\n" +
+	"\aoutcome\x18\x03 \x01(\tR\aoutcome\x12\x1e\n" +
+	"\n" +
+	"confidence\x18\x04 \x01(\x01R\n" +
+	"confidence\x12\x1d\n" +
+	"\n" +
+	"pass_score\x18\x05 \x01(\x01R\tpassScore\x12%\n" +
+	"\x0emarginal_score\x18\x06 \x01(\x01R\rmarginalScore\"\xa5\x02\n" +
+	"\fJudgedMetric\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
+	"\x06metric\x18\x02 \x01(\tR\x06metric\x12\x14\n" +
+	"\x05class\x18\x03 \x01(\tR\x05class\x12\f\n" +
+	"\x01u\x18\x04 \x01(\x01R\x01u\x12\f\n" +
+	"\x01p\x18\x05 \x01(\x01R\x01p\x12\x14\n" +
+	"\x05shift\x18\x06 \x01(\x01R\x05shift\x12\x0e\n" +
+	"\x02lo\x18\a \x01(\x01R\x02lo\x12\x0e\n" +
+	"\x02hi\x18\b \x01(\x01R\x02hi\x12\x19\n" +
+	"\ba_median\x18\t \x01(\x01R\aaMedian\x12\x1a\n" +
+	"\brelative\x18\n" +
+	" \x01(\x01R\brelative\x12\x16\n" +
+	"\x06reason\x18\v \x01(\tR\x06reason\x12\x17\n" +
+	"\aa_count\x18\f \x01(\x03R\x06aCount\x12\x17\n" +
+	"\ab_count\x18\r \x01(\x03R\x06bCount\"\x9f\x01\n" +
 	"\vBaselineRow\x12\x1a\n" +
 	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x12\x15\n" +
 	"\x06p50_ms\x18\x02 \x01(\x01R\x05p50Ms\x12\x15\n" +
@@ -709,7 +1085,7 @@ const file_surge_v1_compare_proto_rawDesc = "" +
 	"\x06p99_ms\x18\x04 \x01(\x01R\x05p99Ms\x12\x1d\n" +
 	"\n" +
 	"error_rate\x18\x05 \x01(\x01R\terrorRate\x12\x10\n" +
-	"\x03rpm\x18\x06 \x01(\x01R\x03rpm\"\x82\x02\n" +
+	"\x03rpm\x18\x06 \x01(\x01R\x03rpm\"\xb5\x02\n" +
 	"\x0fCompareResponse\x12\x13\n" +
 	"\x05run_a\x18\x01 \x01(\tR\x04runA\x12\x13\n" +
 	"\x05run_b\x18\x02 \x01(\tR\x04runB\x12\x1c\n" +
@@ -719,7 +1095,9 @@ const file_surge_v1_compare_proto_rawDesc = "" +
 	"\aaligned\x18\x06 \x01(\bR\aaligned\x12.\n" +
 	"\ametrics\x18\a \x03(\v2\x14.surge.v1.MetricDiffR\ametrics\x12\x1a\n" +
 	"\bdiverged\x18\b \x01(\x03R\bdiverged\x12\x14\n" +
-	"\x05notes\x18\t \x03(\tR\x05notes\"\xeb\x03\n" +
+	"\x05notes\x18\t \x03(\tR\x05notes\x121\n" +
+	"\tjudgement\x18\n" +
+	" \x01(\v2\x13.surge.v1.JudgementR\tjudgement\"\xeb\x03\n" +
 	"\n" +
 	"MetricDiff\x12\x16\n" +
 	"\x06window\x18\x01 \x01(\bR\x06window\x12&\n" +
@@ -769,25 +1147,31 @@ func file_surge_v1_compare_proto_rawDescGZIP() []byte {
 	return file_surge_v1_compare_proto_rawDescData
 }
 
-var file_surge_v1_compare_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_surge_v1_compare_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_surge_v1_compare_proto_goTypes = []any{
 	(*CompareRequest)(nil),    // 0: surge.v1.CompareRequest
-	(*BaselineRow)(nil),       // 1: surge.v1.BaselineRow
-	(*CompareResponse)(nil),   // 2: surge.v1.CompareResponse
-	(*MetricDiff)(nil),        // 3: surge.v1.MetricDiff
-	(*HistogramsRequest)(nil), // 4: surge.v1.HistogramsRequest
-	(*HistogramFrame)(nil),    // 5: surge.v1.HistogramFrame
-	(*MonitorSummary)(nil),    // 6: surge.v1.MonitorSummary
+	(*JudgeOptions)(nil),      // 1: surge.v1.JudgeOptions
+	(*Judgement)(nil),         // 2: surge.v1.Judgement
+	(*JudgedMetric)(nil),      // 3: surge.v1.JudgedMetric
+	(*BaselineRow)(nil),       // 4: surge.v1.BaselineRow
+	(*CompareResponse)(nil),   // 5: surge.v1.CompareResponse
+	(*MetricDiff)(nil),        // 6: surge.v1.MetricDiff
+	(*HistogramsRequest)(nil), // 7: surge.v1.HistogramsRequest
+	(*HistogramFrame)(nil),    // 8: surge.v1.HistogramFrame
+	(*MonitorSummary)(nil),    // 9: surge.v1.MonitorSummary
 }
 var file_surge_v1_compare_proto_depIdxs = []int32{
-	1, // 0: surge.v1.CompareRequest.baseline:type_name -> surge.v1.BaselineRow
-	6, // 1: surge.v1.CompareRequest.baseline_monitors:type_name -> surge.v1.MonitorSummary
-	3, // 2: surge.v1.CompareResponse.metrics:type_name -> surge.v1.MetricDiff
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	4, // 0: surge.v1.CompareRequest.baseline:type_name -> surge.v1.BaselineRow
+	9, // 1: surge.v1.CompareRequest.baseline_monitors:type_name -> surge.v1.MonitorSummary
+	1, // 2: surge.v1.CompareRequest.judge:type_name -> surge.v1.JudgeOptions
+	3, // 3: surge.v1.Judgement.metrics:type_name -> surge.v1.JudgedMetric
+	6, // 4: surge.v1.CompareResponse.metrics:type_name -> surge.v1.MetricDiff
+	2, // 5: surge.v1.CompareResponse.judgement:type_name -> surge.v1.Judgement
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_surge_v1_compare_proto_init() }
@@ -802,7 +1186,7 @@ func file_surge_v1_compare_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_surge_v1_compare_proto_rawDesc), len(file_surge_v1_compare_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
