@@ -157,6 +157,7 @@ type compareOptions struct {
 	by         string
 	window     time.Duration
 	json       bool
+	junit      string
 	judge      judgeFlags
 }
 
@@ -219,6 +220,7 @@ A run is its id, or latest (the newest run), or latest:KEY=VALUE[,KEY=VALUE]
 	promBaselineFlags(cmd, &o.prom)
 	addJudgeFlags(cmd, &o.judge)
 	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON")
+	cmd.Flags().StringVar(&o.junit, "junit", "", "also write a JUnit XML report to `FILE` (each judged metric, or without --judge each whole-run metric, a test case)")
 	return cmd
 }
 
@@ -297,6 +299,15 @@ func runCompare(ctx context.Context, o compareOptions, stdout io.Writer) error {
 			}
 		} else if err := report.CompareText(stdout, resp); err != nil {
 			return fmt.Errorf("print comparison: %w", err)
+		}
+		if o.junit != "" {
+			b, err := report.CompareJUnit(resp)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(o.junit, b, 0o644); err != nil {
+				return fmt.Errorf("write junit report: %w", err)
+			}
 		}
 		if j := resp.GetJudgement(); j != nil {
 			return judgeExit(j)

@@ -74,6 +74,45 @@ func JUnit(s *surgev1.RunSummary) ([]byte, error) {
 		}
 		suite.Cases = append(suite.Cases, c)
 	}
+	return suite.encode()
+}
+
+// CompareJUnit renders a comparison as a JUnit XML report (`surge compare
+// --junit`): with the judge, one test case per judged metric, failed
+// unless it passed; without, one per whole-run metric, failed when it
+// diverged.
+func CompareJUnit(c *surgev1.CompareResponse) ([]byte, error) {
+	suite := junitSuite{Name: fmt.Sprintf("surge compare %s %s", c.GetRunA(), c.GetRunB()), Time: "0"}
+	suite.Properties = append(suite.Properties, junitProperty{"run_a", c.GetRunA()}, junitProperty{"run_b", c.GetRunB()})
+	if j := c.GetJudgement(); j != nil {
+		suite.Properties = append(suite.Properties, junitProperty{"judge_score", strconv.FormatFloat(j.GetScore(), 'f', 0, 64)},
+			junitProperty{"judge_outcome", j.GetOutcome()})
+		for _, m := range j.GetMetrics() {
+			tc := junitCase{Class: "surge.judge", Name: m.GetGroup() + " " + m.GetMetric(), Time: "0"}
+			if m.GetClass() != "pass" {
+				tc.Failure = &junitFailure{Type: m.GetClass(), Message: m.GetClass(), Text: m.GetReason()}
+			}
+			suite.Cases = append(suite.Cases, tc)
+		}
+		return suite.encode()
+	}
+	for _, m := range c.GetMetrics() {
+		if m.GetWindow() {
+			continue
+		}
+		tc := junitCase{Class: "surge.compare", Name: m.GetGroup() + " " + m.GetMetric(), Time: "0"}
+		if m.GetDiverged() {
+			tc.Failure = &junitFailure{Type: "diverged", Message: "diverged " + percent(m.GetRelDiff()),
+				Text: fmt.Sprintf("A %s, B %s: %s beyond %.0f%%", metricValue(m.GetMetric(), m.GetA(), m.GetAPresent()),
+					metricValue(m.GetMetric(), m.GetB(), m.GetBPresent()), percent(m.GetRelDiff()), 100*c.GetTolerance())}
+		}
+		suite.Cases = append(suite.Cases, tc)
+	}
+	return suite.encode()
+}
+
+// encode counts the suite's cases and failures and writes the report.
+func (suite junitSuite) encode() ([]byte, error) {
 	suite.Tests = len(suite.Cases)
 	for _, c := range suite.Cases {
 		if c.Failure != nil {

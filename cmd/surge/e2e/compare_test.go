@@ -112,7 +112,8 @@ func unequal(m report.MetricJSON, tol float64) string {
 
 // The judge on real runs: against targets at 10 ms and 11 ms it fails the
 // slower run's latency as high (exit 1); two runs against the same target
-// pass (exit 0); a judge asked of a baseline is a usage error (exit 2).
+// pass (exit 0); --junit reports each judged metric; a bad judge flag is
+// a usage error (exit 2).
 func TestCompareJudge(t *testing.T) {
 	ten, eleven := freeport.Addr(t), freeport.Addr(t)
 	start(t, "10ms target", "target", "--listen", ten, "--latency", "uniform(9.5ms,10.5ms)")
@@ -158,10 +159,12 @@ scenarios:
 	if code != 0 || j.Outcome != "pass" || m["all"].Class != "pass" || len(m) != 2 {
 		t.Errorf("same target: exit %d, outcome %s, metrics %v, want 0, pass, two passing", code, j.Outcome, m)
 	}
-	text, code := surge(t, "compare", "--controller", c.ctrl, "--judge", a, slow)
+	junit := filepath.Join(t.TempDir(), "judge.xml")
+	text, code := surge(t, "compare", "--controller", c.ctrl, "--judge", "--junit", junit, a, slow)
 	if code != 1 || !strings.Contains(text, "judge score 0: FAIL") {
 		t.Errorf("compare --judge text: exit %d\n%s", code, text)
 	}
+	checkJUnit(t, junit, map[string]bool{"all latency_ms": false, "request=item latency_ms": false})
 	if out, code := surge(t, "compare", "--controller", c.ctrl, "--judge", "--judge-direction", "up", a, slow); code != 2 || !strings.Contains(out, `--judge-direction "up"`) {
 		t.Errorf("bad direction: exit %d\n%s", code, out)
 	}
