@@ -1,10 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/surgeload/surge/controller/judge"
 	surgev1 "github.com/surgeload/surge/gen/surge/v1"
 )
 
@@ -18,6 +21,7 @@ type judgeFlags struct {
 	increase, decrease   float64
 	direction            string
 	passScore, marginSco float64
+	config               string
 }
 
 func addJudgeFlags(cmd *cobra.Command, o *judgeFlags) {
@@ -29,11 +33,12 @@ func addJudgeFlags(cmd *cobra.Command, o *judgeFlags) {
 	f.StringVar(&o.direction, "judge-direction", "increase", "which change fails: increase, decrease or either")
 	f.Float64Var(&o.passScore, "judge-pass", 95, "score at or above which the judge passes")
 	f.Float64Var(&o.marginSco, "judge-marginal", 75, "score at or above which (below --judge-pass) the judge is marginal")
+	f.StringVar(&o.config, "judge-config", "", "judge by the rules of a YAML `FILE` (confidence, pass, marginal, metrics: direction, allowed_increase, allowed_decrease, critical); implies --judge")
 }
 
 // options checks the flags; nil when --judge is off.
 func (o judgeFlags) options() (*surgev1.JudgeOptions, error) {
-	if !o.on {
+	if !o.on && o.config == "" {
 		return nil, nil
 	}
 	switch {
@@ -46,8 +51,27 @@ func (o judgeFlags) options() (*surgev1.JudgeOptions, error) {
 	case !(o.marginSco >= 0 && o.marginSco <= o.passScore && o.passScore <= 100):
 		return nil, usageErrorf("--judge-marginal %v, --judge-pass %v: want 0 <= marginal <= pass <= 100", o.marginSco, o.passScore)
 	}
-	return &surgev1.JudgeOptions{Confidence: o.confidence, AllowedIncrease: o.increase, AllowedDecrease: o.decrease,
-		Direction: o.direction, PassScore: o.passScore, MarginalScore: o.marginSco}, nil
+	jo := &surgev1.JudgeOptions{Confidence: o.confidence, AllowedIncrease: o.increase, AllowedDecrease: o.decrease,
+		Direction: o.direction, PassScore: o.passScore, MarginalScore: o.marginSco}
+	if o.config == "" {
+		return jo, nil
+	}
+	src, err := os.ReadFile(o.config)
+	if err != nil {
+		return nil, withExitCode(exitUsage, fmt.Errorf("--judge-config: %w", err))
+	}
+	c, err := judge.ParseConfig(o.config, src)
+	if err != nil {
+		return nil, withExitCode(exitUsage, err)
+	}
+	jo.Confidence = cmp.Or(c.Confidence, jo.Confidence)
+	jo.PassScore, jo.MarginalScore = cmp.Or(c.Pass, jo.PassScore), cmp.Or(c.Marginal, jo.MarginalScore)
+	for _, name := range c.Order {
+		r := c.Metrics[name]
+		jo.Rules = append(jo.Rules, &surgev1.JudgeRule{Metric: name, Direction: r.Direction,
+			AllowedIncrease: r.AllowedIncrease, AllowedDecrease: r.AllowedDecrease, Critical: r.Critical})
+	}
+	return jo, nil
 }
 
 // judgeExit maps the judge's outcome to the exit status: 0 pass, 1 fail,

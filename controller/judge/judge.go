@@ -3,6 +3,7 @@ package judge
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Classes of a judged metric.
@@ -12,18 +13,22 @@ const (
 	Low  = "low"
 )
 
-// Rule says how one metric is judged, as Kayenta's canary config does.
+// Rule says how one metric is judged, as Kayenta's canary config does
+// (and a judge config file's metrics: entries).
 type Rule struct {
 	// Confidence is the test's level: a difference counts only when the
 	// p-value is below 1 - Confidence and the shift's interval at this
-	// level excludes zero. Default 0.98.
-	Confidence float64
+	// level excludes zero. Default 0.98; a config sets it for all.
+	Confidence float64 `yaml:"-"`
 	// AllowedIncrease and AllowedDecrease are the relative shifts (of A's
 	// median) allowed either way: 0.05 lets B be 5% slower.
-	AllowedIncrease, AllowedDecrease float64
+	AllowedIncrease float64 `yaml:"allowed_increase"`
+	AllowedDecrease float64 `yaml:"allowed_decrease"`
 	// Direction is which change fails: "increase" (latency: default),
 	// "decrease" or "either".
-	Direction string
+	Direction string `yaml:"direction"`
+	// Critical: when it does not pass, the judgement fails.
+	Critical bool `yaml:"critical"`
 }
 
 // DefaultConfidence is Kayenta's default confidence level.
@@ -39,6 +44,21 @@ type Verdict struct {
 	Reason string
 }
 
+// FromValues is the distribution of a series of values (one per interval).
+func FromValues(vs []float64) Dist {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	var d Dist
+	for _, v := range s {
+		if n := len(d); n > 0 && d[n-1].V == v {
+			d[n-1].N++
+		} else {
+			d = append(d, Bin{V: v, N: 1})
+		}
+	}
+	return d
+}
+
 // Classify judges b against a by rule r.
 func Classify(a, b Dist, r Rule) Verdict {
 	if r.Confidence == 0 {
@@ -46,23 +66,24 @@ func Classify(a, b Dist, r Rule) Verdict {
 	}
 	t := MannWhitney(a, b, r.Confidence)
 	v := Verdict{Class: Pass, Test: t, Median: median(a)}
-	if v.Median != 0 {
-		v.Relative = t.Shift / v.Median
+	switch {
+	case v.Median != 0:
+		v.Relative = t.Shift / math.Abs(v.Median)
+	case t.Shift != 0: // from nothing (an error rate of 0): beyond any allowance
+		v.Relative = math.Copysign(math.Inf(1), t.Shift)
 	}
 	alpha := 1 - r.Confidence
 	switch {
 	case t.P >= alpha || t.Lo <= 0 && t.Hi >= 0:
-		v.Reason = fmt.Sprintf("no significant difference (p %.3g, shift %s in [%s, %s])", t.P, num(t.Shift), num(t.Lo), num(t.Hi))
+		v.Reason = fmt.Sprintf("no significant difference (p %.3g)", t.P)
 	case t.Shift > 0 && r.Direction != "decrease" && v.Relative > r.AllowedIncrease:
 		v.Class = High
-		v.Reason = fmt.Sprintf("B higher by %s (%+.1f%% of A's median, allowed %.1f%%; p %.3g, interval [%s, %s])",
-			num(t.Shift), 100*v.Relative, 100*r.AllowedIncrease, t.P, num(t.Lo), num(t.Hi))
+		v.Reason = fmt.Sprintf("B higher by %+.1f%% of A's median, %.1f%% allowed (p %.3g)", 100*v.Relative, 100*r.AllowedIncrease, t.P)
 	case t.Shift < 0 && r.Direction != "" && r.Direction != "increase" && -v.Relative > r.AllowedDecrease:
 		v.Class = Low
-		v.Reason = fmt.Sprintf("B lower by %s (%+.1f%% of A's median, allowed %.1f%%; p %.3g, interval [%s, %s])",
-			num(-t.Shift), 100*v.Relative, 100*r.AllowedDecrease, t.P, num(t.Lo), num(t.Hi))
+		v.Reason = fmt.Sprintf("B lower by %+.1f%% of A's median, %.1f%% allowed (p %.3g)", 100*v.Relative, 100*r.AllowedDecrease, t.P)
 	default:
-		v.Reason = fmt.Sprintf("shift %s (%+.1f%% of A's median) within what is allowed or in a direction that passes", num(t.Shift), 100*v.Relative)
+		v.Reason = fmt.Sprintf("shift %+.1f%% of A's median: allowed, or in a direction that passes (p %.3g)", 100*v.Relative, t.P)
 	}
 	return v
 }
@@ -77,8 +98,6 @@ func median(d Dist) float64 {
 	}
 	return math.NaN()
 }
-
-func num(v float64) string { return fmt.Sprintf("%.4g", v) }
 
 // Score is Kayenta's: the share of metrics that pass, 0–100.
 func Score(vs []Verdict) float64 {

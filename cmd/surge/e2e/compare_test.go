@@ -112,8 +112,8 @@ func unequal(m report.MetricJSON, tol float64) string {
 
 // The judge on real runs: against targets at 10 ms and 11 ms it fails the
 // slower run's latency as high (exit 1); two runs against the same target
-// pass (exit 0); --junit reports each judged metric; a bad judge flag is
-// a usage error (exit 2).
+// pass (exit 0); --junit reports each judged metric; a judge config's
+// allowance decides; a bad judge flag or config is a usage error (exit 2).
 func TestCompareJudge(t *testing.T) {
 	ten, eleven := freeport.Addr(t), freeport.Addr(t)
 	start(t, "10ms target", "target", "--listen", ten, "--latency", "uniform(9.5ms,10.5ms)")
@@ -143,7 +143,9 @@ scenarios:
 		}
 		m := map[string]report.JudgedMetricJSON{}
 		for _, x := range cj.Judgement.Metrics {
-			m[x.Group] = x
+			if x.Metric == "latency_ms" {
+				m[x.Group] = x
+			}
 		}
 		return m, cj.Judgement, code
 	}
@@ -167,5 +169,15 @@ scenarios:
 	checkJUnit(t, junit, map[string]bool{"all latency_ms": false, "request=item latency_ms": false})
 	if out, code := surge(t, "compare", "--controller", c.ctrl, "--judge", "--judge-direction", "up", a, slow); code != 2 || !strings.Contains(out, `--judge-direction "up"`) {
 		t.Errorf("bad direction: exit %d\n%s", code, out)
+	}
+	// A judge config: 20% allowed passes the 10% slower run; an unknown
+	// metric is refused with its line.
+	lenient := writePlan(t, "judge.yaml", "metrics:\n  latency_ms: {allowed_increase: 0.2, critical: true}\n")
+	if out, code := surge(t, "compare", "--controller", c.ctrl, "--judge-config", lenient, a, slow); code != 0 || !strings.Contains(out, "judge score 100: PASS") {
+		t.Errorf("20%% allowed: exit %d\n%s", code, out)
+	}
+	bad := writePlan(t, "bad-judge.yaml", "metrics:\n  latency_ms: {}\n  p75_ms: {}\n")
+	if out, code := surge(t, "compare", "--controller", c.ctrl, "--judge-config", bad, a, slow); code != 2 || !strings.Contains(out, "bad-judge.yaml:3: metrics.p75_ms: unknown metric") {
+		t.Errorf("unknown metric: exit %d\n%s", code, out)
 	}
 }

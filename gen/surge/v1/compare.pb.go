@@ -147,6 +147,9 @@ type JudgeOptions struct {
 	// Score bounds (0-100) for pass and marginal; 0: 95 and 75.
 	PassScore     float64 `protobuf:"fixed64,5,opt,name=pass_score,json=passScore,proto3" json:"pass_score,omitempty"`
 	MarginalScore float64 `protobuf:"fixed64,6,opt,name=marginal_score,json=marginalScore,proto3" json:"marginal_score,omitempty"`
+	// Per-metric rules (a judge config); none: latency_ms by the fields
+	// above, error_rate (increase) and rps (decrease) per interval.
+	Rules         []*JudgeRule `protobuf:"bytes,7,rep,name=rules,proto3" json:"rules,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -223,6 +226,94 @@ func (x *JudgeOptions) GetMarginalScore() float64 {
 	return 0
 }
 
+func (x *JudgeOptions) GetRules() []*JudgeRule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+// JudgeRule is how one metric is judged: "latency_ms" (each group's
+// distribution), or a series per interval of the whole run: "rps",
+// "error_rate", "p50_ms", "p95_ms", "p99_ms", "monitor:NAME".
+type JudgeRule struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Metric          string                 `protobuf:"bytes,1,opt,name=metric,proto3" json:"metric,omitempty"`
+	Direction       string                 `protobuf:"bytes,2,opt,name=direction,proto3" json:"direction,omitempty"`
+	AllowedIncrease float64                `protobuf:"fixed64,3,opt,name=allowed_increase,json=allowedIncrease,proto3" json:"allowed_increase,omitempty"`
+	AllowedDecrease float64                `protobuf:"fixed64,4,opt,name=allowed_decrease,json=allowedDecrease,proto3" json:"allowed_decrease,omitempty"`
+	// A critical metric that does not pass fails the judgement, whatever
+	// the score.
+	Critical      bool `protobuf:"varint,5,opt,name=critical,proto3" json:"critical,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JudgeRule) Reset() {
+	*x = JudgeRule{}
+	mi := &file_surge_v1_compare_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JudgeRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JudgeRule) ProtoMessage() {}
+
+func (x *JudgeRule) ProtoReflect() protoreflect.Message {
+	mi := &file_surge_v1_compare_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JudgeRule.ProtoReflect.Descriptor instead.
+func (*JudgeRule) Descriptor() ([]byte, []int) {
+	return file_surge_v1_compare_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *JudgeRule) GetMetric() string {
+	if x != nil {
+		return x.Metric
+	}
+	return ""
+}
+
+func (x *JudgeRule) GetDirection() string {
+	if x != nil {
+		return x.Direction
+	}
+	return ""
+}
+
+func (x *JudgeRule) GetAllowedIncrease() float64 {
+	if x != nil {
+		return x.AllowedIncrease
+	}
+	return 0
+}
+
+func (x *JudgeRule) GetAllowedDecrease() float64 {
+	if x != nil {
+		return x.AllowedDecrease
+	}
+	return 0
+}
+
+func (x *JudgeRule) GetCritical() bool {
+	if x != nil {
+		return x.Critical
+	}
+	return false
+}
+
 // Judgement is the judge's verdict over the judged metrics.
 type Judgement struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -234,13 +325,16 @@ type Judgement struct {
 	Confidence    float64 `protobuf:"fixed64,4,opt,name=confidence,proto3" json:"confidence,omitempty"`
 	PassScore     float64 `protobuf:"fixed64,5,opt,name=pass_score,json=passScore,proto3" json:"pass_score,omitempty"`
 	MarginalScore float64 `protobuf:"fixed64,6,opt,name=marginal_score,json=marginalScore,proto3" json:"marginal_score,omitempty"`
+	// What was not judged, and why (too few values or intervals), and a
+	// critical metric's failure.
+	Notes         []string `protobuf:"bytes,7,rep,name=notes,proto3" json:"notes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Judgement) Reset() {
 	*x = Judgement{}
-	mi := &file_surge_v1_compare_proto_msgTypes[2]
+	mi := &file_surge_v1_compare_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -252,7 +346,7 @@ func (x *Judgement) String() string {
 func (*Judgement) ProtoMessage() {}
 
 func (x *Judgement) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_compare_proto_msgTypes[2]
+	mi := &file_surge_v1_compare_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -265,7 +359,7 @@ func (x *Judgement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Judgement.ProtoReflect.Descriptor instead.
 func (*Judgement) Descriptor() ([]byte, []int) {
-	return file_surge_v1_compare_proto_rawDescGZIP(), []int{2}
+	return file_surge_v1_compare_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Judgement) GetMetrics() []*JudgedMetric {
@@ -310,6 +404,13 @@ func (x *Judgement) GetMarginalScore() float64 {
 	return 0
 }
 
+func (x *Judgement) GetNotes() []string {
+	if x != nil {
+		return x.Notes
+	}
+	return nil
+}
+
 // JudgedMetric is one group's metric judged: B against A.
 type JudgedMetric struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -330,13 +431,14 @@ type JudgedMetric struct {
 	Reason        string  `protobuf:"bytes,11,opt,name=reason,proto3" json:"reason,omitempty"`
 	ACount        int64   `protobuf:"varint,12,opt,name=a_count,json=aCount,proto3" json:"a_count,omitempty"`
 	BCount        int64   `protobuf:"varint,13,opt,name=b_count,json=bCount,proto3" json:"b_count,omitempty"`
+	Critical      bool    `protobuf:"varint,14,opt,name=critical,proto3" json:"critical,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JudgedMetric) Reset() {
 	*x = JudgedMetric{}
-	mi := &file_surge_v1_compare_proto_msgTypes[3]
+	mi := &file_surge_v1_compare_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -348,7 +450,7 @@ func (x *JudgedMetric) String() string {
 func (*JudgedMetric) ProtoMessage() {}
 
 func (x *JudgedMetric) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_compare_proto_msgTypes[3]
+	mi := &file_surge_v1_compare_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -361,7 +463,7 @@ func (x *JudgedMetric) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JudgedMetric.ProtoReflect.Descriptor instead.
 func (*JudgedMetric) Descriptor() ([]byte, []int) {
-	return file_surge_v1_compare_proto_rawDescGZIP(), []int{3}
+	return file_surge_v1_compare_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *JudgedMetric) GetGroup() string {
@@ -455,6 +557,13 @@ func (x *JudgedMetric) GetBCount() int64 {
 	return 0
 }
 
+func (x *JudgedMetric) GetCritical() bool {
+	if x != nil {
+		return x.Critical
+	}
+	return false
+}
+
 // BaselineRow is one endpoint's production figures, as monitoring shows
 // them.
 type BaselineRow struct {
@@ -474,7 +583,7 @@ type BaselineRow struct {
 
 func (x *BaselineRow) Reset() {
 	*x = BaselineRow{}
-	mi := &file_surge_v1_compare_proto_msgTypes[4]
+	mi := &file_surge_v1_compare_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +595,7 @@ func (x *BaselineRow) String() string {
 func (*BaselineRow) ProtoMessage() {}
 
 func (x *BaselineRow) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_compare_proto_msgTypes[4]
+	mi := &file_surge_v1_compare_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +608,7 @@ func (x *BaselineRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BaselineRow.ProtoReflect.Descriptor instead.
 func (*BaselineRow) Descriptor() ([]byte, []int) {
-	return file_surge_v1_compare_proto_rawDescGZIP(), []int{4}
+	return file_surge_v1_compare_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *BaselineRow) GetEndpoint() string {
@@ -566,7 +675,7 @@ type CompareResponse struct {
 
 func (x *CompareResponse) Reset() {
 	*x = CompareResponse{}
-	mi := &file_surge_v1_compare_proto_msgTypes[5]
+	mi := &file_surge_v1_compare_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +687,7 @@ func (x *CompareResponse) String() string {
 func (*CompareResponse) ProtoMessage() {}
 
 func (x *CompareResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_compare_proto_msgTypes[5]
+	mi := &file_surge_v1_compare_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +700,7 @@ func (x *CompareResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompareResponse.ProtoReflect.Descriptor instead.
 func (*CompareResponse) Descriptor() ([]byte, []int) {
-	return file_surge_v1_compare_proto_rawDescGZIP(), []int{5}
+	return file_surge_v1_compare_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CompareResponse) GetRunA() string {
@@ -713,7 +822,7 @@ type MetricDiff struct {
 
 func (x *MetricDiff) Reset() {
 	*x = MetricDiff{}
-	mi := &file_surge_v1_compare_proto_msgTypes[6]
+	mi := &file_surge_v1_compare_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +834,7 @@ func (x *MetricDiff) String() string {
 func (*MetricDiff) ProtoMessage() {}
 
 func (x *MetricDiff) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_compare_proto_msgTypes[6]
+	mi := &file_surge_v1_compare_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +847,7 @@ func (x *MetricDiff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricDiff.ProtoReflect.Descriptor instead.
 func (*MetricDiff) Descriptor() ([]byte, []int) {
-	return file_surge_v1_compare_proto_rawDescGZIP(), []int{6}
+	return file_surge_v1_compare_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MetricDiff) GetWindow() bool {
@@ -890,7 +999,7 @@ type HistogramsRequest struct {
 
 func (x *HistogramsRequest) Reset() {
 	*x = HistogramsRequest{}
-	mi := &file_surge_v1_compare_proto_msgTypes[7]
+	mi := &file_surge_v1_compare_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -902,7 +1011,7 @@ func (x *HistogramsRequest) String() string {
 func (*HistogramsRequest) ProtoMessage() {}
 
 func (x *HistogramsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_compare_proto_msgTypes[7]
+	mi := &file_surge_v1_compare_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -915,7 +1024,7 @@ func (x *HistogramsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistogramsRequest.ProtoReflect.Descriptor instead.
 func (*HistogramsRequest) Descriptor() ([]byte, []int) {
-	return file_surge_v1_compare_proto_rawDescGZIP(), []int{7}
+	return file_surge_v1_compare_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HistogramsRequest) GetRunId() string {
@@ -959,7 +1068,7 @@ type HistogramFrame struct {
 
 func (x *HistogramFrame) Reset() {
 	*x = HistogramFrame{}
-	mi := &file_surge_v1_compare_proto_msgTypes[8]
+	mi := &file_surge_v1_compare_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1080,7 @@ func (x *HistogramFrame) String() string {
 func (*HistogramFrame) ProtoMessage() {}
 
 func (x *HistogramFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_surge_v1_compare_proto_msgTypes[8]
+	mi := &file_surge_v1_compare_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1093,7 @@ func (x *HistogramFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistogramFrame.ProtoReflect.Descriptor instead.
 func (*HistogramFrame) Descriptor() ([]byte, []int) {
-	return file_surge_v1_compare_proto_rawDescGZIP(), []int{8}
+	return file_surge_v1_compare_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HistogramFrame) GetInterval() int64 {
@@ -1042,7 +1151,7 @@ const file_surge_v1_compare_proto_rawDesc = "" +
 	"\bbaseline\x18\x05 \x03(\v2\x15.surge.v1.BaselineRowR\bbaseline\x12\x1b\n" +
 	"\twindow_ms\x18\x06 \x01(\x03R\bwindowMs\x12E\n" +
 	"\x11baseline_monitors\x18\a \x03(\v2\x18.surge.v1.MonitorSummaryR\x10baselineMonitors\x12,\n" +
-	"\x05judge\x18\b \x01(\v2\x16.surge.v1.JudgeOptionsR\x05judge\"\xe8\x01\n" +
+	"\x05judge\x18\b \x01(\v2\x16.surge.v1.JudgeOptionsR\x05judge\"\x93\x02\n" +
 	"\fJudgeOptions\x12\x1e\n" +
 	"\n" +
 	"confidence\x18\x01 \x01(\x01R\n" +
@@ -1052,7 +1161,14 @@ const file_surge_v1_compare_proto_rawDesc = "" +
 	"\tdirection\x18\x04 \x01(\tR\tdirection\x12\x1d\n" +
 	"\n" +
 	"pass_score\x18\x05 \x01(\x01R\tpassScore\x12%\n" +
-	"\x0emarginal_score\x18\x06 \x01(\x01R\rmarginalScore\"\xd3\x01\n" +
+	"\x0emarginal_score\x18\x06 \x01(\x01R\rmarginalScore\x12)\n" +
+	"\x05rules\x18\a \x03(\v2\x13.surge.v1.JudgeRuleR\x05rules\"\xb3\x01\n" +
+	"\tJudgeRule\x12\x16\n" +
+	"\x06metric\x18\x01 \x01(\tR\x06metric\x12\x1c\n" +
+	"\tdirection\x18\x02 \x01(\tR\tdirection\x12)\n" +
+	"\x10allowed_increase\x18\x03 \x01(\x01R\x0fallowedIncrease\x12)\n" +
+	"\x10allowed_decrease\x18\x04 \x01(\x01R\x0fallowedDecrease\x12\x1a\n" +
+	"\bcritical\x18\x05 \x01(\bR\bcritical\"\xe9\x01\n" +
 	"\tJudgement\x120\n" +
 	"\ametrics\x18\x01 \x03(\v2\x16.surge.v1.JudgedMetricR\ametrics\x12\x14\n" +
 	"\x05score\x18\x02 \x01(\x01R\x05score\x12\x18\n" +
@@ -1062,7 +1178,8 @@ const file_surge_v1_compare_proto_rawDesc = "" +
 	"confidence\x12\x1d\n" +
 	"\n" +
 	"pass_score\x18\x05 \x01(\x01R\tpassScore\x12%\n" +
-	"\x0emarginal_score\x18\x06 \x01(\x01R\rmarginalScore\"\xa5\x02\n" +
+	"\x0emarginal_score\x18\x06 \x01(\x01R\rmarginalScore\x12\x14\n" +
+	"\x05notes\x18\a \x03(\tR\x05notes\"\xc1\x02\n" +
 	"\fJudgedMetric\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
 	"\x06metric\x18\x02 \x01(\tR\x06metric\x12\x14\n" +
@@ -1077,7 +1194,8 @@ const file_surge_v1_compare_proto_rawDesc = "" +
 	" \x01(\x01R\brelative\x12\x16\n" +
 	"\x06reason\x18\v \x01(\tR\x06reason\x12\x17\n" +
 	"\aa_count\x18\f \x01(\x03R\x06aCount\x12\x17\n" +
-	"\ab_count\x18\r \x01(\x03R\x06bCount\"\x9f\x01\n" +
+	"\ab_count\x18\r \x01(\x03R\x06bCount\x12\x1a\n" +
+	"\bcritical\x18\x0e \x01(\bR\bcritical\"\x9f\x01\n" +
 	"\vBaselineRow\x12\x1a\n" +
 	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x12\x15\n" +
 	"\x06p50_ms\x18\x02 \x01(\x01R\x05p50Ms\x12\x15\n" +
@@ -1147,31 +1265,33 @@ func file_surge_v1_compare_proto_rawDescGZIP() []byte {
 	return file_surge_v1_compare_proto_rawDescData
 }
 
-var file_surge_v1_compare_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_surge_v1_compare_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_surge_v1_compare_proto_goTypes = []any{
 	(*CompareRequest)(nil),    // 0: surge.v1.CompareRequest
 	(*JudgeOptions)(nil),      // 1: surge.v1.JudgeOptions
-	(*Judgement)(nil),         // 2: surge.v1.Judgement
-	(*JudgedMetric)(nil),      // 3: surge.v1.JudgedMetric
-	(*BaselineRow)(nil),       // 4: surge.v1.BaselineRow
-	(*CompareResponse)(nil),   // 5: surge.v1.CompareResponse
-	(*MetricDiff)(nil),        // 6: surge.v1.MetricDiff
-	(*HistogramsRequest)(nil), // 7: surge.v1.HistogramsRequest
-	(*HistogramFrame)(nil),    // 8: surge.v1.HistogramFrame
-	(*MonitorSummary)(nil),    // 9: surge.v1.MonitorSummary
+	(*JudgeRule)(nil),         // 2: surge.v1.JudgeRule
+	(*Judgement)(nil),         // 3: surge.v1.Judgement
+	(*JudgedMetric)(nil),      // 4: surge.v1.JudgedMetric
+	(*BaselineRow)(nil),       // 5: surge.v1.BaselineRow
+	(*CompareResponse)(nil),   // 6: surge.v1.CompareResponse
+	(*MetricDiff)(nil),        // 7: surge.v1.MetricDiff
+	(*HistogramsRequest)(nil), // 8: surge.v1.HistogramsRequest
+	(*HistogramFrame)(nil),    // 9: surge.v1.HistogramFrame
+	(*MonitorSummary)(nil),    // 10: surge.v1.MonitorSummary
 }
 var file_surge_v1_compare_proto_depIdxs = []int32{
-	4, // 0: surge.v1.CompareRequest.baseline:type_name -> surge.v1.BaselineRow
-	9, // 1: surge.v1.CompareRequest.baseline_monitors:type_name -> surge.v1.MonitorSummary
-	1, // 2: surge.v1.CompareRequest.judge:type_name -> surge.v1.JudgeOptions
-	3, // 3: surge.v1.Judgement.metrics:type_name -> surge.v1.JudgedMetric
-	6, // 4: surge.v1.CompareResponse.metrics:type_name -> surge.v1.MetricDiff
-	2, // 5: surge.v1.CompareResponse.judgement:type_name -> surge.v1.Judgement
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	5,  // 0: surge.v1.CompareRequest.baseline:type_name -> surge.v1.BaselineRow
+	10, // 1: surge.v1.CompareRequest.baseline_monitors:type_name -> surge.v1.MonitorSummary
+	1,  // 2: surge.v1.CompareRequest.judge:type_name -> surge.v1.JudgeOptions
+	2,  // 3: surge.v1.JudgeOptions.rules:type_name -> surge.v1.JudgeRule
+	4,  // 4: surge.v1.Judgement.metrics:type_name -> surge.v1.JudgedMetric
+	7,  // 5: surge.v1.CompareResponse.metrics:type_name -> surge.v1.MetricDiff
+	3,  // 6: surge.v1.CompareResponse.judgement:type_name -> surge.v1.Judgement
+	7,  // [7:7] is the sub-list for method output_type
+	7,  // [7:7] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_surge_v1_compare_proto_init() }
@@ -1186,7 +1306,7 @@ func file_surge_v1_compare_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_surge_v1_compare_proto_rawDesc), len(file_surge_v1_compare_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
