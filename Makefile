@@ -62,7 +62,7 @@ r-base:
 # (scripts/prometheus.sh) and toxiproxy (scripts/toxiproxy.sh) and stops
 # them on exit; a service that does not start fails the target, naming it
 # (its tests would otherwise skip).
-e2e: build $(TOOLS)/kustomize $(TOOLS)/testsum
+e2e: build $(TOOLS)/kustomize $(TOOLS)/actionlint $(TOOLS)/testsum
 	@set -eo pipefail; trap 'scripts/influxdb.sh stop; scripts/prometheus.sh stop; scripts/toxiproxy.sh stop; scripts/regions.sh down >/dev/null 2>&1 || true' EXIT; \
 	  env=$$(scripts/influxdb.sh start) && [[ $$env == *SURGE_INFLUX_URL=* ]] \
 	    || { echo "e2e: InfluxDB did not start (scripts/influxdb.sh start failed, see above): the InfluxDB system tests cannot run" >&2; exit 1; }; \
@@ -73,7 +73,7 @@ e2e: build $(TOOLS)/kustomize $(TOOLS)/testsum
 	  env=$$(scripts/toxiproxy.sh start) && [[ $$env == *SURGE_TOXIPROXY_URL=* ]] \
 	    || { echo "e2e: toxiproxy did not start (scripts/toxiproxy.sh start failed, see above): the toxiproxy system tests cannot run" >&2; exit 1; }; \
 	  eval "$$(sed 's/^/export /' <<<"$$env")"; \
-	  SURGE_BIN=$(CURDIR)/$(BIN) KUSTOMIZE=$(CURDIR)/$(TOOLS)/kustomize $(GO) test -json -race -count=1 -tags e2e -timeout 20m ./cmd/surge/e2e/... | $(TESTSUM)
+	  SURGE_BIN=$(CURDIR)/$(BIN) KUSTOMIZE=$(CURDIR)/$(TOOLS)/kustomize ACTIONLINT=$(CURDIR)/$(TOOLS)/actionlint $(GO) test -json -race -count=1 -tags e2e -timeout 20m ./cmd/surge/e2e/... | $(TESTSUM)
 
 $(TOOLS)/buf:
 	GOBIN=$(CURDIR)/$(TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -138,6 +138,11 @@ KUSTOMIZE_VERSION := v5.7.1
 $(TOOLS)/kustomize:
 	GOBIN=$(CURDIR)/$(TOOLS) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 kustomize: $(TOOLS)/kustomize
+
+# actionlint for the example CI workflow (examples/ci; TestCIValidateScript).
+ACTIONLINT_VERSION := v1.7.12
+$(TOOLS)/actionlint:
+	GOBIN=$(CURDIR)/$(TOOLS) $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
 ## fuzz: each fuzz target for its count of executions, one at a time (go
 ## test -fuzz takes one target per run). Counts, not a duration: Go 1.26's
