@@ -300,14 +300,8 @@ func runCompare(ctx context.Context, o compareOptions, stdout io.Writer) error {
 		} else if err := report.CompareText(stdout, resp); err != nil {
 			return fmt.Errorf("print comparison: %w", err)
 		}
-		if o.junit != "" {
-			b, err := report.CompareJUnit(resp)
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(o.junit, b, 0o644); err != nil {
-				return fmt.Errorf("write junit report: %w", err)
-			}
+		if err := writeReport(o.junit, "junit report", func() ([]byte, error) { return report.CompareJUnit(resp) }); err != nil {
+			return err
 		}
 		if j := resp.GetJudgement(); j != nil {
 			return judgeExit(j)

@@ -70,6 +70,22 @@ thresholds failed, 1 on any other error.`,
 	return cmd
 }
 
+// writeReport writes what encode makes to path, unless path is empty
+// (its flag was not given); what names it in errors.
+func writeReport(path, what string, encode func() ([]byte, error)) error {
+	if path == "" {
+		return nil
+	}
+	b, err := encode()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", what, err)
+	}
+	return nil
+}
+
 // junitFlag adds --junit FILE: the verdict as a JUnit XML report for CI.
 func junitFlag(cmd *cobra.Command, into *string) {
 	cmd.Flags().StringVar(into, "junit", "", "also write the verdict as a JUnit XML report to `FILE` (the run's status and each threshold a test case)")
@@ -164,23 +180,11 @@ func follow(ctx context.Context, c runsClient, runID string, o runOptions, stopR
 	if err := report.Text(stdout, sum); err != nil {
 		return fmt.Errorf("print summary: %w", err)
 	}
-	if o.jsonFile != "" {
-		b, err := report.JSON(sum)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.jsonFile, b, 0o644); err != nil {
-			return fmt.Errorf("write json summary: %w", err)
-		}
+	if err := writeReport(o.jsonFile, "json summary", func() ([]byte, error) { return report.JSON(sum) }); err != nil {
+		return err
 	}
-	if o.junitFile != "" {
-		b, err := report.JUnit(sum)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.junitFile, b, 0o644); err != nil {
-			return fmt.Errorf("write junit report: %w", err)
-		}
+	if err := writeReport(o.junitFile, "junit report", func() ([]byte, error) { return report.JUnit(sum) }); err != nil {
+		return err
 	}
 	if ctx.Err() != nil {
 		fmt.Fprintf(stderr, "surge: interrupted; run %s stopped: `surge report %s` shows this summary again\n", runID, runID)
