@@ -15,6 +15,8 @@ import (
 
 	"go.uber.org/goleak"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/surgeload/surge/plan"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -241,5 +243,61 @@ func TestGrafanaProvisioning(t *testing.T) {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("%s does not use the provisioned datasource (%s)", f, want)
 		}
+	}
+}
+
+// The canary examples build with kustomize: the gates' Deployment mounts
+// the plans ConfigMap (its generated name), Argo's web metric and
+// Flagger's webhook call the gates' Service at their paths with a plan
+// that is in the ConfigMap, and that plan is valid with a canary's base
+// URL.
+func TestCanaryExamples(t *testing.T) {
+	out, err := exec.Command(kustomize(t), "build", "canary").Output()
+	if err != nil {
+		t.Fatalf("kustomize build canary: %v", err)
+	}
+	docs := map[string]map[string]any{}
+	dec := yaml.NewDecoder(bytes.NewReader(out))
+	for {
+		var d map[string]any
+		if err := dec.Decode(&d); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		docs[d["kind"].(string)] = d
+	}
+	get := func(d any, path ...any) any {
+		for _, p := range path {
+			switch k := p.(type) {
+			case string:
+				d = d.(map[string]any)[k]
+			case int:
+				d = d.([]any)[k]
+			}
+		}
+		return d
+	}
+	cm := docs["ConfigMap"]
+	cmName := get(cm, "metadata", "name").(string)
+	if vol := get(docs["Deployment"], "spec", "template", "spec", "volumes", 0, "configMap", "name"); vol != cmName {
+		t.Errorf("the gates mount %v, the plans ConfigMap is %s", vol, cmName)
+	}
+	web := get(docs["AnalysisTemplate"], "spec", "metrics", 0, "provider", "web")
+	if u := get(web, "url").(string); !strings.HasPrefix(u, "http://surge-canary.surge.svc:8090/argo?plan=smoke&") ||
+		get(web, "jsonPath") != "{$.verdict}" || get(docs["AnalysisTemplate"], "spec", "metrics", 0, "successCondition") != `result == "pass"` {
+		t.Errorf("argo web metric %v", web)
+	}
+	hook := get(docs["Canary"], "spec", "analysis", "webhooks", 0)
+	if get(hook, "url") != "http://surge-canary.surge.svc:8090/flagger" || get(hook, "metadata", "plan") != "smoke" {
+		t.Errorf("flagger webhook %v", hook)
+	}
+	src, ok := get(cm, "data", "smoke.yaml").(string)
+	if !ok {
+		t.Fatalf("no smoke.yaml in the plans ConfigMap: %v", get(cm, "data"))
+	}
+	// The gate gives the plan the canary's base URL, as the callers do.
+	if _, _, err := plan.ParseFile("smoke.yaml", []byte(src), plan.Options{BaseURL: "http://podinfo-canary.test:9898"}); err != nil {
+		t.Errorf("the gate's plan: %v", err)
 	}
 }

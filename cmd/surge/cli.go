@@ -212,6 +212,7 @@ func newRootCmd(e env) (*cobra.Command, *bool) {
 		newDemoCmd(e),
 		newVersionCmd(e),
 		newCertsCmd(e),
+		newCanaryCmd(e),
 	)
 	// Cobra validates arguments and flags before RunE: mark the start of
 	// each command's own code, subcommands' (plan from-log) included.
