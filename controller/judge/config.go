@@ -26,9 +26,6 @@ func KnownMetric(m string) bool {
 	return m == LatencyMetric || monitorMetric.MatchString(m) || slices.Contains(seriesMetrics, m)
 }
 
-// IsSeries reports whether metric is judged on per-interval values.
-func IsSeries(m string) bool { return m != LatencyMetric }
-
 // Config is a judge config file (`surge compare --judge-config FILE`).
 type Config struct {
 	Confidence float64         `yaml:"confidence"`
