@@ -181,8 +181,8 @@ func (g *canaryGates) gate(ctx context.Context, token, name, base string, tags m
 		return nil, &gateError{http.StatusNotFound, fmt.Sprintf("plan %q: no %s", name, filepath.Base(file))}
 	}
 	if base != "" {
-		if err := checkBaseURLFlag(base); err != nil {
-			return nil, &gateError{http.StatusBadRequest, "base_url: " + err.Error()}
+		if err := plan.CheckBaseURL(base); err != nil {
+			return nil, &gateError{http.StatusBadRequest, fmt.Sprintf("base_url %q: %v", base, err)}
 		}
 	}
 	_, src, err = plan.ParseFile(file, src, plan.Options{BaseDir: g.plans, BaseURL: base})
