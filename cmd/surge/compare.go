@@ -226,47 +226,13 @@ A run is its id, or latest (the newest run), or latest:KEY=VALUE[,KEY=VALUE]
 
 // runCompare is `surge compare`.
 func runCompare(ctx context.Context, o compareOptions, stdout io.Writer) error {
-	if !(o.tolerance > 0) {
-		return usageErrorf("--tolerance %v: must be > 0", o.tolerance)
-	}
-	switch o.by {
-	case report.ByRequest, report.ByRegion, report.ByScenario:
-	default:
-		return usageErrorf("--by %q: want request, region or scenario", o.by)
-	}
-	jo, err := o.judge.options()
+	req, err := o.request()
 	if err != nil {
 		return err
 	}
-	if jo != nil && o.runA == "" {
-		return usageErrorf("--judge needs two runs: a baseline has figures, not distributions")
-	}
-	req := &surgev1.CompareRequest{RunA: o.runA, RunB: o.runB, Tolerance: o.tolerance, By: o.by, WindowMs: o.window.Milliseconds(), Judge: jo}
-	if o.window <= 0 {
-		req.WindowMs = -1
-	}
-	var src baseline.Reader
-	var prom *baseline.Prometheus
-	switch {
-	case o.baseline != "" && o.prom.url != "":
-		return usageErrorf("give --baseline or --baseline-prometheus, not both")
-	case o.baseline != "":
-		src = baseline.CSVFile(o.baseline)
-	case o.prom.url != "":
-		p, err := o.prom.reader()
-		if err != nil {
-			return err
-		}
-		src, prom = p, p
-	}
-	if src != nil {
-		rctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-		rows, err := src.Rows(rctx)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("compare: %w", err)
-		}
-		req.Baseline = rows
+	prom, err := o.readBaseline(ctx, req)
+	if err != nil {
+		return err
 	}
 	return withController(o.controller, o.auth, func(c *grpcClients) error {
 		if err := resolveRuns(ctx, c.runs, &req.RunA, &req.RunB); err != nil {
@@ -289,29 +255,91 @@ func runCompare(ctx context.Context, o compareOptions, stdout io.Writer) error {
 			return rpcErr("compare", o.controller, err)
 		}
 		resp.Notes = append(resp.Notes, notes...)
-		if o.json {
-			b, err := report.CompareJSON(resp)
-			if err != nil {
-				return err
-			}
-			if _, err := stdout.Write(b); err != nil {
-				return err
-			}
-		} else if err := report.CompareText(stdout, resp); err != nil {
-			return fmt.Errorf("print comparison: %w", err)
+		return o.output(resp, stdout)
+	})
+}
+
+// request checks the flags into the Compare request (without baseline
+// rows).
+func (o compareOptions) request() (*surgev1.CompareRequest, error) {
+	if !(o.tolerance > 0) {
+		return nil, usageErrorf("--tolerance %v: must be > 0", o.tolerance)
+	}
+	switch o.by {
+	case report.ByRequest, report.ByRegion, report.ByScenario:
+	default:
+		return nil, usageErrorf("--by %q: want request, region or scenario", o.by)
+	}
+	if o.baseline != "" && o.prom.url != "" {
+		return nil, usageErrorf("give --baseline or --baseline-prometheus, not both")
+	}
+	jo, err := o.judge.options()
+	if err != nil {
+		return nil, err
+	}
+	if jo != nil && o.runA == "" {
+		return nil, usageErrorf("--judge needs two runs: a baseline has figures, not distributions")
+	}
+	req := &surgev1.CompareRequest{RunA: o.runA, RunB: o.runB, Tolerance: o.tolerance, By: o.by, WindowMs: o.window.Milliseconds(), Judge: jo}
+	if o.window <= 0 {
+		req.WindowMs = -1
+	}
+	return req, nil
+}
+
+// readBaseline reads --baseline or --baseline-prometheus into req's rows;
+// the Prometheus reader is returned for the monitors (nil otherwise).
+func (o compareOptions) readBaseline(ctx context.Context, req *surgev1.CompareRequest) (*baseline.Prometheus, error) {
+	var src baseline.Reader
+	var prom *baseline.Prometheus
+	switch {
+	case o.baseline != "":
+		src = baseline.CSVFile(o.baseline)
+	case o.prom.url != "":
+		p, err := o.prom.reader()
+		if err != nil {
+			return nil, err
 		}
-		if err := writeReport(o.junit, "junit report", func() ([]byte, error) { return report.CompareJUnit(resp) }); err != nil {
+		src, prom = p, p
+	default:
+		return nil, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	rows, err := src.Rows(rctx)
+	if err != nil {
+		return nil, fmt.Errorf("compare: %w", err)
+	}
+	req.Baseline = rows
+	return prom, nil
+}
+
+// output prints the comparison (text or JSON), writes --junit, and maps
+// the verdict to the exit status: the judge's when it ran, else 1 when a
+// metric diverged.
+func (o compareOptions) output(resp *surgev1.CompareResponse, stdout io.Writer) error {
+	if o.json {
+		b, err := report.CompareJSON(resp)
+		if err != nil {
 			return err
 		}
-		if j := resp.GetJudgement(); j != nil {
-			return judgeExit(j)
+		if _, err := stdout.Write(b); err != nil {
+			return err
 		}
-		if resp.GetDiverged() > 0 {
-			return &exitError{code: exitFailure, reported: true,
-				err: fmt.Errorf("%d metrics diverged beyond %.0f%%", resp.GetDiverged(), resp.GetTolerance()*100)}
-		}
-		return nil
-	})
+	} else if err := report.CompareText(stdout, resp); err != nil {
+		return fmt.Errorf("print comparison: %w", err)
+	}
+	if err := writeReport(o.junit, "junit report", func() ([]byte, error) { return report.CompareJUnit(resp) }); err != nil {
+		return err
+	}
+	if j := resp.GetJudgement(); j != nil {
+		return judgeExit(j)
+	}
+	if resp.GetDiverged() > 0 {
+		return &exitError{code: exitFailure, reported: true,
+			err: fmt.Errorf("%d metrics diverged beyond %.0f%%", resp.GetDiverged(), resp.GetTolerance()*100)}
+	}
+	return nil
 }
 
 // baselineMonitors evaluates run's monitor queries over production's range
