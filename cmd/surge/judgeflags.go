@@ -44,8 +44,8 @@ func (o judgeFlags) options() (*surgev1.JudgeOptions, error) {
 	switch {
 	case !(o.confidence > 0 && o.confidence < 1):
 		return nil, usageErrorf("--judge-confidence %v: want a level between 0 and 1, e.g. 0.98", o.confidence)
-	case !(o.increase >= 0) || !(o.decrease >= 0):
-		return nil, usageErrorf("--allowed-increase %v, --allowed-decrease %v: want fractions >= 0", o.increase, o.decrease)
+	case !(o.increase >= 0 && o.increase <= 1) || !(o.decrease >= 0 && o.decrease <= 1):
+		return nil, usageErrorf("--allowed-increase %v, --allowed-decrease %v: want fractions from 0 to 1 (0.05 allows 5%%)", o.increase, o.decrease)
 	case o.direction != "increase" && o.direction != "decrease" && o.direction != "either":
 		return nil, usageErrorf("--judge-direction %q: want increase, decrease or either", o.direction)
 	case !(o.marginSco >= 0 && o.marginSco <= o.passScore && o.passScore <= 100):

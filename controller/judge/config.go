@@ -68,8 +68,8 @@ func ParseConfig(file string, src []byte) (*Config, error) {
 			add(lines.at[name], "metrics.%s: unknown metric (known: %s, %s, monitor:NAME)", name, LatencyMetric, strings.Join(seriesMetrics, ", "))
 		case r.Direction != "" && r.Direction != "increase" && r.Direction != "decrease" && r.Direction != "either":
 			add(lines.at[name], "metrics.%s.direction %q: want increase, decrease or either", name, r.Direction)
-		case r.AllowedIncrease < 0 || r.AllowedDecrease < 0:
-			add(lines.at[name], "metrics.%s: allowed_increase and allowed_decrease are fractions >= 0", name)
+		case !(r.AllowedIncrease >= 0 && r.AllowedIncrease <= 1) || !(r.AllowedDecrease >= 0 && r.AllowedDecrease <= 1):
+			add(lines.at[name], "metrics.%s: allowed_increase and allowed_decrease are fractions from 0 to 1 (0.05 allows 5%%)", name)
 		}
 	}
 	c.Order = lines.order

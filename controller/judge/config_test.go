@@ -37,7 +37,7 @@ metrics:
 	}
 	for _, want := range []string{
 		"judge.yaml:1: confidence 2: want a level between 0 and 1",
-		"judge.yaml:3: metrics.latency_ms: allowed_increase and allowed_decrease are fractions >= 0",
+		"judge.yaml:3: metrics.latency_ms: allowed_increase and allowed_decrease are fractions from 0 to 1 (0.05 allows 5%)",
 		"judge.yaml:4: metrics.p75_ms: unknown metric (known: latency_ms, rps, error_rate, p50_ms, p95_ms, p99_ms, monitor:NAME)",
 		`judge.yaml:5: metrics.rps.direction "down": want increase, decrease or either`,
 	} {
